@@ -1,0 +1,390 @@
+"""The one YAML recipe format every subcommand reads.
+
+A recipe is a YAML file with the sections below; every key has a typed default, so a recipe
+names only what it changes. On the command line ``key.sub=value`` overrides one key, the value
+parsed as a YAML scalar (``train.lr=3e-4``, ``data.augment.consistent=false``,
+``method.name=simclr``). An unknown key, a wrong type or an out-of-range value is a
+:class:`~cltt.errors.RecipeError` whose one line names the key, what was expected and, for an
+unknown key, the closest valid one.
+
+    recipe = load_recipe("recipes/quickstart.yaml", ["train.epochs=2"])
+    recipe.data.window_size          # typed access
+    print(dump_recipe(recipe))       # the resolved recipe, as saved in a run dir
+
+Derived values (a scaled learning rate, the number of windows) are never written back here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional, Sequence
+
+import yaml
+
+from cltt.errors import RecipeError
+
+
+# --------------------------------------------------------------------------- schema
+
+
+@dataclass
+class AugmentConfig:
+    """Spatial and photometric augmentation of every view of a window."""
+
+    enabled: bool = True
+    consistent: bool = True  # one draw per window (True) or an independent draw per frame
+    crop_scale: list[float] = field(default_factory=lambda: [0.2, 1.0])
+    crop_ratio: list[float] = field(default_factory=lambda: [3 / 4, 4 / 3])
+    flip_p: float = 0.5
+    jitter_p: float = 0.8
+    jitter: list[float] = field(default_factory=lambda: [0.4, 0.4, 0.4, 0.1])  # b, c, s, hue
+    grayscale_p: float = 0.2
+    blur_p: float = 0.0
+    blur_sigma: list[float] = field(default_factory=lambda: [0.1, 2.0])
+
+    def validate(self, at: str) -> None:
+        _check_pair(self.crop_scale, f"{at}.crop_scale", low=0.0, high=1.0)
+        _check_pair(self.crop_ratio, f"{at}.crop_ratio", low=0.0)
+        _check_pair(self.blur_sigma, f"{at}.blur_sigma", low=0.0)
+        for name in ("flip_p", "jitter_p", "grayscale_p", "blur_p"):
+            _check_probability(getattr(self, name), f"{at}.{name}")
+        if len(self.jitter) != 4 or any(v < 0 for v in self.jitter) or self.jitter[3] > 0.5:
+            raise RecipeError(
+                f"recipe key '{at}.jitter' must be [brightness, contrast, saturation, hue] "
+                f"with values >= 0 and hue <= 0.5, got {self.jitter}"
+            )
+
+
+@dataclass
+class DataConfig:
+    """Where the frames are and how they become windows.
+
+    window(t) = [t, t+s, ..., t+(W-1)s] with W = window_size and s = frame_step; the next
+    window starts at t + window_stride; two_view_offset = k > 0 pairs window(t) with
+    window(t+k) of the same clip.
+    """
+
+    root: str = "data/digits"
+    window_size: int = 5
+    frame_step: int = 1
+    window_stride: int = 1
+    two_view_offset: int = 0
+    image_size: int = 64
+    num_workers: int = 2
+    cache_dir: Optional[str] = None  # manifests of read-only roots; default ~/.cache/cltt
+    boxes: Optional[str] = None  # CSV clip,frame,x1,y1,x2,y2; default ROOT/boxes.csv
+    object_focus: Literal["none", "boxes", "boxes_or_center"] = "none"
+    focus_blur_sigma: float = 6.0
+    center_box_fraction: float = 0.5
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def validate(self, at: str) -> None:
+        for name in ("window_size", "frame_step", "window_stride", "image_size"):
+            _check_min(getattr(self, name), f"{at}.{name}", 1)
+        _check_min(self.two_view_offset, f"{at}.two_view_offset", 0)
+        _check_min(self.num_workers, f"{at}.num_workers", 0)
+        if not 0 < self.center_box_fraction <= 1:
+            raise RecipeError(
+                f"recipe key '{at}.center_box_fraction' must be in (0, 1], "
+                f"got {self.center_box_fraction}"
+            )
+
+
+@dataclass
+class SyntheticConfig:
+    """Size of the built-in data that ``cltt extract --synthetic NAME`` writes."""
+
+    clips: int = 60
+    frames: int = 48
+    size: int = 64
+    max_objects: int = 3
+    seed: int = 0
+
+    def validate(self, at: str) -> None:
+        for name in ("clips", "frames", "max_objects"):
+            _check_min(getattr(self, name), f"{at}.{name}", 1)
+        _check_min(self.size, f"{at}.size", 24)
+        _check_min(self.seed, f"{at}.seed", 0)
+        if self.clips < 3:
+            raise RecipeError(
+                f"recipe key '{at}.clips' must be at least 3 (one clip per split), got {self.clips}"
+            )
+
+
+@dataclass
+class ExtractConfig:
+    """How ``cltt extract`` turns videos into frames."""
+
+    fps: Optional[float] = None  # target frames per second; None keeps the video's rate
+    every_nth: int = 1  # keep every n-th decoded frame (used when fps is None)
+    short_side: Optional[int] = None  # resize so the short side has this many pixels
+    center_crop: bool = False  # crop the centre square after resizing
+    jpeg_quality: int = 95
+    start: Optional[float] = None  # seconds
+    end: Optional[float] = None  # seconds
+    workers: int = 1
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+    def validate(self, at: str) -> None:
+        if self.fps is not None and self.fps <= 0:
+            raise RecipeError(f"recipe key '{at}.fps' must be > 0, got {self.fps}")
+        _check_min(self.every_nth, f"{at}.every_nth", 1)
+        if self.short_side is not None:
+            _check_min(self.short_side, f"{at}.short_side", 8)
+        if not 1 <= self.jpeg_quality <= 100:
+            raise RecipeError(
+                f"recipe key '{at}.jpeg_quality' must be in 1..100, got {self.jpeg_quality}"
+            )
+        if self.start is not None and self.start < 0:
+            raise RecipeError(f"recipe key '{at}.start' must be >= 0 seconds, got {self.start}")
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise RecipeError(
+                f"recipe key '{at}.end' ({self.end}) must be after '{at}.start' ({self.start})"
+            )
+        _check_min(self.workers, f"{at}.workers", 1)
+
+
+@dataclass
+class TrainConfig:
+    """How long and on how much data at once ``cltt train`` optimises."""
+
+    epochs: int = 10
+    batch_size: int = 32  # windows per optimizer step
+    seed: int = 0  # python, numpy, torch, augmentation and worker seeds derive from it
+
+    def validate(self, at: str) -> None:
+        _check_min(self.epochs, f"{at}.epochs", 1)
+        _check_min(self.batch_size, f"{at}.batch_size", 1)
+        _check_min(self.seed, f"{at}.seed", 0)
+
+
+@dataclass
+class Recipe:
+    """A whole recipe: one section per concern."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
+
+
+# --------------------------------------------------------------------------- range checks
+
+
+def _check_min(value: float, key: str, low: float) -> None:
+    if value < low:
+        raise RecipeError(f"recipe key '{key}' must be >= {low}, got {value}")
+
+
+def _check_probability(value: float, key: str) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise RecipeError(f"recipe key '{key}' is a probability and must be in [0, 1], got {value}")
+
+
+def _check_pair(pair: list[float], key: str, low: float, high: float | None = None) -> None:
+    ok = len(pair) == 2 and low <= pair[0] <= pair[1] and (high is None or pair[1] <= high)
+    if not ok:
+        bound = f" within [{low}, {high}]" if high is not None else f" >= {low}"
+        raise RecipeError(f"recipe key '{key}' must be [low, high] with low <= high{bound}, got {pair}")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_recipe(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Recipe:
+    """Read a recipe file (or the defaults when ``path`` is None) and apply ``key=value`` overrides."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise RecipeError(f"recipe file {path} does not exist; pass a YAML file such as recipes/quickstart.yaml")
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            raise RecipeError(f"recipe file {path} is not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise RecipeError(f"recipe file {path} must hold a mapping of sections (data:, train:, ...)")
+        tree = loaded
+    for override in overrides:
+        apply_override(tree, override)
+    return recipe_from_dict(tree)
+
+
+def apply_override(tree: dict[str, Any], override: str) -> None:
+    """Set ``a.b.c=value`` in a nested dict, the value parsed as a YAML scalar."""
+    key, sep, raw = override.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise RecipeError(f"override '{override}' must look like section.key=value, e.g. train.epochs=5")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    node = tree
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+def recipe_from_dict(tree: dict[str, Any]) -> Recipe:
+    """Build a typed, validated :class:`Recipe` from a nested dict (missing keys take defaults)."""
+    recipe = _build(Recipe, tree, "")
+    _validate(recipe, "")
+    return recipe
+
+
+def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
+    """The recipe as plain nested dicts and lists (YAML- and JSON-ready)."""
+    return dataclasses.asdict(recipe)
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    """The resolved recipe as YAML text, every key present."""
+    return yaml.safe_dump(recipe_to_dict(recipe), sort_keys=False, default_flow_style=None)
+
+
+def all_keys(cls: type = Recipe, prefix: str = "") -> list[str]:
+    """Every valid dotted key of a schema, sections included (``data``, ``data.window_size``, ...)."""
+    keys = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        keys.append(key)
+        if dataclasses.is_dataclass(hints[f.name]):
+            keys.extend(all_keys(hints[f.name], key + "."))
+    return keys
+
+
+def _build(cls: type, tree: Any, at: str) -> Any:
+    if tree is None:
+        tree = {}
+    if not isinstance(tree, dict):
+        raise RecipeError(f"recipe key '{at.rstrip('.') or '<top>'}' must be a mapping of keys, got {tree!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in tree:
+        if key not in names:
+            raise RecipeError(_unknown_key_message(f"{at}{key}"))
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name in tree:
+            values[f.name] = _coerce(tree[f.name], hints[f.name], f"{at}{f.name}")
+    return cls(**values)
+
+
+def _validate(node: Any, at: str) -> None:
+    for f in dataclasses.fields(node):
+        value = getattr(node, f.name)
+        if dataclasses.is_dataclass(value):
+            _validate(value, f"{at}{f.name}.")
+    check = getattr(node, "validate", None)
+    if check is not None:
+        check(at.rstrip("."))
+
+
+def _unknown_key_message(key: str) -> str:
+    candidates = all_keys()
+    parent = key.rpartition(".")[0]
+    siblings = [k for k in candidates if k.rpartition(".")[0] == parent]
+    close = difflib.get_close_matches(key, siblings, n=1, cutoff=0.5) or difflib.get_close_matches(
+        key, candidates, n=1, cutoff=0.6
+    )
+    hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys here: {', '.join(siblings)}"
+    return f"recipe key '{key}' is not known{hint}"
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(c) for c in typing.get_args(tp))
+    if origin is typing.Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return " or ".join(_type_name(a) for a in args) + " or null"
+    if origin in (list, tuple):
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if origin is dict:
+        return "a mapping"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping of keys"
+    return {int: "an int", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` and return it in canonical form."""
+
+    def wrong() -> RecipeError:
+        return RecipeError(
+            f"recipe key '{key}' must be {_type_name(tp)}, got {value!r} ({type(value).__name__})"
+        )
+
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key + ".")
+    if origin is typing.Union:
+        if value is None and type(None) in typing.get_args(tp):
+            return None
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        for candidate in inner:
+            try:
+                return _coerce(value, candidate, key)
+            except RecipeError:
+                continue
+        raise wrong()
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value in choices:
+            return value
+        close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.4)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise RecipeError(
+            f"recipe key '{key}' must be one of {', '.join(str(c) for c in choices)}, got {value!r}{hint}"
+        )
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise wrong()
+        (item,) = typing.get_args(tp)
+        return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise wrong()
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise wrong()
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise wrong()
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                raise wrong() from None
+        raise wrong()
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise wrong()
+    raise TypeError(f"recipe schema uses an unsupported type {tp!r} at {key}")

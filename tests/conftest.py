@@ -1,0 +1,40 @@
+"""Shared fixtures: small frames roots of real JPEGs on disk."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+
+def write_clip(root: Path, clip: str, num_frames: int, size: tuple[int, int] = (48, 64), name: str = "frame_{:d}.jpg") -> Path:
+    """A clip folder of JPEG frames whose content encodes the frame number (a moving square).
+
+    Frame i (1-based) has a square at x = 3 * i (mod width) and a grey band 10 * i along the top,
+    so tests can tell frames apart and read their order back.
+    """
+    folder = root / clip
+    folder.mkdir(parents=True, exist_ok=True)
+    height, width = size
+    for i in range(1, num_frames + 1):
+        image = np.full((height, width, 3), 30, dtype=np.uint8)
+        x = (3 * i) % (width - 8)
+        image[height // 2 - 4 : height // 2 + 4, x : x + 8] = (40, 220, 90)
+        image[:6, :] = min(255, 10 * i)
+        cv2.imwrite(str(folder / name.format(i)), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return folder
+
+
+@pytest.fixture
+def frames_root(tmp_path: Path) -> Path:
+    """Three clips of 12, 17 and 22 frames (48x64 JPEGs) under tmp_path/frames."""
+    root = tmp_path / "frames"
+    for c, n in enumerate((12, 17, 22)):
+        write_clip(root, f"clip{c}", n)
+    return root

@@ -1,0 +1,119 @@
+"""The recipe format: defaults, overrides, and one-line errors for bad keys and types."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cltt.errors import RecipeError
+from cltt.recipe import Recipe, all_keys, dump_recipe, load_recipe, recipe_from_dict
+
+RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("*.yaml"))
+
+
+def test_defaults_without_a_file():
+    recipe = load_recipe()
+    assert isinstance(recipe, Recipe)
+    assert recipe.data.window_size == 5
+    assert recipe.data.augment.consistent is True
+
+
+def test_file_then_overrides(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("data:\n  window_size: 3\n  augment:\n    flip_p: 0.0\n")
+    recipe = load_recipe(path, ["data.frame_step=2", "data.augment.consistent=false", "extract.fps=2.5"])
+    assert recipe.data.window_size == 3
+    assert recipe.data.frame_step == 2
+    assert recipe.data.augment.flip_p == 0.0
+    assert recipe.data.augment.consistent is False
+    assert recipe.extract.fps == 2.5
+
+
+def test_override_wins_over_file_and_parses_yaml_scalars(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("data:\n  window_size: 3\n")
+    recipe = load_recipe(path, ["data.window_size=7", "data.augment.crop_scale=[0.5, 1]", "data.cache_dir=null"])
+    assert recipe.data.window_size == 7
+    assert recipe.data.augment.crop_scale == [0.5, 1.0]
+    assert recipe.data.cache_dir is None
+
+
+def test_yaml_1_1_exponent_strings_are_numbers():
+    recipe = load_recipe(overrides=["extract.fps=1e1"])
+    assert recipe.extract.fps == 10.0
+
+
+def test_unknown_key_names_the_closest():
+    with pytest.raises(RecipeError, match=r"'data.windw_size' is not known; did you mean 'data.window_size'"):
+        load_recipe(overrides=["data.windw_size=3"])
+
+
+def test_unknown_section_names_the_closest():
+    with pytest.raises(RecipeError, match=r"'dta' is not known; did you mean 'data'"):
+        recipe_from_dict({"dta": {}})
+
+
+def test_unknown_nested_key():
+    with pytest.raises(RecipeError, match=r"'data.augment.flip' is not known; did you mean 'data.augment.flip_p'"):
+        load_recipe(overrides=["data.augment.flip=0.5"])
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("data.window_size=three", r"'data.window_size' must be an int, got 'three' \(str\)"),
+        ("data.window_size=2.5", r"'data.window_size' must be an int"),
+        ("data.augment.consistent=maybe", r"'data.augment.consistent' must be true or false"),
+        ("data.augment.crop_scale=0.5", r"'data.augment.crop_scale' must be a list of a number"),
+        ("data.object_focus=box", r"must be one of none, boxes, boxes_or_center, got 'box'; did you mean 'boxes'"),
+        ("data.window_size=0", r"'data.window_size' must be >= 1, got 0"),
+        ("data.augment.flip_p=1.5", r"'data.augment.flip_p' is a probability"),
+        ("data.augment.crop_scale=[0.9, 0.2]", r"'data.augment.crop_scale' must be \[low, high\]"),
+        ("data=3", r"'data' must be a mapping"),
+    ],
+)
+def test_wrong_values_fail_with_one_line(override, expected):
+    with pytest.raises(RecipeError, match=expected) as info:
+        load_recipe(overrides=[override])
+    assert "\n" not in str(info.value)
+
+
+def test_malformed_override():
+    with pytest.raises(RecipeError, match="must look like section.key=value"):
+        load_recipe(overrides=["=3"])
+
+
+def test_missing_and_invalid_files(tmp_path):
+    with pytest.raises(RecipeError, match="does not exist"):
+        load_recipe(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: [unclosed\n")
+    with pytest.raises(RecipeError, match="is not valid YAML at line"):
+        load_recipe(bad)
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("3\n")
+    with pytest.raises(RecipeError, match="must hold a mapping"):
+        load_recipe(scalar)
+
+
+def test_dump_round_trips():
+    recipe = load_recipe(overrides=["data.window_size=9", "data.augment.jitter=[0.1, 0.2, 0.3, 0.05]"])
+    again = recipe_from_dict(yaml.safe_load(dump_recipe(recipe)))
+    assert again == recipe
+
+
+def test_every_key_listed():
+    keys = all_keys()
+    assert "data.augment.crop_scale" in keys and "extract.synthetic.seed" in keys
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=[p.name for p in RECIPES])
+def test_checked_in_recipes_load(path):
+    load_recipe(path)
+
+
+def test_egocentric_recipe_matches_the_lab_config():
+    recipe = load_recipe(Path(__file__).parent.parent / "recipes" / "egocentric.yaml")
+    assert (recipe.data.window_size, recipe.data.frame_step, recipe.data.window_stride) == (5, 2, 10)
