@@ -1,0 +1,48 @@
+"""From a recipe's ``data`` section to an up-to-date manifest and a windows dataset."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from cltt.data.dataset import WindowDataset
+from cltt.data.focus import load_boxes
+from cltt.data.manifest import IndexResult, index_frames
+from cltt.data.windows import WindowSpec
+from cltt.recipe import DataConfig
+
+
+def open_frames(data: DataConfig, rebuild: bool = False) -> IndexResult:
+    """The manifest of ``data.root``, reused when fresh, rebuilt when stale."""
+    return index_frames(data.root, data.cache_dir, rebuild=rebuild)
+
+
+def windows_dataset(
+    data: DataConfig,
+    index: IndexResult,
+    *,
+    views: int = 1,
+    augment: bool = True,
+    seed: int = 0,
+    dtype: str = "uint8",
+) -> WindowDataset:
+    """A :class:`WindowDataset` configured by ``data``; ``augment=False`` gives centre views."""
+    boxes = None
+    if data.object_focus != "none":
+        path = Path(data.boxes) if data.boxes else Path(data.root) / "boxes.csv"
+        if data.boxes or path.is_file() or data.object_focus == "boxes":
+            boxes = load_boxes(path, index.manifest)
+    augment_config = data.augment if augment else dataclasses.replace(data.augment, enabled=False)
+    return WindowDataset(
+        index.manifest,
+        WindowSpec.from_recipe(data),
+        data.image_size,
+        augment_config,
+        views=views,
+        seed=seed,
+        dtype=dtype,
+        boxes=boxes,
+        focus=data.object_focus,
+        focus_blur_sigma=data.focus_blur_sigma,
+        center_box_fraction=data.center_box_fraction,
+    )

@@ -1,0 +1,131 @@
+"""The windows dataset: a sample is one or two augmented views of a window of frames.
+
+    sample = dataset[i]            # or dataset[(i, epoch)]: augmentation drawn from (seed, epoch, i)
+    sample["views"]                # uint8 [V, T, 3, S, S] (float in [0, 1] with dtype="float")
+    sample["index"], sample["replaced"]
+
+V = 2 when ``two_view_offset`` k > 0 (view 1 is window(t + k)) or when ``views=2`` is asked
+for (two augmentations of the same window, SimCLR's positives); else V = 1. T = window_size,
+S = image_size. Augmentations are a pure function of (seed, epoch, index), so a resumed run and
+any number of DataLoader workers see exactly the same samples.
+
+A frame that cannot be decoded is logged with its path, and the sample is replaced by the next
+window (``replaced`` counts how many were skipped), so one bad JPEG never stops an epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from cltt.data.decode import CorruptFrameError, read_rgb, reduction_for
+from cltt.data.focus import FrameBoxes, blur_outside, center_box
+from cltt.data.manifest import Manifest
+from cltt.data.transforms import WindowAugment
+from cltt.data.windows import WindowSpec, build_windows, require_windows
+from cltt.errors import CLTTError
+from cltt.recipe import AugmentConfig
+
+log = logging.getLogger("cltt.data")
+
+MAX_REPLACEMENTS = 16
+
+
+class WindowDataset(Dataset):
+    def __init__(
+        self,
+        manifest: Manifest,
+        spec: WindowSpec,
+        image_size: int,
+        augment: AugmentConfig,
+        views: int = 1,
+        seed: int = 0,
+        dtype: str = "uint8",
+        boxes: FrameBoxes | None = None,
+        focus: str = "none",
+        focus_blur_sigma: float = 6.0,
+        center_box_fraction: float = 0.5,
+    ):
+        if dtype not in ("uint8", "float"):
+            raise ValueError(f"dtype must be 'uint8' or 'float', got {dtype!r}")
+        if focus != "none" and boxes is None and focus != "boxes_or_center":
+            raise CLTTError("data.object_focus=boxes needs a boxes file (data.boxes, or ROOT/boxes.csv)")
+        self.manifest = manifest
+        self.spec = spec
+        self.table = build_windows(manifest.frame_counts, spec)
+        require_windows(self.table, manifest.frame_counts, manifest.root)
+        self.image_size = image_size
+        self.augment = WindowAugment(augment, image_size)
+        self.view_offsets = [0, spec.two_view_offset] if spec.two_view_offset > 0 else [0] * views
+        self.seed = seed
+        self.dtype = dtype
+        self.boxes = boxes
+        self.focus = focus
+        self.focus_blur_sigma = focus_blur_sigma
+        self.center_box_fraction = center_box_fraction
+        first = manifest.frame_path(int(self.table.clip[0]), int(self.table.start[0]))
+        try:
+            height, width = read_rgb(first).shape[:2]
+        except CorruptFrameError:
+            height = width = image_size  # decode everything in full; the bad frame is skipped later
+        # boxes and crops are in original pixels; decoding at 1/reduction scales them
+        self.reduction = reduction_for(min(height, width), image_size)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    @property
+    def clips_skipped(self) -> int:
+        """Clips too short for one window."""
+        return self.table.clips_skipped
+
+    def window_frames(self, index: int) -> list[list[int]]:
+        """Global frame numbers of each view of sample ``index``: ``[V][T]``."""
+        clip, start = int(self.table.clip[index]), int(self.table.start[index])
+        offset = int(self.manifest.clip_offsets[clip])
+        spec = self.spec
+        return [
+            [offset + f for f in (start + view_offset + spec.frame_step * np.arange(spec.window_size)).tolist()]
+            for view_offset in self.view_offsets
+        ]
+
+    def __getitem__(self, key) -> dict:
+        index, epoch = key if isinstance(key, tuple) else (key, 0)
+        for replaced in range(MAX_REPLACEMENTS):
+            candidate = (index + replaced) % len(self)
+            try:
+                views = self._load(candidate, np.random.default_rng([self.seed, epoch, candidate]))
+            except CorruptFrameError as err:
+                log.warning("%s; sample %d replaced by the next window", err, candidate)
+                continue
+            return {"views": views, "index": candidate, "replaced": replaced}
+        raise CLTTError(
+            f"{MAX_REPLACEMENTS} windows in a row from sample {index} have corrupt frames; "
+            f"run cltt index {self.manifest.root} --verify to list them"
+        )
+
+    def _load(self, index: int, rng: np.random.Generator) -> torch.Tensor:
+        decoded: dict[int, np.ndarray] = {}
+        views = []
+        for frames in self.window_frames(index):
+            for frame in frames:
+                if frame not in decoded:
+                    decoded[frame] = self._decode(frame)
+            views.append(self.augment([decoded[f] for f in frames], rng))
+        out = torch.stack(views)
+        return out.float().div_(255) if self.dtype == "float" else out
+
+    def _decode(self, global_frame: int) -> np.ndarray:
+        clip = self.manifest.clip_of_frame(global_frame)
+        path = os.path.join(self.manifest.root, self.manifest.clips[clip], self.manifest.frame_name(global_frame))
+        image = read_rgb(path, self.reduction)
+        if self.focus == "none":
+            return image
+        boxes = self.boxes.of_frame(global_frame) / self.reduction if self.boxes is not None else np.zeros((0, 4))
+        if len(boxes) == 0 and self.focus == "boxes_or_center":
+            boxes = center_box(image.shape[0], image.shape[1], self.center_box_fraction)
+        return blur_outside(image, boxes, self.focus_blur_sigma / self.reduction)

@@ -1,0 +1,281 @@
+"""Index a frames root into a compact manifest, and keep it up to date.
+
+Layout on disk: ``root/<clip>/<frame>.jpg|png|...``. A clip is any directory that directly holds
+image files, so ``root/<label>/<clip>/`` and CLEVRER-style nesting work too; the clip's name is
+its path relative to the root (``/``-separated). Frames sort in natural order of their names
+(``frame_2`` before ``frame_10``); hidden files, macOS ``._*`` sidecars and non-images are
+ignored, and one clip may mix extensions.
+
+The manifest is one ``.npz`` file: clip names, frame counts, every frame name in one UTF-8 blob
+(``\\n``-separated), and the modification time of every directory scanned. Adding, removing or
+renaming a frame or clip changes a directory's mtime, so checking freshness costs one ``stat``
+per directory, not a rescan. A million frame names take about 20 MB of memory in this form,
+against hundreds of MB as Python lists of paths.
+
+It is written to ``root/.cltt/manifest.npz`` (a hidden folder, so rewriting the manifest never
+changes the root's own mtime); when the root is read-only (shared cluster
+storage) it goes to ``cache_dir/manifests/<hash of the root path>.npz`` instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cltt.errors import CLTTError
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+MANIFEST_DIR = ".cltt"  # hidden folder beside the clips for cltt's own files
+FORMAT_VERSION = 1
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key that orders embedded numbers by value: ``frame_2`` < ``frame_10``.
+
+    Text parts compare case-insensitively; the name itself breaks ties so the order is total.
+    """
+    parts = _DIGITS.split(name)
+    return tuple(int(p) if i % 2 else p.casefold() for i, p in enumerate(parts)) + (name,)
+
+
+def natural_sorted(names: list[str]) -> list[str]:
+    """``names`` in natural order (see :func:`natural_key`)."""
+    return sorted(names, key=natural_key)
+
+
+def is_frame_file(name: str) -> bool:
+    """True for image files that count as frames (not hidden, not a macOS ``._`` sidecar)."""
+    if name.startswith("."):
+        return False
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def default_cache_dir() -> Path:
+    """``$CLTT_CACHE``, else ``$XDG_CACHE_HOME/cltt``, else ``~/.cache/cltt``."""
+    if os.environ.get("CLTT_CACHE"):
+        return Path(os.environ["CLTT_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "cltt"
+
+
+@dataclass
+class Manifest:
+    """Clips and frame names of one frames root, in natural order.
+
+    Frames are numbered globally: clip ``c`` holds global frames
+    ``clip_offsets[c] .. clip_offsets[c] + frame_counts[c] - 1``.
+    """
+
+    root: Path
+    clips: list[str]
+    frame_counts: np.ndarray  # [num_clips] int64
+    names_blob: np.ndarray  # [bytes] uint8, frame names joined by b"\n"
+    dirs: list[str]  # every directory scanned, relative to root ("" is the root)
+    dir_mtimes: np.ndarray  # [len(dirs)] int64 nanoseconds
+
+    def __post_init__(self) -> None:
+        self.clip_offsets = np.concatenate([[0], np.cumsum(self.frame_counts)]).astype(np.int64)
+        ends = np.flatnonzero(self.names_blob == ord("\n"))
+        self._name_starts = np.concatenate([[0], ends + 1]).astype(np.int64)
+        self._name_ends = np.concatenate([ends, [len(self.names_blob)]]).astype(np.int64)
+        if self.num_frames == 0:
+            self._name_starts = self._name_ends = np.zeros(0, dtype=np.int64)
+        self._clip_index = {name: i for i, name in enumerate(self.clips)}
+
+    @property
+    def num_clips(self) -> int:
+        return len(self.clips)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.clip_offsets[-1])
+
+    def clip_index(self, clip: str) -> int:
+        """Index of a clip by name; KeyError if the root has no such clip."""
+        return self._clip_index[clip]
+
+    def frame_name(self, global_frame: int) -> str:
+        """File name of frame number ``global_frame`` (global numbering)."""
+        start, end = self._name_starts[global_frame], self._name_ends[global_frame]
+        return self.names_blob[start:end].tobytes().decode("utf-8")
+
+    def frame_names(self, clip: int) -> list[str]:
+        """All frame file names of clip number ``clip``, in order."""
+        first, last = self.clip_offsets[clip], self.clip_offsets[clip + 1]
+        return [self.frame_name(i) for i in range(first, last)]
+
+    def frame_path(self, clip: int, frame: int) -> str:
+        """Path of frame ``frame`` (0-based, within the clip) of clip number ``clip``."""
+        name = self.frame_name(int(self.clip_offsets[clip]) + frame)
+        return os.path.join(self.root, self.clips[clip], name)
+
+    def clip_of_frame(self, global_frame: int) -> int:
+        """Clip number holding frame ``global_frame``."""
+        return int(np.searchsorted(self.clip_offsets, global_frame, side="right") - 1)
+
+    def is_fresh(self) -> bool:
+        """True when no scanned directory changed since the manifest was built."""
+        for rel, mtime in zip(self.dirs, self.dir_mtimes):
+            try:
+                if os.stat(os.path.join(self.root, rel)).st_mtime_ns != mtime:
+                    return False
+            except OSError:
+                return False
+        return True
+
+    # ---------------------------------------------------------------- persistence
+
+    def save(self, path: Path) -> None:
+        """Write atomically: a temp file in the same folder, then rename."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(
+                handle,
+                version=np.int64(FORMAT_VERSION),
+                root=np.array(str(self.root)),
+                clips=np.array("\n".join(self.clips)),
+                frame_counts=self.frame_counts,
+                names_blob=self.names_blob,
+                dirs=np.array("\n".join(self.dirs)),
+                dir_mtimes=self.dir_mtimes,
+            )
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> "Manifest | None":
+        """Read a manifest; None if it is missing, unreadable or of another format version."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if int(data["version"]) != FORMAT_VERSION:
+                    return None
+                clips = str(data["clips"])
+                dirs = str(data["dirs"])
+                return cls(
+                    root=Path(str(data["root"])),
+                    clips=clips.split("\n") if clips else [],
+                    frame_counts=data["frame_counts"].astype(np.int64),
+                    names_blob=data["names_blob"].astype(np.uint8),
+                    dirs=dirs.split("\n"),
+                    dir_mtimes=data["dir_mtimes"].astype(np.int64),
+                )
+        except (OSError, ValueError, KeyError, EOFError):
+            return None
+
+
+# --------------------------------------------------------------------------- scanning
+
+
+def _scan_dir(path: str) -> tuple[list[str], list[str], int]:
+    """Frame names and subdirectory names directly in ``path``, and its mtime."""
+    frames, subdirs = [], []
+    mtime = os.stat(path).st_mtime_ns
+    with os.scandir(path) as entries:
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir():
+                subdirs.append(entry.name)
+            elif is_frame_file(entry.name):
+                frames.append(entry.name)
+    return frames, subdirs, mtime
+
+
+def scan_frames(root: str | Path, threads: int = 16) -> Manifest:
+    """Walk ``root`` and build a manifest of every clip directory and its frames.
+
+    Directories are listed by a thread pool, which hides the latency of network file systems.
+    """
+    root = Path(root).absolute()
+    check_root(root)
+    clips: dict[str, list[str]] = {}
+    dirs: dict[str, int] = {}
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        pending = {pool.submit(_scan_dir, str(root)): ""}
+        while pending:
+            done = next(iter(pending))
+            rel = pending.pop(done)
+            frames, subdirs, mtime = done.result()
+            dirs[rel] = mtime
+            if frames:
+                clips[rel or "."] = frames
+            for sub in subdirs:
+                sub_rel = f"{rel}/{sub}" if rel else sub
+                pending[pool.submit(_scan_dir, str(root / sub_rel))] = sub_rel
+    clip_names = natural_sorted([c for c in clips])
+    ordered = [natural_sorted(clips[c]) for c in clip_names]
+    blob = "\n".join("\n".join(names) for names in ordered).encode("utf-8")
+    dir_names = sorted(dirs)
+    return Manifest(
+        root=root,
+        clips=clip_names,
+        frame_counts=np.array([len(n) for n in ordered], dtype=np.int64),
+        names_blob=np.frombuffer(blob, dtype=np.uint8).copy(),
+        dirs=dir_names,
+        dir_mtimes=np.array([dirs[d] for d in dir_names], dtype=np.int64),
+    )
+
+
+def check_root(root: Path) -> None:
+    """One clear error for a root that is missing or not a folder."""
+    if not root.exists():
+        raise CLTTError(
+            f"frames root {root} does not exist; extract frames first "
+            f"(cltt extract VIDEOS --out {root}, or cltt extract --synthetic moving-digits --out {root})"
+        )
+    if not root.is_dir():
+        raise CLTTError(f"frames root {root} is a file, not a folder of clip folders")
+
+
+def manifest_locations(root: Path, cache_dir: str | Path | None) -> list[Path]:
+    """Where the manifest of ``root`` may live: beside the frames, then in the cache."""
+    digest = hashlib.sha1(str(root.absolute()).encode()).hexdigest()[:16]
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    return [root / MANIFEST_DIR / "manifest.npz", cache / "manifests" / f"{root.name}-{digest}.npz"]
+
+
+@dataclass
+class IndexResult:
+    manifest: Manifest
+    path: Path | None  # where it was stored (None: could not store it anywhere)
+    status: str  # "reused", "built" or "rebuilt"
+
+
+def index_frames(root: str | Path, cache_dir: str | Path | None = None, rebuild: bool = False) -> IndexResult:
+    """Return an up-to-date manifest of ``root``, reusing a stored one when it is still fresh."""
+    root = Path(root).absolute()
+    check_root(root)
+    locations = manifest_locations(root, cache_dir)
+    try:  # created before scanning, so the root's recorded mtime already includes it
+        locations[0].parent.mkdir(exist_ok=True)
+    except OSError:
+        locations = locations[1:]
+    existed = False
+    if not rebuild:
+        for path in locations:
+            stored = Manifest.load(path) if path.is_file() else None
+            existed = existed or path.is_file()
+            if stored is not None and stored.root == root and stored.is_fresh():
+                return IndexResult(stored, path, "reused")
+    manifest = scan_frames(root)
+    if manifest.num_clips == 0:
+        raise CLTTError(
+            f"no frames under {root}: expected {root}/<clip>/<frame>.jpg (or .png); "
+            f"run cltt extract first"
+        )
+    saved_to = None
+    for path in locations:
+        try:
+            manifest.save(path)
+        except OSError:
+            continue
+        saved_to = path
+        break
+    return IndexResult(manifest, saved_to, "rebuilt" if existed else "built")

@@ -1,0 +1,93 @@
+"""Window arithmetic: which frames of which clip form each training sample.
+
+With W = ``window_size``, s = ``frame_step``, r = ``window_stride`` and k = ``two_view_offset``:
+
+    window(t) = [t, t+s, ..., t+(W-1)s]          frames of one view, t = 0, r, 2r, ...
+    view v of sample (c, t) = window(t + v*k)    v = 0 (and v = 1 when k > 0)
+
+A window spans ``(W-1)s + 1`` frames; a sample needs ``span + k`` frames (``span`` when k = 0)
+of the same clip, so windows never cross clips. A clip of n frames yields
+``max(0, floor((n - span - k) / r) + 1)`` samples; clips too short for one are skipped and
+counted. Windows are two int arrays (clip, start), 8 bytes per window, however many there are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cltt.errors import CLTTError
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    window_size: int
+    frame_step: int = 1
+    window_stride: int = 1
+    two_view_offset: int = 0
+
+    @classmethod
+    def from_recipe(cls, data) -> "WindowSpec":
+        """The window arithmetic of a recipe's ``data`` section."""
+        return cls(data.window_size, data.frame_step, data.window_stride, data.two_view_offset)
+
+    @property
+    def span(self) -> int:
+        """Frames from the first to the last frame of one window, both included."""
+        return (self.window_size - 1) * self.frame_step + 1
+
+    @property
+    def reach(self) -> int:
+        """Frames a whole sample needs: its window and, with two views, the offset one."""
+        return self.span + self.two_view_offset
+
+    def windows_in_clip(self, num_frames: np.ndarray | int) -> np.ndarray:
+        """How many samples a clip (or each of an array of clips) of ``num_frames`` frames yields."""
+        n = np.asarray(num_frames, dtype=np.int64)
+        return np.maximum(0, (n - self.reach) // self.window_stride + 1) * (n >= self.reach)
+
+    def frame_indices(self, start: int, view: int = 0) -> np.ndarray:
+        """Frame numbers (within the clip) of view ``view`` of the sample starting at ``start``."""
+        first = start + view * self.two_view_offset
+        return first + self.frame_step * np.arange(self.window_size)
+
+    def describe(self) -> str:
+        text = f"window_size {self.window_size}, frame_step {self.frame_step}, window_stride {self.window_stride}"
+        return text + (f", two_view_offset {self.two_view_offset}" if self.two_view_offset else "")
+
+
+@dataclass
+class WindowTable:
+    """Every sample of a frames root: ``clip[i]`` and ``start[i]`` of sample ``i``."""
+
+    spec: WindowSpec
+    clip: np.ndarray  # [num_windows] int32
+    start: np.ndarray  # [num_windows] int32
+    clips_skipped: int  # clips too short for one sample
+
+    def __len__(self) -> int:
+        return len(self.clip)
+
+
+def build_windows(frame_counts: np.ndarray, spec: WindowSpec) -> WindowTable:
+    """All samples over clips of the given frame counts, clip by clip, start by start."""
+    frame_counts = np.asarray(frame_counts, dtype=np.int64)
+    per_clip = spec.windows_in_clip(frame_counts)
+    total = int(per_clip.sum())
+    clip = np.repeat(np.arange(len(frame_counts), dtype=np.int32), per_clip)
+    first_of_clip = np.repeat(np.cumsum(per_clip) - per_clip, per_clip)
+    start = ((np.arange(total, dtype=np.int64) - first_of_clip) * spec.window_stride).astype(np.int32)
+    return WindowTable(spec, clip, start, int((per_clip == 0).sum()))
+
+
+def require_windows(table: WindowTable, frame_counts: np.ndarray, root) -> None:
+    """One clear error when no clip is long enough for a single sample."""
+    if len(table) == 0:
+        longest = int(np.max(frame_counts)) if len(frame_counts) else 0
+        spec = table.spec
+        raise CLTTError(
+            f"no clip under {root} is long enough for one window: a sample needs {spec.reach} "
+            f"frames ({spec.describe()}) and the longest clip has {longest}; lower "
+            f"data.window_size, data.frame_step or data.two_view_offset"
+        )
