@@ -1,0 +1,222 @@
+"""Built-in synthetic datasets: real files on disk, read back with cv2."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from cltt.data.clipwriter import read_marker
+from cltt.data.synthetic import GENERATORS, digit_samples, write_synthetic
+from cltt.errors import CLTTError
+from cltt.recipe import SyntheticConfig
+
+TINY = SyntheticConfig(clips=6, frames=8, size=32, max_objects=3, seed=0)
+NAMES = sorted(GENERATORS)
+
+
+def write(name: str, out: Path, config: SyntheticConfig = TINY, workers: int = 1) -> list:
+    return list(write_synthetic(name, out, config, workers=workers))
+
+
+def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def masks_of(out: Path, clip: str) -> np.ndarray:
+    with np.load(out / clip / "masks.npz") as data:
+        return data["masks"]
+
+
+def all_files(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module", params=NAMES)
+def written(request, tmp_path_factory):
+    """(name, out, results) of one run of each generator with the tiny config."""
+    out = tmp_path_factory.mktemp(request.param)
+    return request.param, out, write(request.param, out)
+
+
+def test_layout_and_file_counts(written):
+    _, out, results = written
+    clips = [f"clip_{i:04d}" for i in range(TINY.clips)]
+    assert sorted(r.clip for r in results) == clips
+    assert all(r.status == "done" and r.frames == TINY.frames for r in results)
+    assert sorted(p.name for p in out.iterdir()) == ["boxes.csv", *clips, "labels.csv"]
+    for clip in clips:
+        frames = sorted((out / clip).glob("frame_*.jpg"))
+        assert [p.name for p in frames] == [f"frame_{t:06d}.jpg" for t in range(1, TINY.frames + 1)]
+        image = cv2.imread(str(frames[0]))
+        assert image.shape == (TINY.size, TINY.size, 3)
+        masks = masks_of(out, clip)
+        assert masks.shape == (TINY.frames, TINY.size, TINY.size) and masks.dtype == np.uint8
+        assert read_marker(out, clip)["frames"] == TINY.frames
+
+
+def test_labels_match_masks(written):
+    name, out, _ = written
+    header, rows = read_csv(out / "labels.csv")
+    assert header == ["clip", "label", "split"]
+    assert [r["clip"] for r in rows] == [f"clip_{i:04d}" for i in range(TINY.clips)]
+    for row in rows:
+        extra = read_marker(out, row["clip"])["extra"]
+        ids = set(np.unique(masks_of(out, row["clip"]))) - {0}
+        assert ids == set(range(1, extra["objects"] + 1)), "every object is visible somewhere"
+        assert 1 <= extra["objects"] <= TINY.max_objects
+        assert extra["label"] == row["label"] and extra["split"] == row["split"]
+        if name == "bouncing-balls":
+            assert row["label"] == str(len(ids))
+        else:
+            assert len(extra["digits"]) == len(ids)
+            assert row["label"] == (str(extra["digits"][0]) if len(ids) == 1 else "")
+    if name == "moving-digits":
+        assert sum(r["label"] != "" for r in rows) >= TINY.clips // 2
+
+
+def test_digit_pixels_match_masks(tmp_path):
+    out = tmp_path / "d"
+    write("moving-digits", out)
+    for clip in ("clip_0000", "clip_0003"):
+        gray = cv2.imread(str(out / clip / "frame_000004.jpg"), cv2.IMREAD_GRAYSCALE).astype(int)
+        mask = masks_of(out, clip)[3]
+        assert gray[mask > 0].mean() > 150 and gray[mask == 0].mean() < 30
+
+
+def test_boxes_are_mask_bounding_boxes(written):
+    _, out, _ = written
+    header, rows = read_csv(out / "boxes.csv")
+    assert header == ["clip", "frame", "x1", "y1", "x2", "y2"]
+    expected = []
+    for i in range(TINY.clips):
+        clip = f"clip_{i:04d}"
+        for t, mask in enumerate(masks_of(out, clip)):
+            for k in sorted(set(np.unique(mask)) - {0}):
+                ys, xs = np.nonzero(mask == k)
+                expected.append([clip, f"frame_{t + 1:06d}.jpg", xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+    got = [[r["clip"], r["frame"], *(int(r[k]) for k in ("x1", "y1", "x2", "y2"))] for r in rows]
+    assert got == [[c, f, *map(int, box)] for c, f, *box in expected]
+    for r in rows:
+        assert (out / r["clip"] / r["frame"]).is_file()
+
+
+def test_splits_hold_out_whole_clips(written):
+    _, out, _ = written
+    _, rows = read_csv(out / "labels.csv")
+    splits = [r["split"] for r in rows]
+    assert set(splits) == {"train", "val", "test"}
+    assert len({r["clip"] for r in rows}) == len(rows), "one split per clip"
+    assert splits.count("train") > splits.count("val")
+
+
+def test_stratified_splits_on_more_clips(tmp_path):
+    config = SyntheticConfig(clips=60, frames=2, size=24, max_objects=3, seed=1)
+    list(write_synthetic("bouncing-balls", tmp_path, config))
+    _, rows = read_csv(tmp_path / "labels.csv")
+    for label in ("1", "2", "3"):
+        splits = [r["split"] for r in rows if r["label"] == label]
+        assert (splits.count("train"), splits.count("val"), splits.count("test")) == (14, 3, 3)
+
+
+def test_train_digits_never_in_test(tmp_path):
+    config = SyntheticConfig(clips=20, frames=2, size=24, max_objects=3, seed=3)
+    list(write_synthetic("moving-digits", tmp_path, config))
+    used = {"train": set(), "val": set(), "test": set()}
+    for clip in sorted(p.name for p in tmp_path.glob("clip_*")):
+        extra = read_marker(tmp_path, clip)["extra"]
+        used[extra["split"]].update(extra["samples"])
+    assert used["train"] and used["test"]
+    assert not used["train"] & used["test"] and not used["train"] & used["val"] and not used["val"] & used["test"]
+    _, _, pools = digit_samples()
+    assert not set(pools["train"]) & set(pools["test"])
+    for split, samples in used.items():
+        assert samples <= set(pools[split].tolist())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_two_runs_are_byte_identical(name, tmp_path):
+    write(name, tmp_path / "a")
+    write(name, tmp_path / "b", workers=2)
+    a, b = all_files(tmp_path / "a"), all_files(tmp_path / "b")
+    assert a.keys() == b.keys() and a == b
+
+
+def test_seed_changes_the_data(tmp_path):
+    write("bouncing-balls", tmp_path / "a")
+    write("bouncing-balls", tmp_path / "b", SyntheticConfig(clips=6, frames=8, size=32, max_objects=3, seed=1))
+    frame = "clip_0000/frame_000001.jpg"
+    assert (tmp_path / "a" / frame).read_bytes() != (tmp_path / "b" / frame).read_bytes()
+
+
+def test_rerun_skips_finished_clips(tmp_path):
+    write("bouncing-balls", tmp_path)
+    first = all_files(tmp_path)
+    clip_paths = [*tmp_path.glob("clip_*"), *tmp_path.glob("clip_*/*")]
+    stamps = {p: p.stat().st_mtime_ns for p in clip_paths}
+    os.remove(tmp_path / "labels.csv")
+    os.remove(tmp_path / "boxes.csv")
+    frames = []
+    results = list(write_synthetic("bouncing-balls", tmp_path, TINY, on_frames=frames.append))
+    assert [r.status for r in results] == ["skipped"] * TINY.clips
+    assert frames == []
+    assert {p: p.stat().st_mtime_ns for p in clip_paths} == stamps
+    assert all_files(tmp_path) == first, "labels.csv and boxes.csv come back identical"
+
+
+def test_partial_clip_is_redone(tmp_path):
+    write("moving-digits", tmp_path)
+    before = all_files(tmp_path)
+    clip = tmp_path / "clip_0001"
+    partial = tmp_path / ".clip_0001.partial"
+    clip.rename(partial)
+    for frame in sorted(partial.glob("frame_*.jpg"))[3:]:  # as if killed after 3 frames
+        frame.unlink()
+    frames = []
+    results = list(write_synthetic("moving-digits", tmp_path, TINY, on_frames=frames.append))
+    assert {r.clip: r.status for r in results}["clip_0001"] == "done"
+    assert sum(r.status == "skipped" for r in results) == TINY.clips - 1
+    assert frames == [TINY.frames]
+    assert not partial.exists()
+    assert all_files(tmp_path) == before
+
+
+def test_foreign_or_different_folders_fail_without_damage(tmp_path):
+    (tmp_path / "clip_0002").mkdir(parents=True)
+    (tmp_path / "clip_0002" / "mine.txt").write_text("keep me")
+    results = {r.clip: r for r in write("bouncing-balls", tmp_path)}
+    assert results["clip_0002"].status == "failed" and "not written by cltt" in results["clip_0002"].message
+    assert (tmp_path / "clip_0002" / "mine.txt").read_text() == "keep me"
+    _, rows = read_csv(tmp_path / "labels.csv")
+    assert "clip_0002" not in {r["clip"] for r in rows} and len(rows) == TINY.clips - 1
+
+    other = SyntheticConfig(clips=6, frames=8, size=32, max_objects=3, seed=5)
+    results = write("bouncing-balls", tmp_path, other)
+    assert {r.status for r in results} == {"failed"}
+    assert "other options" in results[0].message
+
+
+def test_unknown_generator_suggests_a_name(tmp_path):
+    with pytest.raises(CLTTError, match="did you mean 'moving-digits'"):
+        write_synthetic("moving-digit", tmp_path, TINY)
+    with pytest.raises(CLTTError, match="bouncing-balls, moving-digits"):
+        write_synthetic("clevr", tmp_path, TINY)
+    assert not any(tmp_path.iterdir()), "nothing written"
+
+
+def test_bad_config_is_a_clear_error(tmp_path):
+    with pytest.raises(CLTTError, match="clips"):
+        write_synthetic("bouncing-balls", tmp_path, SyntheticConfig(clips=2))
+
+
+def test_single_object_digits_are_all_labelled(tmp_path):
+    config = SyntheticConfig(clips=4, frames=2, size=24, max_objects=1, seed=0)
+    list(write_synthetic("moving-digits", tmp_path, config))
+    _, rows = read_csv(tmp_path / "labels.csv")
+    assert all(r["label"].isdigit() for r in rows)
