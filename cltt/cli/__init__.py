@@ -1,0 +1,81 @@
+"""The ``cltt`` command: one entry point, one subcommand module per job.
+
+Every subcommand takes ``[RECIPE] [key.sub=value ...]`` and ``--show``; a failure the user can
+fix prints one line and exits non-zero (2 for bad input, 1 for work that finished with
+failures), never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from cltt import __version__
+from cltt.cli.common import err_console, fail
+from cltt.errors import CLTTError
+
+SUBCOMMANDS = ("extract", "index", "visualize", "train", "resume", "probe", "export", "sweep")
+
+
+class CLTTGroup(click.Group):
+    """Lists subcommands in workflow order and turns :class:`CLTTError` into one line."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in SUBCOMMANDS if name in self.commands]
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except CLTTError as err:
+            fail(str(err), err.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+
+
+@click.group(cls=CLTTGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", "-V", prog_name="cltt")
+@click.option("-v", "--verbose", is_flag=True, help="Log debugging details.")
+def main(verbose: bool) -> None:
+    """Contrastive learning through time: learn visual representations from video.
+
+    \b
+    The workflow, each step one subcommand sharing one YAML recipe:
+      cltt extract   videos (or --synthetic data) -> frames/<clip>/frame_000001.jpg
+      cltt index     frames -> manifest; counts clips, frames and windows
+      cltt visualize windows as the model sees them; training curves
+      cltt train     a temporal contrastive method on the windows
+      cltt resume    continue a run where it stopped
+      cltt probe     linear probes on frozen features
+      cltt export    encoder weights and embeddings
+      cltt sweep     a grid of runs, locally or as a Slurm job array
+
+    \b
+    Start here:
+      cltt extract --synthetic moving-digits --out data/digits
+      cltt train recipes/quickstart.yaml
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        handlers=[_RichLineHandler()],
+    )
+
+
+class _RichLineHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        style = "yellow" if record.levelno >= logging.WARNING else "dim"
+        err_console.print(f"[{style}]{record.levelname.lower()}:[/] {record.getMessage()}", soft_wrap=True)
+
+
+def _register() -> None:
+    from cltt.cli import extract, index, pending, visualize
+
+    for module in (extract, index, visualize):
+        main.add_command(module.command)
+    for command in pending.commands():
+        if command.name not in main.commands:
+            main.add_command(command)
+
+
+_register()

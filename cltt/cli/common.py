@@ -1,0 +1,64 @@
+"""What every subcommand shares: reading RECIPE and key=value arguments, the consoles, --show."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.syntax import Syntax
+
+from cltt.errors import CLTTError
+from cltt.recipe import Recipe, dump_recipe, load_recipe
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+RECIPE_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass
+class Arguments:
+    """Positional arguments sorted by kind: one recipe file, key=value overrides, other paths."""
+
+    recipe_path: Path | None
+    overrides: list[str]
+    paths: list[Path]
+
+    def recipe(self) -> Recipe:
+        return load_recipe(self.recipe_path, self.overrides)
+
+
+def split_arguments(args: tuple[str, ...]) -> Arguments:
+    """Classify ``cltt CMD [RECIPE] [PATH ...] [key.sub=value ...]`` positional arguments.
+
+    A ``.yaml``/``.yml`` name is the recipe, a ``key=value`` word (that is not an existing
+    file) is an override, anything else is a path.
+    """
+    recipe_path, overrides, paths = None, [], []
+    for arg in args:
+        if arg.lower().endswith(RECIPE_SUFFIXES) and "=" not in arg:
+            if recipe_path is not None:
+                raise CLTTError(f"two recipes given ({recipe_path} and {arg}); pass one, and override keys as key.sub=value")
+            recipe_path = Path(arg)
+        elif "=" in arg and not Path(arg).exists():
+            overrides.append(arg)
+        else:
+            paths.append(Path(arg))
+    return Arguments(recipe_path, overrides, paths)
+
+
+def show_recipe(recipe: Recipe) -> None:
+    """Print the resolved recipe (``--show``)."""
+    console.print(Syntax(dump_recipe(recipe), "yaml", theme="ansi_dark", background_color="default"))
+
+
+show_option = click.option("--show", is_flag=True, help="Print the resolved recipe (file + overrides + defaults) and exit.")
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print one error line and exit with ``code``."""
+    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    sys.exit(code)

@@ -1,0 +1,145 @@
+"""``cltt extract``: videos (or built-in synthetic data) to a folder of frames per clip."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterator
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cltt.cli.common import console, err_console, show_option, show_recipe, split_arguments
+from cltt.data.clipwriter import ClipResult
+from cltt.errors import CLTTError
+
+# option name -> recipe key; an option given on the command line wins over the recipe
+OPTION_KEYS = {
+    "fps": "extract.fps",
+    "every_nth": "extract.every_nth",
+    "short_side": "extract.short_side",
+    "center_crop": "extract.center_crop",
+    "quality": "extract.jpeg_quality",
+    "start": "extract.start",
+    "end": "extract.end",
+    "workers": "extract.workers",
+    "clips": "extract.synthetic.clips",
+    "frames": "extract.synthetic.frames",
+    "size": "extract.synthetic.size",
+    "max_objects": "extract.synthetic.max_objects",
+    "seed": "extract.synthetic.seed",
+}
+
+
+@click.command(
+    name="extract",
+    epilog="""\b
+Examples:
+  cltt extract --synthetic moving-digits --out data/digits
+  cltt extract recordings/ --out data/frames --fps 5 --short-side 256 --workers 8
+  cltt extract clevrer/video_train/ --out data/clevrer --every-nth 2 --short-side 128""",
+)
+@click.argument("args", nargs=-1)
+@click.option("--out", "-o", type=click.Path(path_type=Path), required=False, help="Frames root to write OUT/<clip>/frame_000001.jpg into.")
+@click.option("--synthetic", metavar="NAME", help="Write built-in data instead: bouncing-balls or moving-digits.")
+@click.option("--fps", type=float, help="Target frames per second (default: the video's own rate).")
+@click.option("--every-nth", type=int, help="Keep every n-th frame (when --fps is not given).")
+@click.option("--short-side", type=int, help="Resize so the short side has this many pixels.")
+@click.option("--center-crop/--no-center-crop", default=None, help="Crop the centre square after resizing.")
+@click.option("--quality", type=int, help="JPEG quality, 1-100 (default 95).")
+@click.option("--start", type=float, help="Start time in seconds.")
+@click.option("--end", type=float, help="End time in seconds.")
+@click.option("--workers", "-j", type=int, help="Videos decoded in parallel (processes).")
+@click.option("--clips", type=int, help="Synthetic: number of clips.")
+@click.option("--frames", type=int, help="Synthetic: frames per clip.")
+@click.option("--size", type=int, help="Synthetic: frame side in pixels.")
+@click.option("--max-objects", type=int, help="Synthetic: at most this many objects per clip.")
+@click.option("--seed", type=int, help="Synthetic: seed of the generator.")
+@show_option
+def command(args: tuple[str, ...], out: Path | None, synthetic: str | None, show: bool, **options) -> None:
+    """Extract frames from videos, or write built-in synthetic data.
+
+    ARGS: [RECIPE] [VIDEO_OR_FOLDER] [key.sub=value ...]. A folder is searched recursively for
+    mp4, avi, mov, mkv and webm files. Resumable: finished clips are skipped, a clip cut short
+    by a kill is redone, nothing finished is rewritten. Exits 1 if any video failed.
+    """
+    parsed = split_arguments(args)
+    for name, value in options.items():
+        if value is not None:
+            parsed.overrides.append(f"{OPTION_KEYS[name]}={str(value).lower() if isinstance(value, bool) else value}")
+    recipe = parsed.recipe()
+    if show:
+        show_recipe(recipe)
+        return
+    if out is None:
+        raise CLTTError("say where the frames go with --out DIR, e.g. --out data/frames")
+    if synthetic is not None:
+        if parsed.paths:
+            raise CLTTError("give either videos or --synthetic NAME, not both")
+        from cltt.data.synthetic import write_synthetic
+
+        config = recipe.extract.synthetic
+        total = config.clips
+        results = write_synthetic(synthetic, out, config, workers=recipe.extract.workers, on_frames=lambda n: counter(n))
+        label = f"writing {synthetic}"
+    else:
+        if len(parsed.paths) != 1:
+            raise CLTTError("give one video file or folder to extract (or --synthetic NAME for built-in data)")
+        from cltt.data.extract import extract_videos, find_videos
+
+        source = parsed.paths[0]
+        videos = find_videos(source)
+        total = len(videos)
+        root = source if source.is_dir() else source.parent
+        results = extract_videos(videos, out, recipe.extract, root, on_frames=lambda n: counter(n))
+        label = f"extracting {len(videos)} video{'s' * (len(videos) != 1)}"
+
+    frames_done = 0
+    started = time.perf_counter()
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("clips · {task.fields[frames]:,} frames · {task.fields[rate]:,.0f} frames/s"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task(label, total=total, frames=0, rate=0.0)
+
+        def counter(n: int) -> None:
+            nonlocal frames_done
+            frames_done += n
+            rate = frames_done / max(time.perf_counter() - started, 1e-6)
+            progress.update(task, frames=frames_done, rate=rate)
+
+        finished = list(_advance(results, progress, task))
+    _summarize(finished, time.perf_counter() - started, out)
+
+
+def _advance(results: Iterator[ClipResult], progress: Progress, task) -> Iterator[ClipResult]:
+    for result in results:
+        if result.status == "failed":
+            progress.console.print(f"[red]failed[/] {result.source}: {result.message}", soft_wrap=True)
+        progress.advance(task)
+        yield result
+
+
+def _summarize(results: list[ClipResult], seconds: float, out: Path) -> None:
+    by_status = {status: [r for r in results if r.status == status] for status in ("done", "skipped", "failed")}
+    written = sum(r.frames for r in by_status["done"])
+    table = Table(title=f"extracted into {out}", title_justify="left")
+    for column in ("done", "skipped", "failed", "frames written", "seconds", "frames/s"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        str(len(by_status["done"])),
+        str(len(by_status["skipped"])),
+        f"[red]{len(by_status['failed'])}[/]" if by_status["failed"] else "0",
+        f"{written:,}",
+        f"{seconds:.1f}",
+        f"{written / max(seconds, 1e-9):,.0f}",
+    )
+    console.print(table)
+    if by_status["failed"]:
+        err_console.print(f"[bold red]{len(by_status['failed'])} clip(s) failed[/]; the others are complete and a rerun skips them")
+        raise SystemExit(1)

@@ -1,0 +1,141 @@
+"""Pictures of what the model sees: windows as rows of frames, and training curves.
+
+    image = window_strip(dataset, index)            # RGB uint8 [H, W, 3]: one row per view
+    image = batch_grid(dataset, indices)            # one row per window (and view)
+    save_png(image, "batch.png")
+    plot_curves("runs/quickstart/metrics.csv", "curves.png")
+
+Frames are enlarged (nearest neighbour, so pixels stay honest) to at least ``MIN_TILE`` pixels
+and captioned with the clip name and the frame numbers (1-based, as in the file names).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from cltt.data.dataset import WindowDataset
+from cltt.errors import CLTTError
+
+MIN_TILE = 96
+CAPTION = 14  # pixels of caption band above each tile
+GAP = 4
+
+
+def _tile(frame: np.ndarray, caption: str, side: int) -> np.ndarray:
+    """One frame [H, W, 3] enlarged to ``side`` with a caption band on top."""
+    scale = max(1, -(-side // frame.shape[0]))  # ceiling: small frames are enlarged to at least side
+    image = cv2.resize(frame, (frame.shape[1] * scale, frame.shape[0] * scale), interpolation=cv2.INTER_NEAREST)
+    band = np.full((CAPTION, image.shape[1], 3), 24, dtype=np.uint8)
+    cv2.putText(band, caption, (2, CAPTION - 4), cv2.FONT_HERSHEY_PLAIN, 0.8, (235, 235, 235), 1, cv2.LINE_AA)
+    return np.concatenate([band, image], axis=0)
+
+
+def _row(tiles: list[np.ndarray]) -> np.ndarray:
+    gap = np.full((tiles[0].shape[0], GAP, 3), 255, dtype=np.uint8)
+    parts = []
+    for tile in tiles:
+        parts += [tile, gap]
+    return np.concatenate(parts[:-1], axis=1)
+
+
+def _stack(rows: list[np.ndarray]) -> np.ndarray:
+    width = max(r.shape[1] for r in rows)
+    padded = [np.pad(r, ((0, GAP), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    return np.concatenate(padded, axis=0)[:-GAP]
+
+
+def window_rows(dataset: WindowDataset, index: int, epoch: int = 0) -> list[np.ndarray]:
+    """One image row per view of sample ``index``, each frame captioned ``clip #frame``."""
+    sample = dataset[(index, epoch)]
+    views = sample["views"]
+    if views.is_floating_point():
+        views = (views * 255).round().clamp(0, 255).byte()
+    side = max(MIN_TILE, views.shape[-1])
+    manifest = dataset.manifest
+    rows = []
+    for view, frames in zip(views, dataset.window_frames(sample["index"])):
+        clip = manifest.clip_of_frame(frames[0])
+        name = os.path.basename(manifest.clips[clip])
+        tiles = []
+        for image, global_frame in zip(view, frames):
+            number = global_frame - int(manifest.clip_offsets[clip]) + 1
+            tiles.append(_tile(image.permute(1, 2, 0).numpy(), f"{name} #{number}", side))
+        rows.append(_row(tiles))
+    return rows
+
+
+def window_strip(dataset: WindowDataset, index: int, epoch: int = 0) -> np.ndarray:
+    """Sample ``index`` as an RGB image: its frames left to right, one row per view."""
+    return _stack(window_rows(dataset, index, epoch))
+
+
+def batch_indices(num_windows: int, batch_size: int, sampling: str, seed: int, start: int = 0) -> list[int]:
+    """Windows of one batch: ``contiguous`` from ``start`` (neighbours in time) or ``random``."""
+    batch_size = min(batch_size, num_windows)
+    if sampling == "random":
+        return np.random.default_rng(seed).choice(num_windows, size=batch_size, replace=False).tolist()
+    return [(start + i) % num_windows for i in range(batch_size)]
+
+
+def batch_grid(dataset: WindowDataset, indices: list[int], epoch: int = 0) -> np.ndarray:
+    """A batch as an RGB image: one row per window (two rows for two-view samples)."""
+    rows = []
+    for index in indices:
+        rows.extend(window_rows(dataset, index, epoch))
+    return _stack(rows)
+
+
+def save_png(image: np.ndarray, path: str | Path) -> Path:
+    """Write an RGB image as PNG, creating the folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+        raise CLTTError(f"could not write {path}; check the folder is writable and the name ends in .png")
+    return path
+
+
+def read_metrics(path: str | Path) -> dict[str, list[float]]:
+    """Columns of a ``metrics.csv`` (``epoch,loss,learning_rate,decay_rate``) as float lists."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "metrics.csv"
+    if not path.is_file():
+        raise CLTTError(f"no metrics file at {path}; pass a run folder or its metrics.csv")
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or "epoch" not in rows[0] or "loss" not in rows[0]:
+        raise CLTTError(f"{path} has no rows with epoch and loss columns")
+    columns: dict[str, list[float]] = {name: [] for name in rows[0]}
+    for row in rows:
+        for name, value in row.items():
+            columns[name].append(float(value) if value not in ("", None) else float("nan"))
+    return columns
+
+
+def plot_curves(metrics: str | Path, out: str | Path) -> Path:
+    """Loss and learning rate per epoch of a run, side by side, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = read_metrics(metrics)
+    fig, (loss_ax, lr_ax) = plt.subplots(1, 2, figsize=(9, 3.2), dpi=120)
+    loss_ax.plot(columns["epoch"], columns["loss"], marker="o", ms=3)
+    loss_ax.set(xlabel="epoch", ylabel="loss", title="training loss")
+    if "learning_rate" in columns:
+        lr_ax.plot(columns["epoch"], columns["learning_rate"], marker="o", ms=3, color="tab:orange")
+    lr_ax.set(xlabel="epoch", ylabel="learning rate", title="learning rate")
+    for ax in (loss_ax, lr_ax):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
