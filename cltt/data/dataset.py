@@ -16,7 +16,6 @@ window (``replaced`` counts how many were skipped), so one bad JPEG never stops 
 from __future__ import annotations
 
 import logging
-import os
 
 import numpy as np
 import torch
@@ -60,7 +59,8 @@ class WindowDataset(Dataset):
         require_windows(self.table, manifest.frame_counts, manifest.root)
         self.image_size = image_size
         self.augment = WindowAugment(augment, image_size)
-        self.view_offsets = [0, spec.two_view_offset] if spec.two_view_offset > 0 else [0] * views
+        # view v is window(t + v * two_view_offset): two augmentations of one window when k = 0
+        self.num_views = 2 if spec.two_view_offset > 0 else views
         self.seed = seed
         self.dtype = dtype
         self.boxes = boxes
@@ -87,11 +87,7 @@ class WindowDataset(Dataset):
         """Global frame numbers of each view of sample ``index``: ``[V][T]``."""
         clip, start = int(self.table.clip[index]), int(self.table.start[index])
         offset = int(self.manifest.clip_offsets[clip])
-        spec = self.spec
-        return [
-            [offset + f for f in (start + view_offset + spec.frame_step * np.arange(spec.window_size)).tolist()]
-            for view_offset in self.view_offsets
-        ]
+        return [(offset + self.spec.frame_indices(start, view)).tolist() for view in range(self.num_views)]
 
     def __getitem__(self, key) -> dict:
         index, epoch = key if isinstance(key, tuple) else (key, 0)
@@ -120,9 +116,7 @@ class WindowDataset(Dataset):
         return out.float().div_(255) if self.dtype == "float" else out
 
     def _decode(self, global_frame: int) -> np.ndarray:
-        clip = self.manifest.clip_of_frame(global_frame)
-        path = os.path.join(self.manifest.root, self.manifest.clips[clip], self.manifest.frame_name(global_frame))
-        image = read_rgb(path, self.reduction)
+        image = read_rgb(self.manifest.path_of(global_frame), self.reduction)
         if self.focus == "none":
             return image
         boxes = self.boxes.of_frame(global_frame) / self.reduction if self.boxes is not None else np.zeros((0, 4))

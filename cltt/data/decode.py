@@ -60,9 +60,3 @@ def read_rgb(path: str, reduction: int = 1) -> np.ndarray:
 def _has_jpeg_end(encoded: np.ndarray) -> bool:
     tail = encoded[-32:].tobytes()
     return b"\xff\xd9" in tail
-
-
-def image_size(path: str) -> tuple[int, int]:
-    """(height, width) of an image file, decoding it once."""
-    image = read_rgb(path)
-    return image.shape[0], image.shape[1]

@@ -116,6 +116,11 @@ class Manifest:
         name = self.frame_name(int(self.clip_offsets[clip]) + frame)
         return os.path.join(self.root, self.clips[clip], name)
 
+    def path_of(self, global_frame: int) -> str:
+        """Path of frame number ``global_frame`` (global numbering)."""
+        clip = self.clip_of_frame(global_frame)
+        return os.path.join(self.root, self.clips[clip], self.frame_name(global_frame))
+
     def clip_of_frame(self, global_frame: int) -> int:
         """Clip number holding frame ``global_frame``."""
         return int(np.searchsorted(self.clip_offsets, global_frame, side="right") - 1)

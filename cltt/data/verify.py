@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from cltt.data.decode import CorruptFrameError, read_rgb
 from cltt.data.manifest import Manifest
-
-
-def frame_paths(manifest: Manifest):
-    """Every frame path of the manifest, clip by clip, in order."""
-    for clip, name in enumerate(manifest.clips):
-        folder = os.path.join(manifest.root, name)
-        for frame in manifest.frame_names(clip):
-            yield os.path.join(folder, frame)
 
 
 def _check(path: str) -> tuple[str, str] | None:
@@ -35,7 +26,7 @@ def verify_frames(
     """
     bad = []
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        for done, result in enumerate(pool.map(_check, frame_paths(manifest), chunksize=64), start=1):
+        for done, result in enumerate(pool.map(_check, map(manifest.path_of, range(manifest.num_frames)), chunksize=64), start=1):
             if result is not None:
                 bad.append(result)
             if on_progress is not None and done % 256 == 0:
