@@ -149,17 +149,127 @@ class ExtractConfig:
 
 
 @dataclass
+class ModelConfig:
+    """The frame encoder and its projection head.
+
+    backbone: resnet18|resnet34|resnet50 (pooled features), vit_s16|vit_b16 (class token;
+    image_size a multiple of 16) or tiny_cnn (fast, for tests and CPU quickstarts). The
+    projection head is Linear -> BatchNorm -> ReLU -> Linear(projection_dim), as in SimCLR.
+    """
+
+    backbone: str = "resnet18"
+    weights: Optional[str] = None  # local file of pretrained backbone weights; nothing is downloaded
+    projection_hidden: Optional[int] = None  # None = the backbone's feature size
+    projection_dim: int = 128
+    head_batchnorm: bool = True
+
+    def validate(self, at: str) -> None:
+        if self.projection_hidden is not None:
+            _check_min(self.projection_hidden, f"{at}.projection_hidden", 1)
+        _check_min(self.projection_dim, f"{at}.projection_dim", 1)
+
+
+@dataclass
+class MethodConfig:
+    """How a batch of windows becomes a loss.
+
+    cltt: every frame of a window (and of its second view) is a positive of every other frame
+    of it; frames of other windows are negatives. simclr: two augmentations of one frame are
+    the only positives (NT-Xent). reduction l_out|pairwise|l_in is the multi-positive form;
+    pairing group|aligned|first_last says which frames are positives when there are two views
+    (first_last: frame 0 vs frame T-1 of each window, the lab's original PairedCosineTTLoss);
+    decoupled drops positives from the denominator (DCL).
+    """
+
+    name: Literal["cltt", "simclr"] = "cltt"
+    temperature: float = 0.1
+    reduction: Literal["l_out", "pairwise", "l_in"] = "l_out"
+    pairing: Literal["group", "aligned", "first_last"] = "group"
+    decoupled: bool = False
+
+    def validate(self, at: str) -> None:
+        if not self.temperature > 0:
+            raise RecipeError(f"recipe key '{at}.temperature' must be > 0, got {self.temperature}")
+
+
+@dataclass
 class TrainConfig:
-    """How long and on how much data at once ``cltt train`` optimises."""
+    """Optimisation, precision, run directory and checkpoints of ``cltt train``.
+
+    The learning rate follows a linear warmup over ``warmup_epochs`` then a cosine decay to
+    ``lr * min_lr_ratio``, both functions of the global step. ``sub_batch_size`` splits each
+    batch for memory: ``accumulation: exact`` keeps the full-batch loss (embeddings first,
+    then backpropagation sub-batch by sub-batch), ``approximate`` computes the loss inside
+    each sub-batch as the lab's original code did.
+    """
 
     epochs: int = 10
-    batch_size: int = 32  # windows per optimizer step
+    batch_size: int = 32  # windows per optimizer step, over all processes
     seed: int = 0  # python, numpy, torch, augmentation and worker seeds derive from it
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 1e-6
+    momentum: float = 0.9  # sgd only
+    schedule: Literal["cosine", "constant"] = "cosine"
+    warmup_epochs: float = 0.0
+    min_lr_ratio: float = 0.0
+    grad_clip: Optional[float] = None  # max global gradient norm
+    max_batches_per_epoch: Optional[int] = None
+    sub_batch_size: Optional[int] = None
+    accumulation: Literal["exact", "approximate"] = "exact"
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA, else fp32
+    channels_last: bool = True  # CUDA only
+    compile: bool = False
+    out_dir: str = "runs"
+    name: Optional[str] = None  # run name; default the recipe file's name
+    resume: Literal["never", "auto"] = "never"  # auto: continue the run dir when it exists
+    save_every: int = 1  # epochs between checkpoints
+    keep_last: int = 3  # epoch checkpoints kept (the final one is always kept)
+    requeue: bool = True  # on a preemption signal under Slurm, requeue the job
 
     def validate(self, at: str) -> None:
         _check_min(self.epochs, f"{at}.epochs", 1)
         _check_min(self.batch_size, f"{at}.batch_size", 1)
         _check_min(self.seed, f"{at}.seed", 0)
+        if not self.lr > 0:
+            raise RecipeError(f"recipe key '{at}.lr' must be > 0, got {self.lr}")
+        _check_min(self.weight_decay, f"{at}.weight_decay", 0)
+        _check_probability(self.momentum, f"{at}.momentum")
+        _check_min(self.warmup_epochs, f"{at}.warmup_epochs", 0)
+        _check_probability(self.min_lr_ratio, f"{at}.min_lr_ratio")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise RecipeError(f"recipe key '{at}.grad_clip' must be > 0 or null, got {self.grad_clip}")
+        if self.max_batches_per_epoch is not None:
+            _check_min(self.max_batches_per_epoch, f"{at}.max_batches_per_epoch", 1)
+        if self.sub_batch_size is not None:
+            _check_min(self.sub_batch_size, f"{at}.sub_batch_size", 1)
+        _check_min(self.save_every, f"{at}.save_every", 1)
+        _check_min(self.keep_last, f"{at}.keep_last", 1)
+
+
+@dataclass
+class WandbConfig:
+    """Weights & Biases logging; ``mode: offline`` needs no network (``wandb sync`` later)."""
+
+    enabled: bool = False
+    project: str = "cltt"
+    entity: Optional[str] = None
+    name: Optional[str] = None  # default the run name
+    tags: list[str] = field(default_factory=list)
+    mode: Literal["online", "offline"] = "offline"
+
+
+@dataclass
+class LogConfig:
+    """What ``cltt train`` prints and where else it reports."""
+
+    interval: float = 30.0  # seconds between plain progress lines when stdout is not a terminal
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+    def validate(self, at: str) -> None:
+        if not self.interval > 0:
+            raise RecipeError(f"recipe key '{at}.interval' must be > 0, got {self.interval}")
 
 
 @dataclass
@@ -167,7 +277,10 @@ class Recipe:
     """A whole recipe: one section per concern."""
 
     data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    log: LogConfig = field(default_factory=LogConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
 
 
@@ -250,9 +363,18 @@ def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
     return dataclasses.asdict(recipe)
 
 
+class _RecipeDumper(yaml.SafeDumper):
+    """Sections as blocks (one key per line), lists inline: ``crop_scale: [0.2, 1.0]``."""
+
+
+_RecipeDumper.add_representer(
+    list, lambda dumper, items: dumper.represent_sequence("tag:yaml.org,2002:seq", items, flow_style=True)
+)
+
+
 def dump_recipe(recipe: Recipe) -> str:
     """The resolved recipe as YAML text, every key present."""
-    return yaml.safe_dump(recipe_to_dict(recipe), sort_keys=False, default_flow_style=None)
+    return yaml.dump(recipe_to_dict(recipe), Dumper=_RecipeDumper, sort_keys=False, default_flow_style=False)
 
 
 def all_keys(cls: type = Recipe, prefix: str = "") -> list[str]:
