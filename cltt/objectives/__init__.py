@@ -1,0 +1,11 @@
+"""Contrastive objectives, one per module.
+
+:mod:`~cltt.objectives.infonce` is the multi-positive InfoNCE used for temporal positives (three
+reductions, optional decoupling, a (total, count) pair that sums across ranks);
+:mod:`~cltt.objectives.ntxent` is SimCLR's two-view NT-Xent written in terms of it.
+"""
+
+from cltt.objectives.infonce import Reduction, infonce_loss, multi_positive_infonce
+from cltt.objectives.ntxent import nt_xent
+
+__all__ = ["Reduction", "infonce_loss", "multi_positive_infonce", "nt_xent"]
