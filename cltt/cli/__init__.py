@@ -69,10 +69,10 @@ class _RichLineHandler(logging.Handler):
 
 
 def _register() -> None:
-    from cltt.cli import extract, index, pending, visualize
+    from cltt.cli import extract, index, pending, train, visualize
 
-    for module in (extract, index, visualize):
-        main.add_command(module.command)
+    for command in (extract.command, index.command, visualize.command, train.train_command, train.resume_command):
+        main.add_command(command)
     for command in pending.commands():
         if command.name not in main.commands:
             main.add_command(command)

@@ -7,8 +7,6 @@ import click
 from cltt.cli.common import fail
 
 PENDING = {
-    "train": "train a temporal contrastive method",
-    "resume": "continue a run where it stopped",
     "probe": "linear probes on frozen features",
     "export": "export encoder weights and embeddings",
     "sweep": "run a grid of recipes locally or as a Slurm job array",

@@ -1,0 +1,102 @@
+"""``cltt train`` and ``cltt resume``: run a method on the windows of a frames root."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from cltt.cli.common import console, err_console, show_option, show_recipe, split_arguments
+from cltt.engine import preemption
+from cltt.errors import CLTTError
+
+change_length_option = click.option(
+    "--change-length", is_flag=True,
+    help="Allow train.epochs to differ from the run being continued (the cosine schedule stretches from here on).")
+
+
+@click.command(
+    name="train",
+    epilog="""\b
+Examples:
+  cltt train recipes/quickstart.yaml
+  cltt train recipes/quickstart.yaml model.backbone=resnet18 train.epochs=20 train.name=r18
+  torchrun --nproc-per-node 2 -m cltt train recipes/egocentric.yaml
+  cltt train recipes/egocentric.yaml train.resume=auto     # what a requeued Slurm job runs
+
+\b
+If the loss does not fall: lower train.lr, raise train.batch_size (more negatives), or
+raise method.temperature towards 0.2; on CPU try model.backbone=tiny_cnn first.""",
+)
+@click.argument("args", nargs=-1)
+@change_length_option
+@show_option
+def train_command(args: tuple[str, ...], change_length: bool, show: bool) -> None:
+    """Train a temporal contrastive method; checkpoints and metrics go to train.out_dir/NAME.
+
+    ARGS: RECIPE [key.sub=value ...]. NAME is train.name or the recipe file's name. An
+    existing run dir is continued only with train.resume=auto (or use cltt resume).
+    SIGUSR1, SIGUSR2, SIGTERM or Ctrl-C finish the step, save, and under Slurm requeue.
+    """
+    preemption.install()  # first: a Slurm warning may arrive while torch is still importing
+    parsed = split_arguments(args)
+    if parsed.paths:
+        raise CLTTError(f"unexpected argument {parsed.paths[0]}; cltt train takes RECIPE [key=value ...]")
+    if parsed.recipe_path is None:
+        raise CLTTError("cltt train needs a recipe, e.g. cltt train recipes/quickstart.yaml")
+    recipe = parsed.recipe()
+    if show:
+        show_recipe(recipe)
+        return
+    from cltt.engine.run_dir import prepare_training
+
+    _run(*prepare_training(recipe, parsed.recipe_path, change_length))
+
+
+@click.command(
+    name="resume",
+    epilog="""\b
+Examples:
+  cltt resume runs/quickstart
+  cltt resume runs/quickstart/simclr_epoch_003.pth
+  cltt resume runs/quickstart train.epochs=10 --change-length
+  cltt resume runs/quickstart data.root=/scratch/$USER/frames data.num_workers=8""",
+)
+@click.argument("target", type=click.Path(path_type=Path))
+@click.argument("overrides", nargs=-1)
+@change_length_option
+def resume_command(target: Path, overrides: tuple[str, ...], change_length: bool) -> None:
+    """Continue a run from its latest checkpoint (RUN_DIR) or from a CHECKPOINT file.
+
+    The recipe comes from the checkpoint; key=value overrides may change where the data
+    live, the device, workers and logging, and train.epochs with --change-length.
+    """
+    preemption.install()
+    from cltt.engine.run_dir import prepare_resume
+
+    _run(*prepare_resume(target, list(overrides), change_length))
+
+
+def _run(recipe, run_dir: Path, resume, notes: list[str]) -> None:
+    from cltt.cli.train_progress import reporter_for
+    from cltt.engine import distributed
+    from cltt.engine.trainer import Trainer
+
+    info = distributed.process_info()
+    for note in notes if info.is_main else []:
+        err_console.print(f"[dim]note:[/] {note}", soft_wrap=True)
+    try:
+        trainer = Trainer(recipe, run_dir, reporter_for(recipe.log.interval, info.is_main), resume)
+        outcome = trainer.run()
+    finally:
+        distributed.shutdown_processes()
+    if outcome.status == "preempted" and info.is_main:
+        err_console.print(f"[yellow]stopped:[/] {outcome.message}", soft_wrap=True)
+        if outcome.exit_code == preemption.REQUEUE_EXIT_CODE:
+            err_console.print(f"continue with: cltt resume {run_dir}", soft_wrap=True)
+    console.file.flush()
+    sys.exit(outcome.exit_code)
+
+
+

@@ -1,0 +1,103 @@
+"""How ``cltt train`` shows a run: a rich progress bar on a terminal, plain lines in logs.
+
+Slurm logs and pipes get one line every ``log.interval`` seconds and one per epoch, so a
+log file stays readable; both end with a one-line summary a person can paste.
+"""
+
+from __future__ import annotations
+
+import time
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from cltt.cli.common import console
+from cltt.engine.events import EpochDone, Outcome, Reporter, RunStart, StepDone
+
+
+def _start_line(e: RunStart) -> str:
+    where = f"resumed from {e.resumed_from.name} at epoch {e.start_epoch}, step {e.start_step}" if e.resumed_from else "new run"
+    procs = f" x{e.processes} processes" if e.processes > 1 else ""
+    return (f"{e.method} on {e.backbone}, {e.device}{procs}, {e.precision}: {e.windows} windows, "
+            f"batch {e.batch_size}, {e.batches_per_epoch} batches x {e.epochs} epochs = {e.total_steps} steps; "
+            f"{where}; run dir {e.run_dir}")
+
+
+def _step_fields(e: StepDone) -> str:
+    return (f"loss {e.loss:.4f}  lr {e.lr:.2e}  {e.frames_per_second:,.0f} frames/s  "
+            f"data wait {100 * e.data_wait:.0f}%")
+
+
+def _epoch_line(e: EpochDone) -> str:
+    saved = f", saved {e.checkpoint.name}" if e.checkpoint else ""
+    return f"epoch {e.epoch}/{e.epochs}: loss {e.loss:.4f}, lr {e.lr:.2e} ({e.seconds:.1f} s{saved})"
+
+
+def summary_line(o: Outcome) -> str:
+    loss = f", last epoch loss {o.loss:.4f}" if o.loss is not None else ""
+    return f"{o.message}{loss}; {o.epoch} epochs, {o.step} steps in {o.seconds:.1f} s; run dir {o.run_dir}"
+
+
+class PlainReporter(Reporter):
+    """Periodic lines for logs that are not a terminal."""
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self.last = 0.0
+
+    def start(self, event: RunStart) -> None:
+        console.print(_start_line(event), soft_wrap=True)
+        self.last = time.monotonic()
+
+    def step(self, e: StepDone) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.interval:
+            self.last = now
+            console.print(f"epoch {e.epoch} batch {e.batch}/{e.batches_per_epoch} step {e.step}/{e.total_steps}  "
+                          + _step_fields(e), soft_wrap=True)
+
+    def epoch(self, event: EpochDone) -> None:
+        console.print(_epoch_line(event), soft_wrap=True)
+
+    def stop(self, outcome: Outcome) -> None:
+        console.print(summary_line(outcome), soft_wrap=True)
+
+
+class RichReporter(Reporter):
+    """A live bar over all steps with epoch, loss, lr, throughput and ETA."""
+
+    def __init__(self):
+        self.bar = Progress(
+            TextColumn("epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self.task = None
+
+    def start(self, event: RunStart) -> None:
+        console.print(_start_line(event), soft_wrap=True)
+        self.bar.start()
+        self.task = self.bar.add_task("train", total=event.total_steps, completed=event.start_step,
+                                      epoch=f"{event.start_epoch + 1}/{event.epochs}", status="")
+
+    def step(self, e: StepDone) -> None:
+        self.bar.update(self.task, completed=e.step, epoch=f"{e.epoch}/{-(-e.total_steps // e.batches_per_epoch)}",
+                        status=_step_fields(e))
+
+    def epoch(self, event: EpochDone) -> None:
+        self.bar.console.print(_epoch_line(event), soft_wrap=True)
+
+    def stop(self, outcome: Outcome) -> None:
+        self.bar.stop()
+        console.print(summary_line(outcome), soft_wrap=True)
+
+
+def reporter_for(interval: float, is_main: bool) -> Reporter:
+    if not is_main:
+        return Reporter()
+    return RichReporter() if console.is_terminal else PlainReporter(interval)

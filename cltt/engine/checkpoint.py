@@ -1,0 +1,159 @@
+"""Checkpoints: what they hold, how they are written, which one is the latest.
+
+A checkpoint is a dict of tensors, numbers, strings and lists only, so it loads with
+``torch.load(weights_only=True)``: the recipe travels as YAML text and RNG states as tensors.
+
+    format            "cltt-checkpoint/1"
+    recipe            resolved recipe, YAML text
+    model             method state dict (encoder + head)
+    optimizer, scaler state dicts
+    progress          epoch (completed), step (global), position (batches done in the
+                      current epoch), epoch_loss_sum, epoch_loss_count, batches_per_epoch,
+                      total_steps
+    rng               python, numpy, torch and CUDA generator states
+    wandb_id          W&B run id, kept across resumes (or "")
+
+Files in the run dir use the lab's names: ``simclr_epoch_003.pth`` after epoch 3,
+``simclr_final.pth`` at the end, and ``simclr_step_0001234.pth`` when a run stops inside an
+epoch. Each is written to a hidden temporary file, flushed and renamed, then the text file
+``latest`` is replaced to name it, so a kill at any moment leaves the previous checkpoint
+intact and ``latest`` pointing at a whole file.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cltt.errors import CLTTError
+
+FORMAT = "cltt-checkpoint/1"
+LATEST = "latest"
+FINAL_NAME = "simclr_final.pth"
+_EPOCH = re.compile(r"simclr_epoch_(\d+)\.pth$")
+_STEP = re.compile(r"simclr_step_(\d+)\.pth$")
+
+
+def epoch_name(epoch: int) -> str:
+    return f"simclr_epoch_{epoch:03d}.pth"
+
+
+def step_name(step: int) -> str:
+    return f"simclr_step_{step:07d}.pth"
+
+
+# --------------------------------------------------------------------------- RNG states
+
+
+def rng_state() -> dict:
+    """Python, NumPy, torch (and CUDA) generator states as weights-only-safe values."""
+    version, words, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": [version, list(words), gauss],
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict) -> None:
+    version, words, gauss = state["python"]
+    random.setstate((version, tuple(words), gauss))
+    numpy_state = state["numpy"]
+    np.random.set_state(("MT19937", numpy_state["keys"].numpy().astype(np.uint32), numpy_state["pos"],
+                         numpy_state["has_gauss"], numpy_state["cached"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _replace_atomically(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    try:
+        directory = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(directory)
+    except OSError:
+        pass
+    finally:
+        os.close(directory)
+
+
+def save_checkpoint(state: dict, path: Path) -> Path:
+    """Write ``state`` to ``path`` atomically and point ``latest`` at it."""
+    path = Path(path)
+    _replace_atomically(path, lambda handle: torch.save(state, handle))
+    _replace_atomically(path.parent / LATEST, lambda handle: handle.write(path.name.encode() + b"\n"))
+    return path
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Read a cltt checkpoint with ``weights_only=True``; one clear error for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise CLTTError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CLTTError(f"{path} is not a readable checkpoint ({first[:160]})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CLTTError(f"{path} is not a cltt checkpoint (no '{FORMAT}' marker); "
+                        "for pretrained backbone weights use model.weights=PATH")
+    return state
+
+
+def checkpoint_files(run_dir: Path) -> list[Path]:
+    """Every finished checkpoint of a run dir."""
+    run_dir = Path(run_dir)
+    return sorted(p for p in run_dir.glob("simclr_*.pth") if _EPOCH.search(p.name) or _STEP.search(p.name)
+                  or p.name == FINAL_NAME)
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint ``latest`` names, else the newest by modification time, else None."""
+    run_dir = Path(run_dir)
+    pointer = run_dir / LATEST
+    if pointer.is_file():
+        named = run_dir / pointer.read_text().strip()
+        if named.is_file():
+            return named
+    files = checkpoint_files(run_dir)
+    return max(files, key=lambda p: p.stat().st_mtime_ns) if files else None
+
+
+def prune_checkpoints(run_dir: Path, keep_last: int) -> list[Path]:
+    """Delete all but the ``keep_last`` newest epoch checkpoints and every superseded step one."""
+    run_dir = Path(run_dir)
+    latest = latest_checkpoint(run_dir)
+    epochs = sorted((int(m.group(1)), p) for p in run_dir.glob("simclr_epoch_*.pth") if (m := _EPOCH.search(p.name)))
+    doomed = [p for _, p in epochs[:-keep_last]]
+    doomed += [p for p in run_dir.glob("simclr_step_*.pth") if p != latest]
+    for path in doomed:
+        if path != latest:
+            path.unlink(missing_ok=True)
+    return doomed

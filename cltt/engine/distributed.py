@@ -1,0 +1,168 @@
+"""Processes working on one run: torchrun or Slurm ``srun`` environments, collectives.
+
+    torchrun --nproc-per-node 2 -m cltt train recipe.yaml          # RANK, WORLD_SIZE, LOCAL_RANK
+    srun --ntasks-per-node 2 cltt train recipe.yaml                 # SLURM_PROCID, SLURM_STEP_NUM_TASKS
+
+Under srun without torchrun, the rendezvous is the first host of ``SLURM_JOB_NODELIST`` and
+a port derived from the job id (``MASTER_ADDR``/``MASTER_PORT`` override both). The backend is
+NCCL on CUDA and gloo elsewhere, so the same code runs (and is tested) on CPUs.
+
+Gradients are summed over processes by :func:`all_reduce_gradients` after each backward
+pass, instead of through DistributedDataParallel: the exact-accumulation step backpropagates
+several sub-batches before one optimizer step, and one explicit reduction keeps that simple.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def process_info(env: dict | None = None) -> ProcessInfo:
+    """Rank, world size and local rank from torchrun's or Slurm's environment variables."""
+    env = os.environ if env is None else env
+    if "WORLD_SIZE" in env and "RANK" in env:
+        return ProcessInfo(int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", 0)))
+    # SLURM_STEP_NUM_TASKS, not SLURM_NTASKS: a batch script of an --ntasks=4 job sees
+    # SLURM_NTASKS=4 too, but only srun's job steps are the processes of a run
+    if int(env.get("SLURM_STEP_NUM_TASKS", "1")) > 1 and "SLURM_PROCID" in env:
+        return ProcessInfo(int(env["SLURM_PROCID"]), int(env["SLURM_STEP_NUM_TASKS"]), int(env.get("SLURM_LOCALID", 0)))
+    return ProcessInfo()
+
+
+def first_host(nodelist: str) -> str:
+    """The first host name of a Slurm node list such as ``gpu[003-005,007],cpu1``."""
+    match = re.match(r"([^,\[]+)(?:\[([^\]]+)\])?", nodelist)
+    if not match:
+        return nodelist
+    prefix, ranges = match.groups()
+    if not ranges:
+        return prefix
+    first = ranges.split(",")[0].split("-")[0]
+    return prefix + first
+
+
+def init_processes(info: ProcessInfo, device: torch.device) -> None:
+    """Join the process group (a no-op for one process)."""
+    if not info.distributed or dist.is_initialized():
+        return
+    if "MASTER_ADDR" not in os.environ:
+        os.environ["MASTER_ADDR"] = first_host(os.environ.get("SLURM_JOB_NODELIST", "127.0.0.1"))
+    if "MASTER_PORT" not in os.environ:
+        os.environ["MASTER_PORT"] = str(20000 + int(os.environ.get("SLURM_JOB_ID", "0")) % 20000)
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(backend, rank=info.rank, world_size=info.world_size,
+                            timeout=datetime.timedelta(minutes=30))
+
+
+def shutdown_processes() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _active() -> bool:
+    """True inside a process group of more than one process."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+class _GatherWithGradient(torch.autograd.Function):
+    """all_gather whose backward sums every process's gradient for this process's rows."""
+
+    @staticmethod
+    def forward(ctx, local: torch.Tensor) -> torch.Tensor:
+        parts = [torch.empty_like(local) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, local.contiguous())
+        ctx.rows = local.shape[0]
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous()
+        dist.all_reduce(grad)  # all_reduce rather than reduce_scatter: gloo lacks the latter
+        start = dist.get_rank() * ctx.rows
+        return grad[start:start + ctx.rows]
+
+
+def gather_rows(local: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Concatenate ``local`` ``[b, ...]`` of every process -> (``[P*b, ...]``, this process's first row).
+
+    Gradients flow back to every process's own rows, so negatives from other processes
+    train this one's encoder too. All processes must pass the same ``b``.
+    """
+    if not _active():
+        return local, 0
+    return _GatherWithGradient.apply(local), dist.get_rank() * local.shape[0]
+
+
+def all_reduce_sum(*values: torch.Tensor) -> list[torch.Tensor]:
+    """Sums of detached tensors over processes (the tensors themselves are unchanged)."""
+    out = [v.detach().clone() for v in values]
+    if _active():
+        for v in out:
+            dist.all_reduce(v)
+    return out
+
+
+def all_reduce_gradients(parameters) -> None:
+    """Sum the gradients of ``parameters`` over processes, in one flat buffer."""
+    if not _active():
+        return
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def broadcast_module(module: torch.nn.Module) -> None:
+    """Copy rank 0's parameters and buffers to every process."""
+    if _active():
+        for tensor in list(module.parameters()) + list(module.buffers()):
+            dist.broadcast(tensor.data, 0)
+
+
+def average_buffers(module: torch.nn.Module) -> None:
+    """Average floating-point buffers (batch-norm running statistics) over processes."""
+    if _active():
+        for buffer in module.buffers():
+            if buffer.is_floating_point():
+                dist.all_reduce(buffer.data)
+                buffer.data.div_(dist.get_world_size())
+
+
+def any_process(flag: bool, device: torch.device) -> bool:
+    """True when ``flag`` is true on at least one process (all processes must call it)."""
+    if not _active():
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def barrier() -> None:
+    if _active():
+        dist.barrier()

@@ -1,0 +1,312 @@
+"""The training loop: one recipe, one run dir, any number of processes.
+
+    cltt train recipes/quickstart.yaml                                   # one CPU or GPU
+    torchrun --nproc-per-node 4 -m cltt train recipe.yaml                # 4 GPUs, one node
+    srun --ntasks-per-node 4 cltt train recipe.yaml train.resume=auto    # Slurm, any nodes
+
+Each optimizer step takes one global batch of ``train.batch_size`` windows (split over the
+processes), sets the learning rate of its global step, backpropagates the method's loss
+(:mod:`cltt.engine.step`) and updates the weights. After every epoch process 0 appends a row
+to ``metrics.csv`` and writes a checkpoint. After every step all processes ask whether a
+preemption signal arrived anywhere; if so process 0 writes a checkpoint with the position
+inside the epoch and the run stops (and under Slurm requeues itself), to continue with exactly
+the batches, learning rates and weights an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from cltt.data.build import open_frames, windows_dataset
+from cltt.engine import checkpoint as ckpt
+from cltt.engine import distributed as dist
+from cltt.engine import preemption
+from cltt.engine.device import resolve_placement
+from cltt.engine.events import EpochDone, Outcome, Reporter, RunStart, StepDone
+from cltt.engine.metrics_csv import MetricsCSV
+from cltt.engine.run_dir import write_recipe
+from cltt.engine.optim import build_optimizer, set_learning_rate
+from cltt.engine.sampler import EpochBatchSampler
+from cltt.engine.schedule import Schedule
+from cltt.engine.step import NonFiniteLoss, accumulate_gradients, optimizer_step
+from cltt.errors import CLTTError
+from cltt.methods import build_method, method_class
+from cltt.recipe import Recipe, dump_recipe, recipe_to_dict
+
+
+@dataclass
+class Progress:
+    """Where a run is; saved in every checkpoint."""
+
+    epoch: int = 0  # finished epochs
+    step: int = 0  # optimizer steps taken
+    position: int = 0  # batches done in the epoch in progress
+    epoch_loss_sum: float = 0.0
+    epoch_loss_count: int = 0
+
+    def as_dict(self, batches_per_epoch: int, total_steps: int) -> dict:
+        return {**self.__dict__, "batches_per_epoch": batches_per_epoch, "total_steps": total_steps}
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _worker_init(worker_id: int) -> None:
+    preemption.ignore_in_worker()
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+class Trainer:
+    def __init__(
+        self,
+        recipe: Recipe,
+        run_dir: Path,
+        reporter: Reporter | None = None,
+        resume: tuple[Path, dict] | None = None,
+    ):
+        self.recipe = recipe
+        self.run_dir = Path(run_dir)
+        self.reporter = reporter or Reporter()
+        self.resume_path, self.resume_state = resume if resume else (None, None)
+        self.info = dist.process_info()
+        train = recipe.train
+        self.placement = resolve_placement(train.device, train.precision, train.channels_last, self.info.local_rank)
+        if train.batch_size % self.info.world_size:
+            raise CLTTError(f"train.batch_size={train.batch_size} must be divisible by the {self.info.world_size} processes")
+        dist.init_processes(self.info, self.placement.device)
+        seed_everything(train.seed)
+
+        self.dataset = self._open_dataset()
+        self.batches_per_epoch = len(self.dataset) // train.batch_size
+        if self.batches_per_epoch == 0:
+            raise CLTTError(
+                f"{len(self.dataset)} windows in {recipe.data.root} are fewer than train.batch_size={train.batch_size}; "
+                "lower train.batch_size or data.window_stride"
+            )
+        if train.max_batches_per_epoch:
+            self.batches_per_epoch = min(self.batches_per_epoch, train.max_batches_per_epoch)
+        self.total_steps = train.epochs * self.batches_per_epoch
+        self.schedule = Schedule(
+            base_lr=train.lr,
+            total_steps=self.total_steps,
+            warmup_steps=round(train.warmup_epochs * self.batches_per_epoch),
+            kind=train.schedule,
+            min_lr_ratio=train.min_lr_ratio,
+        )
+
+        self.method = build_method(recipe).to(self.placement.device)
+        self.method.channels_last = self.placement.channels_last
+        if self.placement.channels_last:
+            self.method.to(memory_format=torch.channels_last)
+        dist.broadcast_module(self.method)
+        self.optimizer = build_optimizer(self.method, train)
+        self.scaler = self.placement.scaler()
+        self.progress = Progress()
+        self.wandb_id = ""
+        if self.resume_state is not None:
+            self._restore(self.resume_state)
+        if train.compile:
+            self.method.encoder.compile()
+        self.sampler = EpochBatchSampler(
+            len(self.dataset), train.batch_size, self.batches_per_epoch,
+            seed=train.seed, rank=self.info.rank, world_size=self.info.world_size,
+        )
+        self.metrics = MetricsCSV(self.run_dir / "metrics.csv")
+        self.wandb = None
+
+    # ------------------------------------------------------------------ setup
+
+    def _open_dataset(self):
+        data = self.recipe.data
+        if self.info.is_main:  # one process refreshes the manifest, the others reuse it
+            index = open_frames(data)
+        dist.barrier()
+        if not self.info.is_main:
+            index = open_frames(data)
+        views = method_class(self.recipe.method.name).dataset_views(self.recipe)
+        return windows_dataset(data, index, views=views, augment=True, seed=self.recipe.train.seed)
+
+    def _restore(self, state: dict) -> None:
+        where = self.resume_path
+        try:
+            self.method.load_state_dict(state["model"])
+        except RuntimeError as err:
+            first = str(err).splitlines()[0]
+            raise CLTTError(f"checkpoint {where} does not fit this model ({first}); "
+                            "it was written for another architecture or method") from None
+        saved = state["progress"]
+        if saved["batches_per_epoch"] != self.batches_per_epoch:
+            raise CLTTError(
+                f"checkpoint {where} was made with {saved['batches_per_epoch']} batches per epoch, the data now "
+                f"give {self.batches_per_epoch}; restore the frames root it was trained on or start a new run"
+            )
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.progress = Progress(**{k: saved[k] for k in Progress().__dict__})
+        self.wandb_id = state.get("wandb_id", "")
+        ckpt.restore_rng_state(state["rng"])
+
+    def _start_wandb(self) -> None:
+        config = self.recipe.log.wandb
+        if not (config.enabled and self.info.is_main):
+            return
+        from cltt.engine.wandb_run import WandbRun
+
+        self.wandb_id = self.wandb_id or WandbRun.new_id()
+        self.wandb = WandbRun(config, self.run_dir, self.run_dir.name, self.wandb_id, recipe_to_dict(self.recipe))
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _state(self) -> dict:
+        return {
+            "format": ckpt.FORMAT,
+            "recipe": dump_recipe(self.recipe),
+            "method": self.recipe.method.name,
+            "model": self.method.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "progress": self.progress.as_dict(self.batches_per_epoch, self.total_steps),
+            "rng": ckpt.rng_state(),
+            "wandb_id": self.wandb_id,
+        }
+
+    def _save(self, name: str) -> Path | None:
+        dist.average_buffers(self.method)
+        path = None
+        if self.info.is_main:
+            path = ckpt.save_checkpoint(self._state(), self.run_dir / name)
+            ckpt.prune_checkpoints(self.run_dir, self.recipe.train.keep_last)
+        dist.barrier()
+        return path
+
+    # ------------------------------------------------------------------ loop
+
+    def run(self) -> Outcome:
+        started = time.perf_counter()
+        train = self.recipe.train
+        p = self.progress
+        if self.info.is_main:
+            write_recipe(self.run_dir, self.recipe)
+            self.metrics.keep_epochs_up_to(p.epoch)
+        self._start_wandb()
+        self.reporter.start(RunStart(
+            run_dir=self.run_dir, method=self.recipe.method.name, backbone=self.recipe.model.backbone,
+            device=str(self.placement.device), precision=self.placement.precision,
+            processes=self.info.world_size, windows=len(self.dataset), batch_size=train.batch_size,
+            batches_per_epoch=self.batches_per_epoch, epochs=train.epochs, total_steps=self.total_steps,
+            start_epoch=p.epoch, start_step=p.step, resumed_from=self.resume_path,
+        ))
+        if p.epoch >= train.epochs:
+            return self._finish("already_finished", 0, f"{self.run_dir} already finished its {train.epochs} epochs",
+                                started, ckpt.latest_checkpoint(self.run_dir))
+        loader = DataLoader(
+            self.dataset,
+            batch_sampler=self.sampler,
+            num_workers=self.recipe.data.num_workers,
+            pin_memory=self.placement.device.type == "cuda",
+            worker_init_fn=_worker_init,
+        )
+        last_checkpoint = None
+        while p.epoch < train.epochs:
+            epoch_started = time.perf_counter()
+            self.sampler.set_epoch(p.epoch, start_batch=p.position)
+            waited = time.perf_counter()
+            for batch in loader:
+                fetched = time.perf_counter()
+                loss, lr = self._train_step(batch["views"])
+                done = time.perf_counter()
+                p.step += 1
+                p.position += 1
+                p.epoch_loss_sum += loss
+                p.epoch_loss_count += 1
+                self._report_step(loss, lr, batch["views"], fetched - waited, done - waited)
+                if dist.any_process(preemption.requested() is not None, self.placement.device):
+                    return self._preempted(started)
+                waited = time.perf_counter()
+            last_checkpoint = self._end_epoch(time.perf_counter() - epoch_started)
+        final = self._save(ckpt.FINAL_NAME)
+        return self._finish("finished", 0, f"trained {train.epochs} epochs", started, final or last_checkpoint)
+
+    def _train_step(self, views: torch.Tensor) -> tuple[float, float]:
+        train = self.recipe.train
+        lr = self.schedule.lr_at(self.progress.step)
+        set_learning_rate(self.optimizer, lr)
+        self.method.train()
+        try:
+            loss = accumulate_gradients(self.method, views, self.placement, self.scaler,
+                                        train.sub_batch_size, train.accumulation)
+        except NonFiniteLoss as err:
+            latest = ckpt.latest_checkpoint(self.run_dir)
+            kept = f"{latest} is the last good checkpoint" if latest else "no checkpoint was written yet"
+            raise CLTTError(
+                f"{err} at epoch {self.progress.epoch + 1}, batch {self.progress.position + 1} (step {self.progress.step + 1}); "
+                f"{kept}; lower train.lr (now {lr:.3g}), set train.grad_clip, or raise method.temperature"
+            ) from None
+        optimizer_step(self.method, self.optimizer, self.scaler, train.grad_clip)
+        return loss, lr
+
+    def _report_step(self, loss: float, lr: float, views: torch.Tensor, wait: float, total: float) -> None:
+        p = self.progress
+        frames = views.shape[0] * views.shape[1] * views.shape[2] * self.info.world_size
+        self.reporter.step(StepDone(
+            epoch=p.epoch + 1, batch=p.position, batches_per_epoch=self.batches_per_epoch, step=p.step,
+            total_steps=self.total_steps, loss=loss, lr=lr, frames_per_second=frames / max(total, 1e-9),
+            data_wait=wait / max(total, 1e-9),
+        ))
+        if self.wandb is not None:
+            self.wandb.log({"train/loss": loss, "train/lr": lr, "epoch": p.epoch + p.position / self.batches_per_epoch},
+                           step=p.step)
+
+    def _end_epoch(self, seconds: float) -> Path | None:
+        p = self.progress
+        loss = p.epoch_loss_sum / max(1, p.epoch_loss_count)
+        last_lr = self.schedule.lr_at(p.step - 1)
+        decay = self.schedule.decay_rate(p.step - 1)
+        p.epoch += 1
+        p.position = 0
+        p.epoch_loss_sum, p.epoch_loss_count = 0.0, 0
+        if self.info.is_main:
+            self.metrics.append(p.epoch, loss, last_lr, decay)
+            if self.wandb is not None:
+                self.wandb.log({"epoch/loss": loss, "epoch/learning_rate": last_lr, "epoch/decay_rate": decay,
+                                "epoch": p.epoch}, step=p.step)
+        path = None
+        if p.epoch % self.recipe.train.save_every == 0 or p.epoch == self.recipe.train.epochs:
+            path = self._save(ckpt.epoch_name(p.epoch))
+        self.reporter.epoch(EpochDone(p.epoch, self.recipe.train.epochs, loss, last_lr, decay, seconds, path))
+        return path
+
+    def _preempted(self, started: float) -> Outcome:
+        signal_name = preemption.requested() or "a signal on another process"
+        path = self._save(ckpt.step_name(self.progress.step))
+        code, how = 0, ""
+        if self.info.is_main:
+            code, how = preemption.requeue_or_exit_code(self.recipe.train.requeue, preemption.requested())
+        message = (f"{signal_name}: saved epoch {self.progress.epoch + 1} batch {self.progress.position} "
+                   f"(step {self.progress.step}) to {path}; {how}")
+        return self._finish("preempted", code if self.info.is_main else preemption.REQUEUE_EXIT_CODE, message,
+                            started, path)
+
+    def _finish(self, status: str, code: int, message: str, started: float, path: Path | None) -> Outcome:
+        rows = self.metrics.rows() if self.info.is_main else []
+        outcome = Outcome(
+            status=status, exit_code=code, message=message, run_dir=self.run_dir, epoch=self.progress.epoch,
+            step=self.progress.step, loss=float(rows[-1]["loss"]) if rows else None, checkpoint=path,
+            seconds=time.perf_counter() - started,
+        )
+        if self.wandb is not None:
+            self.wandb.finish()
+        self.reporter.stop(outcome)
+        return outcome

@@ -1,0 +1,306 @@
+"""cltt train / cltt resume end to end on tiny real JPEG clips (tiny_cnn, 32 px, CPU)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+import torch
+import yaml
+
+from cltt.cli import main
+from cltt.engine import checkpoint as ckpt
+from cltt.engine import preemption
+from cltt.engine.events import Reporter
+from cltt.engine.run_dir import prepare_resume, prepare_training
+from cltt.engine.trainer import Trainer
+from cltt.methods import METHODS, build_method, method_class
+from cltt.recipe import load_recipe
+
+
+def write_recipe(tmp_path: Path, frames_root: Path, **sections) -> Path:
+    tree = {
+        "data": {"root": str(frames_root), "window_size": 3, "window_stride": 1, "image_size": 32, "num_workers": 0},
+        "model": {"backbone": "tiny_cnn", "projection_dim": 16},
+        "train": {"epochs": 2, "batch_size": 8, "lr": 1e-3, "warmup_epochs": 0.5, "out_dir": str(tmp_path / "runs"),
+                  "device": "cpu"},
+    }
+    for section, values in sections.items():
+        tree.setdefault(section, {}).update(values)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    return path
+
+
+class Recorder(Reporter):
+    """Records each step's learning rate and loss; may send itself a signal at given steps."""
+
+    def __init__(self, signal_at_steps=()):
+        self.lrs, self.losses, self.signal_at = [], [], set(signal_at_steps)
+
+    def step(self, event) -> None:
+        self.lrs.append(event.lr)
+        self.losses.append(event.loss)
+        if event.step in self.signal_at:
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+
+@pytest.fixture
+def preemption_handlers(monkeypatch):
+    """The trainer's real signal handlers, restored afterwards; no Slurm environment."""
+    for name in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
+        monkeypatch.delenv(name, raising=False)
+    saved = {s: signal.getsignal(s) for s in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGINT)}
+    preemption.install()
+    preemption.reset()
+    yield
+    preemption.reset()
+    for s, handler in saved.items():
+        signal.signal(s, handler)
+
+
+def train_in_process(recipe_path: Path, overrides=(), reporter=None, change_length=False):
+    recipe = load_recipe(recipe_path, list(overrides))
+    recipe, run_dir, resume, _ = prepare_training(recipe, recipe_path, change_length)
+    return Trainer(recipe, run_dir, reporter, resume).run()
+
+
+def resume_in_process(target: Path, reporter=None, overrides=()):
+    preemption.reset()
+    recipe, run_dir, resume, _ = prepare_resume(target, list(overrides), False)
+    return Trainer(recipe, run_dir, reporter, resume).run()
+
+
+def final_weights(run_dir: Path) -> dict:
+    return ckpt.load_checkpoint(run_dir / ckpt.FINAL_NAME)["model"]
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cltt(*args, cwd: Path) -> Result:
+    """Run the real ``cltt`` command line in this process (the subprocess start costs seconds)."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGINT)}
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(main, [str(a) for a in args], env={"COLUMNS": "200", "SLURM_JOB_ID": None})
+    finally:
+        os.chdir(here)
+        preemption.reset()
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return Result(result.exit_code, result.stdout, result.stderr)
+
+
+# --------------------------------------------------------------------------- a whole run
+
+
+def test_train_writes_the_lab_run_dir(tmp_path, frames_root):
+    recipe = write_recipe(tmp_path, frames_root, train={"epochs": 3, "keep_last": 1})
+    outcome = train_in_process(recipe)
+    run_dir = tmp_path / "runs" / "tiny"
+    assert outcome.status == "finished" and outcome.exit_code == 0 and outcome.epoch == 3
+    names = sorted(p.name for p in run_dir.glob("*.pth"))
+    assert names == ["simclr_epoch_003.pth", "simclr_final.pth"]  # keep_last=1 pruned epochs 1-2
+    assert (run_dir / "latest").read_text().strip() == "simclr_final.pth"
+    lines = (run_dir / "metrics.csv").read_text().splitlines()
+    assert lines[0] == "epoch,loss,learning_rate,decay_rate"
+    assert [line.split(",")[0] for line in lines[1:]] == ["1", "2", "3"]
+    for line in lines[1:]:
+        _, loss, lr, decay = map(float, line.split(","))
+        assert abs(decay - lr / 1e-3) < 1e-5
+    state = torch.load(run_dir / "simclr_final.pth", weights_only=True)  # loads without pickled objects
+    assert state["progress"]["epoch"] == 3 and state["progress"]["position"] == 0
+    assert yaml.safe_load(state["recipe"])["train"]["epochs"] == 3
+    assert yaml.safe_load((run_dir / "recipe.yaml").read_text()) == yaml.safe_load(state["recipe"])
+    assert not list(run_dir.glob(".*tmp*"))
+
+
+def test_loss_falls(tmp_path, frames_root):
+    recorder = Recorder()
+    recipe = write_recipe(tmp_path, frames_root, train={"epochs": 6, "lr": 3e-3})
+    train_in_process(recipe, reporter=recorder)
+    rows = (tmp_path / "runs" / "tiny" / "metrics.csv").read_text().splitlines()[1:]
+    losses = [float(row.split(",")[1]) for row in rows]
+    assert losses[-1] < losses[0] - 0.1, losses
+
+
+@pytest.mark.parametrize("name", sorted(METHODS) or ["cltt", "simclr"])
+def test_every_method_trains_and_round_trips(tmp_path, frames_root, name):
+    method_class(name)  # fills the registry
+    recipe_path = write_recipe(tmp_path, frames_root, method={"name": name}, train={"epochs": 1})
+    outcome = train_in_process(recipe_path)
+    assert outcome.status == "finished"
+    state = ckpt.load_checkpoint(tmp_path / "runs" / "tiny" / ckpt.FINAL_NAME)
+    fresh = build_method(load_recipe(recipe_path))
+    fresh.load_state_dict(state["model"])
+    assert state["method"] == name
+
+
+# --------------------------------------------------------------------------- resume exactness
+
+
+def test_interrupt_and_resume_equals_uninterrupted(tmp_path, frames_root, preemption_handlers):
+    straight_dir = tmp_path / "straight"
+    straight_dir.mkdir()
+    straight = Recorder()
+    train_in_process(write_recipe(straight_dir, frames_root), reporter=straight)
+
+    # the same run, stopped by a real SIGUSR1 inside epoch 1 and again inside epoch 2
+    broken_dir = tmp_path / "broken"
+    broken_dir.mkdir()
+    recipe = write_recipe(broken_dir, frames_root)
+    first = Recorder(signal_at_steps={2})
+    outcome = train_in_process(recipe, reporter=first)
+    run_dir = broken_dir / "runs" / "tiny"
+    batches = len(straight.lrs) // 2  # batches per epoch
+    assert outcome.status == "preempted" and outcome.exit_code == preemption.REQUEUE_EXIT_CODE
+    assert ckpt.latest_checkpoint(run_dir).name == "simclr_step_0000002.pth"
+    assert not (run_dir / "metrics.csv").exists() or len((run_dir / "metrics.csv").read_text().splitlines()) == 1
+
+    second = Recorder(signal_at_steps={batches + 2})
+    outcome = resume_in_process(run_dir, second)
+    assert outcome.status == "preempted" and outcome.step == batches + 2
+    third = Recorder()
+    outcome = resume_in_process(run_dir, third)
+    assert outcome.status == "finished"
+
+    assert first.lrs + second.lrs + third.lrs == straight.lrs
+    torch.testing.assert_close(torch.tensor(first.losses + second.losses + third.losses),
+                               torch.tensor(straight.losses), rtol=1e-5, atol=1e-6)
+    assert (run_dir / "metrics.csv").read_text() == (straight_dir / "runs" / "tiny" / "metrics.csv").read_text()
+    assert_same_weights(final_weights(run_dir), final_weights(straight_dir / "runs" / "tiny"))
+    assert not list(run_dir.glob("simclr_step_*.pth"))  # superseded step checkpoints are pruned
+
+
+def test_sigusr1_to_the_cli_saves_and_resume_finishes(tmp_path, frames_root):
+    recipe = write_recipe(tmp_path, frames_root, data={"num_workers": 2}, train={"epochs": 30})
+    process = subprocess.Popen([sys.executable, "-m", "cltt", "train", str(recipe)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    first_line = process.stdout.readline()  # printed when training starts, handlers long installed
+    assert "tiny_cnn" in first_line
+    process.send_signal(signal.SIGUSR1)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == preemption.REQUEUE_EXIT_CODE, err
+    assert "SIGUSR1: saved" in err and "cltt resume" in err
+    assert "Traceback" not in err
+    run_dir = tmp_path / "runs" / "tiny"
+    stopped = ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))["progress"]
+    assert stopped["step"] < 30 * stopped["batches_per_epoch"]
+    done = subprocess.run([sys.executable, "-m", "cltt", "resume", str(run_dir)], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "trained 30 epochs" in done.stdout
+    rows = (run_dir / "metrics.csv").read_text().splitlines()[1:]
+    assert [int(r.split(",")[0]) for r in rows] == list(range(1, 31))
+
+
+# --------------------------------------------------------------------------- continuing a run dir
+
+
+def test_existing_run_dir_needs_resume_and_keeps_the_recipe(tmp_path, frames_root):
+    recipe = write_recipe(tmp_path, frames_root, train={"epochs": 1})
+    assert cltt("train", recipe, cwd=tmp_path).returncode == 0
+    again = cltt("train", recipe, cwd=tmp_path)
+    assert again.returncode == 2 and "already holds a run" in again.stderr and "Traceback" not in again.stderr
+    finished = cltt("train", recipe, "train.resume=auto", cwd=tmp_path)
+    assert finished.returncode == 0 and "already finished" in finished.stdout
+    changed = cltt("train", recipe, "train.resume=auto", "model.projection_dim=8", cwd=tmp_path)
+    assert changed.returncode == 2 and "model.projection_dim" in changed.stderr
+    longer = cltt("resume", tmp_path / "runs" / "tiny", "train.epochs=2", cwd=tmp_path)
+    assert longer.returncode == 2 and "--change-length" in longer.stderr
+    extended = cltt("resume", tmp_path / "runs" / "tiny", "train.epochs=2", "--change-length", cwd=tmp_path)
+    assert extended.returncode == 0, extended.stderr
+    rows = (tmp_path / "runs" / "tiny" / "metrics.csv").read_text().splitlines()[1:]
+    assert [r.split(",")[0] for r in rows] == ["1", "2"]
+
+
+def test_resume_from_a_named_checkpoint_file(tmp_path, frames_root):
+    recipe = write_recipe(tmp_path, frames_root, train={"epochs": 2})
+    train_in_process(recipe)
+    run_dir = tmp_path / "runs" / "tiny"
+    outcome = resume_in_process(run_dir / "simclr_epoch_001.pth")
+    assert outcome.status == "finished" and outcome.epoch == 2
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def one_line_error(result: Result, *fragments: str) -> None:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("error:"), result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+
+
+def test_bad_input_is_one_line(tmp_path, frames_root):
+    recipe = write_recipe(tmp_path, frames_root, train={"epochs": 1})
+    one_line_error(cltt("train", recipe, f"data.root={tmp_path / 'nothing'}", cwd=tmp_path), "nothing")
+    one_line_error(cltt("train", recipe, "data.window_size=40", cwd=tmp_path), "window")
+    one_line_error(cltt("train", recipe, "train.batch_size=4000", cwd=tmp_path), "train.batch_size")
+    if not torch.cuda.is_available():
+        one_line_error(cltt("train", recipe, "train.device=cuda", cwd=tmp_path), "CUDA")
+    one_line_error(cltt("train", cwd=tmp_path), "needs a recipe")
+    one_line_error(cltt("resume", tmp_path / "runs" / "missing", cwd=tmp_path), "does not exist")
+
+
+def test_non_finite_loss_stops_with_step_and_hint(tmp_path, frames_root):
+    recipe = write_recipe(tmp_path, frames_root, train={"epochs": 1})
+    result = cltt("train", recipe, "train.lr=1e30", cwd=tmp_path)  # Adam's first step blows the weights up
+    one_line_error(result, "loss is nan", "(step 2)", "no checkpoint was written yet", "lower train.lr")
+
+
+def test_not_a_checkpoint(tmp_path, frames_root):
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint at all")
+    one_line_error(cltt("resume", garbage, cwd=tmp_path), "not a readable checkpoint")
+    plain = tmp_path / "weights.pth"
+    torch.save({"conv.weight": torch.zeros(2)}, plain)
+    one_line_error(cltt("resume", plain, cwd=tmp_path), "not a cltt checkpoint")
+
+
+def test_checkpoint_of_another_architecture(tmp_path, frames_root):
+    recipe_path = write_recipe(tmp_path, frames_root, train={"epochs": 1})
+    train_in_process(recipe_path)
+    state = ckpt.load_checkpoint(tmp_path / "runs" / "tiny" / ckpt.FINAL_NAME)
+    other = load_recipe(recipe_path, ["model.projection_dim=8"])
+    with pytest.raises(Exception) as caught:
+        Trainer(other, tmp_path / "runs" / "other", None, (tmp_path / "x.pth", state))
+    assert "does not fit this model" in str(caught.value)
+
+
+# --------------------------------------------------------------------------- W&B offline
+
+
+def test_wandb_offline_keeps_its_run_id_across_resume(tmp_path, frames_root, preemption_handlers):
+    recipe = write_recipe(tmp_path, frames_root, log={"wandb": {"enabled": True, "mode": "offline"}})
+    outcome = train_in_process(recipe, reporter=Recorder(signal_at_steps={3}))
+    assert outcome.status == "preempted"
+    run_dir = tmp_path / "runs" / "tiny"
+    run_id = ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))["wandb_id"]
+    assert run_id
+    resume_in_process(run_dir)
+    assert ckpt.load_checkpoint(run_dir / ckpt.FINAL_NAME)["wandb_id"] == run_id
+    offline_runs = list((run_dir / "wandb").glob(f"offline-run-*-{run_id}"))
+    assert len(offline_runs) == 2  # one per process lifetime, one W&B run id
