@@ -273,6 +273,99 @@ class LogConfig:
 
 
 @dataclass
+class ProbeConfig:
+    """How ``cltt probe`` judges frozen features (and ``probe.every`` during training).
+
+    Labels come from ``labels`` (default ROOT/labels.csv: clip,label[,split]) or from folders
+    ROOT/<label>/<clip>/. Splits are by clip, never by frame: from the file's split column, or
+    drawn with ``split_seed`` in ``split_fractions`` (train, val, test) when it has none.
+    """
+
+    level: Literal["frame", "window", "clip"] = "frame"
+    labels: Optional[str] = None
+    split_fractions: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
+    split_seed: int = 0
+    probes: list[str] = field(default_factory=lambda: ["linear", "logistic", "knn"])
+    baselines: list[str] = field(default_factory=lambda: ["random_init", "pixels"])
+    logistic_c: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0])
+    knn_k: int = 20
+    knn_temperature: float = 0.07
+    pixels_size: int = 16  # raw-pixel baseline: frames resized to this many pixels a side
+    batch_size: int = 256
+    every: Optional[int] = None  # epochs between probes during training (metrics_eval.csv)
+
+    def validate(self, at: str) -> None:
+        if len(self.split_fractions) != 3 or any(f < 0 for f in self.split_fractions) or \
+                abs(sum(self.split_fractions) - 1) > 1e-6 or self.split_fractions[0] == 0:
+            raise RecipeError(f"recipe key '{at}.split_fractions' must be [train, val, test] >= 0 summing to 1 "
+                              f"with train > 0, got {self.split_fractions}")
+        for name in self.probes:
+            if name not in ("linear", "logistic", "knn"):
+                raise RecipeError(f"recipe key '{at}.probes' lists {name!r}; choose from linear, logistic, knn")
+        for name in self.baselines:
+            if name not in ("random_init", "pixels"):
+                raise RecipeError(f"recipe key '{at}.baselines' lists {name!r}; choose from random_init, pixels")
+        _check_min(self.knn_k, f"{at}.knn_k", 1)
+        if not self.knn_temperature > 0:
+            raise RecipeError(f"recipe key '{at}.knn_temperature' must be > 0, got {self.knn_temperature}")
+        _check_min(self.pixels_size, f"{at}.pixels_size", 1)
+        _check_min(self.batch_size, f"{at}.batch_size", 1)
+        if self.every is not None:
+            _check_min(self.every, f"{at}.every", 1)
+
+
+@dataclass
+class ExportConfig:
+    """What ``cltt export`` writes."""
+
+    format: Literal["safetensors", "torchscript", "onnx"] = "safetensors"
+    with_head: bool = False  # include the projection head (outputs the contrastive embedding)
+    onnx_opset: int = 17
+
+    def validate(self, at: str) -> None:
+        _check_min(self.onnx_opset, f"{at}.onnx_opset", 9)
+
+
+@dataclass
+class SlurmConfig:
+    """The job-array script ``cltt sweep --slurm`` renders (and slurm/train.sh's defaults)."""
+
+    partition: Optional[str] = None
+    account: Optional[str] = None
+    gpus: int = 1
+    cpus_per_task: int = 8
+    mem: Optional[str] = None  # e.g. 64G
+    time: str = "04:00:00"
+    mail_user: Optional[str] = None
+    mail_type: str = "END,FAIL"
+    requeue: bool = True
+    signal_seconds: int = 120  # USR1 this long before the time limit, to the trainer itself
+    throttle: Optional[int] = None  # at most this many array tasks at once (%N)
+    apptainer_image: Optional[str] = None  # run inside `apptainer exec --nv IMAGE`
+    binds: list[str] = field(default_factory=list)  # apptainer --bind paths
+    modules: list[str] = field(default_factory=list)  # `module load` lines
+    scratch: Optional[str] = None  # local scratch dir to stage the frames root into, e.g. $TMPDIR
+    extra: list[str] = field(default_factory=list)  # more #SBATCH options, e.g. --constraint=a100
+
+    def validate(self, at: str) -> None:
+        _check_min(self.gpus, f"{at}.gpus", 0)
+        _check_min(self.cpus_per_task, f"{at}.cpus_per_task", 1)
+        _check_min(self.signal_seconds, f"{at}.signal_seconds", 0)
+        if self.throttle is not None:
+            _check_min(self.throttle, f"{at}.throttle", 1)
+
+
+@dataclass
+class SweepConfig:
+    """A grid of runs: ``grid`` maps dotted recipe keys to lists of values."""
+
+    grid: dict[str, Any] = field(default_factory=dict)
+    name: Optional[str] = None  # default the recipe file's name
+    out_dir: str = "sweeps"
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
+
+
+@dataclass
 class Recipe:
     """A whole recipe: one section per concern."""
 
@@ -281,6 +374,9 @@ class Recipe:
     method: MethodConfig = field(default_factory=MethodConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
 
 
