@@ -188,8 +188,7 @@ class MethodConfig:
     decoupled: bool = False
 
     def validate(self, at: str) -> None:
-        if not self.temperature > 0:
-            raise RecipeError(f"recipe key '{at}.temperature' must be > 0, got {self.temperature}")
+        _check_positive(self.temperature, f"{at}.temperature")
 
 
 @dataclass
@@ -232,8 +231,7 @@ class TrainConfig:
         _check_min(self.epochs, f"{at}.epochs", 1)
         _check_min(self.batch_size, f"{at}.batch_size", 1)
         _check_min(self.seed, f"{at}.seed", 0)
-        if not self.lr > 0:
-            raise RecipeError(f"recipe key '{at}.lr' must be > 0, got {self.lr}")
+        _check_positive(self.lr, f"{at}.lr")
         _check_min(self.weight_decay, f"{at}.weight_decay", 0)
         _check_probability(self.momentum, f"{at}.momentum")
         _check_min(self.warmup_epochs, f"{at}.warmup_epochs", 0)
@@ -268,8 +266,7 @@ class LogConfig:
     wandb: WandbConfig = field(default_factory=WandbConfig)
 
     def validate(self, at: str) -> None:
-        if not self.interval > 0:
-            raise RecipeError(f"recipe key '{at}.interval' must be > 0, got {self.interval}")
+        _check_positive(self.interval, f"{at}.interval")
 
 
 @dataclass
@@ -306,8 +303,7 @@ class ProbeConfig:
             if name not in ("random_init", "pixels"):
                 raise RecipeError(f"recipe key '{at}.baselines' lists {name!r}; choose from random_init, pixels")
         _check_min(self.knn_k, f"{at}.knn_k", 1)
-        if not self.knn_temperature > 0:
-            raise RecipeError(f"recipe key '{at}.knn_temperature' must be > 0, got {self.knn_temperature}")
+        _check_positive(self.knn_temperature, f"{at}.knn_temperature")
         _check_min(self.pixels_size, f"{at}.pixels_size", 1)
         _check_min(self.batch_size, f"{at}.batch_size", 1)
         if self.every is not None:
@@ -386,6 +382,11 @@ class Recipe:
 def _check_min(value: float, key: str, low: float) -> None:
     if value < low:
         raise RecipeError(f"recipe key '{key}' must be >= {low}, got {value}")
+
+
+def _check_positive(value: float, key: str) -> None:
+    if not value > 0:
+        raise RecipeError(f"recipe key '{key}' must be > 0, got {value}")
 
 
 def _check_probability(value: float, key: str) -> None:

@@ -195,10 +195,13 @@ def test_interrupt_and_resume_equals_uninterrupted(tmp_path, frames_root, preemp
 def test_sigusr1_to_the_cli_saves_and_resume_finishes(tmp_path, frames_root):
     recipe = write_recipe(tmp_path, frames_root, data={"num_workers": 2}, train={"epochs": 30})
     process = subprocess.Popen([sys.executable, "-m", "cltt", "train", str(recipe)], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+                               stderr=subprocess.PIPE, text=True, cwd=tmp_path, start_new_session=True)
     first_line = process.stdout.readline()  # printed when training starts, handlers long installed
     assert "tiny_cnn" in first_line
-    process.send_signal(signal.SIGUSR1)
+    stdout_rest = process.stdout.readline()  # the first epoch's line: DataLoader workers are running
+    assert "epoch 1/30" in stdout_rest
+    # like Slurm, signal every process of the job: the DataLoader workers must ignore it
+    os.killpg(process.pid, signal.SIGUSR1)
     out, err = process.communicate(timeout=300)
     assert process.returncode == preemption.REQUEUE_EXIT_CODE, err
     assert "SIGUSR1: saved" in err and "cltt resume" in err
