@@ -69,9 +69,10 @@ class _RichLineHandler(logging.Handler):
 
 
 def _register() -> None:
-    from cltt.cli import extract, index, pending, train, visualize
+    from cltt.cli import export, extract, index, pending, train, visualize
 
-    for command in (extract.command, index.command, visualize.command, train.train_command, train.resume_command):
+    for command in (extract.command, index.command, visualize.command, train.train_command, train.resume_command,
+                    export.command):
         main.add_command(command)
     for command in pending.commands():
         if command.name not in main.commands:

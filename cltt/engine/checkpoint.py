@@ -120,6 +120,8 @@ def load_checkpoint(path: Path) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if "weights only load failed" in first.lower():
+            first = "not a torch.save file, or it pickles objects other than tensors"
         raise CLTTError(f"{path} is not a readable checkpoint ({first[:160]})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CLTTError(f"{path} is not a cltt checkpoint (no '{FORMAT}' marker); "
