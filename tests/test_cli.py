@@ -40,7 +40,7 @@ def test_help_and_version():
     assert cltt("--version").stdout.strip() == f"cltt, version {__version__}"
 
 
-@pytest.mark.parametrize("name", ["probe", "sweep"])
+@pytest.mark.parametrize("name", ["probe"])
 def test_commands_not_built_yet_say_so(name):
     assert_one_line_error(cltt(name, QUICKSTART), f"cltt {name} is not built yet")
 

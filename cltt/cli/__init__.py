@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 import click
+from rich.markup import escape
 
 from cltt import __version__
 from cltt.cli.common import err_console, fail
@@ -65,14 +66,14 @@ def main(verbose: bool) -> None:
 class _RichLineHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         style = "yellow" if record.levelno >= logging.WARNING else "dim"
-        err_console.print(f"[{style}]{record.levelname.lower()}:[/] {record.getMessage()}", soft_wrap=True)
+        err_console.print(f"[{style}]{record.levelname.lower()}:[/] {escape(record.getMessage())}", soft_wrap=True)
 
 
 def _register() -> None:
-    from cltt.cli import export, extract, index, pending, train, visualize
+    from cltt.cli import export, extract, index, pending, sweep, train, visualize
 
     for command in (extract.command, index.command, visualize.command, train.train_command, train.resume_command,
-                    export.command):
+                    export.command, sweep.command):
         main.add_command(command)
     for command in pending.commands():
         if command.name not in main.commands:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.syntax import Syntax
 
 from cltt.errors import CLTTError
@@ -60,5 +61,5 @@ show_option = click.option("--show", is_flag=True, help="Print the resolved reci
 
 def fail(message: str, code: int = 2) -> None:
     """Print one error line and exit with ``code``."""
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     sys.exit(code)

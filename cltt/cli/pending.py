@@ -8,7 +8,6 @@ from cltt.cli.common import fail
 
 PENDING = {
     "probe": "linear probes on frozen features",
-    "sweep": "run a grid of recipes locally or as a Slurm job array",
 }
 
 

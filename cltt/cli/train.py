@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from cltt.cli.common import console, err_console, show_option, show_recipe, split_arguments
 from cltt.engine import preemption
@@ -85,15 +86,15 @@ def _run(recipe, run_dir: Path, resume, notes: list[str]) -> None:
 
     info = distributed.process_info()
     for note in notes if info.is_main else []:
-        err_console.print(f"[dim]note:[/] {note}", soft_wrap=True)
+        err_console.print(f"[dim]note:[/] {escape(note)}", soft_wrap=True)
     try:
         trainer = Trainer(recipe, run_dir, reporter_for(recipe.log.interval, info.is_main), resume)
         outcome = trainer.run()
     finally:
         distributed.shutdown_processes()
     if outcome.status == "preempted" and info.is_main:
-        err_console.print(f"[yellow]stopped:[/] {outcome.message}", soft_wrap=True)
-        if outcome.exit_code == preemption.REQUEUE_EXIT_CODE:
+        err_console.print(f"[yellow]stopped:[/] {escape(outcome.message)}", soft_wrap=True)
+        if outcome.exit_code == preemption.REQUEUE_EXIT_CODE and preemption.slurm_job_to_requeue() is None:
             err_console.print(f"continue with: cltt resume {run_dir}", soft_wrap=True)
     console.file.flush()
     sys.exit(outcome.exit_code)

@@ -20,7 +20,7 @@ from cltt.recipe import Recipe, apply_override, dump_recipe, recipe_from_dict, r
 
 RECIPE_FILE = "recipe.yaml"
 
-FREE_PREFIXES = ("log.", "extract.")
+FREE_PREFIXES = ("log.", "extract.", "probe.", "export.", "sweep.")
 FREE_KEYS = {
     "data.root", "data.cache_dir", "data.num_workers",
     "train.device", "train.precision", "train.channels_last", "train.compile",

@@ -1,0 +1,340 @@
+"""A recipe plus a grid of dotted keys becomes one resolved recipe per run, in a sweep folder.
+
+    sweeps/<name>/sweep.yaml              manifest: the grid, and each run's name and overrides
+    sweeps/<name>/recipes/<run>.yaml      the resolved recipe of each run (what `cltt train` reads)
+    sweeps/<name>/runs/<run>/             each run's run dir (train.out_dir = sweeps/<name>/runs)
+    sweeps/<name>/logs/                   one log per run (local) or per array task (Slurm)
+
+The grid is the cartesian product of the recipe's ``sweep.grid`` and the ``--grid`` options, in
+a fixed order (keys as given, the last key varying fastest), so run ``i`` is the same run every
+time the sweep is rendered. Run names are short and readable (``ws5_fs2_lr1e-3``): an alias for
+common keys, the key's last part otherwise, and the value written compactly.
+
+Relative paths (the sweep folder, ``data.root``) are relative to the folder ``cltt sweep`` runs
+in; the Slurm script is submitted from there too.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from cltt.errors import CLTTError, RecipeError
+from cltt.recipe import Recipe, all_keys, dump_recipe, load_recipe, recipe_from_dict, recipe_to_dict
+
+MANIFEST = "sweep.yaml"
+RECIPES = "recipes"
+RUNS = "runs"
+LOGS = "logs"
+FINAL_NAME = "simclr_final.pth"  # cltt.engine.checkpoint.FINAL_NAME, without loading torch
+
+# Short names for the keys people sweep most; `None` means "the value alone" (resnet18, simclr).
+ALIASES: dict[str, str | None] = {
+    "data.window_size": "ws",
+    "data.frame_step": "fs",
+    "data.window_stride": "st",
+    "data.two_view_offset": "off",
+    "data.image_size": "px",
+    "data.object_focus": "focus",
+    "data.augment.consistent": "consistent",
+    "model.backbone": None,
+    "model.projection_dim": "pd",
+    "method.name": None,
+    "method.temperature": "tau",
+    "method.reduction": None,
+    "method.pairing": None,
+    "method.decoupled": "dcl",
+    "train.lr": "lr",
+    "train.batch_size": "bs",
+    "train.epochs": "ep",
+    "train.seed": "seed",
+    "train.weight_decay": "wd",
+    "train.optimizer": None,
+    "train.warmup_epochs": "warm",
+}
+
+# Keys the sweep itself sets for every run; a grid over them would break the folder layout.
+RESERVED = ("train.out_dir", "train.name", "train.resume")
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9.+=-]+")
+_MAX_NAME = 100
+
+
+@dataclass
+class SweepRun:
+    """One point of the grid: its index (the Slurm array task id), name and resolved recipe."""
+
+    index: int
+    name: str
+    overrides: dict[str, Any]  # grid key -> value, as resolved in the recipe
+    recipe: Recipe
+
+
+@dataclass
+class SweepPlan:
+    """Everything ``cltt sweep`` writes: the base recipe, the grid and the runs."""
+
+    name: str
+    dir: Path
+    base: Recipe  # the recipe and command-line overrides, before the grid
+    grid: dict[str, list[Any]]
+    runs: list[SweepRun]
+    source: Path | None = None
+    base_overrides: list[str] = field(default_factory=list)
+
+    def recipe_path(self, run: SweepRun) -> Path:
+        return self.dir / RECIPES / f"{run.name}.yaml"
+
+    def run_dir(self, run: SweepRun) -> Path:
+        return self.dir / RUNS / run.name
+
+
+# --------------------------------------------------------------------------- the grid
+
+
+def parse_grid_option(text: str) -> tuple[str, list[Any]]:
+    """``key=v1,v2,...`` (each value a YAML scalar, or a ``[...]`` list) -> (key, values)."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or not raw.strip():
+        raise CLTTError(f"--grid '{text}' must look like key.sub=v1,v2, e.g. --grid train.lr=1e-3,3e-4")
+    try:
+        values = yaml.safe_load(f"[{raw}]")
+    except yaml.YAMLError:
+        values = [yaml.safe_load(v) if v.strip() else None for v in raw.split(",")]
+    return key, list(values)
+
+
+def flatten_grid(grid: Any, prefix: str = "") -> dict[str, list[Any]]:
+    """``sweep.grid`` as {dotted key: values}: nested mappings are joined with dots, a scalar is one value."""
+    if grid is None:
+        return {}
+    if not isinstance(grid, dict):
+        raise RecipeError(f"recipe key 'sweep.grid' must map dotted keys to lists of values, got {grid!r}")
+    flat: dict[str, list[Any]] = {}
+    for key, values in grid.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(values, dict):
+            flat.update(flatten_grid(values, dotted + "."))
+        else:
+            flat[dotted] = list(values) if isinstance(values, (list, tuple)) else [values]
+    return flat
+
+
+def expand_grid(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """The cartesian product of the grid, in order: the first key slowest, the last fastest."""
+    keys = list(grid)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
+
+
+def check_grid_keys(grid: dict[str, list[Any]]) -> None:
+    """Every grid key is a recipe key (else one line naming the closest), not reserved, has values."""
+    if not grid:
+        raise CLTTError("the sweep grid is empty; give sweep.grid in the recipe or --grid key=v1,v2 "
+                        "(for a single run use cltt train or slurm/train.sh)")
+    known = set(all_keys())
+    for key, values in grid.items():
+        if key not in known:
+            tree: dict[str, Any] = {}
+            _set(tree, key, values[0] if values else None)
+            try:
+                recipe_from_dict(tree)
+            except RecipeError as err:
+                raise RecipeError(f"sweep grid: {err}") from None
+            raise RecipeError(f"sweep grid: '{key}' is not a recipe key")  # pragma: no cover
+        if key in RESERVED or key == "sweep" or key.startswith("sweep."):
+            raise RecipeError(f"sweep grid: '{key}' cannot vary, the sweep sets it for every run "
+                              "(run dirs go to sweeps/NAME/runs/RUN)")
+        if not values:
+            raise RecipeError(f"sweep grid: '{key}' has no values; give a list such as [1e-3, 3e-4]")
+
+
+# --------------------------------------------------------------------------- names
+
+
+def format_value(value: Any) -> str:
+    """A value as a short, filesystem-safe word: 0.001 -> 1e-3, 2.0 -> 2, [0.2, 1.0] -> 0.2-1."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "none"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value == 0 or value.is_integer() and abs(value) < 1e5:
+            return str(int(value))
+        if abs(value) < 0.01 or abs(value) >= 1e5:
+            mantissa, exponent = f"{value:.6e}".split("e")
+            mantissa = mantissa.rstrip("0").rstrip(".")
+            return f"{mantissa}e{int(exponent)}"
+        return f"{value:.6g}"
+    if isinstance(value, (list, tuple)):
+        return "-".join(format_value(v) for v in value)
+    if isinstance(value, dict):
+        return "-".join(f"{k}{format_value(v)}" for k, v in value.items())
+    text = str(value)
+    if "/" in text:  # a path: its last part says enough
+        text = Path(text.rstrip("/")).name or text
+    return _UNSAFE.sub("-", text).strip("-.") or "x"
+
+
+def name_part(key: str, value: Any) -> str:
+    """One ``_``-separated part of a run name: ``ws5``, ``lr1e-3``, ``resnet18``, ``nodcl``."""
+    alias = ALIASES.get(key, key.rpartition(".")[2])
+    if isinstance(value, bool) and alias is not None:
+        return alias if value else f"no{alias}"
+    text = format_value(value)
+    if alias is None:
+        return text
+    return f"{alias}{text}" if text[:1].isdigit() or text[:1] in ".-" else f"{alias}-{text}"
+
+
+def run_names(points: Sequence[dict[str, Any]]) -> list[str]:
+    """Unique, readable names: the keys that vary across runs (all grid keys if none varies)."""
+    if not points:
+        return []
+    keys = list(points[0])
+    varying = [k for k in keys if len({repr(p[k]) for p in points}) > 1] or keys
+    names = []
+    for point in points:
+        name = "_".join(name_part(k, point[k]) for k in varying) or "run"
+        if len(name) > _MAX_NAME:
+            digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+            name = f"{name[:_MAX_NAME - 9]}-{digest}"
+        names.append(name)
+    repeated = {n for n in names if names.count(n) > 1}
+    taken = set(names) - repeated
+    unique = []
+    for name in names:
+        if name in repeated:
+            k = 1
+            while f"{name}-{k}" in taken:
+                k += 1
+            name = f"{name}-{k}"
+            taken.add(name)
+        unique.append(name)
+    return unique
+
+
+def safe_name(text: str) -> str:
+    """A sweep or job name that is a safe folder name and Slurm job name."""
+    return _UNSAFE.sub("-", text).strip("-.") or "sweep"
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+def plan_sweep(recipe_path: str | Path, overrides: Sequence[str] = (), grid_options: Sequence[str] = ()) -> SweepPlan:
+    """Read a recipe, apply ``key=value`` overrides, and expand its grid (and ``--grid`` options)."""
+    recipe_path = Path(recipe_path)
+    base = load_recipe(recipe_path, list(overrides))
+    grid = flatten_grid(base.sweep.grid)
+    for option in grid_options:
+        key, values = parse_grid_option(option)
+        grid[key] = values
+    check_grid_keys(grid)
+
+    name = safe_name(base.sweep.name or recipe_path.stem)
+    sweep_dir = Path(base.sweep.out_dir) / name
+    tree = recipe_to_dict(base)
+    tree["sweep"] = {}  # the runs' recipes leave the sweep out: changing it must not block resuming
+    tree["train"].update(out_dir=str(sweep_dir / RUNS), resume="auto")
+
+    points = expand_grid(grid)
+    resolved: list[tuple[dict[str, Any], Recipe]] = []
+    for point in points:
+        run_tree = copy.deepcopy(tree)
+        for key, value in point.items():
+            _set(run_tree, key, value)
+        try:
+            recipe = recipe_from_dict(run_tree)
+        except RecipeError as err:
+            shown = ", ".join(f"{k}={v}" for k, v in point.items())
+            raise RecipeError(f"sweep run {shown}: {err}") from None
+        as_dict = recipe_to_dict(recipe)
+        resolved.append(({k: _get(as_dict, k) for k in point}, recipe))
+
+    runs = []
+    for index, (name_, (values, recipe)) in enumerate(zip(run_names([v for v, _ in resolved]), resolved)):
+        recipe.train.name = name_
+        runs.append(SweepRun(index, name_, values, recipe))
+    return SweepPlan(name=name, dir=sweep_dir, base=base, grid=grid, runs=runs, source=recipe_path,
+                     base_overrides=list(overrides))
+
+
+def write_sweep(plan: SweepPlan) -> Path:
+    """Write each run's recipe and the manifest; create the logs folder. Returns the manifest path."""
+    (plan.dir / RECIPES).mkdir(parents=True, exist_ok=True)
+    (plan.dir / LOGS).mkdir(exist_ok=True)  # Slurm fails a job whose log folder is missing
+    for run in plan.runs:
+        plan.recipe_path(run).write_text(dump_recipe(run.recipe))
+    manifest = plan.dir / MANIFEST
+    try:
+        previous = read_manifest(plan.dir) if manifest.is_file() else {}
+    except CLTTError:  # a broken manifest is rewritten below
+        previous = {}
+    names = {run.name for run in plan.runs}
+    for entry in previous.get("runs", []):  # recipes of runs an earlier grid had (their run dirs stay)
+        if isinstance(entry, dict) and str(entry.get("name")) not in names:
+            (plan.dir / RECIPES / f"{entry.get('name')}.yaml").unlink(missing_ok=True)
+    content = {
+        "name": plan.name,
+        "recipe": str(plan.source) if plan.source else None,
+        "overrides": plan.base_overrides,
+        "written": datetime.now().isoformat(timespec="seconds"),
+        "grid": plan.grid,
+        "runs": [{"index": r.index, "name": r.name, "recipe": f"{RECIPES}/{r.name}.yaml", "run_dir": f"{RUNS}/{r.name}",
+                  "overrides": r.overrides} for r in plan.runs],
+        "jobs": previous.get("jobs", []),
+    }
+    manifest.write_text(yaml.safe_dump(content, sort_keys=False, default_flow_style=None))
+    return manifest
+
+
+def read_manifest(sweep_dir: str | Path) -> dict[str, Any]:
+    """The manifest of a sweep folder; one clear line when the folder is not one."""
+    path = Path(sweep_dir) / MANIFEST
+    if not path.is_file():
+        raise CLTTError(f"{sweep_dir} is not a sweep folder (no {MANIFEST}); give sweeps/NAME as written by cltt sweep")
+    try:
+        content = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise CLTTError(f"{path} is not valid YAML ({getattr(err, 'problem', err)})") from None
+    if not isinstance(content, dict) or not isinstance(content.get("runs"), list):
+        raise CLTTError(f"{path} has no list of runs; rewrite it with cltt sweep RECIPE")
+    return content
+
+
+def record_job(sweep_dir: Path, job_id: str) -> None:
+    """Remember a submitted Slurm job array in the manifest."""
+    path = Path(sweep_dir) / MANIFEST
+    content = read_manifest(sweep_dir)
+    content.setdefault("jobs", []).append({"id": job_id, "submitted": datetime.now().isoformat(timespec="seconds")})
+    path.write_text(yaml.safe_dump(content, sort_keys=False, default_flow_style=None))
+
+
+def _set(tree: dict[str, Any], key: str, value: Any) -> None:
+    node = tree
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = copy.deepcopy(value)
+
+
+def _get(tree: dict[str, Any], key: str) -> Any:
+    node: Any = tree
+    for part in key.split("."):
+        node = node[part]
+    return node

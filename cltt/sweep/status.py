@@ -1,0 +1,178 @@
+"""Where each run of a sweep stands, read from its run dir and its newest log, nothing else.
+
+    finished     simclr_final.pth exists
+    failed       its newest log ends with a non-zero exit that is not "saved, requeue me"
+    running?     its newest log shows a start with no exit after it (or the task was killed)
+    stopped      it has a checkpoint or metrics but is not finished (time limit, preemption)
+    not started  nothing yet
+
+Epochs and the last loss come from ``metrics.csv``; the best probe accuracies from
+``metrics_eval.csv`` (``epoch,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc``) when
+the run has one.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from cltt.engine.checkpoint import FINAL_NAME, latest_checkpoint
+from cltt.sweep.grid import LOGS, read_manifest
+
+# Lines the job-array script and the local runner write around each run.
+START = re.compile(r"^cltt-sweep: run (?P<run>\S+) \(")
+EXIT = re.compile(r"^cltt-sweep: run (?P<run>\S+) exited (?P<rc>-?\d+)")
+SCRIPT_ERROR = "cltt-sweep: error: "
+TRACEBACK_LAST = re.compile(r"^[A-Za-z_.]*(Error|Exception|Interrupt): ")
+REQUEUE_EXIT = 75  # cltt.engine.preemption.REQUEUE_EXIT_CODE, without importing the engine
+_EPOCH_CKPT = re.compile(r"simclr_epoch_(\d+)\.pth$")
+_STEP_CKPT = re.compile(r"simclr_step_(\d+)\.pth$")
+
+STATES = ("finished", "failed", "running?", "stopped", "not started")
+CSV_FIELDS = ("index", "run", "state", "epochs_done", "epochs", "last_loss", "best_val_acc", "best_test_acc",
+              "checkpoint", "log", "note")
+
+
+@dataclass
+class RunStatus:
+    index: int
+    run: str
+    state: str
+    epochs_done: int
+    epochs: int | None
+    last_loss: float | None
+    best_val_acc: float | None
+    best_test_acc: float | None
+    checkpoint: str  # name of the latest checkpoint, or ""
+    log: str  # newest log file, or ""
+    note: str  # the error line of a failed run, or how a stopped one stopped
+
+
+def sweep_status(sweep_dir: str | Path) -> list[RunStatus]:
+    """One :class:`RunStatus` per run of the manifest, in array-task order."""
+    sweep_dir = Path(sweep_dir)
+    manifest = read_manifest(sweep_dir)
+    return [run_status(sweep_dir, int(entry.get("index", i)), str(entry["name"]), entry.get("run_dir"))
+            for i, entry in enumerate(manifest["runs"])]
+
+
+def run_status(sweep_dir: Path, index: int, name: str, run_dir: str | None = None) -> RunStatus:
+    run_path = sweep_dir / (run_dir or f"runs/{name}")
+    rows = _read_csv(run_path / "metrics.csv")
+    evals = _read_csv(run_path / "metrics_eval.csv")
+    latest = latest_checkpoint(run_path) if run_path.is_dir() else None
+    log = newest_log(sweep_dir / LOGS, index, name)
+    exit_code, started_after_exit, error = _log_state(log, name) if log else (None, False, "")
+
+    if (run_path / FINAL_NAME).is_file():
+        state, note = "finished", ""
+    elif started_after_exit:
+        state, note = "running?", "started, no exit in the log yet (or the task was killed)"
+    elif exit_code is not None and exit_code not in (0, REQUEUE_EXIT):
+        state, note = "failed", error or f"exited {exit_code}"
+    elif latest is not None or rows:
+        state = "stopped"
+        note = "checkpoint saved; requeued or to be resumed" if exit_code in (0, REQUEUE_EXIT) else ""
+    else:
+        state, note = "not started", ""
+    return RunStatus(
+        index=index, run=name, state=state,
+        epochs_done=_epochs_done(rows, latest),
+        epochs=_epochs_planned(sweep_dir, name, run_path),
+        last_loss=_number(rows[-1].get("loss")) if rows else None,
+        best_val_acc=_best(evals, "val_acc"), best_test_acc=_best(evals, "test_acc"),
+        checkpoint=latest.name if latest else "", log=str(log) if log else "", note=note,
+    )
+
+
+def newest_log(log_dir: Path, index: int, name: str) -> Path | None:
+    """The run's newest log: a Slurm array task's (``*_INDEX.out``) or a local run's (``NAME.local.out``)."""
+    if not log_dir.is_dir():
+        return None
+    candidates = [p for p in log_dir.glob(f"*_{index}.out")] + [p for p in log_dir.glob(f"{name}.local.out")]
+    return max(candidates, key=lambda p: p.stat().st_mtime_ns) if candidates else None
+
+
+def _log_state(log: Path, name: str) -> tuple[int | None, bool, str]:
+    """(last exit code of this run, whether a start came after it, the last error line of the log)."""
+    exit_code, started_after_exit, error = None, False, ""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return None, False, ""
+    for line in lines:
+        start, end = START.match(line), EXIT.match(line)
+        if start and start.group("run") == name:
+            started_after_exit, error = True, ""
+        elif end and end.group("run") == name:
+            exit_code, started_after_exit = int(end.group("rc")), False
+        elif line.startswith(SCRIPT_ERROR):  # the script stopped before or around the run
+            exit_code, started_after_exit, error = 2, False, line.removeprefix(SCRIPT_ERROR).strip()
+        elif line.startswith("error: "):  # the one-line error of cltt itself
+            error = line.removeprefix("error: ").strip()
+        elif not error and TRACEBACK_LAST.match(line):
+            error = line.strip()
+    return exit_code, started_after_exit, error
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    try:
+        with open(path, newline="") as handle:
+            return list(csv.DictReader(handle))
+    except (OSError, csv.Error):
+        return []
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        value = float(text) if text not in (None, "") else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _best(rows: list[dict[str, str]], column: str) -> float | None:
+    values = [v for v in (_number(row.get(column)) for row in rows) if v is not None]
+    return max(values) if values else None
+
+
+def _epochs_done(rows: list[dict[str, str]], latest: Path | None) -> int:
+    done = max((int(n) for n in (_number(r.get("epoch")) for r in rows) if n is not None), default=0)
+    match = _EPOCH_CKPT.search(latest.name) if latest else None
+    return max(done, int(match.group(1))) if match else done
+
+
+def _epochs_planned(sweep_dir: Path, name: str, run_path: Path) -> int | None:
+    import yaml
+
+    for path in (run_path / "recipe.yaml", sweep_dir / "recipes" / f"{name}.yaml"):
+        try:
+            tree = yaml.safe_load(path.read_text()) or {}
+            return int(tree["train"]["epochs"])
+        except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
+            continue
+    return None
+
+
+def summary(statuses: list[RunStatus]) -> str:
+    """``6 runs: 4 finished, 1 failed, 1 not started``."""
+    counts = {s: sum(1 for r in statuses if r.state == s) for s in STATES}
+    parts = [f"{n} {s}" for s, n in counts.items() if n]
+    return f"{len(statuses)} runs: " + ", ".join(parts) if parts else "0 runs"
+
+
+def write_csv(statuses: list[RunStatus], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        for status in statuses:
+            row = asdict(status)
+            writer.writerow({k: "" if row[k] is None else row[k] for k in CSV_FIELDS})
+    return path

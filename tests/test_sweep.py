@@ -1,0 +1,375 @@
+"""cltt sweep: grid expansion and run names, the rendered job array (shellcheck, and run by bash
+with fake srun/scontrol/apptainer), local runs, status, and one-line errors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from cltt.cli.sweep import command as sweep_command
+from cltt.engine import preemption
+from cltt.errors import CLTTError, RecipeError
+from cltt.sweep import grid, render
+from cltt.sweep.status import sweep_status
+
+TINY = {
+    "data": {"window_size": 3, "image_size": 32, "num_workers": 0},
+    "model": {"backbone": "tiny_cnn", "projection_dim": 16},
+    "train": {"epochs": 1, "batch_size": 8, "device": "cpu"},
+}
+
+
+def write_recipe(folder: Path, name: str = "tiny", **sections) -> Path:
+    tree = {k: dict(v) for k, v in TINY.items()}
+    for section, values in sections.items():
+        tree.setdefault(section, {}).update(values)
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    return path
+
+
+def sweep(*args, cwd: Path, env: dict | None = None):
+    """``cltt sweep ARGS`` in this process, from ``cwd``; returns the click Result."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGINT)}
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(sweep_command, [str(a) for a in args], prog_name="cltt sweep",
+                                    env={"COLUMNS": "200", **(env or {})})
+    finally:
+        os.chdir(here)
+        preemption.reset()
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def assert_one_line_error(result, *fragments: str) -> None:
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+# --------------------------------------------------------------------------- grid and names
+
+
+def test_grid_expands_in_order_with_readable_names(tmp_path):
+    recipe = write_recipe(tmp_path, sweep={"grid": {"data.window_size": [5, 8], "data.frame_step": [2]},
+                                           "out_dir": str(tmp_path / "sweeps")})
+    plan = grid.plan_sweep(recipe, ["train.epochs=3"], ["train.lr=1e-3,3e-4"])
+    assert plan.name == "tiny" and plan.dir == tmp_path / "sweeps" / "tiny"
+    assert [r.name for r in plan.runs] == ["ws5_lr1e-3", "ws5_lr3e-4", "ws8_lr1e-3", "ws8_lr3e-4"]
+    assert [r.index for r in plan.runs] == [0, 1, 2, 3]
+    assert plan.runs[1].overrides == {"data.window_size": 5, "data.frame_step": 2, "train.lr": 3e-4}
+    run = plan.runs[2].recipe
+    assert (run.data.window_size, run.data.frame_step, run.train.lr, run.train.epochs) == (8, 2, 1e-3, 3)
+    assert run.train.out_dir == str(plan.dir / "runs") and run.train.name == "ws8_lr1e-3"
+    assert run.train.resume == "auto"
+
+    grid.write_sweep(plan)
+    saved = yaml.safe_load((plan.dir / "recipes" / "ws8_lr1e-3.yaml").read_text())
+    assert saved["data"]["window_size"] == 8 and saved["train"]["name"] == "ws8_lr1e-3"
+    assert saved["sweep"]["grid"] == {}  # changing the sweep must not block resuming a run
+    manifest = grid.read_manifest(plan.dir)
+    assert [r["name"] for r in manifest["runs"]] == [r.name for r in plan.runs]
+    assert manifest["runs"][3]["overrides"] == {"data.window_size": 8, "data.frame_step": 2, "train.lr": 3e-4}
+    assert (plan.dir / "logs").is_dir()
+
+    again = grid.plan_sweep(recipe, [], ["data.window_size=5", "train.lr=1e-3,3e-4"])  # --grid replaces a key
+    grid.write_sweep(again)
+    assert sorted(p.stem for p in (plan.dir / "recipes").glob("*.yaml")) == ["lr1e-3", "lr3e-4"]
+
+
+@pytest.mark.parametrize("key, value, part", [
+    ("train.lr", 0.001, "lr1e-3"),
+    ("train.lr", 3e-4, "lr3e-4"),
+    ("train.lr", 2.5e-4, "lr2.5e-4"),
+    ("method.temperature", 0.07, "tau0.07"),
+    ("train.epochs", 100, "ep100"),
+    ("train.warmup_epochs", 2.0, "warm2"),
+    ("data.frame_step", 2, "fs2"),
+    ("data.window_stride", 4, "st4"),
+    ("data.two_view_offset", 3, "off3"),
+    ("train.batch_size", 256, "bs256"),
+    ("model.backbone", "resnet18", "resnet18"),
+    ("method.name", "simclr", "simclr"),
+    ("data.augment.consistent", False, "noconsistent"),
+    ("data.augment.flip_p", 0.5, "flip_p0.5"),
+    ("train.accumulation", "approximate", "accumulation-approximate"),
+    ("data.root", "/data/saycam/frames", "root-frames"),
+    ("data.augment.crop_scale", [0.2, 1.0], "crop_scale0.2-1"),
+    ("train.grad_clip", None, "grad_clip-none"),
+])
+def test_name_parts(key, value, part):
+    assert grid.name_part(key, value) == part
+
+
+def test_names_only_show_what_varies_and_are_unique():
+    points = [{"data.root": "/a/frames", "train.lr": 1e-3}, {"data.root": "/b/frames", "train.lr": 1e-3}]
+    assert grid.run_names(points) == ["root-frames-1", "root-frames-2"]
+    assert grid.run_names([{"train.lr": 1e-3, "train.seed": 0}]) == ["lr1e-3_seed0"]
+    long = grid.run_names([{"data.root": "x" * 300}])[0]
+    assert len(long) <= 100
+
+
+def test_grid_options_parse_yaml_values():
+    assert grid.parse_grid_option("train.lr=1e-3,3e-4") == ("train.lr", ["1e-3", "3e-4"])  # floats once resolved
+    assert grid.parse_grid_option("model.backbone=resnet18,tiny_cnn") == ("model.backbone", ["resnet18", "tiny_cnn"])
+    assert grid.parse_grid_option("data.augment.crop_scale=[0.2,1.0],[0.4,1.0]")[1] == [[0.2, 1.0], [0.4, 1.0]]
+    assert grid.parse_grid_option("method.decoupled=true,false")[1] == [True, False]
+    with pytest.raises(CLTTError, match="must look like key.sub=v1,v2"):
+        grid.parse_grid_option("train.lr")
+
+
+def test_bad_grid_key_names_the_closest(tmp_path):
+    recipe = write_recipe(tmp_path)
+    with pytest.raises(RecipeError, match=r"sweep grid: recipe key 'train.lrr' is not known; did you mean 'train.lr'\?"):
+        grid.plan_sweep(recipe, [], ["train.lrr=1e-3,3e-4"])
+    result = sweep(recipe, "--grid", "data.window_sise=3,5", cwd=tmp_path)
+    assert_one_line_error(result, "data.window_sise", "did you mean 'data.window_size'")
+    assert not (tmp_path / "sweeps").exists()
+
+
+def test_grid_errors_are_one_line(tmp_path):
+    recipe = write_recipe(tmp_path)
+    assert_one_line_error(sweep(recipe, cwd=tmp_path), "the sweep grid is empty")
+    assert_one_line_error(sweep(recipe, "--grid", "train.out_dir=a,b", cwd=tmp_path), "train.out_dir", "cannot vary")
+    assert_one_line_error(sweep(recipe, "--grid", "train.lr=1e-3,-1", cwd=tmp_path), "train.lr=-1", "must be > 0")
+    assert_one_line_error(sweep(recipe, "--grid", "train.lr=1e-3", "--dry-run", cwd=tmp_path), "--dry-run goes with --slurm")
+    assert_one_line_error(sweep("--grid", "train.lr=1e-3", cwd=tmp_path), "needs a recipe")
+
+
+# --------------------------------------------------------------------------- Slurm time and script
+
+
+@pytest.mark.parametrize("text, seconds", [
+    ("90", 5400), ("04:00:00", 14400), ("2-00:00:00", 172800), ("1-12", 129600), ("30:00", 1800),
+    ("0-01:30", 5400), ("UNLIMITED", None),
+])
+def test_slurm_times(text, seconds):
+    assert render.parse_slurm_time(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["4h", "04:61:00", "1-25:00:00", "", "0", "1:2:3:4", "-5"])
+def test_bad_slurm_times(text):
+    with pytest.raises(RecipeError, match="sweep.slurm.time"):
+        render.parse_slurm_time(text)
+
+
+def test_array_spec():
+    assert render.array_spec([0, 1, 2, 3]) == "0-3"
+    assert render.array_spec([0, 1, 2, 5, 7, 8], 4) == "0-2,5,7-8%4"
+
+
+SITE = {"partition": "gpu", "account": "r00000", "gpus": 2, "cpus_per_task": 4, "mem": "64G", "time": "2-00:00:00",
+        "mail_user": "me@iu.edu", "throttle": 2, "apptainer_image": "/images/cltt.sif",
+        "binds": ["/N/project", "/N/scratch"], "modules": ["apptainer/1.2"], "scratch": "$TMPDIR",
+        "extra": ["--constraint=a100"]}
+
+
+def dry_run(tmp_path: Path, slurm: dict, *extra: str):
+    recipe = write_recipe(tmp_path, data={"root": "frames"}, sweep={"slurm": slurm})
+    result = sweep(recipe, "--grid", "train.lr=1e-3,3e-4", "--grid", "data.window_size=3,5", *extra,
+                   "--slurm", "--dry-run", cwd=tmp_path)
+    assert result.exit_code == 0, result.stderr
+    script = tmp_path / "sweeps" / "tiny" / "sweep.sbatch"
+    assert f"wrote {script.relative_to(tmp_path)} (not submitted: --dry-run)" in result.stdout
+    assert script.read_text() in result.stdout
+    return script, script.read_text()
+
+
+@pytest.mark.parametrize("slurm", [{}, SITE], ids=["defaults", "site"])
+def test_dry_run_script_passes_shellcheck(tmp_path, slurm):
+    script, _ = dry_run(tmp_path, slurm)
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed (Debian: apt-get install shellcheck)")
+    done = subprocess.run(["shellcheck", "-s", "bash", str(script)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
+
+
+def test_dry_run_sbatch_lines(tmp_path):
+    _, text = dry_run(tmp_path, SITE)
+    sbatch = [line.removeprefix("#SBATCH ") for line in text.splitlines() if line.startswith("#SBATCH ")]
+    assert sbatch == [
+        "--job-name=tiny", "--array=0-3%2", "--output=sweeps/tiny/logs/%x-%A_%a.out", "--open-mode=append",
+        "--requeue", "--signal=USR1@120", "--time=2-00:00:00", "--cpus-per-task=4", "--partition=gpu",
+        "--account=r00000", "--gpus-per-node=2", "--mem=64G", "--mail-user=me@iu.edu", "--mail-type=END,FAIL",
+        "--constraint=a100",
+    ]
+    assert "B:USR1" not in text  # B: would signal the batch shell only, never the trainer
+    assert "module load apptainer/1.2\n" in text
+    assert "apptainer_image=/images/cltt.sif\n" in text
+    assert "apptainer_args=(--nv --bind /N/project --bind /N/scratch)\n" in text
+    assert 'scratch="$TMPDIR"\n' in text
+    assert 'scontrol requeue "$job"' in text and 'job="${SLURM_ARRAY_JOB_ID}_${task}"' in text
+    assert "lr1e-3_ws3   # 0\n" in text and "lr3e-4_ws5   # 3\n" in text
+
+
+def test_dry_run_defaults_and_checks(tmp_path):
+    _, text = dry_run(tmp_path, {"gpus": 0, "signal_seconds": 0, "requeue": False})
+    assert "--array=0-3\n" in text and "--no-requeue" in text
+    assert "--signal" not in "".join(line for line in text.splitlines() if line.startswith("#SBATCH"))
+    assert "--gpus" not in text and "apptainer_args=()" in text and "module load" not in text
+    recipe = write_recipe(tmp_path, name="bad", sweep={"grid": {"train.lr": [1e-3]}, "slurm": {"time": "4h"}})
+    assert_one_line_error(sweep(recipe, "--slurm", "--dry-run", cwd=tmp_path), "sweep.slurm.time", "04:00:00")
+    recipe = write_recipe(tmp_path, name="bad", sweep={"grid": {"train.lr": [1e-3]}, "slurm": {"time": "2"}})
+    assert_one_line_error(sweep(recipe, "--slurm", "--dry-run", cwd=tmp_path), "signal_seconds", "below the time limit")
+    assert not (tmp_path / "sweeps" / "bad").exists()
+
+
+def test_sbatch_missing_is_one_line(tmp_path):
+    recipe = write_recipe(tmp_path, sweep={"grid": {"train.lr": [1e-3, 3e-4]}})
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    result = sweep(recipe, "--slurm", cwd=tmp_path, env={"PATH": str(empty)})
+    assert_one_line_error(result, "sbatch is not on PATH", "sbatch sweeps/tiny/sweep.sbatch", "--local")
+    assert (tmp_path / "sweeps" / "tiny" / "sweep.sbatch").is_file()  # ready to copy to a login node
+
+
+# --------------------------------------------------------------------------- the script, run by bash
+
+
+def fake_tools(folder: Path) -> Path:
+    """srun that runs its command, scontrol and apptainer that record their arguments, a fake cltt."""
+    bin_dir = folder / "fake-bin"
+    bin_dir.mkdir()
+    tools = {
+        "srun": 'while [ "${1#--}" != "$1" ]; do shift; done\nexec "$@"\n',
+        "scontrol": 'echo "$*" >> "$FAKE_CALLS/scontrol"\n',
+        "apptainer": 'echo "$*" >> "$FAKE_CALLS/apptainer"\nshift\nwhile :; do case $1 in --nv) shift;; '
+                     '--bind) shift 2;; *) break;; esac; done\nshift\nexec "$@"\n',  # drop exec, options, image
+        "fake-cltt": 'echo "$*" >> "$FAKE_CALLS/cltt"\nfor a in "$@"; do case $a in data.root=*) '
+                     'ls "${a#data.root=}" >> "$FAKE_CALLS/staged";; esac; done\nexit "${FAKE_RC:-0}"\n',
+    }
+    for name, body in tools.items():
+        (bin_dir / name).write_text("#!/bin/bash\n" + body)
+        (bin_dir / name).chmod(0o755)
+    (folder / "calls").mkdir()
+    return bin_dir
+
+
+def run_task(tmp_path: Path, script: Path, task: int, rc: int = 0) -> subprocess.CompletedProcess:
+    bin_dir = tmp_path / "fake-bin"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    env.update(PATH=f"{bin_dir}:{env['PATH']}", FAKE_CALLS=str(tmp_path / "calls"), FAKE_RC=str(rc),
+               CLTT_COMMAND="fake-cltt", SLURM_ARRAY_JOB_ID="77", SLURM_ARRAY_TASK_ID=str(task),
+               SLURM_JOB_ID=str(77 + task), SLURM_CPUS_PER_TASK="3", TMPDIR=str(tmp_path / "node-tmp"))
+    return subprocess.run(["bash", str(script)], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
+
+
+def calls(tmp_path: Path, tool: str) -> list[str]:
+    path = tmp_path / "calls" / tool
+    return path.read_text().splitlines() if path.is_file() else []
+
+
+def test_script_runs_the_task_and_requeues_only_its_own_task(tmp_path):
+    fake_tools(tmp_path)
+    script, _ = dry_run(tmp_path, {"gpus": 0})
+    done = run_task(tmp_path, script, 2)
+    assert done.returncode == 0, done.stderr
+    assert calls(tmp_path, "cltt") == ["train sweeps/tiny/recipes/lr3e-4_ws3.yaml train.resume=auto data.num_workers=2"]
+    assert "cltt-sweep: run lr3e-4_ws3 exited 0" in done.stdout
+
+    done = run_task(tmp_path, script, 0, rc=75)  # saved, "requeue me" (no scontrol in a container)
+    assert done.returncode == 0, done.stderr
+    assert calls(tmp_path, "scontrol") == ["requeue 77_0"]  # never the whole array (job 77)
+    assert "exited 75: checkpoint saved, requeued 77_0" in done.stdout
+
+    done = run_task(tmp_path, script, 1, rc=3)
+    assert done.returncode == 3 and "cltt-sweep: run lr1e-3_ws5 exited 3" in done.stdout
+    done = run_task(tmp_path, script, 4)
+    assert done.returncode == 2 and "array task 4 has no run: this sweep has 4" in done.stderr
+
+
+def test_script_stages_frames_to_scratch_inside_apptainer(tmp_path, frames_root):
+    fake_tools(tmp_path)
+    script, _ = dry_run(tmp_path, {"gpus": 1, "scratch": "$TMPDIR/cltt", "apptainer_image": "cltt.sif",
+                                   "binds": ["/data"]})
+    done = run_task(tmp_path, script, 1)
+    assert done.returncode == 0, done.stdout + done.stderr
+    stage_dir = tmp_path / "node-tmp" / "cltt" / "cltt-77_1"
+    [apptainer] = calls(tmp_path, "apptainer")
+    assert apptainer == (f"exec --nv --bind /data --bind {stage_dir} cltt.sif fake-cltt train "
+                         f"sweeps/tiny/recipes/lr1e-3_ws5.yaml train.resume=auto data.num_workers=2 "
+                         f"data.root={stage_dir}/frames")
+    assert calls(tmp_path, "staged") == ["clip0", "clip1", "clip2"]  # the copy was there during the run
+    assert not stage_dir.exists()  # and is removed afterwards
+
+
+# --------------------------------------------------------------------------- local runs and status
+
+
+def test_local_sweep_runs_both_and_status_shows_them_finished(tmp_path, frames_root):
+    recipe = write_recipe(tmp_path, data={"root": str(frames_root)})
+    result = sweep(recipe, "--grid", "train.lr=1e-3,3e-4", "--local", cwd=tmp_path)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "sweep tiny: 2 runs: 2 finished" in result.stdout
+    sweep_dir = tmp_path / "sweeps" / "tiny"
+    for name in ("lr1e-3", "lr3e-4"):
+        assert (sweep_dir / "runs" / name / "simclr_final.pth").is_file()
+        assert "cltt-sweep: run %s exited 0" % name in (sweep_dir / "logs" / f"{name}.local.out").read_text()
+
+    result = sweep("status", "sweeps/tiny", "--csv", "status.csv", cwd=tmp_path)
+    assert result.exit_code == 0, result.stderr
+    assert "2 runs: 2 finished" in result.stdout
+    rows = (tmp_path / "status.csv").read_text().splitlines()
+    assert rows[0].startswith("index,run,state,epochs_done,epochs,last_loss,best_val_acc,best_test_acc")
+    assert [r.split(",")[1:5] for r in rows[1:]] == [["lr1e-3", "finished", "1", "1"], ["lr3e-4", "finished", "1", "1"]]
+
+    result = sweep(recipe, "--grid", "train.lr=1e-3,3e-4", "--local", cwd=tmp_path)  # again: nothing to do
+    assert result.exit_code == 0 and "2 skipped" in result.stdout
+
+
+def test_status_reads_run_dirs_and_logs(tmp_path):
+    recipe = write_recipe(tmp_path, sweep={"grid": {"train.lr": [1e-3, 3e-4, 1e-4, 3e-5, 1e-5]}})
+    assert sweep(recipe, cwd=tmp_path).exit_code == 0  # writes the sweep folder, runs nothing
+    sweep_dir = tmp_path / "sweeps" / "tiny"
+    runs, logs = sweep_dir / "runs", sweep_dir / "logs"
+    for name in ("lr1e-3", "lr3e-4", "lr1e-4"):
+        (runs / name).mkdir(parents=True)
+        (runs / name / "metrics.csv").write_text("epoch,loss,learning_rate,decay_rate\n1,2.5,0.001,1.0\n2,2.25,0.0005,0.5\n")
+    (runs / "lr1e-3" / "simclr_final.pth").write_bytes(b"")
+    (runs / "lr1e-3" / "metrics_eval.csv").write_text(
+        "epoch,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc\n1,1,0.5,1,0.41,1,0.4\n2,1,0.6,1,0.52,1,\n")
+    (runs / "lr3e-4" / "simclr_step_0000012.pth").write_bytes(b"")
+    (logs / "tiny-90_1.out").write_text("cltt-sweep: run lr3e-4 (task 1 of 5, job 90_1) on vm, start 1\n"
+                                        "SIGUSR1: saved\ncltt-sweep: run lr3e-4 exited 75: checkpoint saved, requeued 90_1\n")
+    (logs / "tiny-90_2.out").write_text("cltt-sweep: run lr1e-4 (task 2 of 5, job 90_2) on vm, start 1\n"
+                                        "error: CUDA is not available; set train.device=cpu\n"
+                                        "cltt-sweep: run lr1e-4 exited 2 (2026-01-01 00:00:00)\n")
+    (logs / "tiny-90_3.out").write_text("cltt-sweep: run lr3e-5 (task 3 of 5, job 90_3) on vm, start 1\n")
+    states = {s.run: s for s in sweep_status(sweep_dir)}
+    assert [s.state for s in states.values()] == ["finished", "stopped", "failed", "running?", "not started"]
+    assert states["lr1e-3"].epochs_done == 2 and states["lr1e-3"].epochs == 1 and states["lr1e-3"].last_loss == 2.25
+    assert states["lr1e-3"].best_val_acc == 0.52 and states["lr1e-3"].best_test_acc == 0.4
+    assert states["lr3e-4"].checkpoint == "simclr_step_0000012.pth"
+    assert states["lr1e-4"].note == "CUDA is not available; set train.device=cpu"
+    result = sweep("status", sweep_dir, cwd=tmp_path)
+    assert "5 runs: 1 finished, 1 failed, 1 running?, 1 stopped, 1 not started" in result.stdout
+    assert "failed 2 lr1e-4: CUDA is not available" in result.stdout
+
+
+def test_status_of_something_else_is_one_line(tmp_path):
+    assert_one_line_error(sweep("status", tmp_path, cwd=tmp_path), "is not a sweep folder")
+    recipe = write_recipe(tmp_path)
+    assert_one_line_error(sweep("status", recipe, cwd=tmp_path), "is a recipe", "sweeps/tiny")
+
+
+def test_help_explains_both_forms(tmp_path):
+    text = sweep("--help", cwd=tmp_path).stdout
+    for fragment in ("cltt sweep RECIPE", "cltt sweep status SWEEP_DIR", "--grid", "--local", "--slurm", "--dry-run",
+                     "Examples:"):
+        assert fragment in text
+    assert "--csv" in sweep("status", "--help", cwd=tmp_path).stdout
