@@ -437,6 +437,11 @@ def apply_override(tree: dict[str, Any], override: str) -> None:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
+    set_dotted(tree, key, value)
+
+
+def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    """``tree[a][b][c] = value`` for ``key = "a.b.c"``, creating mappings on the way."""
     node = tree
     parts = key.split(".")
     for part in parts[:-1]:

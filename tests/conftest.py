@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import cv2
@@ -38,3 +39,31 @@ def frames_root(tmp_path: Path) -> Path:
     for c, n in enumerate((12, 17, 22)):
         write_clip(root, f"clip{c}", n)
     return root
+
+
+SIGNALS_TOUCHED_BY_TRAIN = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGINT)
+
+
+def invoke_in_process(command, args, cwd: Path, env: dict | None = None, prog_name: str | None = None):
+    """Run a click command of the real CLI in this process, from ``cwd`` (a subprocess start
+    costs seconds of imports). ``cltt train`` installs signal handlers; they are put back, and
+    a non-exit exception is re-raised so a bug shows its traceback. Returns click's Result.
+    """
+    from click.testing import CliRunner
+
+    from cltt.engine import preemption
+
+    saved = {s: signal.getsignal(s) for s in SIGNALS_TOUCHED_BY_TRAIN}
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(command, [str(a) for a in args], prog_name=prog_name,
+                                    env={"COLUMNS": "200", "SLURM_JOB_ID": None, **(env or {})})
+    finally:
+        os.chdir(here)
+        preemption.reset()
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result

@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
 
 from cltt.cli.sweep import command as sweep_command
-from cltt.engine import preemption
 from cltt.errors import CLTTError, RecipeError
 from cltt.sweep import grid, render
 from cltt.sweep.status import sweep_status
+from tests.conftest import invoke_in_process
 
 TINY = {
     "data": {"window_size": 3, "image_size": 32, "num_workers": 0},
@@ -37,20 +35,7 @@ def write_recipe(folder: Path, name: str = "tiny", **sections) -> Path:
 
 def sweep(*args, cwd: Path, env: dict | None = None):
     """``cltt sweep ARGS`` in this process, from ``cwd``; returns the click Result."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGINT)}
-    here = os.getcwd()
-    os.chdir(cwd)
-    try:
-        result = CliRunner().invoke(sweep_command, [str(a) for a in args], prog_name="cltt sweep",
-                                    env={"COLUMNS": "200", **(env or {})})
-    finally:
-        os.chdir(here)
-        preemption.reset()
-        for s, handler in saved.items():
-            signal.signal(s, handler)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
+    return invoke_in_process(sweep_command, args, cwd, env, prog_name="cltt sweep")
 
 
 def assert_one_line_error(result, *fragments: str) -> None:

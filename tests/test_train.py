@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 import torch
 import yaml
 
 from cltt.cli import main
 from cltt.engine import checkpoint as ckpt
 from cltt.engine import preemption
+from tests.conftest import SIGNALS_TOUCHED_BY_TRAIN, invoke_in_process
 from cltt.engine.events import Reporter
 from cltt.engine.run_dir import prepare_resume, prepare_training
 from cltt.engine.trainer import Trainer
@@ -56,7 +56,7 @@ def preemption_handlers(monkeypatch):
     """The trainer's real signal handlers, restored afterwards; no Slurm environment."""
     for name in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
         monkeypatch.delenv(name, raising=False)
-    saved = {s: signal.getsignal(s) for s in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGINT)}
+    saved = {s: signal.getsignal(s) for s in SIGNALS_TOUCHED_BY_TRAIN}
     preemption.install()
     preemption.reset()
     yield
@@ -95,19 +95,8 @@ class Result:
 
 
 def cltt(*args, cwd: Path) -> Result:
-    """Run the real ``cltt`` command line in this process (the subprocess start costs seconds)."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGINT)}
-    here = os.getcwd()
-    os.chdir(cwd)
-    try:
-        result = CliRunner().invoke(main, [str(a) for a in args], env={"COLUMNS": "200", "SLURM_JOB_ID": None})
-    finally:
-        os.chdir(here)
-        preemption.reset()
-        for s, handler in saved.items():
-            signal.signal(s, handler)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
+    """The real ``cltt`` command line, run in this process."""
+    result = invoke_in_process(main, args, cwd)
     return Result(result.exit_code, result.stdout, result.stderr)
 
 

@@ -13,25 +13,16 @@ import click
 from rich.markup import escape
 
 from cltt import __version__
-from cltt.cli.common import err_console, fail
-from cltt.errors import CLTTError
+from cltt.cli.common import OneLineErrors, err_console
 
 SUBCOMMANDS = ("extract", "index", "visualize", "train", "resume", "probe", "export", "sweep")
 
 
-class CLTTGroup(click.Group):
+class CLTTGroup(OneLineErrors, click.Group):
     """Lists subcommands in workflow order and turns :class:`CLTTError` into one line."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return [name for name in SUBCOMMANDS if name in self.commands]
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except CLTTError as err:
-            fail(str(err), err.exit_code)
-        except KeyboardInterrupt:
-            fail("interrupted", 130)
 
 
 @click.group(cls=CLTTGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

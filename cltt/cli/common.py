@@ -63,3 +63,16 @@ def fail(message: str, code: int = 2) -> None:
     """Print one error line and exit with ``code``."""
     err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     sys.exit(code)
+
+
+class OneLineErrors:
+    """A click command mixin: :class:`CLTTError` and Ctrl-C become one line and an exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except CLTTError as err:
+            fail(str(err), err.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+

@@ -9,7 +9,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from cltt.cli.common import console, err_console, fail, show_option, show_recipe, split_arguments
+from cltt.cli.common import OneLineErrors, console, err_console, show_option, show_recipe, split_arguments
 from cltt.errors import CLTTError
 
 USAGE = ("RECIPE [key.sub=value ...] [--grid KEY=V1,V2 ...] [--local | --slurm [--dry-run]]\n"
@@ -29,7 +29,7 @@ In the recipe, the grid and the job settings:
     slurm: {partition: gpu, gpus: 1, time: "2-00:00:00", throttle: 4, apptainer_image: cltt.sif}"""
 
 
-class SweepGroup(click.Group):
+class SweepGroup(OneLineErrors, click.Group):
     """``cltt sweep RECIPE ...`` runs the default command ``run``; ``cltt sweep status DIR`` reports."""
 
     default_command = "run"
@@ -38,14 +38,6 @@ class SweepGroup(click.Group):
         if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except CLTTError as err:
-            fail(str(err), err.exit_code)
-        except KeyboardInterrupt:
-            fail("interrupted", 130)
 
     def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         first, second = USAGE.split("\n")

@@ -28,7 +28,7 @@ from typing import Any, Sequence
 import yaml
 
 from cltt.errors import CLTTError, RecipeError
-from cltt.recipe import Recipe, all_keys, dump_recipe, load_recipe, recipe_from_dict, recipe_to_dict
+from cltt.recipe import Recipe, all_keys, dump_recipe, load_recipe, recipe_from_dict, recipe_to_dict, set_dotted
 
 MANIFEST = "sweep.yaml"
 RECIPES = "recipes"
@@ -322,15 +322,7 @@ def record_job(sweep_dir: Path, job_id: str) -> None:
 
 
 def _set(tree: dict[str, Any], key: str, value: Any) -> None:
-    node = tree
-    parts = key.split(".")
-    for part in parts[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = {}
-            node[part] = child
-        node = child
-    node[parts[-1]] = copy.deepcopy(value)
+    set_dotted(tree, key, copy.deepcopy(value))
 
 
 def _get(tree: dict[str, Any], key: str) -> Any:
