@@ -69,6 +69,7 @@ class DataConfig:
     """
 
     root: str = "data/digits"
+    synthetic: Optional[Literal["moving-digits", "bouncing-balls"]] = None  # write this built-in data to root if missing
     window_size: int = 5
     frame_step: int = 1
     window_stride: int = 1

@@ -296,3 +296,12 @@ def test_wandb_offline_keeps_its_run_id_across_resume(tmp_path, frames_root, pre
     assert ckpt.load_checkpoint(run_dir / ckpt.FINAL_NAME)["wandb_id"] == run_id
     offline_runs = list((run_dir / "wandb").glob(f"offline-run-*-{run_id}"))
     assert len(offline_runs) == 2  # one per process lifetime, one W&B run id
+
+
+def test_builtin_data_are_written_when_the_root_is_missing(tmp_path):
+    root = tmp_path / "digits"
+    recipe = write_recipe(tmp_path, root, data={"synthetic": "moving-digits"}, train={"epochs": 1},
+                          extract={"synthetic": {"clips": 4, "frames": 10, "size": 32}})
+    outcome = train_in_process(recipe)
+    assert outcome.status == "finished"
+    assert (root / "labels.csv").is_file() and len([p for p in root.iterdir() if p.is_dir()]) >= 4

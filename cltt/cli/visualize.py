@@ -51,7 +51,7 @@ def command(args: tuple[str, ...], mode: str, out: Path | None, index: int, batc
         return
     if parsed.paths:
         raise CLTTError(f"unexpected argument {parsed.paths[0]}; set the frames root with data.root=PATH")
-    dataset = windows_dataset(recipe.data, open_frames(recipe.data), augment=augment, seed=seed)
+    dataset = windows_dataset(recipe.data, open_frames(recipe.data, synthetic=recipe.extract.synthetic), augment=augment, seed=seed)
     if not 0 <= index < len(dataset):
         raise CLTTError(f"--index {index} is out of range: this recipe gives {len(dataset)} windows")
     if mode == "sample":

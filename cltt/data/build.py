@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 
 from cltt.data.dataset import WindowDataset
 from cltt.data.focus import load_boxes
 from cltt.data.manifest import IndexResult, index_frames
+from cltt.data.synthetic import write_synthetic
 from cltt.data.windows import WindowSpec
-from cltt.recipe import DataConfig
+from cltt.errors import CLTTError
+from cltt.recipe import DataConfig, SyntheticConfig
+
+log = logging.getLogger("cltt.data")
 
 
-def open_frames(data: DataConfig, rebuild: bool = False) -> IndexResult:
-    """The manifest of ``data.root``, reused when fresh, rebuilt when stale."""
+def open_frames(data: DataConfig, rebuild: bool = False, synthetic: SyntheticConfig | None = None) -> IndexResult:
+    """The manifest of ``data.root``, reused when fresh, rebuilt when stale.
+
+    With ``data.synthetic`` set and no ``data.root`` yet, the built-in data are written there
+    first (sized by ``synthetic``, the recipe's ``extract.synthetic``), so a quickstart recipe
+    runs on a fresh checkout with one command.
+    """
+    if data.synthetic and not Path(data.root).exists():
+        log.warning("%s does not exist; writing the built-in %s data there first", data.root, data.synthetic)
+        failed = [r for r in write_synthetic(data.synthetic, Path(data.root), synthetic or SyntheticConfig())
+                  if r.status == "failed"]
+        if failed:
+            raise CLTTError(f"writing built-in data to {data.root} failed: {failed[0].message}")
     return index_frames(data.root, data.cache_dir, rebuild=rebuild)
 
 

@@ -130,8 +130,8 @@ class Trainer:
 
     def _open_dataset(self):
         data = self.recipe.data
-        if self.info.is_main:  # one process refreshes the manifest, the others reuse it
-            index = open_frames(data)
+        if self.info.is_main:  # one process refreshes the manifest (or writes built-in data), the others reuse it
+            index = open_frames(data, synthetic=self.recipe.extract.synthetic)
         dist.barrier()
         if not self.info.is_main:
             index = open_frames(data)
