@@ -40,11 +40,6 @@ def test_help_and_version():
     assert cltt("--version").stdout.strip() == f"cltt, version {__version__}"
 
 
-@pytest.mark.parametrize("name", ["probe"])
-def test_commands_not_built_yet_say_so(name):
-    assert_one_line_error(cltt(name, QUICKSTART), f"cltt {name} is not built yet")
-
-
 def test_quickstart_workflow(tmp_path):
     """The README's first steps: synthetic data, index, a batch picture."""
     result = cltt("extract", "--synthetic", "moving-digits", "--out", "data/digits", "--clips", "6", "--frames", "10", cwd=tmp_path)

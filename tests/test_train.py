@@ -305,3 +305,14 @@ def test_builtin_data_are_written_when_the_root_is_missing(tmp_path):
     outcome = train_in_process(recipe)
     assert outcome.status == "finished"
     assert (root / "labels.csv").is_file() and len([p for p in root.iterdir() if p.is_dir()]) >= 4
+
+
+def test_probe_every_appends_metrics_eval_rows(tmp_path):
+    root = tmp_path / "balls"
+    recipe = write_recipe(tmp_path, root, data={"synthetic": "bouncing-balls"}, train={"epochs": 2},
+                          probe={"every": 1}, extract={"synthetic": {"clips": 12, "frames": 8, "size": 32}})
+    assert train_in_process(recipe).status == "finished"
+    lines = (tmp_path / "runs" / "tiny" / "metrics_eval.csv").read_text().splitlines()
+    assert lines[0] == "epoch,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc"
+    assert [line.split(",")[0] for line in lines[1:]] == ["1", "2"]
+    assert all(0 <= float(line.split(",")[2]) <= 1 for line in lines[1:])

@@ -61,14 +61,11 @@ class _RichLineHandler(logging.Handler):
 
 
 def _register() -> None:
-    from cltt.cli import export, extract, index, pending, sweep, train, visualize
+    from cltt.cli import export, extract, index, probe, sweep, train, visualize
 
     for command in (extract.command, index.command, visualize.command, train.train_command, train.resume_command,
-                    export.command, sweep.command):
+                    probe.command, export.command, sweep.command):
         main.add_command(command)
-    for command in pending.commands():
-        if command.name not in main.commands:
-            main.add_command(command)
 
 
 _register()

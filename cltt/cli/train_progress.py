@@ -58,6 +58,9 @@ class PlainReporter(Reporter):
     def epoch(self, event: EpochDone) -> None:
         console.print(_epoch_line(event), soft_wrap=True)
 
+    def note(self, text: str) -> None:
+        console.print(text, soft_wrap=True, markup=False)
+
     def stop(self, outcome: Outcome) -> None:
         console.print(summary_line(outcome), soft_wrap=True)
 
@@ -91,6 +94,9 @@ class RichReporter(Reporter):
 
     def epoch(self, event: EpochDone) -> None:
         self.bar.console.print(_epoch_line(event), soft_wrap=True)
+
+    def note(self, text: str) -> None:
+        self.bar.console.print(text, soft_wrap=True, markup=False)
 
     def stop(self, outcome: Outcome) -> None:
         self.bar.stop()

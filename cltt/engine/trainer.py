@@ -15,6 +15,7 @@ the batches, learning rates and weights an uninterrupted run would have seen.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from dataclasses import dataclass
@@ -125,6 +126,11 @@ class Trainer:
         )
         self.metrics = MetricsCSV(self.run_dir / "metrics.csv")
         self.wandb = None
+        self.probe_setup = None
+        if recipe.probe.every and self.info.is_main:  # labels and splits checked before training starts
+            from cltt.eval.probe import prepare_probe
+
+            self.probe_setup = prepare_probe(recipe)
 
     # ------------------------------------------------------------------ setup
 
@@ -200,6 +206,10 @@ class Trainer:
         if self.info.is_main:
             write_recipe(self.run_dir, self.recipe)
             self.metrics.keep_epochs_up_to(p.epoch)
+            if self.probe_setup is not None:
+                from cltt.eval.metrics_eval import keep_eval_rows_up_to
+
+                keep_eval_rows_up_to(self.run_dir, p.epoch)
         self._start_wandb()
         self.reporter.start(RunStart(
             run_dir=self.run_dir, method=self.recipe.method.name, backbone=self.recipe.model.backbone,
@@ -279,14 +289,28 @@ class Trainer:
         p.epoch_loss_sum, p.epoch_loss_count = 0.0, 0
         if self.info.is_main:
             self.metrics.append(p.epoch, loss, last_lr, decay)
+            logged = {"epoch/loss": loss, "epoch/learning_rate": last_lr, "epoch/decay_rate": decay, "epoch": p.epoch}
+            if self.probe_setup is not None and (p.epoch % self.recipe.probe.every == 0 or p.epoch == self.recipe.train.epochs):
+                logged.update(self._probe(p.epoch))
             if self.wandb is not None:
-                self.wandb.log({"epoch/loss": loss, "epoch/learning_rate": last_lr, "epoch/decay_rate": decay,
-                                "epoch": p.epoch}, step=p.step)
+                self.wandb.log(logged, step=p.step)
         path = None
         if p.epoch % self.recipe.train.save_every == 0 or p.epoch == self.recipe.train.epochs:
             path = self._save(ckpt.epoch_name(p.epoch))
         self.reporter.epoch(EpochDone(p.epoch, self.recipe.train.epochs, loss, last_lr, decay, seconds, path))
         return path
+
+    def _probe(self, epoch: int) -> dict:
+        """Logistic probe of the current encoder -> a metrics_eval.csv row; the values for W&B."""
+        from cltt.eval.metrics_eval import append_eval_row
+        from cltt.eval.probe import evaluate_method
+
+        row = evaluate_method(self.method, self.recipe, self.placement.device, epoch, setup=self.probe_setup)
+        append_eval_row(self.run_dir, row)
+        accuracies = ", ".join(f"{split} acc {value:.3f}" for split, value in
+                               (("train", row.train_acc), ("val", row.val_acc), ("test", row.test_acc)) if value is not None)
+        self.reporter.note(f"probe after epoch {epoch}: {accuracies}")
+        return {f"probe/{k}": v for k, v in dataclasses.asdict(row).items() if k != "epoch" and v is not None}
 
     def _preempted(self, started: float) -> Outcome:
         signal_name = preemption.requested() or "a signal on another process"

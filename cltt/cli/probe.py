@@ -1,0 +1,177 @@
+"""``cltt probe``: linear, logistic and kNN probes of a checkpoint's frozen encoder."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from cltt.cli.common import console, err_console, show_option, show_recipe, split_arguments
+from cltt.errors import CLTTError
+
+# what cltt probe may change in a checkpoint's own recipe: where the data are, how to probe
+FREE_PREFIXES = ("probe.", "log.")
+FREE_KEYS = {"data.root", "data.cache_dir", "data.num_workers", "data.window_size", "data.frame_step",
+             "data.window_stride", "train.device"}
+# keys that change what a probe measures: metrics_eval.csv keeps one setting, the run's own
+MEASURE_KEYS = {"data.root", "data.image_size", "data.window_size", "data.frame_step", "data.window_stride"}
+MEASURE_NEUTRAL = {"probe.batch_size", "probe.every"}
+
+
+@click.command(
+    name="probe",
+    epilog="""\b
+Examples:
+  cltt probe runs/quickstart                              # its latest checkpoint and recipe
+  cltt probe runs/quickstart/simclr_epoch_003.pth probe.level=clip
+  cltt probe recipes/quickstart.yaml --checkpoint runs/quickstart/simclr_final.pth
+
+\b
+Labels: ROOT/labels.csv (clip,label[,split]; the built-in data write one) or ROOT/<label>/<clip>/.
+probe.level=clip (mean feature per clip) helps when single frames are ambiguous; if the
+trained encoder does not beat random_init, train longer or check the augmentations.""",
+)
+@click.argument("args", nargs=-1)
+@click.option("--checkpoint", "-c", type=click.Path(path_type=Path), help="Checkpoint to probe (with a RECIPE).")
+@click.option("--out", "-o", type=click.Path(path_type=Path), help="JSON report (default: RUN_DIR/probe.json).")
+@show_option
+def command(args: tuple[str, ...], checkpoint: Path | None, out: Path | None, show: bool) -> None:
+    """Probe frozen features of a checkpoint against random-init and raw-pixel baselines.
+
+    ARGS: RUN_DIR | CHECKPOINT.pth | RECIPE [--checkpoint PATH], then [key.sub=value ...]. A run
+    dir or checkpoint brings its own recipe; overrides may change probe.*, data.root and the
+    data windows. Writes the table, RUN_DIR/probe.json and a row of RUN_DIR/metrics_eval.csv
+    (the logistic probe; accuracies as fractions in [0, 1], losses as cross-entropy). Features
+    are cached in RUN_DIR/features/ and reused while checkpoint and frames are unchanged.
+    """
+    recipe, path, state = _resolve(args, checkpoint)
+    if show:
+        show_recipe(recipe)
+        return
+    from cltt.eval.metrics_eval import EVAL_FILE, append_eval_row
+    from cltt.eval.probe import probe_checkpoint
+    from cltt.eval.report import save_report
+
+    started = time.perf_counter()
+    columns = (TextColumn("encoding frames"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]:,.0f} frames/s"), TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = None
+
+        def on_progress(done: int, total: int) -> None:
+            nonlocal task
+            if task is None:
+                task = progress.add_task("encode", total=total, rate=0.0)
+            progress.update(task, completed=done, rate=done / max(time.perf_counter() - started, 1e-9))
+
+        report = probe_checkpoint(recipe, path, state, on_progress=on_progress)
+    run_dir = path.parent
+    differs = _measure_changes(recipe, state, path)
+    if report.eval_row is not None and differs:
+        report.notes.append(f"{EVAL_FILE} not updated: this probe differs from the run's own in {', '.join(differs[:3])}, "
+                            "and the file keeps one setting across epochs")
+        report.eval_row = None
+    json_path = save_report(report, out if out is not None else run_dir / "probe.json")
+    if report.eval_row is not None:
+        append_eval_row(run_dir, report.eval_row)
+    console.print(_table(report))
+    for name, how in report.cache.items():
+        err_console.print(f"[dim]features {name}: {how}[/]", soft_wrap=True)
+    for note in report.notes:
+        err_console.print(f"[dim]note:[/] {note}", soft_wrap=True)
+    console.print(_summary(report, json_path, run_dir / EVAL_FILE if report.eval_row else None,
+                           time.perf_counter() - started), soft_wrap=True)
+
+
+def _resolve(args: tuple[str, ...], checkpoint: Path | None):
+    """(recipe, checkpoint path, checkpoint state) from the command line."""
+    from cltt.engine.checkpoint import latest_checkpoint, load_checkpoint
+    from cltt.engine.run_dir import changed_keys, run_name, saved_recipe
+    from cltt.recipe import apply_override, recipe_from_dict, recipe_to_dict
+
+    parsed = split_arguments(args)
+    if parsed.recipe_path is not None:
+        if parsed.paths:
+            raise CLTTError(f"unexpected argument {parsed.paths[0]}; with a recipe pass the checkpoint as --checkpoint PATH")
+        recipe = parsed.recipe()
+        if checkpoint is None:
+            run_dir = Path(recipe.train.out_dir) / run_name(recipe, parsed.recipe_path)
+            checkpoint = latest_checkpoint(run_dir)
+            if checkpoint is None:
+                raise CLTTError(f"{run_dir} has no checkpoint to probe; train it first (cltt train {parsed.recipe_path}) "
+                                "or pass --checkpoint PATH")
+        return recipe, checkpoint, load_checkpoint(checkpoint)
+    targets = parsed.paths + ([checkpoint] if checkpoint is not None else [])
+    if len(targets) != 1:
+        raise CLTTError("cltt probe takes one RUN_DIR or CHECKPOINT (or RECIPE --checkpoint PATH), e.g. "
+                        "cltt probe runs/quickstart")
+    target = targets[0]
+    if target.is_dir():
+        path = latest_checkpoint(target)
+        if path is None:
+            raise CLTTError(f"{target} holds no checkpoint to probe; pass a run dir (runs/NAME) or a .pth file")
+    elif target.exists():
+        path = target
+    else:
+        raise CLTTError(f"{target} does not exist; pass a run dir (runs/NAME) or a checkpoint file")
+    state = load_checkpoint(path)
+    saved = saved_recipe(state, path)
+    tree = recipe_to_dict(saved)
+    for override in parsed.overrides:
+        apply_override(tree, override)
+    recipe = recipe_from_dict(tree)
+    refused = [k for k in changed_keys(recipe_to_dict(saved), recipe_to_dict(recipe))
+               if k not in FREE_KEYS and not k.startswith(FREE_PREFIXES)]
+    if refused:
+        raise CLTTError(f"cltt probe takes the model from {path}, so it may not change {', '.join(refused[:4])}; "
+                        "it may change probe.*, data.root, data.cache_dir, data.num_workers, the data windows "
+                        "and train.device")
+    return recipe, path, state
+
+
+def _measure_changes(recipe, state: dict, path: Path) -> list[str]:
+    """Keys in which this probe measures something else than the run's recipe would."""
+    from cltt.engine.run_dir import changed_keys, saved_recipe
+    from cltt.recipe import recipe_to_dict
+
+    changes = changed_keys(recipe_to_dict(saved_recipe(state, path)), recipe_to_dict(recipe))
+    return [k for k in changes if k in MEASURE_KEYS or (k.startswith("probe.") and k not in MEASURE_NEUTRAL)]
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def _table(report) -> Table:
+    counts = report.counts
+    split_text = ", ".join(f"{s} {counts[s]['clips']} clips/{counts[s]['samples']} samples" for s in counts)
+    epoch = f" (epoch {report.epoch})" if report.epoch is not None else ""
+    table = Table(title=f"probe of {report.checkpoint}{epoch}, accuracy %", title_justify="left",
+                  caption=f"{report.level} level, {len(report.classes)} classes; {split_text}", caption_justify="left")
+    for column, justify in (("features", "left"), ("probe", "left"), ("train", "right"), ("val", "right"),
+                            ("test", "right"), ("", "left")):
+        table.add_column(column, justify=justify)
+    previous = None
+    for score in report.scores:
+        if previous is not None and score.features != previous:
+            table.add_section()
+        name = f"{score.features} ({report.feature_dims.get(score.features, '?')}-d)" if score.features != previous else ""
+        table.add_row(name, score.probe, _percent(score.train), _percent(score.val), f"[bold]{_percent(score.test)}[/]",
+                      f"[dim]{score.detail}[/]")
+        previous = score.features
+    return table
+
+
+def _summary(report, json_path: Path, eval_path: Path | None, seconds: float) -> str:
+    parts = []
+    for probe in ("logistic", "linear", "knn"):
+        found = [s for s in report.scores if s.probe == probe]
+        if found:
+            split = "test" if any(s.test is not None for s in found) else "val"
+            parts.append(f"{probe} {split} " + ", ".join(f"{s.features} {_percent(getattr(s, split))}%" for s in found))
+            break
+    where = f"; report {json_path}" + (f"; row epoch {report.eval_row.epoch} in {eval_path}" if eval_path else "")
+    return f"probed {Path(report.checkpoint).name}: " + "; ".join(parts) + f" in {seconds:.1f} s{where}"

@@ -1,0 +1,78 @@
+"""``metrics_eval.csv`` of a run dir, in the lab's format.
+
+Header ``epoch,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc``; one row per probed
+epoch, from the logistic probe on the trained features: ``*_acc`` is the fraction of samples
+classified correctly (in [0, 1], not percent) and ``*_loss`` the probe's mean cross-entropy
+in nats on that split. A split with no samples leaves its two cells empty. Probing an epoch
+again replaces its row, and rows stay sorted by epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cltt.errors import CLTTError
+
+EVAL_FILE = "metrics_eval.csv"
+HEADER = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc"]
+
+
+@dataclass
+class EvalRow:
+    epoch: int
+    train_loss: float | None
+    train_acc: float | None
+    val_loss: float | None
+    val_acc: float | None
+    test_loss: float | None
+    test_acc: float | None
+
+    def cells(self) -> list[str]:
+        return [str(self.epoch)] + ["" if getattr(self, k) is None else f"{getattr(self, k):.6f}" for k in HEADER[1:]]
+
+
+def read_eval_rows(run_dir: Path) -> list[dict[str, str]]:
+    """The rows of ``RUN_DIR/metrics_eval.csv`` as dicts (empty when there is none)."""
+    path = Path(run_dir) / EVAL_FILE
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            return []
+        if header != HEADER:
+            raise CLTTError(f"{path} has the header {','.join(header)}, not {','.join(HEADER)}; move it aside "
+                            "so cltt can write its own")
+        return [dict(zip(HEADER, row)) for row in reader if row]
+
+
+def _write(run_dir: Path, rows: list[dict[str, str]]) -> Path:
+    path = Path(run_dir) / EVAL_FILE
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(HEADER)
+        for row in sorted(rows, key=lambda r: int(r["epoch"])):
+            writer.writerow([row[k] for k in HEADER])
+    os.replace(tmp, path)
+    return path
+
+
+def append_eval_row(run_dir: Path, row: EvalRow) -> Path:
+    """Add (or replace) the row of ``row.epoch`` in ``RUN_DIR/metrics_eval.csv``; returns its path."""
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    rows = [r for r in read_eval_rows(run_dir) if int(r["epoch"]) != row.epoch]
+    rows.append(dict(zip(HEADER, row.cells())))
+    return _write(run_dir, rows)
+
+
+def keep_eval_rows_up_to(run_dir: Path, epoch: int) -> None:
+    """Drop rows after ``epoch`` (a resumed run rewrites them), like ``metrics.csv``."""
+    rows = read_eval_rows(run_dir)
+    kept = [r for r in rows if int(r["epoch"]) <= epoch]
+    if len(kept) != len(rows):
+        _write(run_dir, kept)

@@ -1,0 +1,263 @@
+"""Probes of frozen features: a checkpoint against random-init and raw-pixel baselines.
+
+``cltt probe`` and the trainer's ``probe.every`` both come here. The steps, each its own module:
+
+    labels.py     clip labels, splits by clip (file or drawn), checks
+    features.py   one vector per frame per source, cached in RUN_DIR/features/
+    samples.py    frames -> samples at probe.level (frame | window | clip mean)
+    linear.py, logistic.py, knn.py    the three probes
+    report.py, metrics_eval.py        the JSON report and the lab's metrics_eval.csv
+
+From Python:
+
+    from cltt.eval.probe import probe_checkpoint
+    report = probe_checkpoint(recipe, Path("runs/quickstart/simclr_final.pth"))
+    report.score("trained", "logistic").test          # fraction in [0, 1]
+
+During training (process 0, every ``probe.every`` epochs):
+
+    setup = prepare_probe(recipe)                      # once: labels and splits, checked
+    row = evaluate_method(method, recipe, device, epoch, setup=setup)
+    append_eval_row(run_dir, row)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cltt.data.build import open_frames
+from cltt.data.manifest import Manifest
+from cltt.data.windows import WindowSpec
+from cltt.engine.checkpoint import load_checkpoint
+from cltt.engine.device import resolve_device
+from cltt.errors import CLTTError
+from cltt.eval.features import (
+    FeatureSource,
+    FrameSet,
+    Progress,
+    checkpoint_identity,
+    encoder_source,
+    extract_features,
+    pixel_source,
+)
+from cltt.eval.knn import knn_predict
+from cltt.eval.labels import LabelTable, assign_splits, check_no_clip_leak, check_splits, load_labels
+from cltt.eval.linear import fit_linear
+from cltt.eval.logistic import LogisticProbe, fit_logistic
+from cltt.eval.metrics_eval import EvalRow, append_eval_row  # noqa: F401  (re-exported for the trainer)
+from cltt.eval.report import ProbeReport, ProbeScore
+from cltt.eval.samples import Samples, pool_samples
+from cltt.methods import build_method
+from cltt.recipe import Recipe, recipe_to_dict
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class ProbeSetup:
+    """The data side of a probe, built once: manifest, labelled clips, their splits and frames."""
+
+    manifest: Manifest
+    table: LabelTable
+    splits: np.ndarray  # [K] split name per labelled clip
+    targets: np.ndarray  # [K] class number per labelled clip
+    frames: FrameSet  # every frame of the labelled clips
+    level: str
+    spec: WindowSpec
+
+
+def prepare_probe(recipe: Recipe) -> ProbeSetup:
+    """Index ``data.root``, read its labels, assign and check the splits (CLTTError if unusable)."""
+    index = open_frames(recipe.data)
+    table = load_labels(index.manifest, recipe.probe.labels)
+    splits = assign_splits(table, recipe.probe.split_fractions, recipe.probe.split_seed)
+    check_splits(table.labels, splits, table.source)
+    return ProbeSetup(
+        manifest=index.manifest,
+        table=table,
+        splits=np.array(splits),
+        targets=table.targets(),
+        frames=FrameSet(index.manifest, table.clip_index),
+        level=recipe.probe.level,
+        spec=WindowSpec.from_recipe(recipe.data),
+    )
+
+
+def _samples(setup: ProbeSetup, frame_features: np.ndarray) -> tuple[Samples, np.ndarray, np.ndarray]:
+    """Pooled samples, their class numbers ``[M]`` and split names ``[M]``, checked for leaks."""
+    samples = pool_samples(frame_features, setup.frames.offsets, setup.level, setup.spec)
+    splits = setup.splits[samples.clip]
+    check_no_clip_leak(samples.clip, splits, setup.table.clips)
+    if setup.level == "window":  # clips too short for a window drop out; the classes must still hold
+        present = np.unique(samples.clip)
+        check_splits([setup.table.labels[i] for i in present], setup.splits[present].tolist(),
+                     f"{setup.table.source}, windows of {setup.spec.describe()}")
+    return samples, setup.targets[samples.clip], splits
+
+
+def _accuracy(predicted: np.ndarray, targets: np.ndarray) -> float | None:
+    return float((predicted == targets).mean()) if len(targets) else None
+
+
+def score_features(name: str, samples: Samples, targets: np.ndarray, splits: np.ndarray, num_classes: int,
+                   recipe: Recipe, probes: list[str]) -> tuple[list[ProbeScore], LogisticProbe | None]:
+    """Every probe in ``probes`` fitted on the train samples of one feature source, scored per split.
+
+    ``samples.features [M, F]``, ``targets [M]`` class numbers < ``num_classes``, ``splits [M]``.
+    """
+    config = recipe.probe
+    x = samples.features
+    rows = {split: np.flatnonzero(splits == split) for split in SPLITS}
+    train = rows["train"]
+    scores, logistic = [], None
+    for probe in probes:
+        if probe == "linear":
+            readout = fit_linear(x[train], targets[train], num_classes)
+            acc = {s: _accuracy(readout.predict(x[r]), targets[r]) for s, r in rows.items()}
+            scores.append(ProbeScore(name, "linear", acc["train"], acc["val"], acc["test"], "least squares"))
+        elif probe == "logistic":
+            logistic = fit_logistic(x[train], targets[train], x[rows["val"]], targets[rows["val"]], config.logistic_c,
+                                    num_classes, train_groups=samples.clip[train], seed=recipe.train.seed)
+            acc = {s: _accuracy(logistic.predict(x[r]), targets[r]) for s, r in rows.items()}
+            losses = {s: logistic.loss(x[r], targets[r]) if len(r) else None for s, r in rows.items()}
+            detail = f"C={logistic.c:g} ({logistic.selected_by})" + ("" if logistic.converged else ", not converged")
+            scores.append(ProbeScore(name, "logistic", acc["train"], acc["val"], acc["test"], detail, losses))
+        elif probe == "knn":
+            acc = {}
+            for s, r in rows.items():
+                exclude = np.arange(len(train)) if s == "train" else None
+                predicted = knn_predict(x[train], targets[train], x[r], num_classes, config.knn_k,
+                                        config.knn_temperature, exclude=exclude)
+                acc[s] = _accuracy(predicted, targets[r])
+            detail = f"k={min(config.knn_k, len(train) - 1)}, T={config.knn_temperature:g}"
+            scores.append(ProbeScore(name, "knn", acc["train"], acc["val"], acc["test"], detail))
+        else:
+            raise CLTTError(f"probe.probes lists {probe!r}; choose from linear, logistic, knn")
+    return scores, logistic
+
+
+def eval_row(epoch: int, logistic: LogisticProbe | None, score: ProbeScore | None) -> EvalRow | None:
+    """The ``metrics_eval.csv`` row of the logistic probe on the trained features."""
+    if logistic is None or score is None:
+        return None
+    return EvalRow(epoch, score.losses.get("train"), score.train, score.losses.get("val"), score.val,
+                   score.losses.get("test"), score.test)
+
+
+# --------------------------------------------------------------------------- trainer hook
+
+
+def evaluate_method(method: torch.nn.Module, recipe: Recipe, device: torch.device, epoch: int,
+                    setup: ProbeSetup | None = None, on_progress: Progress | None = None) -> EvalRow:
+    """Logistic probe of ``method.encoder``'s current weights: the ``metrics_eval.csv`` row of ``epoch``.
+
+    Runs the encoder in eval mode under no_grad and restores its mode; draws no global random
+    numbers, so a run with probes trains exactly as one without. Nothing is cached (the
+    weights change every epoch). Pass the ``setup`` of :func:`prepare_probe` to skip
+    re-reading labels each time.
+    """
+    setup = setup or prepare_probe(recipe)
+    source = encoder_source("trained", method.encoder, recipe.data.image_size, device, identity=None)
+    result = extract_features(setup.frames, [source], cache_dir=None, batch_size=recipe.probe.batch_size,
+                              workers=max(1, recipe.data.num_workers), on_progress=on_progress)
+    samples, targets, splits = _samples(setup, result.features["trained"])
+    scores, logistic = score_features("trained", samples, targets, splits, len(setup.table.classes), recipe,
+                                      ["logistic"])
+    return eval_row(epoch, logistic, scores[0])
+
+
+# --------------------------------------------------------------------------- cltt probe
+
+
+def random_init_method(recipe: Recipe) -> torch.nn.Module:
+    """The recipe's architecture initialised with ``train.seed`` (no weights file), leaving the
+    caller's random state untouched: the weights a run of this recipe starts from."""
+    untrained = dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, weights=None))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(recipe.train.seed)
+        return build_method(untrained)
+
+
+def load_trained_method(recipe: Recipe, state: dict, path: Path) -> torch.nn.Module:
+    """``build_method(recipe)`` with the checkpoint's weights; one clear error if they do not fit."""
+    method = build_method(recipe)
+    try:
+        method.load_state_dict(state["model"])
+    except (RuntimeError, KeyError) as err:
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise CLTTError(f"checkpoint {path} does not fit the recipe's model {recipe.model.backbone} "
+                        f"({first}); probe it with its own recipe: cltt probe {path}") from None
+    return method
+
+
+def probe_checkpoint(
+    recipe: Recipe,
+    checkpoint: Path,
+    state: dict | None = None,
+    cache_dir: Path | None = None,
+    on_progress: Progress | None = None,
+) -> ProbeReport:
+    """Probe a checkpoint's frozen encoder and the baselines in ``probe.baselines``.
+
+    Features are cached in ``cache_dir`` (default the checkpoint's folder ``/features``).
+    Returns the report; writing it (JSON, ``metrics_eval.csv``) is the caller's choice.
+    """
+    checkpoint = Path(checkpoint)
+    state = state if state is not None else load_checkpoint(checkpoint)
+    setup = prepare_probe(recipe)
+    device = resolve_device(recipe.train.device)
+    image_size = recipe.data.image_size
+    sources: list[FeatureSource] = [encoder_source(
+        "trained", load_trained_method(recipe, state, checkpoint).to(device).encoder, image_size, device,
+        identity={**checkpoint_identity(checkpoint, image_size), "backbone": recipe.model.backbone})]
+    if "random_init" in recipe.probe.baselines:
+        identity = {"kind": "random_init", "model": recipe_to_dict(recipe)["model"] | {"weights": None},
+                    "method": recipe.method.name, "seed": recipe.train.seed, "image_size": image_size,
+                    "torch": torch.__version__}
+        sources.append(encoder_source("random_init", random_init_method(recipe).to(device).encoder, image_size,
+                                      device, identity))
+    if "pixels" in recipe.probe.baselines:
+        sources.append(pixel_source(recipe.probe.pixels_size))
+    cache_dir = Path(cache_dir) if cache_dir is not None else checkpoint.parent / "features"
+    result = extract_features(setup.frames, sources, cache_dir=cache_dir, batch_size=recipe.probe.batch_size,
+                              workers=max(1, recipe.data.num_workers), on_progress=on_progress)
+
+    scores: list[ProbeScore] = []
+    trained_logistic = None
+    counts: dict[str, dict[str, int]] = {}
+    for source in sources:
+        samples, targets, splits = _samples(setup, result.features[source.name])
+        found, logistic = score_features(source.name, samples, targets, splits, len(setup.table.classes), recipe,
+                                           recipe.probe.probes)
+        scores += found
+        if source.name == "trained":
+            trained_logistic = logistic
+            counts = {s: {"clips": int(len(np.unique(samples.clip[splits == s]))), "samples": int((splits == s).sum())}
+                      for s in SPLITS}
+    epoch = state.get("progress", {}).get("epoch")
+    logistic_score = next((s for s in scores if s.features == "trained" and s.probe == "logistic"), None)
+    row = eval_row(int(epoch), trained_logistic, logistic_score) if epoch is not None else None
+    notes = []
+    if setup.table.unlabelled:
+        notes.append(f"{setup.table.unlabelled} clip(s) of {setup.manifest.root} have no label and are left out")
+    if row is None:
+        notes.append("no metrics_eval.csv row: add logistic to probe.probes")
+    return ProbeReport(
+        checkpoint=str(checkpoint),
+        epoch=int(epoch) if epoch is not None else None,
+        level=setup.level,
+        labels=setup.table.source,
+        classes=setup.table.classes,
+        counts=counts,
+        feature_dims={name: int(f.shape[1]) for name, f in result.features.items()},
+        scores=scores,
+        eval_row=row,
+        cache={s.name: f"{'reused' if s.name in result.reused else 'computed'} {result.paths.get(s.name, '')}".strip()
+               for s in sources},
+        notes=notes,
+    )

@@ -1,0 +1,61 @@
+"""What a probe found, as data: one score per feature source and probe, and its JSON file.
+
+Accuracies are fractions in [0, 1]; ``None`` (JSON ``null``) where a split has no samples.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from cltt.eval.metrics_eval import EvalRow
+
+REPORT_FORMAT = "cltt-probe/1"
+
+
+@dataclass
+class ProbeScore:
+    """Accuracy of one probe on one feature source, per split."""
+
+    features: str  # trained | random_init | pixels
+    probe: str  # linear | logistic | knn
+    train: float | None
+    val: float | None
+    test: float | None
+    detail: str = ""  # e.g. "C=1 (val)", "k=20, T=0.07"
+    losses: dict[str, float | None] = field(default_factory=dict)  # logistic: cross-entropy per split
+
+
+@dataclass
+class ProbeReport:
+    checkpoint: str
+    epoch: int | None
+    level: str
+    labels: str  # the labels file, or "folders"
+    classes: list[str]
+    counts: dict[str, dict[str, int]]  # split -> {"clips": n, "samples": m}
+    feature_dims: dict[str, int]  # source -> F
+    scores: list[ProbeScore]
+    eval_row: EvalRow | None  # the metrics_eval.csv row (logistic probe on trained features)
+    cache: dict[str, str] = field(default_factory=dict)  # source -> "reused PATH" | "computed PATH"
+    notes: list[str] = field(default_factory=list)
+
+    def score(self, features: str, probe: str) -> ProbeScore | None:
+        return next((s for s in self.scores if s.features == features and s.probe == probe), None)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out = {"format": REPORT_FORMAT, **out}
+        return out
+
+
+def save_report(report: ProbeReport, path: Path) -> Path:
+    """Write ``report`` as indented JSON, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
