@@ -69,7 +69,7 @@ class DataConfig:
     """
 
     root: str = "data/digits"
-    synthetic: Optional[Literal["moving-digits", "bouncing-balls"]] = None  # write this built-in data to root if missing
+    synthetic: Optional[Literal["moving-digits", "bouncing-balls", "phases"]] = None  # built-in data written to root if missing
     window_size: int = 5
     frame_step: int = 1
     window_stride: int = 1
@@ -150,6 +150,28 @@ class ExtractConfig:
 
 
 @dataclass
+class ViViTConfig:
+    """ViViT's factorised encoder (Arnab et al. 2021, model 2): a spatial transformer per
+    tubelet of ``tubelet`` frames, then a temporal transformer over the tubelets' class tokens.
+
+    size: tiny (width 192, 3 heads), small (384, 6), base (768, 12).
+    """
+
+    size: Literal["tiny", "small", "base"] = "tiny"
+    patch_size: int = 16
+    tubelet: int = 2
+    spatial_depth: int = 12
+    temporal_depth: int = 4
+    dropout: float = 0.0
+
+    def validate(self, at: str) -> None:
+        for name in ("patch_size", "tubelet", "spatial_depth", "temporal_depth"):
+            _check_min(getattr(self, name), f"{at}.{name}", 1)
+        if not 0 <= self.dropout < 1:
+            raise RecipeError(f"recipe key '{at}.dropout' must be in [0, 1), got {self.dropout}")
+
+
+@dataclass
 class ModelConfig:
     """The frame encoder and its projection head.
 
@@ -163,11 +185,72 @@ class ModelConfig:
     projection_hidden: Optional[int] = None  # None = the backbone's feature size
     projection_dim: int = 128
     head_batchnorm: bool = True
+    vivit: ViViTConfig = field(default_factory=lambda: ViViTConfig())  # model.backbone=vivit (clip_simclr)
 
     def validate(self, at: str) -> None:
         if self.projection_hidden is not None:
             _check_min(self.projection_hidden, f"{at}.projection_hidden", 1)
         _check_min(self.projection_dim, f"{at}.projection_dim", 1)
+
+
+@dataclass
+class CarlConfig:
+    """``method.name=carl``: sequence contrast between two temporal views of one video.
+
+    Each view takes ``frames`` sorted frames from a random region covering a fraction in
+    ``region`` of the video (fewer frames than that: the rest is padding, masked); the target
+    over the other view's frames is a Gaussian of timestamp difference with variance
+    ``sigma_squared`` (in frames).
+    """
+
+    frames: int = 16
+    region: list[float] = field(default_factory=lambda: [0.5, 1.0])
+    sigma_squared: float = 10.0
+    layers: int = 2
+    heads: int = 8
+    embedding_dim: int = 128
+
+    def validate(self, at: str) -> None:
+        _check_min(self.frames, f"{at}.frames", 2)
+        _check_pair(self.region, f"{at}.region", 0.0, 1.0)
+        if self.region[0] <= 0:
+            raise RecipeError(f"recipe key '{at}.region' must be fractions in (0, 1], got {self.region}")
+        _check_positive(self.sigma_squared, f"{at}.sigma_squared")
+        for name in ("layers", "heads", "embedding_dim"):
+            _check_min(getattr(self, name), f"{at}.{name}", 1)
+        if self.embedding_dim % self.heads:
+            raise RecipeError(f"recipe key '{at}.embedding_dim' ({self.embedding_dim}) must be divisible by "
+                              f"'{at}.heads' ({self.heads})")
+
+
+@dataclass
+class SlotsConfig:
+    """``method.name=slotcontrast``: object slots on frozen ViT patch features.
+
+    Slot attention with ``num_slots`` slots of ``slot_dim``, ``iterations`` per frame
+    (``first_iterations`` on the first); loss = ``recon_weight`` x feature reconstruction MSE
+    + ``contrast_weight`` x slot-slot contrast at ``method.temperature``.
+    """
+
+    num_slots: int = 7
+    slot_dim: int = 64
+    iterations: int = 2
+    first_iterations: int = 3
+    mlp_hidden: int = 256
+    decoder_hidden: int = 256
+    predictor_heads: int = 4
+    recon_weight: float = 1.0
+    contrast_weight: float = 0.5
+
+    def validate(self, at: str) -> None:
+        for name in ("num_slots", "slot_dim", "iterations", "first_iterations", "mlp_hidden", "decoder_hidden",
+                     "predictor_heads"):
+            _check_min(getattr(self, name), f"{at}.{name}", 1)
+        _check_min(self.recon_weight, f"{at}.recon_weight", 0)
+        _check_min(self.contrast_weight, f"{at}.contrast_weight", 0)
+        if self.slot_dim % self.predictor_heads:
+            raise RecipeError(f"recipe key '{at}.slot_dim' ({self.slot_dim}) must be divisible by "
+                              f"'{at}.predictor_heads' ({self.predictor_heads})")
 
 
 @dataclass
@@ -182,11 +265,13 @@ class MethodConfig:
     decoupled drops positives from the denominator (DCL).
     """
 
-    name: Literal["cltt", "simclr"] = "cltt"
+    name: Literal["cltt", "simclr", "clip_simclr", "carl", "slotcontrast"] = "cltt"
     temperature: float = 0.1
     reduction: Literal["l_out", "pairwise", "l_in"] = "l_out"
     pairing: Literal["group", "aligned", "first_last"] = "group"
     decoupled: bool = False
+    carl: CarlConfig = field(default_factory=lambda: CarlConfig())
+    slots: SlotsConfig = field(default_factory=lambda: SlotsConfig())
 
     def validate(self, at: str) -> None:
         _check_positive(self.temperature, f"{at}.temperature")
@@ -279,6 +364,7 @@ class ProbeConfig:
     drawn with ``split_seed`` in ``split_fractions`` (train, val, test) when it has none.
     """
 
+    task: Literal["classes", "phases", "slots"] = "classes"  # phases: CARL's evaluation; slots: FG-ARI/mBO
     level: Literal["frame", "window", "clip"] = "frame"
     labels: Optional[str] = None
     split_fractions: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
@@ -291,6 +377,7 @@ class ProbeConfig:
     pixels_size: int = 16  # raw-pixel baseline: frames resized to this many pixels a side
     batch_size: int = 256
     every: Optional[int] = None  # epochs between probes during training (metrics_eval.csv)
+    ap_k: list[int] = field(default_factory=lambda: [5, 10, 15])  # task phases: AP@K retrieval
 
     def validate(self, at: str) -> None:
         if len(self.split_fractions) != 3 or any(f < 0 for f in self.split_fractions) or \
@@ -309,6 +396,8 @@ class ProbeConfig:
         _check_min(self.batch_size, f"{at}.batch_size", 1)
         if self.every is not None:
             _check_min(self.every, f"{at}.every", 1)
+        for k in self.ap_k:
+            _check_min(k, f"{at}.ap_k", 1)
 
 
 @dataclass

@@ -28,19 +28,44 @@ import torch
 from cltt.engine.device import Placement, to_model_input
 from cltt.engine.distributed import all_reduce_gradients, all_reduce_sum, gather_rows
 from cltt.errors import CLTTError
+from cltt.methods.base import Forward
 
 
 class NonFiniteLoss(CLTTError):
     """The loss became NaN or infinite; nothing was applied to the weights."""
 
 
-def _objective(method, embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(this process's share of L to backpropagate, L itself detached) for ``[b, K, D]``."""
+def _gather_extras(extras: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Every process's rows of each extra tensor (booleans travel as bytes: gloo lacks bool)."""
+    gathered = {}
+    for key, value in extras.items():
+        rows, _ = gather_rows(value.to(torch.uint8) if value.dtype == torch.bool else value)
+        gathered[key] = rows.bool() if value.dtype == torch.bool else rows
+    return gathered
+
+
+def _objective(method, forward: Forward, extras: dict[str, torch.Tensor],
+               local_units: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(this process's share of L to backpropagate, L itself detached) for one forward pass.
+
+    ``local_units`` is the global count of the local loss part when the caller knows it
+    (exact accumulation counts it over all sub-batches first); else it is summed here.
+    """
+    embeddings = forward.embeddings
     everyone, first = gather_rows(embeddings)
-    total, units = method.loss_terms(everyone, first, embeddings.shape[0])
+    total, units = method.loss_terms(everyone, first, embeddings.shape[0], _gather_extras(extras))
     global_total, global_units = all_reduce_sum(total, units)
     units = global_units.clamp(min=1)
-    return total / units, global_total / units
+    objective, loss = total / units, global_total / units
+    if forward.local_total is not None:
+        local_total = forward.local_total.float()
+        if local_units is None:
+            (local_units,) = all_reduce_sum(torch.as_tensor(forward.local_units, device=local_total.device).float())
+        (summed,) = all_reduce_sum(local_total)
+        local_units = local_units.clamp(min=1)
+        objective = objective + local_total / local_units
+        loss = loss + summed / local_units
+    return objective, loss
 
 
 def _check_finite(loss: torch.Tensor) -> None:
@@ -61,6 +86,13 @@ def _buffers_restored(module: torch.nn.Module):
                 buffer.copy_(value)
 
 
+def _split(tensors: dict[str, torch.Tensor], size: int | None, count: int) -> list[dict[str, torch.Tensor]]:
+    if not size:
+        return [tensors]
+    parts = {key: value.split(size) for key, value in tensors.items()}
+    return [{key: parts[key][i] for key in tensors} for i in range(count)]
+
+
 def accumulate_gradients(
     method,
     views: torch.Tensor,
@@ -68,32 +100,46 @@ def accumulate_gradients(
     scaler: torch.amp.GradScaler,
     sub_batch_size: int | None = None,
     accumulation: str = "exact",
+    extras: dict[str, torch.Tensor] | None = None,
 ) -> float:
     """Backpropagate the loss of ``views [b, V, T, 3, S, S]`` (this process's part of the
-    global batch) into ``.grad``, summed over processes. Returns the global batch loss.
+    global batch) and its per-sample ``extras`` into ``.grad``, summed over processes.
+    Returns the global batch loss.
 
     Raises :class:`NonFiniteLoss` when the loss is not finite, before the weights change
     (in approximate mode earlier sub-batches may have left gradients; the trainer stops).
     """
     x = to_model_input(views, placement.device)
+    extras = {key: value.to(placement.device) for key, value in (extras or {}).items()}
     chunks = list(x.split(sub_batch_size)) if sub_batch_size else [x]
+    chunk_extras = _split(extras, sub_batch_size, len(chunks))
     if accumulation == "exact" and len(chunks) > 1:
         with torch.no_grad(), _buffers_restored(method), placement.autocast():
-            cached = torch.cat([method.embed(chunk) for chunk in chunks])
-        cached = cached.float().requires_grad_()
-        objective, loss = _objective(method, cached)
+            passes = [method.forward_step(chunk, more) for chunk, more in zip(chunks, chunk_extras)]
+        cached = torch.cat([f.embeddings for f in passes]).float().requires_grad_()
+        local = None
+        local_units = None
+        if passes[0].local_total is not None:
+            local = torch.stack([f.local_total.float() for f in passes]).sum()
+            (local_units,) = all_reduce_sum(torch.stack([torch.as_tensor(f.local_units, device=x.device).float()
+                                                         for f in passes]).sum())
+        objective, loss = _objective(method, Forward(cached, local, local_units), extras, local_units)
         _check_finite(loss)
-        scaler.scale(objective).backward()
-        for chunk, grad in zip(chunks, cached.grad.split(sub_batch_size)):
+        scaler.scale(objective).backward()  # the local part was computed without a graph: only dL/dz here
+        for chunk, more, grad in zip(chunks, chunk_extras, cached.grad.split(sub_batch_size)):
             with placement.autocast():
-                embeddings = method.embed(chunk)
-            embeddings.backward(grad.to(embeddings.dtype))
+                forward = method.forward_step(chunk, more)
+            backward = (forward.embeddings.float() * grad).sum()  # grad carries the loss scale already
+            if forward.local_total is not None:
+                backward = backward + scaler.scale(forward.local_total.float() / local_units.clamp(min=1))
+            backward.backward()
     else:
         losses = []
-        for chunk in chunks:
+        for chunk, more in zip(chunks, chunk_extras):
             with placement.autocast():
-                embeddings = method.embed(chunk)
-            objective, loss = _objective(method, embeddings.float())
+                forward = method.forward_step(chunk, more)
+            forward.embeddings = forward.embeddings.float()
+            objective, loss = _objective(method, forward, more if len(chunks) > 1 else extras)
             _check_finite(loss)
             scaler.scale(objective / len(chunks)).backward()
             losses.append(loss)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from cltt.data.build import open_frames, windows_dataset
+from cltt.data.build import open_frames
 from cltt.engine import checkpoint as ckpt
 from cltt.engine import distributed as dist
 from cltt.engine import preemption
@@ -141,8 +141,7 @@ class Trainer:
         dist.barrier()
         if not self.info.is_main:
             index = open_frames(data)
-        views = method_class(self.recipe.method.name).dataset_views(self.recipe)
-        return windows_dataset(data, index, views=views, augment=True, seed=self.recipe.train.seed)
+        return method_class(self.recipe.method.name).training_dataset(self.recipe, index, seed=self.recipe.train.seed)
 
     def _restore(self, state: dict) -> None:
         where = self.resume_path
@@ -235,7 +234,7 @@ class Trainer:
             waited = time.perf_counter()
             for batch in loader:
                 fetched = time.perf_counter()
-                loss, lr = self._train_step(batch["views"])
+                loss, lr = self._train_step(batch["views"], {key: batch[key] for key in self.method.extra_keys})
                 done = time.perf_counter()
                 p.step += 1
                 p.position += 1
@@ -249,14 +248,14 @@ class Trainer:
         final = self._save(ckpt.FINAL_NAME)
         return self._finish("finished", 0, f"trained {train.epochs} epochs", started, final or last_checkpoint)
 
-    def _train_step(self, views: torch.Tensor) -> tuple[float, float]:
+    def _train_step(self, views: torch.Tensor, extras: dict[str, torch.Tensor]) -> tuple[float, float]:
         train = self.recipe.train
         lr = self.schedule.lr_at(self.progress.step)
         set_learning_rate(self.optimizer, lr)
         self.method.train()
         try:
             loss = accumulate_gradients(self.method, views, self.placement, self.scaler,
-                                        train.sub_batch_size, train.accumulation)
+                                        train.sub_batch_size, train.accumulation, extras)
         except NonFiniteLoss as err:
             latest = ckpt.latest_checkpoint(self.run_dir)
             kept = f"{latest} is the last good checkpoint" if latest else "no checkpoint was written yet"

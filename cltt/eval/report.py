@@ -51,7 +51,29 @@ class ProbeReport:
         return out
 
 
-def save_report(report: ProbeReport, path: Path) -> Path:
+@dataclass
+class TaskReport:
+    """What a probe task other than class labels found (``probe.task`` phases or slots).
+
+    ``rows`` are the table the CLI prints under ``columns`` (numbers as floats, None for
+    n/a): one row per feature source (trained, random_init, baselines) and setting;
+    ``metrics`` holds the same numbers keyed for scripts, ``notes`` what a reader must know
+    (e.g. how many video pairs gave an undefined Kendall's tau).
+    """
+
+    task: str  # phases | slots
+    checkpoint: str
+    epoch: int | None
+    columns: list[str]
+    rows: list[list[str | float | int | None]]
+    metrics: dict[str, dict[str, float | int | None]]  # source -> metric -> value
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"format": f"cltt-probe-{self.task}/1", **asdict(self)}
+
+
+def save_report(report: ProbeReport | TaskReport, path: Path) -> Path:
     """Write ``report`` as indented JSON, atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
