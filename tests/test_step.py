@@ -343,3 +343,66 @@ def test_constant_schedule_after_warmup():
     assert [schedule.lr_at(s) for s in range(6)] == pytest.approx([0.05, 0.1, 0.1, 0.1, 0.1, 0.1])
     assert schedule.decay_rate(9) == pytest.approx(1.0)
     assert schedule.decay_rate(0) == pytest.approx(0.5)
+
+
+# --------------------------------------------------------------------------- extras and local losses
+
+
+def infonce_per_anchor(z: torch.Tensor, groups: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``[N]`` l_out InfoNCE of each anchor: -mean over its positives p of log softmax_{k != i}(s_ik)[p]."""
+    z = torch.nn.functional.normalize(z.float(), dim=1)
+    eye = torch.eye(len(z), dtype=torch.bool)
+    logits = (z @ z.T / temperature).masked_fill(eye, float("-inf"))
+    log_prob = logits - logits.logsumexp(dim=1, keepdim=True)
+    positive = (groups[:, None] == groups[None, :]) & ~eye
+    return -torch.where(positive, log_prob, 0.0).sum(1) / positive.sum(1)
+
+
+class WeightedWithLocal(TemporalContrast):
+    """A test method using both protocol extensions: an extra per-sample tensor ``weight [b]``
+    that scales each anchor's InfoNCE terms, and a local loss 0.3 * sum of squared embeddings
+    (units: embedding entries) that needs no other sample."""
+
+    extra_keys = ("weight",)
+
+    def forward_step(self, views, extras):
+        from cltt.methods.base import Forward
+
+        embeddings = self.embed(views)
+        return Forward(embeddings, 0.3 * embeddings.float().pow(2).sum(), torch.tensor(embeddings.numel()))
+
+    def loss_terms(self, embeddings, first, count, extras=None):
+        groups = self.frame_groups(*embeddings.shape[:2], embeddings.device)
+        per_anchor = infonce_per_anchor(embeddings.flatten(0, 1), groups, 0.1)
+        frames = embeddings.shape[1]
+        weights = extras["weight"].repeat_interleave(frames)
+        rows = slice(first * frames, (first + count) * frames)
+        return (per_anchor * weights)[rows].sum(), torch.tensor(float(count * frames))
+
+
+def test_extras_and_local_loss_reach_the_objective_and_match_a_direct_computation():
+    method = WeightedWithLocal(make_recipe())
+    method.train()
+    views = random_views(16, 1, 3)
+    weight = torch.linspace(0.5, 1.5, 16)
+    loss = accumulate_gradients(copy.deepcopy(method), views, PLACEMENT, PLACEMENT.scaler(), extras={"weight": weight})
+    with torch.no_grad():
+        z = method.embed(to_model_input(views, torch.device("cpu")))
+        groups = method.frame_groups(16, 3, z.device)
+        terms = infonce_per_anchor(z.flatten(0, 1), groups, 0.1)
+        expected = (terms * weight.repeat_interleave(3)).mean() + 0.3 * z.pow(2).mean()
+    assert loss == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_exact_sub_batches_keep_extras_and_local_loss_exact():
+    method = WeightedWithLocal(make_recipe())
+    method.train()
+    views = random_views(16, 1, 3)
+    extras = {"weight": torch.linspace(0.5, 1.5, 16)}
+
+    def run(sub_batch_size):
+        copied = copy.deepcopy(method)
+        loss = accumulate_gradients(copied, views, PLACEMENT, PLACEMENT.scaler(), sub_batch_size, "exact", extras)
+        return loss, {name: p.grad.clone() for name, p in copied.named_parameters()}
+
+    assert_same_step(run(None), run(4))
