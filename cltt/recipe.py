@@ -396,6 +396,9 @@ class ProbeConfig:
         _check_min(self.batch_size, f"{at}.batch_size", 1)
         if self.every is not None:
             _check_min(self.every, f"{at}.every", 1)
+            if self.task != "classes":
+                raise RecipeError(f"recipe key '{at}.every' runs the class probe during training; with "
+                                  f"{at}.task={self.task} drop it and run cltt probe RUN_DIR after training")
         for k in self.ap_k:
             _check_min(k, f"{at}.ap_k", 1)
 

@@ -10,6 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
+from cltt.engine import preemption
+
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
@@ -67,3 +69,17 @@ def invoke_in_process(command, args, cwd: Path, env: dict | None = None, prog_na
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result
+
+
+@pytest.fixture
+def preemption_handlers(monkeypatch):
+    """The trainer's real signal handlers, restored afterwards; no Slurm environment."""
+    for name in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
+        monkeypatch.delenv(name, raising=False)
+    saved = {s: signal.getsignal(s) for s in SIGNALS_TOUCHED_BY_TRAIN}
+    preemption.install()
+    preemption.reset()
+    yield
+    preemption.reset()
+    for s, handler in saved.items():
+        signal.signal(s, handler)

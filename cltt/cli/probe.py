@@ -28,6 +28,8 @@ Examples:
   cltt probe runs/quickstart                              # its latest checkpoint and recipe
   cltt probe runs/quickstart/simclr_epoch_003.pth probe.level=clip
   cltt probe recipes/quickstart.yaml --checkpoint runs/quickstart/simclr_final.pth
+  cltt probe runs/carl                                    # probe.task: phases in its recipe
+  cltt probe runs/slotcontrast                            # probe.task: slots (FG-ARI, mBO)
 
 \b
 Labels: ROOT/labels.csv (clip,label[,split]; the built-in data write one) or ROOT/<label>/<clip>/.
@@ -40,6 +42,9 @@ trained encoder does not beat random_init, train longer or check the augmentatio
 @show_option
 def command(args: tuple[str, ...], checkpoint: Path | None, out: Path | None, show: bool) -> None:
     """Probe frozen features of a checkpoint against random-init and raw-pixel baselines.
+
+    probe.task picks what is measured: classes (default, below), phases (CARL's per-frame phase
+    metrics, RUN_DIR/probe_phases.json) or slots (FG-ARI and mBO, RUN_DIR/probe_slots.json).
 
     ARGS: RUN_DIR | CHECKPOINT.pth | RECIPE [--checkpoint PATH], then [key.sub=value ...]. A run
     dir or checkpoint brings its own recipe; overrides may change probe.*, data.root and the
@@ -67,8 +72,17 @@ def command(args: tuple[str, ...], checkpoint: Path | None, out: Path | None, sh
                 task = progress.add_task("encode", total=total, rate=0.0)
             progress.update(task, completed=done, rate=done / max(time.perf_counter() - started, 1e-9))
 
-        report = probe_checkpoint(recipe, path, state, on_progress=on_progress)
+        if recipe.probe.task != "classes":
+            from cltt.eval.tasks import probe_task
+
+            report = probe_task(recipe, path, state, on_progress=on_progress)
+        else:
+            report = probe_checkpoint(recipe, path, state, on_progress=on_progress)
     run_dir = path.parent
+    if recipe.probe.task != "classes":
+        _finish_task(report, out if out is not None else run_dir / f"probe_{recipe.probe.task}.json",
+                     time.perf_counter() - started)
+        return
     differs = _measure_changes(recipe, state, path)
     if report.eval_row is not None and differs:
         report.notes.append(f"{EVAL_FILE} not updated: this probe differs from the run's own in {', '.join(differs[:3])}, "
@@ -175,3 +189,29 @@ def _summary(report, json_path: Path, eval_path: Path | None, seconds: float) ->
             break
     where = f"; report {json_path}" + (f"; row epoch {report.eval_row.epoch} in {eval_path}" if eval_path else "")
     return f"probed {Path(report.checkpoint).name}: " + "; ".join(parts) + f" in {seconds:.1f} s{where}"
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def _finish_task(report, json_path: Path, seconds: float) -> None:
+    """Print a TaskReport's table and notes and write its JSON."""
+    from cltt.eval.report import save_report
+
+    epoch = f" (epoch {report.epoch})" if report.epoch is not None else ""
+    table = Table(title=f"{report.task} probe of {report.checkpoint}{epoch}", title_justify="left")
+    for i, column in enumerate(report.columns):
+        table.add_column(column, justify="left" if i == 0 else "right")
+    for row in report.rows:
+        table.add_row(*(_cell(value) for value in row))
+    save_report(report, json_path)
+    console.print(table)
+    for note in report.notes:
+        err_console.print(f"[dim]note:[/] {note}", soft_wrap=True)
+    console.print(f"probed {Path(report.checkpoint).name} ({report.task}) in {seconds:.1f} s; report {json_path}",
+                  soft_wrap=True)
