@@ -205,6 +205,7 @@ class CarlConfig:
 
     frames: int = 16
     region: list[float] = field(default_factory=lambda: [0.5, 1.0])
+    samples_per_clip: int = 1  # samples of each clip per epoch (fills batches when clips are few)
     sigma_squared: float = 10.0
     layers: int = 2
     heads: int = 8
@@ -212,6 +213,7 @@ class CarlConfig:
 
     def validate(self, at: str) -> None:
         _check_min(self.frames, f"{at}.frames", 2)
+        _check_min(self.samples_per_clip, f"{at}.samples_per_clip", 1)
         _check_pair(self.region, f"{at}.region", 0.0, 1.0)
         if self.region[0] <= 0:
             raise RecipeError(f"recipe key '{at}.region' must be fractions in (0, 1], got {self.region}")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from cltt.data.clipwriter import read_marker
-from cltt.data.synthetic import GENERATORS, digit_samples, write_synthetic
+from cltt.data.synthetic import GENERATORS, PHASE_NAMES, digit_samples, phase_timeline, write_synthetic
 from cltt.errors import CLTTError
 from cltt.recipe import SyntheticConfig
 
@@ -46,11 +46,12 @@ def written(request, tmp_path_factory):
 
 
 def test_layout_and_file_counts(written):
-    _, out, results = written
+    name, out, results = written
     clips = [f"clip_{i:04d}" for i in range(TINY.clips)]
     assert sorted(r.clip for r in results) == clips
     assert all(r.status == "done" and r.frames == TINY.frames for r in results)
-    assert sorted(p.name for p in out.iterdir()) == ["boxes.csv", *clips, "labels.csv"]
+    tables = ["phases.csv"] if name == "phases" else []
+    assert sorted(p.name for p in out.iterdir()) == sorted(["boxes.csv", *clips, "labels.csv", *tables])
     for clip in clips:
         frames = sorted((out / clip).glob("frame_*.jpg"))
         assert [p.name for p in frames] == [f"frame_{t:06d}.jpg" for t in range(1, TINY.frames + 1)]
@@ -74,6 +75,8 @@ def test_labels_match_masks(written):
         assert extra["label"] == row["label"] and extra["split"] == row["split"]
         if name == "bouncing-balls":
             assert row["label"] == str(len(ids))
+        elif name == "phases":
+            assert extra["objects"] == 1 and row["label"] == str(len(PHASE_NAMES))
         else:
             assert len(extra["digits"]) == len(ids)
             assert row["label"] == (str(extra["digits"][0]) if len(ids) == 1 else "")
@@ -220,3 +223,79 @@ def test_single_object_digits_are_all_labelled(tmp_path):
     list(write_synthetic("moving-digits", tmp_path, config))
     _, rows = read_csv(tmp_path / "labels.csv")
     assert all(r["label"].isdigit() for r in rows)
+
+
+# --------------------------------------------------------------------------- phases
+
+PHASES = SyntheticConfig(clips=6, frames=40, size=48, seed=2)
+
+
+@pytest.fixture(scope="module")
+def phases_data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("phases")
+    write("phases", out, PHASES)
+    _, rows = read_csv(out / "phases.csv")
+    return out, rows
+
+
+def test_phase_timeline_is_a_monotone_warp():
+    for seed in range(20):
+        timeline = phase_timeline(np.random.default_rng(seed), 60)
+        shares = np.diff(timeline.boundaries)
+        assert timeline.boundaries[0] == 0 and timeline.boundaries[-1] == 1 and (shares >= 0.1 - 1e-9).all()
+        assert (np.diff(timeline.phase) >= 0).all() and set(timeline.phase.tolist()) == {0, 1, 2, 3}
+        assert (np.diff(timeline.progress) > 0).all(), "the task only moves forward"
+        assert (timeline.within >= 0).all() and (timeline.within <= 1).all()
+        # frame t lies in the phase whose time span holds (t + 0.5) / T
+        centre = (np.arange(60) + 0.5) / 60
+        assert (timeline.boundaries[timeline.phase] <= centre).all()
+        assert (centre < timeline.boundaries[timeline.phase + 1]).all()
+    a, b = (phase_timeline(np.random.default_rng(s), 60) for s in (0, 1))
+    assert not np.array_equal(a.phase, b.phase), "each clip has its own warp"
+
+
+def test_phases_csv_labels_every_frame(phases_data):
+    out, rows = phases_data
+    header, _ = read_csv(out / "phases.csv")
+    assert header == ["clip", "frame", "phase", "progress"]
+    assert [(r["clip"], r["frame"]) for r in rows] == [
+        (f"clip_{c:04d}", f"frame_{t:06d}.jpg") for c in range(PHASES.clips) for t in range(1, PHASES.frames + 1)]
+    boundaries = set()
+    for c in range(PHASES.clips):
+        clip_rows = [r for r in rows if r["clip"] == f"clip_{c:04d}"]
+        phase = np.array([int(r["phase"]) for r in clip_rows])
+        progress = np.array([float(r["progress"]) for r in clip_rows])
+        assert (np.diff(phase) >= 0).all() and set(phase.tolist()) == {0, 1, 2, 3}
+        assert (np.diff(progress) > 0).all() and 0 <= progress[0] and progress[-1] <= 1
+        # progress = (phase + fraction of the phase done) / 4: its quarter is the phase
+        assert (np.floor(progress * 4).clip(0, 3) == phase).all()
+        boundaries.add(tuple(np.flatnonzero(np.diff(phase)).tolist()))
+        extra = read_marker(out, f"clip_{c:04d}")["extra"]
+        assert extra["phases"] == list(PHASE_NAMES)
+    assert len(boundaries) == PHASES.clips, "phase changes fall on different frames in every clip"
+
+
+def test_phase_shows_in_the_frame(phases_data):
+    """Warm disc growing, disc crossing, turning into a cool square, square shrinking."""
+    out, rows = phases_data
+    for c in range(PHASES.clips):
+        clip = f"clip_{c:04d}"
+        phase = np.array([int(r["phase"]) for r in rows if r["clip"] == clip])
+        masks = masks_of(out, clip)
+        area = masks.reshape(len(masks), -1).sum(axis=1).astype(float)
+        x = np.array([np.nonzero(m)[1].mean() if m.any() else np.nan for m in masks])
+        grow, cross, leave = (np.flatnonzero(phase == k) for k in (0, 1, 3))
+        assert area[grow[-1]] > area[grow[0]] and area[leave[-1]] < area[leave[0]]
+        assert abs(x[cross[-1]] - x[cross[0]]) > 0.2 * PHASES.size, "the object crosses the frame"
+        for t, warm in ((cross[0], True), (leave[0], False)):
+            image = cv2.cvtColor(cv2.imread(str(out / clip / f"frame_{t + 1:06d}.jpg")), cv2.COLOR_BGR2RGB)
+            red, _, blue = image[masks[t] > 0].astype(float).mean(axis=0)
+            assert (red > blue + 40) if warm else (blue > red + 40), (clip, t)
+
+
+def test_phases_rerun_rewrites_phases_csv(tmp_path):
+    write("phases", tmp_path)
+    first = all_files(tmp_path)
+    os.remove(tmp_path / "phases.csv")
+    assert {r.status for r in write("phases", tmp_path)} == {"skipped"}
+    assert all_files(tmp_path) == first

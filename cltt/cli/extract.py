@@ -42,7 +42,7 @@ Examples:
 )
 @click.argument("args", nargs=-1)
 @click.option("--out", "-o", type=click.Path(path_type=Path), required=False, help="Frames root to write OUT/<clip>/frame_000001.jpg into.")
-@click.option("--synthetic", metavar="NAME", help="Write built-in data instead: bouncing-balls or moving-digits.")
+@click.option("--synthetic", metavar="NAME", help="Write built-in data instead: bouncing-balls, moving-digits or phases.")
 @click.option("--fps", type=float, help="Target frames per second (default: the video's own rate).")
 @click.option("--every-nth", type=int, help="Keep every n-th frame (when --fps is not given).")
 @click.option("--short-side", type=int, help="Resize so the short side has this many pixels.")

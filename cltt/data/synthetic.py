@@ -1,12 +1,16 @@
 """Built-in synthetic datasets, written as frames on disk so everything runs with no download.
 
-Two generators, each a folder of clips ``OUT/clip_0000/frame_000001.jpg ...``:
+Three generators, each a folder of clips ``OUT/clip_0000/frame_000001.jpg ...``:
 
 * ``bouncing-balls``: 1..max_objects coloured balls bouncing off the walls; label = ball count.
 * ``moving-digits``: 1..max_objects handwritten digits (scikit-learn's 8x8 set, upscaled)
   bouncing off the walls on black, Moving-MNIST style; label = the digit for single-digit
   clips, empty for multi-digit clips. Train, val and test clips draw their digits from
   disjoint pools of samples, so a probe cannot score by remembering handwriting.
+* ``phases``: one object that every clip takes through the same four phases (appear, cross,
+  transform, leave; see :class:`Phases`), each clip on its own random time warp, for CARL's
+  frame-wise evaluation; label = the number of phases, and ``phases.csv``
+  (``clip,frame,phase,progress``) labels every frame.
 
 Beside the clips go ``labels.csv`` (``clip,label,split``; splits are by clip, stratified by
 label) and ``boxes.csv`` (``clip,frame,x1,y1,x2,y2``, one row per visible object per frame,
@@ -88,6 +92,18 @@ class Scene:
     positions: np.ndarray  # [T, K, 2] int64, top-left (x, y) of each sprite per frame
     blend: Literal["over", "max"]
     extra: dict[str, Any]
+    # sprites that change over time: per frame, K coverages [T][K] and colours [T, K, 3], in
+    # place of ``alphas`` / ``colours`` (a sprite must fit the canvas at its position)
+    frame_alphas: list[list[np.ndarray]] | None = None
+    frame_colours: np.ndarray | None = None
+    # per-frame rows for the generator's frame table (phases.csv), e.g. (phase, progress)
+    frame_labels: list[tuple[Any, ...]] | None = None
+
+    def sprites(self, t: int) -> tuple[list[np.ndarray], np.ndarray]:
+        """Coverages (K of ``[h, w]``) and colours ``[K, 3]`` of the sprites in frame ``t``."""
+        alphas = self.alphas if self.frame_alphas is None else self.frame_alphas[t]
+        colours = self.colours if self.frame_colours is None else self.frame_colours[t]
+        return alphas, colours
 
 
 # --------------------------------------------------------------------------- shared pieces
@@ -149,15 +165,17 @@ def render(scene: Scene, images: bool = True) -> tuple[np.ndarray | None, np.nda
     height, width = scene.background.shape[:2]
     masks = np.zeros((frames_n, height, width), np.uint8)
     frames = np.empty((frames_n, height, width, 3), np.uint8) if images else None
-    solid = [alpha >= MASK_THRESHOLD for alpha in scene.alphas]
+    static = [alpha >= MASK_THRESHOLD for alpha in scene.alphas] if scene.frame_alphas is None else None
     for t in range(frames_n):
         canvas = scene.background.copy() if images else None
-        for k, alpha in enumerate(scene.alphas):
+        alphas, colours = scene.sprites(t)
+        solid = static if static is not None else [alpha >= MASK_THRESHOLD for alpha in alphas]
+        for k, alpha in enumerate(alphas):
             x, y = scene.positions[t, k]
             region = (slice(y, y + alpha.shape[0]), slice(x, x + alpha.shape[1]))
             masks[t][region][solid[k]] = k + 1
             if canvas is not None:
-                paint = alpha[..., None] * scene.colours[k]
+                paint = alpha[..., None] * colours[k]
                 if scene.blend == "max":
                     np.maximum(canvas[region], paint, out=canvas[region])
                 else:
@@ -191,6 +209,8 @@ class Generator:
 
     name = ""
     id = 0  # part of every random seed; nonzero, as SeedSequence pads seeds with zeros
+    # (file name, columns) of a per-frame CSV beside labels.csv, rows from Scene.frame_labels
+    frame_table: tuple[str, tuple[str, ...]] | None = None
 
     def clip_rng(self, config: SyntheticConfig, index: int) -> np.random.Generator:
         return np.random.default_rng([config.seed, index, self.id])
@@ -328,7 +348,139 @@ def digit_sprite(image: np.ndarray, side: int) -> np.ndarray:
     return np.clip((big - 0.25) / 0.35, 0.0, 1.0).astype(np.float32)
 
 
-GENERATORS: dict[str, Generator] = {g.name: g for g in (BouncingBalls(), MovingDigits())}
+# --------------------------------------------------------------------------- phases
+
+PHASE_NAMES = ("appear", "cross", "transform", "leave")
+PHASES_FILE = "phases.csv"
+PHASE_COLUMNS = ("clip", "frame", "phase", "progress")
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Where each frame of a clip is in the task: its phase and how far that phase has got.
+
+    ``phase [T]`` int64 in ``0..K-1``; ``within [T]`` in [0, 1] is the fraction of the phase's
+    change already shown (its content: the size reached, the distance crossed);
+    ``progress = (phase + within) / K`` is the fraction of the whole task done, the phase
+    progression target of TCC/CARL/LAV with every phase weighted equally.
+    """
+
+    phase: np.ndarray
+    within: np.ndarray
+    boundaries: np.ndarray  # [K + 1] phase starts (and the end, 1.0) as fractions of the clip
+
+    @property
+    def progress(self) -> np.ndarray:
+        return (self.phase + self.within) / (len(self.boundaries) - 1)
+
+
+def phase_timeline(rng: np.random.Generator, frames: int, phases: int = len(PHASE_NAMES),
+                   min_share: float = 0.1, warp: float = 0.6) -> Timeline:
+    """A random monotone time warp of ``phases`` phases over ``frames`` frames.
+
+    Phase k takes a share ``d_k = min_share + (1 - K min_share) g_k`` of the clip,
+    ``g ~ Dirichlet(2, ..., 2)``; inside it the change advances as ``s ** gamma_k`` of the
+    elapsed share ``s`` of the phase, ``log gamma_k ~ U(-warp, warp)`` (slow then fast, or
+    fast then slow). Frame t sits at time ``(t + 0.5) / T``.
+    """
+    shares = min_share + (1 - phases * min_share) * rng.dirichlet(np.full(phases, 2.0))
+    boundaries = np.concatenate([[0.0], np.cumsum(shares)])
+    boundaries[-1] = 1.0
+    gammas = np.exp(rng.uniform(-warp, warp, phases))
+    time = (np.arange(frames) + 0.5) / frames
+    phase = np.clip(np.searchsorted(boundaries, time, side="right") - 1, 0, phases - 1)
+    elapsed = np.clip((time - boundaries[phase]) / (boundaries[phase + 1] - boundaries[phase]), 0.0, 1.0)
+    return Timeline(phase.astype(np.int64), elapsed ** gammas[phase], boundaries)
+
+
+def shape_sprite(radius: float, squareness: float, supersample: int = 4) -> np.ndarray:
+    """Coverage ``[s, s]`` float32 of a superellipse ``|x/r|^p + |y/r|^p <= 1``, centred.
+
+    ``p = 2 * 8 ** squareness``: a disc at 0, all but a square at 1. Anti-aliased by
+    averaging ``supersample`` x ``supersample`` points per pixel; ``s = 2 ceil(r) + 1``.
+    """
+    side = 2 * math.ceil(radius) + 1
+    points = (np.arange(side * supersample) + 0.5) / supersample - side / 2
+    power = 2.0 * 8.0 ** squareness
+    scaled = (np.abs(points) / max(radius, 1e-6)) ** power
+    inside = (scaled[:, None] + scaled[None, :]) <= 1.0
+    return inside.reshape(side, supersample, side, supersample).mean(axis=(1, 3)).astype(np.float32)
+
+
+class Phases(Generator):
+    """Every clip shows one object doing the same task of four phases, at its own pace.
+
+        appear     a small disc of a warm colour A grows to full size at its start point
+        cross      the disc crosses the frame to its end point (left to right or right to left)
+        transform  standing there, it turns from disc into square and from colour A into B
+                   (B: A's hue turned half way round, a cool colour)
+        leave      the square shrinks away
+
+    Each clip draws its own phase durations and speeds (:func:`phase_timeline`), start and
+    end points, direction, size, colours and background texture, so a frame's phase shows in
+    its content (shape, colour, size, motion) while its position in the clip does not fix it.
+    ``max_objects`` is not used. ``phases.csv`` holds each frame's phase number (0..3, in
+    the order above) and progress (see :class:`Timeline`); ``labels.csv``'s label is the
+    number of phases, the same for every clip (the splits are what the phases probe reads).
+    """
+
+    name = "phases"
+    id = 3
+    frame_table = (PHASES_FILE, PHASE_COLUMNS)
+
+    def plan_contents(self, config, rng):
+        return [(1, (), str(len(PHASE_NAMES)))] * config.clips
+
+    def scene(self, config, plan):
+        rng = self.clip_rng(config, plan.index)
+        size = config.size
+        timeline = phase_timeline(rng, config.frames)
+        radius = rng.uniform(0.12, 0.16) * size
+        half = math.ceil(radius) + 1
+        start = np.array([rng.uniform(0.18, 0.3), rng.uniform(0.3, 0.7)]) * size
+        end = np.array([rng.uniform(0.7, 0.82), rng.uniform(0.3, 0.7)]) * size
+        leftward = bool(rng.random() < 0.5)
+        if leftward:
+            start[0], end[0] = size - start[0], size - end[0]
+        hue = rng.uniform(-0.08, 0.08) % 1.0
+        saturation, value = rng.uniform(0.7, 1.0), rng.uniform(0.85, 1.0)
+        colour_a = np.array(colorsys.hsv_to_rgb(hue, saturation, value)) * 255
+        colour_b = np.array(colorsys.hsv_to_rgb((hue + 0.5) % 1.0, saturation, value)) * 255
+        background = textured_background(rng, size)
+
+        alphas, colours, positions = [], [], []
+        for phase, w in zip(timeline.phase.tolist(), timeline.within.tolist()):
+            centre, r, square, mix = end, radius, 1.0, 1.0
+            if phase == 0:
+                centre, r, square, mix = start, radius * (0.15 + 0.85 * w), 0.0, 0.0
+            elif phase == 1:
+                centre, square, mix = start + w * (end - start), 0.0, 0.0
+            elif phase == 2:
+                square, mix = w, w
+            else:
+                r = radius * (1.0 - 0.85 * w)
+            alpha = shape_sprite(r, square)
+            corner = np.rint(np.clip(centre, half, size - 1 - half)).astype(np.int64) - alpha.shape[0] // 2
+            alphas.append([alpha])
+            colours.append([(1 - mix) * colour_a + mix * colour_b])
+            positions.append([np.clip(corner, 0, size - alpha.shape[0])])
+        labels = [(int(p), round(float(q), 6)) for p, q in zip(timeline.phase, timeline.progress)]
+        return Scene(
+            background=background,
+            alphas=alphas[0],
+            colours=np.asarray(colours[0], np.float32),
+            positions=np.asarray(positions, np.int64),
+            blend="over",
+            extra={"objects": 1, "label": plan.label, "split": plan.split, "phases": list(PHASE_NAMES),
+                   "boundaries": [round(float(b), 6) for b in timeline.boundaries],
+                   "direction": "left" if leftward else "right"},
+            frame_alphas=alphas,
+            frame_colours=np.asarray(colours, np.float32),
+            frame_labels=labels,
+        )
+
+
+GENERATORS: dict[str, Generator] = {g.name: g for g in (BouncingBalls(), MovingDigits(), Phases())}
 
 
 def get_generator(name: str) -> Generator:
@@ -360,8 +512,8 @@ def write_synthetic(
     A clip already finished with the same fingerprint is ``skipped``; a folder in its place
     that cltt did not write, or wrote with other options, makes it ``failed`` (left untouched).
     ``on_frames(n)`` is called in this process once per written clip with its frame count.
-    Once every clip is through, ``labels.csv`` and ``boxes.csv`` are (re)written, covering all
-    clips except failed ones. Bad arguments raise :class:`CLTTError` here, before any writing.
+    Once every clip is through, ``labels.csv`` and ``boxes.csv`` (and ``phases.csv`` for
+    ``phases``) are (re)written, covering all clips except failed ones. Bad arguments raise :class:`CLTTError` here, before any writing.
     """
     generator = get_generator(name)
     config.validate("extract.synthetic")
@@ -383,7 +535,7 @@ def _write(
     on_frames: Callable[[int], None] | None,
 ) -> Iterator[ClipResult]:
     plans = generator.plan(config)
-    boxes: dict[str, list[list[Any]]] = {}  # clip -> box rows, for clips now on disk
+    tables: dict[str, ClipTables] = {}  # clip -> its rows of boxes.csv (and the frame table), for clips on disk
     todo = []
     for plan in plans:
         status = clip_status(out, plan.clip, fingerprint(generator.name, config, plan.index))
@@ -391,15 +543,16 @@ def _write(
         if status == "missing":
             todo.append(plan)
         elif status == "complete":
-            _, masks = render(generator.scene(config, plan), images=False)
-            boxes[plan.clip] = _box_rows(plan, masks)
+            scene = generator.scene(config, plan)
+            _, masks = render(scene, images=False)
+            tables[plan.clip] = _clip_tables(plan, scene, masks)
             yield ClipResult(plan.clip, source, "skipped", frames=config.frames)
         else:
             yield ClipResult(plan.clip, source, "failed", message=describe_status(status, out, plan.clip))
 
-    def finished(result: ClipResult, rows: list[list[Any]] | None):
+    def finished(result: ClipResult, rows: ClipTables | None):
         if rows is not None:
-            boxes[result.clip] = rows
+            tables[result.clip] = rows
             if on_frames is not None:
                 on_frames(result.frames)
         return result
@@ -413,13 +566,24 @@ def _write(
         for plan in todo:
             yield finished(*_make_clip(generator.name, config, plan, out))
 
-    written = [plan for plan in plans if plan.clip in boxes]
+    written = [plan for plan in plans if plan.clip in tables]
     _write_csv(out / LABELS_FILE, LABEL_COLUMNS, [[p.clip, p.label, p.split] for p in written])
-    _write_csv(out / BOXES_FILE, BOX_COLUMNS, [row for p in written for row in boxes[p.clip]])
+    _write_csv(out / BOXES_FILE, BOX_COLUMNS, [row for p in written for row in tables[p.clip].boxes])
+    if generator.frame_table is not None:
+        name, columns = generator.frame_table
+        _write_csv(out / name, columns, [row for p in written for row in tables[p.clip].frames])
 
 
-def _make_clip(name: str, config: SyntheticConfig, plan: ClipPlan, out: Path) -> tuple[ClipResult, list[list[Any]] | None]:
-    """Simulate, render and write one clip (runs in a worker process); returns its result and box rows."""
+@dataclass
+class ClipTables:
+    """One clip's rows of ``boxes.csv`` and of the generator's frame table (none for most)."""
+
+    boxes: list[list[Any]]
+    frames: list[list[Any]]
+
+
+def _make_clip(name: str, config: SyntheticConfig, plan: ClipPlan, out: Path) -> tuple[ClipResult, ClipTables | None]:
+    """Simulate, render and write one clip (runs in a worker process); returns its result and table rows."""
     started = time.perf_counter()
     source = f"{name} {plan.clip}"
     scene = GENERATORS[name].scene(config, plan)
@@ -432,7 +596,13 @@ def _make_clip(name: str, config: SyntheticConfig, plan: ClipPlan, out: Path) ->
             writer.extra = scene.extra
     except OSError as err:  # disk full, permissions: report the clip, keep going with the rest
         return ClipResult(plan.clip, source, "failed", message=f"could not write {out / plan.clip}: {err}"), None
-    return ClipResult(plan.clip, source, "done", frames=len(frames), seconds=time.perf_counter() - started), _box_rows(plan, masks)
+    done = ClipResult(plan.clip, source, "done", frames=len(frames), seconds=time.perf_counter() - started)
+    return done, _clip_tables(plan, scene, masks)
+
+
+def _clip_tables(plan: ClipPlan, scene: Scene, masks: np.ndarray) -> ClipTables:
+    frames = [[plan.clip, frame_file_name(t + 1), *row] for t, row in enumerate(scene.frame_labels or [])]
+    return ClipTables(_box_rows(plan, masks), frames)
 
 
 def _box_rows(plan: ClipPlan, masks: np.ndarray) -> list[list[Any]]:

@@ -1,0 +1,131 @@
+"""``carl``: frame-wise representations by sequence contrast (Chen et al. 2022, CARL).
+
+A sample is two temporally augmented views of one whole video (:mod:`cltt.data.sequences`:
+T sorted frames from an overlapping random region each, padding masked, one spatial
+augmentation per view). Each frame goes through the backbone alone; a small transformer over
+the view's frames (:class:`~cltt.models.sequence.SequenceEncoder`, positions = the frames'
+ranks 0..T-1 in the view, as CARL does) turns them into ``method.carl.embedding_dim``-d frame
+embeddings; a projection MLP maps those to what the loss sees. The loss is the sequence
+contrastive KL of :mod:`cltt.objectives.sequence_contrast` between the two views of each
+sample only, its Gaussian target over original frame numbers with variance
+``method.carl.sigma_squared`` and temperature ``method.temperature``.
+
+What downstream code reads:
+
+    method.frame_embeddings(frames, valid)    # [N, T, 3, S, S] -> [N, T, E]   phases probe
+    method.encoder.represent(frames)          # [..., 3, S, S] -> [..., F]     the backbone alone,
+                                              # per frame (class probes, export without head)
+
+The projection head is Linear -> ReLU -> Linear (``model.projection_hidden``, default E, and
+``model.projection_dim``) without batch norm (``model.head_batchnorm`` is not used), so a
+sample's embeddings never depend on the other samples of a batch.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cltt.data.sequences import sequence_dataset
+from cltt.errors import CLTTError
+from cltt.methods import register_method
+from cltt.methods.base import Forward, Method
+from cltt.models.backbones import build_backbone
+from cltt.models.sequence import SequenceEncoder
+from cltt.models.weights import load_backbone_weights
+from cltt.objectives.sequence_contrast import sequence_contrast_loss
+
+
+class CarlEncoder(nn.Module):
+    """Backbone per frame, transformer per sequence, projection for the loss.
+
+    ``backbone`` ``[N, 3, S, S] -> [N, F]``; ``sequence`` ``[B, T, F] -> [B, T, E]``;
+    ``projection`` ``[..., E] -> [..., P]``.
+    """
+
+    def __init__(self, backbone: nn.Module, feature_dim: int, embedding_dim: int, layers: int, heads: int,
+                 projection_hidden: int, projection_dim: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.feature_dim = feature_dim
+        self.embedding_dim = embedding_dim
+        self.out_dim = projection_dim
+        self.sequence = SequenceEncoder(feature_dim, embedding_dim, layers, heads)
+        self.projection = nn.Sequential(nn.Linear(embedding_dim, projection_hidden), nn.ReLU(inplace=True),
+                                        nn.Linear(projection_hidden, projection_dim))
+        self.load_report = None
+
+    @classmethod
+    def from_recipe(cls, recipe) -> "CarlEncoder":
+        carl, model = recipe.method.carl, recipe.model
+        built = build_backbone(model.backbone, recipe.data.image_size)
+        report = load_backbone_weights(built.module, model.weights) if model.weights else None
+        encoder = cls(built.module, built.feature_dim, carl.embedding_dim, carl.layers, carl.heads,
+                      model.projection_hidden or carl.embedding_dim, model.projection_dim)
+        encoder.load_report = report
+        return encoder
+
+    def represent(self, frames: torch.Tensor) -> torch.Tensor:
+        """Backbone features of each frame on its own: ``[..., 3, S, S]`` -> ``[..., F]``."""
+        leading = frames.shape[:-3]
+        features = self.backbone(frames.reshape(-1, *frames.shape[-3:]))
+        return features.reshape(*leading, features.shape[-1])
+
+    def contextualise(self, features: torch.Tensor, valid: torch.Tensor | None = None,
+                      positions: torch.Tensor | None = None) -> torch.Tensor:
+        """Frame embeddings from backbone features: ``[B, T, F]`` -> ``[B, T, E]``."""
+        return self.sequence(features, valid, positions)
+
+    def frame_embeddings(self, frames: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """``[B, T, 3, S, S]`` model input (and ``valid [B, T]``) -> ``[B, T, E]``."""
+        return self.contextualise(self.represent(frames), valid)
+
+    def forward(self, frames: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """The projections the loss sees: ``[B, T, 3, S, S]`` -> ``[B, T, P]``."""
+        return self.projection(self.frame_embeddings(frames, valid))
+
+
+@register_method("carl")
+class CARL(Method):
+    extra_keys = ("times", "valid")
+
+    def __init__(self, recipe):
+        nn.Module.__init__(self)
+        if recipe.method.carl.embedding_dim % recipe.method.carl.heads:
+            raise CLTTError(f"method.carl.embedding_dim ({recipe.method.carl.embedding_dim}) must be divisible by "
+                            f"method.carl.heads ({recipe.method.carl.heads})")
+        self.config = recipe.method
+        self.channels_last = False
+        self.encoder = CarlEncoder.from_recipe(recipe)
+
+    @classmethod
+    def training_dataset(cls, recipe, index, seed: int):
+        """One sample (two views of T frames) per clip per epoch; see :mod:`cltt.data.sequences`."""
+        return sequence_dataset(recipe, index, seed)
+
+    def forward_step(self, views: torch.Tensor, extras: dict[str, torch.Tensor]) -> Forward:
+        """``views [b, 2, T, 3, S, S]``, ``extras["valid"] [b, 2, T]`` -> projections ``[b, 2T, P]``
+        (view 0's frames first, then view 1's)."""
+        b, v, t = views.shape[:3]
+        flat = views.reshape(-1, *views.shape[-3:])
+        if self.channels_last:
+            flat = flat.contiguous(memory_format=torch.channels_last)
+        features = self.encoder.backbone(flat).view(b * v, t, -1)
+        embeddings = self.encoder.contextualise(features, extras["valid"].reshape(b * v, t))
+        return Forward(self.encoder.projection(embeddings).view(b, v * t, -1))
+
+    def loss_terms(self, embeddings: torch.Tensor, first: int, count: int,
+                   extras: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sequence contrast between the two views of each of samples ``first .. first+count-1``."""
+        if extras is None or "times" not in extras or "valid" not in extras:
+            raise CLTTError("method.name=carl needs the dataset's times and valid tensors; train it with cltt train")
+        t = embeddings.shape[1] // 2
+        own = slice(first, first + count)
+        z, times, valid = embeddings[own], extras["times"][own], extras["valid"][own]
+        return sequence_contrast_loss(z[:, :t], z[:, t:], times[:, 0], times[:, 1], valid[:, 0], valid[:, 1],
+                                      temperature=self.config.temperature,
+                                      sigma_squared=self.config.carl.sigma_squared)
+
+    def frame_embeddings(self, frames: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """``[N, T, 3, S, S]`` model input -> frame embeddings ``[N, T, E]`` (positions = ranks)."""
+        return self.encoder.frame_embeddings(frames, valid)
