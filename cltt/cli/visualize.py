@@ -1,4 +1,4 @@
-"""``cltt visualize``: windows as the model sees them, and training curves, as PNG."""
+"""``cltt visualize``: windows as the model sees them, training curves, and object slots, as PNG."""
 
 from __future__ import annotations
 
@@ -16,11 +16,13 @@ from cltt.errors import CLTTError
 Examples:
   cltt visualize recipes/quickstart.yaml --mode batch --out batch.png
   cltt visualize recipes/quickstart.yaml --mode sample --index 40 --no-augment --out window.png
-  cltt visualize runs/quickstart --mode curves --out curves.png""",
+  cltt visualize runs/quickstart --mode curves --out curves.png
+  cltt visualize runs/slotcontrast --mode slots --clip clip_0003 --out slots.png""",
 )
 @click.argument("args", nargs=-1)
-@click.option("--mode", type=click.Choice(["sample", "batch", "curves"]), default="batch", show_default=True,
-              help="sample: one window in a row; batch: a grid, one window per row; curves: loss and lr of a run.")
+@click.option("--mode", type=click.Choice(["sample", "batch", "curves", "slots"]), default="batch", show_default=True,
+              help="sample: one window in a row; batch: a grid, one window per row; curves: loss and lr of a run; "
+                   "slots: a slot model's masks over the frames of one clip.")
 @click.option("--out", "-o", type=click.Path(path_type=Path), help="PNG to write (default: <mode>.png).")
 @click.option("--index", type=int, default=0, show_default=True, help="Window number (sample mode) or first window (contiguous batch).")
 @click.option("--batch-size", type=int, default=8, show_default=True, help="Windows in batch mode.")
@@ -28,12 +30,19 @@ Examples:
               help="contiguous: neighbouring windows (what shuffled training never shows); random: a training-like batch.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for random batches and augmentation.")
 @click.option("--augment/--no-augment", default=True, show_default=True, help="Apply the recipe's augmentation.")
+@click.option("--clip", help="Slots mode: the clip to draw (default: the first clip of the root).")
+@click.option("--frames", "num_frames", type=int, default=8, show_default=True,
+              help="Slots mode: frames to draw, from the clip's start (the model still sees them in order).")
+@click.option("--masks", "mask_kind", type=click.Choice(["decoder", "attention"]), default="decoder", show_default=True,
+              help="Slots mode: the decoder's alpha masks or slot attention's maps.")
 @show_option
 def command(args: tuple[str, ...], mode: str, out: Path | None, index: int, batch_size: int,
-            batch_sampling: str, seed: int, augment: bool, show: bool) -> None:
-    """Draw windows of frames, or the curves of a run.
+            batch_sampling: str, seed: int, augment: bool, clip: str | None, num_frames: int, mask_kind: str,
+            show: bool) -> None:
+    """Draw windows of frames, the curves of a run, or a slot model's masks.
 
-    ARGS: [RECIPE] [key.sub=value ...] for sample and batch; RUN_DIR or metrics.csv for curves.
+    ARGS: [RECIPE] [key.sub=value ...] for sample and batch; RUN_DIR or metrics.csv for curves;
+    RUN_DIR or CHECKPOINT [data.root=PATH] for slots.
     """
     from cltt.data.build import open_frames, windows_dataset  # torch loads only when needed
     from cltt.visualize import batch_grid, batch_indices, plot_curves, save_png, window_strip
@@ -44,6 +53,10 @@ def command(args: tuple[str, ...], mode: str, out: Path | None, index: int, batc
         if len(parsed.paths) != 1:
             raise CLTTError("curves mode takes a run folder or its metrics.csv, e.g. cltt visualize runs/quickstart --mode curves")
         console.print(f"wrote {plot_curves(parsed.paths[0], out)}")
+        return
+    if mode == "slots":
+        image = _slots_image(parsed, clip, num_frames, mask_kind)
+        console.print(f"wrote {save_png(image, out)} ({image.shape[1]}x{image.shape[0]} px)")
         return
     recipe = parsed.recipe()
     if show:
@@ -59,3 +72,50 @@ def command(args: tuple[str, ...], mode: str, out: Path | None, index: int, batc
     else:
         image = batch_grid(dataset, batch_indices(len(dataset), batch_size, batch_sampling, seed, index))
     console.print(f"wrote {save_png(image, out)} ({image.shape[1]}x{image.shape[0]} px)")
+
+
+def _slots_image(parsed, clip: str | None, num_frames: int, mask_kind: str):
+    """Two rows: a clip's first ``num_frames`` frames, then the same frames tinted by slot."""
+    from cltt.data.build import open_frames
+    from cltt.engine.checkpoint import load_checkpoint
+    from cltt.engine.device import resolve_device
+    from cltt.engine.run_dir import resolve_resume_target, saved_recipe
+    from cltt.eval.probe import load_trained_method
+    from cltt.eval.slots import clip_frames, clip_slot_masks, overlay_slots, predicted_labels
+    from cltt.recipe import apply_override, recipe_from_dict, recipe_to_dict
+    from cltt.visualize import MIN_TILE, _row, _stack, _tile
+
+    if len(parsed.paths) != 1 or parsed.recipe_path is not None:
+        raise CLTTError("slots mode takes one run folder or checkpoint of a slot model, e.g. "
+                        "cltt visualize runs/slotcontrast --mode slots")
+    if num_frames < 1:
+        raise CLTTError(f"--frames must be at least 1, got {num_frames}")
+    path = resolve_resume_target(parsed.paths[0])
+    state = load_checkpoint(path)
+    tree = recipe_to_dict(saved_recipe(state, path))
+    for override in parsed.overrides:
+        apply_override(tree, override)
+    recipe = recipe_from_dict(tree)
+    method = load_trained_method(recipe, state, path)
+    if not hasattr(method, "all_slot_masks"):
+        raise CLTTError(f"{path} was trained with method.name={recipe.method.name}, which has no object slots; "
+                        "slots mode needs a slotcontrast run")
+    manifest = open_frames(recipe.data, synthetic=recipe.extract.synthetic).manifest
+    names = [name.rsplit("/", 1)[-1] for name in manifest.clips]
+    if clip is None:
+        number = 0
+    elif clip in manifest.clips or clip in names:
+        number = manifest.clips.index(clip) if clip in manifest.clips else names.index(clip)
+    else:
+        raise CLTTError(f"--clip {clip} is not a clip of {manifest.root}; it has {', '.join(manifest.clips[:3])}"
+                        + (", ..." if manifest.num_clips > 3 else ""))
+    frames = clip_frames(manifest, number, recipe.data.image_size, limit=num_frames)
+    device = resolve_device(recipe.train.device)
+    method.to(device).eval()
+    masks = clip_slot_masks(method, frames, device, recipe.data.window_size)[mask_kind]
+    labels = predicted_labels(masks, *frames.shape[1:3])
+    tinted = overlay_slots(frames, labels, recipe.method.slots.num_slots)
+    side = max(MIN_TILE, frames.shape[1])
+    plain = [_tile(f, f"{names[number]} #{j + 1}", side) for j, f in enumerate(frames)]
+    slots = [_tile(f, f"slots #{j + 1}", side) for j, f in enumerate(tinted)]
+    return _stack([_row(plain), _row(slots)])
