@@ -219,6 +219,45 @@ def test_find_videos_recursive_with_clevrer_nesting_and_duplicate_stems(tmp_path
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(names.values())
 
 
+def test_cltt_extract_of_a_clevrer_tree_names_clips_by_video_and_counts_their_frames(tmp_path):
+    """CLEVRER ships video_train/video_00000-01000/video_00000.mp4, ...: the command line finds the
+    nested mp4s, names each clip after its (unique) video, and a later folder adds clips without
+    renaming the ones already there."""
+    from cltt.cli import main
+    from cltt.data.manifest import index_frames
+    from tests.conftest import invoke_in_process
+
+    src = tmp_path / "clevrer"
+    lengths = {"video_train/video_00000-01000/video_00000.mp4": 5,
+               "video_train/video_00000-01000/video_00001.mp4": 7,
+               "video_train/video_01000-02000/video_01000.mp4": 6,
+               "video_validation/video_10000-11000/video_10000.mp4": 4}
+    for relative, frames in lengths.items():
+        write_video(src / relative, frames=frames)
+    out = tmp_path / "frames"
+
+    def extract(folder: str):
+        result = invoke_in_process(main, ["extract", src / folder, "--out", out], cwd=tmp_path)
+        assert result.exit_code == 0, result.output
+        return result
+
+    extract("video_train")
+    expected = {"video_00000": 5, "video_00001": 7, "video_01000": 6}
+    manifest = index_frames(out).manifest
+    assert dict(zip(manifest.clips, manifest.frame_counts.tolist())) == expected
+    for clip, frames in expected.items():
+        assert kept_indices(out / clip) == list(range(frames))  # every source frame, in order
+    before = tree(out)
+
+    extract("video_train")  # a rerun skips every finished clip: nothing on disk changes
+    assert tree(out) == before
+    extract("video_validation")
+    manifest = index_frames(out).manifest
+    assert dict(zip(manifest.clips, manifest.frame_counts.tolist())) == expected | {"video_10000": 4}
+    clips_before = {name: data for name, data in before.items() if not name.startswith(".cltt/")}
+    assert {name: data for name, data in tree(out).items() if name in clips_before} == clips_before
+
+
 def test_find_videos_follows_symlinks_once(tmp_path):
     video = write_video(tmp_path / "src" / "real" / "a.avi", frames=2)
     (tmp_path / "src" / "loop").symlink_to(tmp_path / "src", target_is_directory=True)

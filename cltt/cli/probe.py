@@ -70,7 +70,7 @@ def command(args: tuple[str, ...], checkpoint: Path | None, out: Path | None, sh
             nonlocal task
             if task is None:
                 task = progress.add_task("encode", total=total, rate=0.0)
-            progress.update(task, completed=done, rate=done / max(time.perf_counter() - started, 1e-9))
+            progress.update(task, completed=done, total=total, rate=done / max(time.perf_counter() - started, 1e-9))
 
         if recipe.probe.task != "classes":
             from cltt.eval.tasks import probe_task

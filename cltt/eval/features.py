@@ -20,6 +20,9 @@ identity (root, clip names, frame names and the clips' folder modification times
 manifest). A changed checkpoint, a re-extracted clip or another image size is another hash,
 so a stale file is never read; delete ``RUN_DIR/features/`` to reclaim the space.
 
+Clip encoders (``encoder.is_clip_encoder``: ``represent`` takes clips) come through
+:mod:`cltt.eval.clip_features`, which reuses this module's cache files.
+
     frames = FrameSet(manifest, table.clip_index)
     result = extract_features(frames, [trained, pixels], cache_dir=run_dir / "features")
     result.features["trained"]        # [frames.num_frames, F] float32, frames in FrameSet order
@@ -162,10 +165,10 @@ def cache_path(cache_dir: Path, source: FeatureSource, frames_identity: dict) ->
     return Path(cache_dir) / f"{source.name}-{digest}.npz", key
 
 
-def _load_cached(path: Path, key: str, num_frames: int) -> np.ndarray | None:
+def _load_cached(path: Path, key: str, rows: int) -> np.ndarray | None:
     try:
         with np.load(path, allow_pickle=False) as data:
-            if str(data["key"]) != key or data["features"].shape[0] != num_frames:
+            if str(data["key"]) != key or data["features"].shape[0] != rows:
                 return None
             return data["features"]
     except (OSError, ValueError, KeyError, EOFError):
@@ -190,30 +193,49 @@ def extract_features(
     batch_size: int = 256,
     workers: int = 2,
     on_progress: Progress | None = None,
+    decode_at_least: int = 0,
 ) -> FeatureResult:
     """Features of every frame in ``frames`` from each source, reused from ``cache_dir`` when fresh.
 
     One pass decodes the frames in batches of ``batch_size`` (``workers`` decoding threads,
     the next batch decoded while the current one is encoded) for all sources that need it.
-    ``on_progress(done, total)`` follows the frames of that pass.
+    ``on_progress(done, total)`` follows the frames of that pass. JPEGs are decoded at the
+    coarsest scale that keeps the short side at least the largest ``decode_size`` of the pass
+    and ``decode_at_least``; pass the recipe's image size there so that a source's features
+    (the pixels') do not depend on which other sources share the pass or were cached.
     """
-    frames_identity = frames.identity() if cache_dir is not None else {}
+    return cached_features(
+        sources, frames.identity, frames.num_frames, cache_dir,
+        lambda todo: _compute(frames, todo, batch_size, max(1, workers), on_progress, decode_at_least))
+
+
+def cached_features(
+    sources: Sequence[FeatureSource],
+    identity: Callable[[], dict],
+    rows: int,
+    cache_dir: Path | None,
+    compute: Callable[[list[FeatureSource]], dict[str, np.ndarray]],
+) -> FeatureResult:
+    """``rows`` feature rows per source: from ``cache_dir`` when a fresh file exists, else from
+    ``compute(sources_without_cache)`` (then saved). ``identity()`` says what the rows are (the
+    frames, and for clip features their windows); it is only called when there is a cache."""
+    rows_identity = identity() if cache_dir is not None else {}
     features: dict[str, np.ndarray] = {}
     paths: dict[str, Path] = {}
     keys: dict[str, str] = {}
     todo: list[FeatureSource] = []
     for source in sources:
         if cache_dir is not None and source.identity is not None:
-            path, key = cache_path(cache_dir, source, frames_identity)
+            path, key = cache_path(cache_dir, source, rows_identity)
             paths[source.name], keys[source.name] = path, key
-            cached = _load_cached(path, key, frames.num_frames) if path.is_file() else None
+            cached = _load_cached(path, key, rows) if path.is_file() else None
             if cached is not None:
                 features[source.name] = cached
                 continue
         todo.append(source)
     reused = [s.name for s in sources if s.name in features]
     if todo:
-        computed = _compute(frames, todo, batch_size, max(1, workers), on_progress)
+        computed = compute(todo)
         for source in todo:
             features[source.name] = computed[source.name]
             if source.name in paths:
@@ -225,12 +247,12 @@ def extract_features(
 
 
 def _compute(frames: FrameSet, sources: Sequence[FeatureSource], batch_size: int, workers: int,
-             on_progress: Progress | None) -> dict[str, np.ndarray]:
+             on_progress: Progress | None, decode_at_least: int = 0) -> dict[str, np.ndarray]:
     total = frames.num_frames
     if total == 0:
         return {s.name: np.zeros((0, 0), np.float32) for s in sources}
     short_side = min(read_rgb(frames.path(0)).shape[:2])
-    reduction = reduction_for(short_side, max(s.decode_size for s in sources))
+    reduction = reduction_for(short_side, max(decode_at_least, *(s.decode_size for s in sources)))
     modes = [(s, s.encoder.training) for s in sources if isinstance(s, EncoderSource)]
     for source, _ in modes:
         source.encoder.eval()

@@ -4,6 +4,7 @@
 
     labels.py     clip labels, splits by clip (file or drawn), checks
     features.py   one vector per frame per source, cached in RUN_DIR/features/
+    clip_features.py   clip encoders (clip_simclr): per-frame view, or one vector per window
     samples.py    frames -> samples at probe.level (frame | window | clip mean)
     linear.py, logistic.py, knn.py    the three probes
     report.py, metrics_eval.py        the JSON report and the lab's metrics_eval.csv
@@ -36,12 +37,20 @@ from cltt.data.windows import WindowSpec
 from cltt.engine.checkpoint import load_checkpoint
 from cltt.engine.device import resolve_device
 from cltt.errors import CLTTError
+from cltt.eval.clip_features import (
+    ClipSource,
+    check_level,
+    extract_window_features,
+    pool_windows,
+    probe_windows,
+    source_for,
+)
 from cltt.eval.features import (
+    FeatureResult,
     FeatureSource,
     FrameSet,
     Progress,
     checkpoint_identity,
-    encoder_source,
     extract_features,
     pixel_source,
 )
@@ -73,7 +82,8 @@ class ProbeSetup:
 
 def prepare_probe(recipe: Recipe) -> ProbeSetup:
     """Index ``data.root``, read its labels, assign and check the splits (CLTTError if unusable)."""
-    index = open_frames(recipe.data)
+    check_level(recipe)
+    index = open_frames(recipe.data, synthetic=recipe.extract.synthetic)
     table = load_labels(index.manifest, recipe.probe.labels)
     splits = assign_splits(table, recipe.probe.split_fractions, recipe.probe.split_seed)
     check_splits(table.labels, splits, table.source)
@@ -88,16 +98,42 @@ def prepare_probe(recipe: Recipe) -> ProbeSetup:
     )
 
 
-def _samples(setup: ProbeSetup, frame_features: np.ndarray) -> tuple[Samples, np.ndarray, np.ndarray]:
-    """Pooled samples, their class numbers ``[M]`` and split names ``[M]``, checked for leaks."""
-    samples = pool_samples(frame_features, setup.frames.offsets, setup.level, setup.spec)
+def _samples(setup: ProbeSetup, source: FeatureSource, features: np.ndarray) -> tuple[Samples, np.ndarray, np.ndarray]:
+    """Pooled samples of one source, their class numbers ``[M]`` and split names ``[M]``, checked for leaks.
+
+    ``features`` are per frame (``[N, F]``, pooled at ``probe.level``) or, for a
+    :class:`ClipSource`, per window of :func:`probe_windows` (``[M', F]``).
+    """
+    if isinstance(source, ClipSource):
+        samples = pool_windows(features, probe_windows(setup.frames.frame_counts, setup.spec, setup.level), setup.level)
+    else:
+        samples = pool_samples(features, setup.frames.offsets, setup.level, setup.spec)
     splits = setup.splits[samples.clip]
     check_no_clip_leak(samples.clip, splits, setup.table.clips)
-    if setup.level == "window":  # clips too short for a window drop out; the classes must still hold
-        present = np.unique(samples.clip)
+    present = np.unique(samples.clip)
+    if len(present) < len(setup.splits):  # clips too short for a window drop out; the classes must still hold
         check_splits([setup.table.labels[i] for i in present], setup.splits[present].tolist(),
                      f"{setup.table.source}, windows of {setup.spec.describe()}")
     return samples, setup.targets[samples.clip], splits
+
+
+def _features(setup: ProbeSetup, sources: list[FeatureSource], recipe: Recipe, cache_dir: Path | None,
+              on_progress: Progress | None) -> FeatureResult:
+    """Every source's features: per frame for frame sources, per window for each :class:`ClipSource`."""
+    frame_sources = [s for s in sources if not isinstance(s, ClipSource)]
+    clip_sources = [s for s in sources if isinstance(s, ClipSource)]
+    workers = max(1, recipe.data.num_workers)
+    result = FeatureResult({}, [], [], {})
+    if frame_sources:
+        result = extract_features(setup.frames, frame_sources, cache_dir=cache_dir, batch_size=recipe.probe.batch_size,
+                                  workers=workers, on_progress=on_progress, decode_at_least=recipe.data.image_size)
+    if clip_sources:
+        table = probe_windows(setup.frames.frame_counts, setup.spec, setup.level)
+        clips = extract_window_features(setup.frames, clip_sources, table, cache_dir=cache_dir,
+                                        batch_size=recipe.probe.batch_size, workers=workers, on_progress=on_progress)
+        result = FeatureResult(result.features | clips.features, result.reused + clips.reused,
+                               result.computed + clips.computed, result.paths | clips.paths)
+    return result
 
 
 def _accuracy(predicted: np.ndarray, targets: np.ndarray) -> float | None:
@@ -162,10 +198,9 @@ def evaluate_method(method: torch.nn.Module, recipe: Recipe, device: torch.devic
     re-reading labels each time.
     """
     setup = setup or prepare_probe(recipe)
-    source = encoder_source("trained", method.encoder, recipe.data.image_size, device, identity=None)
-    result = extract_features(setup.frames, [source], cache_dir=None, batch_size=recipe.probe.batch_size,
-                              workers=max(1, recipe.data.num_workers), on_progress=on_progress)
-    samples, targets, splits = _samples(setup, result.features["trained"])
+    source = source_for("trained", method.encoder, recipe.data.image_size, device, None, setup.level)
+    result = _features(setup, [source], recipe, None, on_progress)
+    samples, targets, splits = _samples(setup, source, result.features["trained"])
     scores, logistic = score_features("trained", samples, targets, splits, len(setup.table.classes), recipe,
                                       ["logistic"])
     return eval_row(epoch, logistic, scores[0])
@@ -190,8 +225,10 @@ def load_trained_method(recipe: Recipe, state: dict, path: Path) -> torch.nn.Mod
         method.load_state_dict(state["model"])
     except (RuntimeError, KeyError) as err:
         first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        hint = (" (a ViViT is built for the data.window_size and data.image_size it was trained with)"
+                if recipe.model.backbone == "vivit" else "")
         raise CLTTError(f"checkpoint {path} does not fit the recipe's model {recipe.model.backbone} "
-                        f"({first}); probe it with its own recipe: cltt probe {path}") from None
+                        f"({first}); probe it with its own recipe: cltt probe {path}{hint}") from None
     return method
 
 
@@ -212,26 +249,26 @@ def probe_checkpoint(
     setup = prepare_probe(recipe)
     device = resolve_device(recipe.train.device)
     image_size = recipe.data.image_size
-    sources: list[FeatureSource] = [encoder_source(
+    level = setup.level
+    sources: list[FeatureSource] = [source_for(
         "trained", load_trained_method(recipe, state, checkpoint).to(device).encoder, image_size, device,
-        identity={**checkpoint_identity(checkpoint, image_size), "backbone": recipe.model.backbone})]
+        {**checkpoint_identity(checkpoint, image_size), "backbone": recipe.model.backbone}, level)]
     if "random_init" in recipe.probe.baselines:
         identity = {"kind": "random_init", "model": recipe_to_dict(recipe)["model"] | {"weights": None},
                     "method": recipe.method.name, "seed": recipe.train.seed, "image_size": image_size,
                     "torch": torch.__version__}
-        sources.append(encoder_source("random_init", random_init_method(recipe).to(device).encoder, image_size,
-                                      device, identity))
+        sources.append(source_for("random_init", random_init_method(recipe).to(device).encoder, image_size,
+                                  device, identity, level))
     if "pixels" in recipe.probe.baselines:
         sources.append(pixel_source(recipe.probe.pixels_size))
     cache_dir = Path(cache_dir) if cache_dir is not None else checkpoint.parent / "features"
-    result = extract_features(setup.frames, sources, cache_dir=cache_dir, batch_size=recipe.probe.batch_size,
-                              workers=max(1, recipe.data.num_workers), on_progress=on_progress)
+    result = _features(setup, sources, recipe, cache_dir, on_progress)
 
     scores: list[ProbeScore] = []
     trained_logistic = None
     counts: dict[str, dict[str, int]] = {}
     for source in sources:
-        samples, targets, splits = _samples(setup, result.features[source.name])
+        samples, targets, splits = _samples(setup, source, result.features[source.name])
         found, logistic = score_features(source.name, samples, targets, splits, len(setup.table.classes), recipe,
                                            recipe.probe.probes)
         scores += found

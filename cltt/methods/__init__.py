@@ -35,4 +35,4 @@ def build_method(recipe) -> Method:
 
 
 def _load_builtin() -> None:
-    from cltt.methods import carl, simclr, slotcontrast, temporal  # noqa: F401  (they register themselves)
+    from cltt.methods import carl, clip_simclr, simclr, slotcontrast, temporal  # noqa: F401  (they register themselves)
