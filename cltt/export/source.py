@@ -65,6 +65,7 @@ class ExportSource:
     epoch: int  # epochs completed
     step: int  # optimizer steps taken
     mid_epoch: bool  # saved inside an epoch (a preempted run)
+    no_head_reason: str | None = None  # why the projection head cannot be exported per frame
 
     @property
     def run_dir(self) -> Path:
@@ -77,6 +78,9 @@ class ExportSource:
 
     def frame_encoder(self, with_head: bool) -> FrameEncoder:
         """The trained backbone (and head) as one module, sharing this source's weights."""
+        if with_head and self.no_head_reason:
+            raise CLTTError(f"{self.checkpoint}: {self.no_head_reason}; export it without --with-head "
+                            "(export.with_head=false)")
         return FrameEncoder(self.encoder.backbone, self.encoder.head if with_head else None).eval()
 
     def architecture(self, with_head: bool) -> dict:
@@ -144,14 +148,34 @@ def open_checkpoint(target: str | Path, overrides: Sequence[str] = ()) -> Export
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise CLTTError(f"the weights in {path} do not fit the model its recipe describes ({first[:160]})") from None
     progress = state.get("progress", {})
+    encoder, no_head_reason = _frame_encoder_of(method, path)
     return ExportSource(
         checkpoint=path,
         recipe=recipe,
-        encoder=method.encoder.eval(),
+        encoder=encoder.eval(),
+        no_head_reason=no_head_reason,
         epoch=int(progress.get("epoch", 0)),
         step=int(progress.get("step", 0)),
         mid_epoch=int(progress.get("position", 0)) > 0,
     )
+
+
+def _frame_encoder_of(method, path: Path):
+    """(the per-frame encoder a method exports, why its head cannot come along or None).
+
+    cltt and simclr export backbone and head; clip_simclr's frame-mean backbone exports without
+    its head (which reads the mean over a clip); carl's backbone exports without its projection
+    (which reads sequence embeddings); ViViT and slotcontrast have no per-frame encoder.
+    """
+    encoder = method.encoder
+    if getattr(encoder, "is_clip_encoder", False):
+        return encoder.frame_encoder(), f"method {method.name}'s head reads the mean over a clip's frames, not one frame"
+    if not (hasattr(encoder, "backbone") and hasattr(encoder, "feature_dim")):
+        raise CLTTError(f"{path} was trained with method {method.name}, which has no per-frame encoder to export; "
+                        f"judge it with cltt probe {path}")
+    if getattr(encoder, "head", None) is None:
+        return encoder, f"method {method.name}'s projection reads sequences of frames, not one frame"
+    return encoder, None
 
 
 def _with_overrides(saved: Recipe, overrides: Sequence[str]) -> Recipe:

@@ -1,0 +1,176 @@
+"""Every registered method on the shared engine: train, checkpoint round trip, exact resume
+after a real preemption signal, and two real processes (torchrun, gloo) equal to one.
+
+Each method runs at its tiniest on the 32 px clips of ``frames_root``; METHOD_SETTINGS holds the
+recipe sections a method needs beyond tests/test_train.py's tiny recipe. A method added to the
+registry without an entry here fails ``test_every_registered_method_has_settings``.
+"""
+
+from __future__ import annotations
+
+import copy
+import textwrap
+
+import pytest
+import torch
+
+from cltt.data.build import open_frames
+from cltt.engine import checkpoint as ckpt
+from cltt.engine import preemption
+from cltt.engine.device import resolve_placement
+from cltt.engine.step import accumulate_gradients
+from cltt.errors import CLTTError
+from cltt.export import export_encoder, load_encoder, open_checkpoint
+from cltt.methods import METHODS, _load_builtin, build_method, method_class
+from cltt.recipe import load_recipe
+from tests.test_distributed import launch_torchrun
+from tests.test_train import (
+    Recorder,
+    assert_same_weights,
+    final_weights,
+    resume_in_process,
+    train_in_process,
+    write_recipe,
+)
+
+METHOD_SETTINGS: dict[str, dict] = {
+    "cltt": {},
+    "simclr": {},
+    "clip_simclr": {"model": {"head_batchnorm": False}},
+    "carl": {"method": {"carl": {"frames": 4, "layers": 1, "heads": 2, "embedding_dim": 16, "samples_per_clip": 4}},
+             "train": {"batch_size": 4}},
+    "slotcontrast": {"model": {"backbone": "vit_t8"}, "data": {"augment": {"enabled": False}},
+                     "method": {"slots": {"num_slots": 3, "slot_dim": 16, "mlp_hidden": 32, "decoder_hidden": 32,
+                                          "predictor_heads": 2}}},
+}
+_load_builtin()
+NAMES = sorted(METHODS)
+
+
+def method_recipe(tmp_path, frames_root, name: str, model=None, **train):
+    sections = copy.deepcopy(METHOD_SETTINGS[name])
+    sections.setdefault("method", {})["name"] = name
+    sections.setdefault("train", {}).update(train)
+    sections.setdefault("model", {}).update(model or {})
+    return write_recipe(tmp_path, frames_root, **sections)
+
+
+def test_every_registered_method_has_settings():
+    assert set(METHODS) == set(METHOD_SETTINGS)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_method_trains_and_round_trips(tmp_path, frames_root, name):
+    recipe_path = method_recipe(tmp_path, frames_root, name, epochs=1)
+    outcome = train_in_process(recipe_path)
+    assert outcome.status == "finished"
+    state = ckpt.load_checkpoint(tmp_path / "runs" / "tiny" / ckpt.FINAL_NAME)
+    assert state["method"] == name
+    fresh = build_method(load_recipe(recipe_path))
+    fresh.load_state_dict(state["model"])
+
+    # export: every method with a per-frame encoder exports it; the others say so in one line
+    run_dir = tmp_path / "runs" / "tiny"
+    if name == "slotcontrast":
+        with pytest.raises(CLTTError, match="no per-frame encoder to export"):
+            open_checkpoint(run_dir)
+        return
+    source = open_checkpoint(run_dir)
+    result = export_encoder(source, "safetensors", out=tmp_path / "encoder.safetensors")
+    frames = torch.rand(2, 3, 32, 32)
+    torch.testing.assert_close(load_encoder(result.path)(frames), source.frame_encoder(False)(frames))
+    if name in ("clip_simclr", "carl"):  # their heads read clips or sequences, not frames
+        with pytest.raises(CLTTError, match="without --with-head"):
+            source.frame_encoder(True)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in ("cltt", "simclr")])  # test_train covers those
+def test_method_resumes_exactly_after_a_preemption_signal(tmp_path, frames_root, preemption_handlers, name):
+    straight_dir, broken_dir = tmp_path / "straight", tmp_path / "broken"
+    straight_dir.mkdir()
+    broken_dir.mkdir()
+    straight = Recorder()
+    train_in_process(method_recipe(straight_dir, frames_root, name, epochs=2), reporter=straight)
+    assert len(straight.losses) >= 4
+
+    first = Recorder(signal_at_steps={len(straight.losses) // 2 + 1})  # inside epoch 2
+    outcome = train_in_process(method_recipe(broken_dir, frames_root, name, epochs=2), reporter=first)
+    assert outcome.status == "preempted" and outcome.exit_code == preemption.REQUEUE_EXIT_CODE
+    second = Recorder()
+    outcome = resume_in_process(broken_dir / "runs" / "tiny", second)
+    assert outcome.status == "finished"
+    torch.testing.assert_close(torch.tensor(first.losses + second.losses), torch.tensor(straight.losses),
+                               rtol=1e-5, atol=1e-6)
+    assert_same_weights(final_weights(broken_dir / "runs" / "tiny"), final_weights(straight_dir / "runs" / "tiny"))
+
+
+# --------------------------------------------------------------------------- two processes
+
+GLOBAL_BATCH = 4
+WORKER = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    torch.set_num_threads(1)
+
+    from cltt.engine.device import resolve_placement
+    from cltt.engine.distributed import broadcast_module, init_processes, process_info, shutdown_processes
+    from cltt.engine.step import accumulate_gradients
+    from cltt.methods import build_method
+    from cltt.recipe import load_recipe
+
+    work = Path(sys.argv[1])
+    info = process_info()
+    init_processes(info, torch.device("cpu"))
+    torch.manual_seed(100 + info.rank)  # broadcast_module must align the ranks
+    method = build_method(load_recipe(work / "tiny.yaml"))
+    method.train()
+    if info.rank == 0:
+        method.load_state_dict(torch.load(work / "init.pt"))
+    broadcast_module(method)
+    placement = resolve_placement("cpu", "fp32", False)
+    batch = torch.load(work / "batch.pt")
+    local = batch["views"].shape[0] // info.world_size
+    mine = {key: value[info.rank * local:(info.rank + 1) * local] for key, value in batch.items()}
+    views = mine.pop("views")
+    result = {}
+    for name, sub_batch_size in (("full", None), ("exact_sub1", 1)):
+        method.zero_grad(set_to_none=True)
+        loss = accumulate_gradients(method, views, placement, placement.scaler(), sub_batch_size, "exact", mine)
+        result[name + "/loss"] = torch.tensor(loss, dtype=torch.float64)
+        result[name + "/grad"] = torch.cat([p.grad.reshape(-1) for p in method.parameters() if p.grad is not None])
+    torch.save(result, work / f"rank{info.rank}.pt")
+    shutdown_processes()
+""")
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n != "cltt"])  # test_distributed covers cltt
+def test_method_on_two_processes_equals_one_process(tmp_path, frames_root, name):
+    # batch norm statistics are per process by design; without it the two runs must agree exactly
+    recipe_path = method_recipe(tmp_path, frames_root, name, model={"head_batchnorm": False})
+    recipe = load_recipe(recipe_path)
+    dataset = method_class(name).training_dataset(recipe, open_frames(recipe.data), seed=0)
+    items = [dataset[(i, 0)] for i in range(GLOBAL_BATCH)]
+    keys = ["views", *method_class(name).extra_keys]
+    batch = {key: torch.stack([torch.as_tensor(item[key]) for item in items]) for key in keys}
+    torch.manual_seed(0)
+    method = build_method(recipe)
+    method.train()
+    torch.save(method.state_dict(), tmp_path / "init.pt")
+    torch.save(batch, tmp_path / "batch.pt")
+    (tmp_path / "worker.py").write_text(WORKER)
+    launch_torchrun(tmp_path, tmp_path / "worker.py")
+    results = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+
+    placement = resolve_placement("cpu", "fp32", False)
+    extras = {key: batch[key] for key in keys[1:]}
+    loss = accumulate_gradients(method, batch["views"], placement, placement.scaler(), None, "exact", extras)
+    grad = torch.cat([p.grad.reshape(-1) for p in method.parameters() if p.grad is not None])
+    assert grad.abs().max() > 0
+    for case in ("full", "exact_sub1"):
+        for rank, result in enumerate(results):
+            assert float(result[case + "/loss"]) == pytest.approx(loss, rel=1e-5), f"{case} loss on rank {rank}"
+            torch.testing.assert_close(result[case + "/grad"], grad, rtol=1e-4, atol=1e-5,
+                                       msg=lambda m: f"{case} gradient on rank {rank}: {m}")
