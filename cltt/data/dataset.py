@@ -34,6 +34,28 @@ log = logging.getLogger("cltt.data")
 MAX_REPLACEMENTS = 16
 
 
+def fetch_replacing_corrupt(key, size: int, seed: int, root, load, kind: str) -> dict:
+    """Sample ``key`` (``index`` or ``(index, epoch)``) of a dataset of ``size`` samples.
+
+    ``load(i, rng)`` returns sample ``i``'s tensors with ``rng`` drawn from ``(seed, epoch, i)``;
+    a :class:`CorruptFrameError` is logged and the next sample (a ``kind``) taken instead, up to
+    MAX_REPLACEMENTS times. Adds ``index`` (the sample served) and ``replaced`` (how many skipped).
+    """
+    index, epoch = key if isinstance(key, tuple) else (key, 0)
+    for replaced in range(MAX_REPLACEMENTS):
+        candidate = (index + replaced) % size
+        try:
+            sample = load(candidate, np.random.default_rng([seed, epoch, candidate]))
+        except CorruptFrameError as err:
+            log.warning("%s; sample %d replaced by the next %s", err, candidate, kind)
+            continue
+        return {**sample, "index": candidate, "replaced": replaced}
+    raise CLTTError(
+        f"{MAX_REPLACEMENTS} {kind}s in a row from sample {index} have corrupt frames; "
+        f"run cltt index {root} --verify to list them"
+    )
+
+
 class WindowDataset(Dataset):
     def __init__(
         self,
@@ -90,19 +112,8 @@ class WindowDataset(Dataset):
         return [(offset + self.spec.frame_indices(start, view)).tolist() for view in range(self.num_views)]
 
     def __getitem__(self, key) -> dict:
-        index, epoch = key if isinstance(key, tuple) else (key, 0)
-        for replaced in range(MAX_REPLACEMENTS):
-            candidate = (index + replaced) % len(self)
-            try:
-                views = self._load(candidate, np.random.default_rng([self.seed, epoch, candidate]))
-            except CorruptFrameError as err:
-                log.warning("%s; sample %d replaced by the next window", err, candidate)
-                continue
-            return {"views": views, "index": candidate, "replaced": replaced}
-        raise CLTTError(
-            f"{MAX_REPLACEMENTS} windows in a row from sample {index} have corrupt frames; "
-            f"run cltt index {self.manifest.root} --verify to list them"
-        )
+        return fetch_replacing_corrupt(key, len(self), self.seed, self.manifest.root,
+                                       lambda i, rng: {"views": self._load(i, rng)}, "window")
 
     def _load(self, index: int, rng: np.random.Generator) -> torch.Tensor:
         decoded: dict[int, np.ndarray] = {}

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from cltt.data.dataset import MAX_REPLACEMENTS
+from cltt.data.dataset import fetch_replacing_corrupt
 from cltt.data.decode import CorruptFrameError, read_rgb, reduction_for
 from cltt.data.manifest import Manifest
 from cltt.data.transforms import WindowAugment
@@ -114,19 +114,7 @@ class SequenceDataset(Dataset):
         return np.stack([t for t, _ in views]), np.stack([v for _, v in views])
 
     def __getitem__(self, key) -> dict:
-        index, epoch = key if isinstance(key, tuple) else (key, 0)
-        for replaced in range(MAX_REPLACEMENTS):
-            candidate = (index + replaced) % len(self)
-            try:
-                sample = self._load(candidate, np.random.default_rng([self.seed, epoch, candidate]))
-            except CorruptFrameError as err:
-                log.warning("%s; sample %d replaced by the next one", err, candidate)
-                continue
-            return {**sample, "index": candidate, "replaced": replaced}
-        raise CLTTError(
-            f"{MAX_REPLACEMENTS} samples in a row from sample {index} have corrupt frames; "
-            f"run cltt index {self.manifest.root} --verify to list them"
-        )
+        return fetch_replacing_corrupt(key, len(self), self.seed, self.manifest.root, self._load, "sample")
 
     def _load(self, index: int, rng: np.random.Generator) -> dict:
         times, valid = self.draw_times(index, rng)
