@@ -206,7 +206,7 @@ def _finish_task(report, json_path: Path, seconds: float) -> None:
     epoch = f" (epoch {report.epoch})" if report.epoch is not None else ""
     table = Table(title=f"{report.task} probe of {report.checkpoint}{epoch}", title_justify="left")
     for i, column in enumerate(report.columns):
-        table.add_column(column, justify="left" if i == 0 else "right")
+        table.add_column(column, justify="left" if i == 0 else "right", overflow="fold")
     for row in report.rows:
         table.add_row(*(_cell(value) for value in row))
     save_report(report, json_path)
