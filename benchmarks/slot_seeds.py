@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-import cltt.methods.slotcontrast  # noqa: F401  (registers the method where the registry does not yet)
 from cltt.engine import checkpoint as ckpt
 from cltt.engine.run_dir import prepare_training
 from cltt.engine.trainer import Trainer
