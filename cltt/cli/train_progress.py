@@ -17,7 +17,7 @@ from cltt.engine.events import EpochDone, Outcome, Reporter, RunStart, StepDone
 def _start_line(e: RunStart) -> str:
     where = f"resumed from {e.resumed_from.name} at epoch {e.start_epoch}, step {e.start_step}" if e.resumed_from else "new run"
     procs = f" x{e.processes} processes" if e.processes > 1 else ""
-    return (f"{e.method} on {e.backbone}, {e.device}{procs}, {e.precision}: {e.windows} windows, "
+    return (f"{e.method} on {e.backbone}, {e.device}{procs}, {e.precision}: {e.windows} {e.sample_kind}, "
             f"batch {e.batch_size}, {e.batches_per_epoch} batches x {e.epochs} epochs = {e.total_steps} steps; "
             f"{where}; run dir {e.run_dir}")
 

@@ -17,7 +17,7 @@ class RunStart:
     device: str
     precision: str
     processes: int
-    windows: int
+    windows: int  # training samples per epoch
     batch_size: int
     batches_per_epoch: int
     epochs: int
@@ -25,6 +25,7 @@ class RunStart:
     start_epoch: int  # epochs already finished
     start_step: int  # optimizer steps already taken
     resumed_from: Path | None
+    sample_kind: str = "windows"  # what a sample is: windows, videos
 
 
 @dataclass

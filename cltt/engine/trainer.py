@@ -216,6 +216,7 @@ class Trainer:
             processes=self.info.world_size, windows=len(self.dataset), batch_size=train.batch_size,
             batches_per_epoch=self.batches_per_epoch, epochs=train.epochs, total_steps=self.total_steps,
             start_epoch=p.epoch, start_step=p.step, resumed_from=self.resume_path,
+            sample_kind=self.method.sample_kind,
         ))
         if p.epoch >= train.epochs:
             return self._finish("already_finished", 0, f"{self.run_dir} already finished its {train.epochs} epochs",

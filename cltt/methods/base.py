@@ -47,6 +47,7 @@ class Forward:
 class Method(nn.Module):
     name = "base"
     extra_keys: tuple[str, ...] = ()  # per-sample dataset fields besides "views" the method reads
+    sample_kind = "windows"  # what one training sample is, for progress lines
 
     def __init__(self, recipe):
         super().__init__()

@@ -88,6 +88,7 @@ class CarlEncoder(nn.Module):
 @register_method("carl")
 class CARL(Method):
     extra_keys = ("times", "valid")
+    sample_kind = "video samples"
 
     def __init__(self, recipe):
         nn.Module.__init__(self)
