@@ -176,7 +176,9 @@ class ModelConfig:
     """The frame encoder and its projection head.
 
     backbone: resnet18|resnet34|resnet50 (pooled features), vit_s16|vit_b16 (class token;
-    image_size a multiple of 16) or tiny_cnn (fast, for tests and CPU quickstarts). The
+    image_size a multiple of 16) or tiny_cnn (fast, for tests and CPU quickstarts); vivit (a
+    clip encoder, clip_simclr only, sized by ``vivit``); vit_t8|vit_s16|vit_b16 patch tokens for
+    slotcontrast. The
     projection head is Linear -> BatchNorm -> ReLU -> Linear(projection_dim), as in SimCLR.
     """
 
@@ -264,7 +266,9 @@ class MethodConfig:
     the only positives (NT-Xent). reduction l_out|pairwise|l_in is the multi-positive form;
     pairing group|aligned|first_last says which frames are positives when there are two views
     (first_last: frame 0 vs frame T-1 of each window, the lab's original PairedCosineTTLoss);
-    decoupled drops positives from the denominator (DCL).
+    decoupled drops positives from the denominator (DCL). clip_simclr: NT-Xent over two
+    augmentations of a clip (window); carl: sequence contrast between two temporal views of a
+    video (``carl``); slotcontrast: object slots on frozen ViT features (``slots``).
     """
 
     name: Literal["cltt", "simclr", "clip_simclr", "carl", "slotcontrast"] = "cltt"

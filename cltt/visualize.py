@@ -4,6 +4,7 @@
     image = batch_grid(dataset, indices)            # one row per window (and view)
     save_png(image, "batch.png")
     plot_curves("runs/quickstart/metrics.csv", "curves.png")
+    image = slot_strip(frames, labels, num_slots, "clip_0003")   # frames, then tinted by slot
 
 Frames are enlarged (nearest neighbour, so pixels stay honest) to at least ``MIN_TILE`` pixels
 and captioned with the clip name and the frame numbers (1-based, as in the file names).
@@ -47,6 +48,27 @@ def _stack(rows: list[np.ndarray]) -> np.ndarray:
     width = max(r.shape[1] for r in rows)
     padded = [np.pad(r, ((0, GAP), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
     return np.concatenate(padded, axis=0)[:-GAP]
+
+
+def slot_palette(num_slots: int) -> np.ndarray:
+    """``[K, 3]`` uint8 RGB colours, evenly spaced hues, one per slot."""
+    hues = np.linspace(0, 180, num_slots, endpoint=False).astype(np.uint8)
+    hsv = np.stack([hues, np.full_like(hues, 220), np.full_like(hues, 255)], axis=1)[None]
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0]
+
+
+def overlay_slots(frames: np.ndarray, labels: np.ndarray, num_slots: int, opacity: float = 0.5) -> np.ndarray:
+    """Frames ``[T, S, S, 3]`` uint8 with each pixel tinted by its slot's colour (``labels [T, S, S]``)."""
+    colours = slot_palette(num_slots)[labels]
+    return np.round((1 - opacity) * frames + opacity * colours).astype(np.uint8)
+
+
+def slot_strip(frames: np.ndarray, labels: np.ndarray, num_slots: int, clip: str) -> np.ndarray:
+    """Two rows: frames ``[T, S, S, 3]`` of ``clip``, then the same frames tinted by slot ``labels [T, S, S]``."""
+    side = max(MIN_TILE, frames.shape[1])
+    plain = [_tile(f, f"{clip} #{j + 1}", side) for j, f in enumerate(frames)]
+    tinted = [_tile(f, f"slots #{j + 1}", side) for j, f in enumerate(overlay_slots(frames, labels, num_slots))]
+    return _stack([_row(plain), _row(tinted)])
 
 
 def window_rows(dataset: WindowDataset, index: int, epoch: int = 0) -> list[np.ndarray]:

@@ -81,9 +81,9 @@ def _slots_image(parsed, clip: str | None, num_frames: int, mask_kind: str):
     from cltt.engine.device import resolve_device
     from cltt.engine.run_dir import resolve_resume_target, saved_recipe
     from cltt.eval.probe import load_trained_method
-    from cltt.eval.slots import clip_frames, clip_slot_masks, overlay_slots, predicted_labels
+    from cltt.eval.slots import clip_frames, clip_slot_masks, predicted_labels
     from cltt.recipe import apply_override, recipe_from_dict, recipe_to_dict
-    from cltt.visualize import MIN_TILE, _row, _stack, _tile
+    from cltt.visualize import slot_strip
 
     if len(parsed.paths) != 1 or parsed.recipe_path is not None:
         raise CLTTError("slots mode takes one run folder or checkpoint of a slot model, e.g. "
@@ -114,8 +114,4 @@ def _slots_image(parsed, clip: str | None, num_frames: int, mask_kind: str):
     method.to(device).eval()
     masks = clip_slot_masks(method, frames, device, recipe.data.window_size)[mask_kind]
     labels = predicted_labels(masks, *frames.shape[1:3])
-    tinted = overlay_slots(frames, labels, recipe.method.slots.num_slots)
-    side = max(MIN_TILE, frames.shape[1])
-    plain = [_tile(f, f"{names[number]} #{j + 1}", side) for j, f in enumerate(frames)]
-    slots = [_tile(f, f"slots #{j + 1}", side) for j, f in enumerate(tinted)]
-    return _stack([_row(plain), _row(slots)])
+    return slot_strip(frames, labels, recipe.method.slots.num_slots, names[number])

@@ -49,7 +49,8 @@ def _objective(method, forward: Forward, extras: dict[str, torch.Tensor],
     """(this process's share of L to backpropagate, L itself detached) for one forward pass.
 
     ``local_units`` is the global count of the local loss part when the caller knows it
-    (exact accumulation counts it over all sub-batches first); else it is summed here.
+    (exact accumulation counts it over all sub-batches first); else ``forward.local_units``
+    is summed over processes here.
     """
     embeddings = forward.embeddings
     everyone, first = gather_rows(embeddings)
@@ -123,7 +124,7 @@ def accumulate_gradients(
             local = torch.stack([f.local_total.float() for f in passes]).sum()
             (local_units,) = all_reduce_sum(torch.stack([torch.as_tensor(f.local_units, device=x.device).float()
                                                          for f in passes]).sum())
-        objective, loss = _objective(method, Forward(cached, local, local_units), extras, local_units)
+        objective, loss = _objective(method, Forward(cached, local), extras, local_units)
         _check_finite(loss)
         scaler.scale(objective).backward()  # the local part was computed without a graph: only dL/dz here
         for chunk, more, grad in zip(chunks, chunk_extras, cached.grad.split(sub_batch_size)):
@@ -139,7 +140,7 @@ def accumulate_gradients(
             with placement.autocast():
                 forward = method.forward_step(chunk, more)
             forward.embeddings = forward.embeddings.float()
-            objective, loss = _objective(method, forward, more if len(chunks) > 1 else extras)
+            objective, loss = _objective(method, forward, more)
             _check_finite(loss)
             scaler.scale(objective / len(chunks)).backward()
             losses.append(loss)

@@ -283,21 +283,3 @@ def probe_slots(recipe: Recipe, checkpoint: Path, state: dict | None = None, cac
     epoch = state.get("progress", {}).get("epoch")
     return TaskReport(task="slots", checkpoint=str(checkpoint), epoch=int(epoch) if epoch is not None else None,
                       columns=list(COLUMNS), rows=rows, metrics=metrics, notes=notes)
-
-
-# --------------------------------------------------------------------------- pictures
-
-
-def slot_palette(num_slots: int) -> np.ndarray:
-    """``[K, 3]`` uint8 RGB colours, evenly spaced hues, one per slot."""
-    import cv2
-
-    hues = np.linspace(0, 180, num_slots, endpoint=False).astype(np.uint8)
-    hsv = np.stack([hues, np.full_like(hues, 220), np.full_like(hues, 255)], axis=1)[None]
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0]
-
-
-def overlay_slots(frames: np.ndarray, labels: np.ndarray, num_slots: int, opacity: float = 0.5) -> np.ndarray:
-    """Frames ``[T, S, S, 3]`` uint8 with each pixel tinted by its slot's colour (``labels [T, S, S]``)."""
-    colours = slot_palette(num_slots)[labels]
-    return np.round((1 - opacity) * frames + opacity * colours).astype(np.uint8)

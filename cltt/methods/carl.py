@@ -91,10 +91,7 @@ class CARL(Method):
     sample_kind = "video samples"
 
     def __init__(self, recipe):
-        nn.Module.__init__(self)
-        if recipe.method.carl.embedding_dim % recipe.method.carl.heads:
-            raise CLTTError(f"method.carl.embedding_dim ({recipe.method.carl.embedding_dim}) must be divisible by "
-                            f"method.carl.heads ({recipe.method.carl.heads})")
+        nn.Module.__init__(self)  # method.carl's sizes are checked when the recipe loads
         self.config = recipe.method
         self.channels_last = False
         self.encoder = CarlEncoder.from_recipe(recipe)
