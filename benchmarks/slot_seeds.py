@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 python benchmarks/slot_seeds.py                     # weights 0.5 and 0, seeds 0 1 2
     python benchmarks/slot_seeds.py --seeds 0 1 2 3 4 train.epochs=20     # key=value overrides the recipe
 
-For each ``method.slots.contrast_weight`` in ``--weights`` and each seed, trains
+For each ``method.slotcontrast.contrast_weight`` in ``--weights`` and each seed, trains
 ``--recipe`` (default recipes/slotcontrast.yaml: built-in bouncing balls, frozen vit_t8) into
 ``--out-dir/w<weight>_s<seed>`` with ``train.seed`` = seed (the same seed gives the same frozen
 ViT and starting weights for every contrast weight), then scores the final checkpoint with
@@ -33,7 +33,7 @@ def run_one(recipe_path: Path, overrides: list[str], weight: float, seed: int, o
             random_init: bool) -> tuple[dict, float]:
     """Train (or reuse) one run and probe it; returns (metrics per source, training seconds)."""
     name = f"w{weight:g}_s{seed}"
-    recipe = load_recipe(recipe_path, [*overrides, f"method.slots.contrast_weight={weight}", f"train.seed={seed}",
+    recipe = load_recipe(recipe_path, [*overrides, f"method.slotcontrast.contrast_weight={weight}", f"train.seed={seed}",
                                        f"train.out_dir={out_dir}", f"train.name={name}", "train.resume=auto",
                                        f"probe.baselines={'[random_init]' if random_init else '[]'}"])
     started = time.perf_counter()

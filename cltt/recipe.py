@@ -25,8 +25,7 @@ from typing import Any, Literal, Optional, Sequence
 
 import yaml
 
-from cltt.errors import RecipeError
-
+from cltt.errors import CLTTError, RecipeError
 
 # --------------------------------------------------------------------------- schema
 
@@ -47,11 +46,11 @@ class AugmentConfig:
     blur_sigma: list[float] = field(default_factory=lambda: [0.1, 2.0])
 
     def validate(self, at: str) -> None:
-        _check_pair(self.crop_scale, f"{at}.crop_scale", low=0.0, high=1.0)
-        _check_pair(self.crop_ratio, f"{at}.crop_ratio", low=0.0)
-        _check_pair(self.blur_sigma, f"{at}.blur_sigma", low=0.0)
+        check_pair(self.crop_scale, f"{at}.crop_scale", low=0.0, high=1.0)
+        check_pair(self.crop_ratio, f"{at}.crop_ratio", low=0.0)
+        check_pair(self.blur_sigma, f"{at}.blur_sigma", low=0.0)
         for name in ("flip_p", "jitter_p", "grayscale_p", "blur_p"):
-            _check_probability(getattr(self, name), f"{at}.{name}")
+            check_probability(getattr(self, name), f"{at}.{name}")
         if len(self.jitter) != 4 or any(v < 0 for v in self.jitter) or self.jitter[3] > 0.5:
             raise RecipeError(
                 f"recipe key '{at}.jitter' must be [brightness, contrast, saturation, hue] "
@@ -85,9 +84,9 @@ class DataConfig:
 
     def validate(self, at: str) -> None:
         for name in ("window_size", "frame_step", "window_stride", "image_size"):
-            _check_min(getattr(self, name), f"{at}.{name}", 1)
-        _check_min(self.two_view_offset, f"{at}.two_view_offset", 0)
-        _check_min(self.num_workers, f"{at}.num_workers", 0)
+            check_min(getattr(self, name), f"{at}.{name}", 1)
+        check_min(self.two_view_offset, f"{at}.two_view_offset", 0)
+        check_min(self.num_workers, f"{at}.num_workers", 0)
         if not 0 < self.center_box_fraction <= 1:
             raise RecipeError(
                 f"recipe key '{at}.center_box_fraction' must be in (0, 1], "
@@ -107,9 +106,9 @@ class SyntheticConfig:
 
     def validate(self, at: str) -> None:
         for name in ("clips", "frames", "max_objects"):
-            _check_min(getattr(self, name), f"{at}.{name}", 1)
-        _check_min(self.size, f"{at}.size", 24)
-        _check_min(self.seed, f"{at}.seed", 0)
+            check_min(getattr(self, name), f"{at}.{name}", 1)
+        check_min(self.size, f"{at}.size", 24)
+        check_min(self.seed, f"{at}.seed", 0)
         if self.clips < 3:
             raise RecipeError(
                 f"recipe key '{at}.clips' must be at least 3 (one clip per split), got {self.clips}"
@@ -133,9 +132,9 @@ class ExtractConfig:
     def validate(self, at: str) -> None:
         if self.fps is not None and self.fps <= 0:
             raise RecipeError(f"recipe key '{at}.fps' must be > 0, got {self.fps}")
-        _check_min(self.every_nth, f"{at}.every_nth", 1)
+        check_min(self.every_nth, f"{at}.every_nth", 1)
         if self.short_side is not None:
-            _check_min(self.short_side, f"{at}.short_side", 8)
+            check_min(self.short_side, f"{at}.short_side", 8)
         if not 1 <= self.jpeg_quality <= 100:
             raise RecipeError(
                 f"recipe key '{at}.jpeg_quality' must be in 1..100, got {self.jpeg_quality}"
@@ -146,7 +145,7 @@ class ExtractConfig:
             raise RecipeError(
                 f"recipe key '{at}.end' ({self.end}) must be after '{at}.start' ({self.start})"
             )
-        _check_min(self.workers, f"{at}.workers", 1)
+        check_min(self.workers, f"{at}.workers", 1)
 
 
 @dataclass
@@ -166,7 +165,7 @@ class ViViTConfig:
 
     def validate(self, at: str) -> None:
         for name in ("patch_size", "tubelet", "spatial_depth", "temporal_depth"):
-            _check_min(getattr(self, name), f"{at}.{name}", 1)
+            check_min(getattr(self, name), f"{at}.{name}", 1)
         if not 0 <= self.dropout < 1:
             raise RecipeError(f"recipe key '{at}.dropout' must be in [0, 1), got {self.dropout}")
 
@@ -191,96 +190,84 @@ class ModelConfig:
 
     def validate(self, at: str) -> None:
         if self.projection_hidden is not None:
-            _check_min(self.projection_hidden, f"{at}.projection_hidden", 1)
-        _check_min(self.projection_dim, f"{at}.projection_dim", 1)
+            check_min(self.projection_hidden, f"{at}.projection_hidden", 1)
+        check_min(self.projection_dim, f"{at}.projection_dim", 1)
 
 
-@dataclass
-class CarlConfig:
-    """``method.name=carl``: sequence contrast between two temporal views of one video.
-
-    Each view takes ``frames`` sorted frames from a random region covering a fraction in
-    ``region`` of the video (fewer frames than that: the rest is padding, masked); the target
-    over the other view's frames is a Gaussian of timestamp difference with variance
-    ``sigma_squared`` (in frames).
-    """
-
-    frames: int = 16
-    region: list[float] = field(default_factory=lambda: [0.5, 1.0])
-    samples_per_clip: int = 1  # samples of each clip per epoch (fills batches when clips are few)
-    sigma_squared: float = 10.0
-    layers: int = 2
-    heads: int = 8
-    embedding_dim: int = 128
-
-    def validate(self, at: str) -> None:
-        _check_min(self.frames, f"{at}.frames", 2)
-        _check_min(self.samples_per_clip, f"{at}.samples_per_clip", 1)
-        _check_pair(self.region, f"{at}.region", 0.0, 1.0)
-        if self.region[0] <= 0:
-            raise RecipeError(f"recipe key '{at}.region' must be fractions in (0, 1], got {self.region}")
-        _check_positive(self.sigma_squared, f"{at}.sigma_squared")
-        for name in ("layers", "heads", "embedding_dim"):
-            _check_min(getattr(self, name), f"{at}.{name}", 1)
-        if self.embedding_dim % self.heads:
-            raise RecipeError(f"recipe key '{at}.embedding_dim' ({self.embedding_dim}) must be divisible by "
-                              f"'{at}.heads' ({self.heads})")
-
-
-@dataclass
-class SlotsConfig:
-    """``method.name=slotcontrast``: object slots on frozen ViT patch features.
-
-    Slot attention with ``num_slots`` slots of ``slot_dim``, ``iterations`` per frame
-    (``first_iterations`` on the first); loss = ``recon_weight`` x feature reconstruction MSE
-    + ``contrast_weight`` x slot-slot contrast at ``method.temperature``.
-    """
-
-    num_slots: int = 7
-    slot_dim: int = 64
-    iterations: int = 2
-    first_iterations: int = 3
-    mlp_hidden: int = 256
-    decoder_hidden: int = 256
-    predictor_heads: int = 4
-    recon_weight: float = 1.0
-    contrast_weight: float = 0.5
-
-    def validate(self, at: str) -> None:
-        for name in ("num_slots", "slot_dim", "iterations", "first_iterations", "mlp_hidden", "decoder_hidden",
-                     "predictor_heads"):
-            _check_min(getattr(self, name), f"{at}.{name}", 1)
-        _check_min(self.recon_weight, f"{at}.recon_weight", 0)
-        _check_min(self.contrast_weight, f"{at}.contrast_weight", 0)
-        if self.slot_dim % self.predictor_heads:
-            raise RecipeError(f"recipe key '{at}.slot_dim' ({self.slot_dim}) must be divisible by "
-                              f"'{at}.predictor_heads' ({self.predictor_heads})")
+POSITIVES = ("time", "augment", "both")
 
 
 @dataclass
 class MethodConfig:
-    """How a batch of windows becomes a loss.
+    """How a batch of samples becomes a loss: ``method.name`` and the keys methods share.
 
-    cltt: every frame of a window (and of its second view) is a positive of every other frame
-    of it; frames of other windows are negatives. simclr: two augmentations of one frame are
-    the only positives (NT-Xent). reduction l_out|pairwise|l_in is the multi-positive form;
-    pairing group|aligned|first_last says which frames are positives when there are two views
-    (first_last: frame 0 vs frame T-1 of each window, the lab's original PairedCosineTTLoss);
-    decoupled drops positives from the denominator (DCL). clip_simclr: NT-Xent over two
-    augmentations of a clip (window); carl: sequence contrast between two temporal views of a
-    video (``carl``); slotcontrast: object slots on frozen ViT features (``slots``).
+    ``name`` is any registered method (``cltt train --help`` lists them, each with one line);
+    each method's own settings are its section ``method.<name>.*``, declared in the method's
+    file (:mod:`cltt.methods`). The keys here are read by the methods that say so
+    (``Method.shared_keys``); setting one that the chosen method does not read is an error.
+
+    positives: time (frames apart in time, one augmentation draw: SimCLR-TT), augment (two
+    augmentations of one frame: SimCLR), both (apart in time and augmented apart: TT+); null
+    takes the method's own default. temperature: of InfoNCE-style losses. reduction
+    l_out|pairwise|l_in, pairing group|aligned|first_last and decoupled: the multi-positive
+    InfoNCE of ``cltt`` (decoupled also for ``simclr``).
     """
 
-    name: Literal["cltt", "simclr", "clip_simclr", "carl", "slotcontrast"] = "cltt"
+    name: str = "cltt"
+    positives: Optional[Literal["time", "augment", "both"]] = None
     temperature: float = 0.1
     reduction: Literal["l_out", "pairwise", "l_in"] = "l_out"
     pairing: Literal["group", "aligned", "first_last"] = "group"
     decoupled: bool = False
-    carl: CarlConfig = field(default_factory=lambda: CarlConfig())
-    slots: SlotsConfig = field(default_factory=lambda: SlotsConfig())
 
     def validate(self, at: str) -> None:
-        _check_positive(self.temperature, f"{at}.temperature")
+        from cltt.methods.registry import method_entry, registered_methods
+
+        check_positive(self.temperature, f"{at}.temperature")
+        try:
+            entry = method_entry(self.name)
+        except RecipeError:
+            raise
+        except CLTTError as err:
+            raise RecipeError(f"recipe key '{at}.name': {err}") from None
+        cls = entry.cls
+        shared = set(getattr(cls, "shared_keys", ()))
+        for f in dataclasses.fields(MethodConfig):
+            if f.name == "name" or f.name in shared:
+                continue
+            if getattr(self, f.name) != f.default:
+                readers = [n for n, e in registered_methods().items() if f.name in getattr(e.cls, "shared_keys", ())]
+                raise RecipeError(f"recipe key '{at}.{f.name}' is not read by method {self.name} (it is read by "
+                                  f"{', '.join(readers) or 'no method'}); remove it")
+        supported = tuple(getattr(cls, "supported_positives", ()))
+        if self.positives is not None and self.positives not in supported:
+            raise RecipeError(f"recipe key '{at}.positives={self.positives}' does not apply to method {self.name}; "
+                              + (f"it takes {', '.join(supported)}" if supported else "remove it"))
+        for other, section in registered_methods().items():
+            if other == self.name or section.config is None:
+                continue
+            if getattr(self, other) != section.config():
+                raise RecipeError(f"recipe key '{at}.{other}' belongs to method {other}, but {at}.name is "
+                                  f"{self.name}; remove the section or set {at}.name={other}")
+
+
+_METHOD_CLASSES: dict[tuple, type] = {}
+
+
+def method_config_class() -> type:
+    """:class:`MethodConfig` with one section field per registered method that declares one."""
+    from cltt.methods.registry import registered_methods
+
+    sections = tuple((name, entry.config) for name, entry in registered_methods().items() if entry.config is not None)
+    if sections not in _METHOD_CLASSES:
+        fields = [(name, config, field(default_factory=config)) for name, config in sections]
+        _METHOD_CLASSES[sections] = dataclasses.make_dataclass("MethodConfig", fields, bases=(MethodConfig,))
+    return _METHOD_CLASSES[sections]
+
+
+def _schema(cls: type) -> type:
+    """The concrete dataclass for a schema node (the method section grows with the registry)."""
+    return method_config_class() if cls is MethodConfig else cls
 
 
 @dataclass
@@ -320,22 +307,22 @@ class TrainConfig:
     requeue: bool = True  # on a preemption signal under Slurm, requeue the job
 
     def validate(self, at: str) -> None:
-        _check_min(self.epochs, f"{at}.epochs", 1)
-        _check_min(self.batch_size, f"{at}.batch_size", 1)
-        _check_min(self.seed, f"{at}.seed", 0)
-        _check_positive(self.lr, f"{at}.lr")
-        _check_min(self.weight_decay, f"{at}.weight_decay", 0)
-        _check_probability(self.momentum, f"{at}.momentum")
-        _check_min(self.warmup_epochs, f"{at}.warmup_epochs", 0)
-        _check_probability(self.min_lr_ratio, f"{at}.min_lr_ratio")
+        check_min(self.epochs, f"{at}.epochs", 1)
+        check_min(self.batch_size, f"{at}.batch_size", 1)
+        check_min(self.seed, f"{at}.seed", 0)
+        check_positive(self.lr, f"{at}.lr")
+        check_min(self.weight_decay, f"{at}.weight_decay", 0)
+        check_probability(self.momentum, f"{at}.momentum")
+        check_min(self.warmup_epochs, f"{at}.warmup_epochs", 0)
+        check_probability(self.min_lr_ratio, f"{at}.min_lr_ratio")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise RecipeError(f"recipe key '{at}.grad_clip' must be > 0 or null, got {self.grad_clip}")
         if self.max_batches_per_epoch is not None:
-            _check_min(self.max_batches_per_epoch, f"{at}.max_batches_per_epoch", 1)
+            check_min(self.max_batches_per_epoch, f"{at}.max_batches_per_epoch", 1)
         if self.sub_batch_size is not None:
-            _check_min(self.sub_batch_size, f"{at}.sub_batch_size", 1)
-        _check_min(self.save_every, f"{at}.save_every", 1)
-        _check_min(self.keep_last, f"{at}.keep_last", 1)
+            check_min(self.sub_batch_size, f"{at}.sub_batch_size", 1)
+        check_min(self.save_every, f"{at}.save_every", 1)
+        check_min(self.keep_last, f"{at}.keep_last", 1)
 
 
 @dataclass
@@ -358,7 +345,7 @@ class LogConfig:
     wandb: WandbConfig = field(default_factory=WandbConfig)
 
     def validate(self, at: str) -> None:
-        _check_positive(self.interval, f"{at}.interval")
+        check_positive(self.interval, f"{at}.interval")
 
 
 @dataclass
@@ -396,17 +383,17 @@ class ProbeConfig:
         for name in self.baselines:
             if name not in ("random_init", "pixels"):
                 raise RecipeError(f"recipe key '{at}.baselines' lists {name!r}; choose from random_init, pixels")
-        _check_min(self.knn_k, f"{at}.knn_k", 1)
-        _check_positive(self.knn_temperature, f"{at}.knn_temperature")
-        _check_min(self.pixels_size, f"{at}.pixels_size", 1)
-        _check_min(self.batch_size, f"{at}.batch_size", 1)
+        check_min(self.knn_k, f"{at}.knn_k", 1)
+        check_positive(self.knn_temperature, f"{at}.knn_temperature")
+        check_min(self.pixels_size, f"{at}.pixels_size", 1)
+        check_min(self.batch_size, f"{at}.batch_size", 1)
         if self.every is not None:
-            _check_min(self.every, f"{at}.every", 1)
+            check_min(self.every, f"{at}.every", 1)
             if self.task != "classes":
                 raise RecipeError(f"recipe key '{at}.every' runs the class probe during training; with "
                                   f"{at}.task={self.task} drop it and run cltt probe RUN_DIR after training")
         for k in self.ap_k:
-            _check_min(k, f"{at}.ap_k", 1)
+            check_min(k, f"{at}.ap_k", 1)
 
 
 @dataclass
@@ -418,7 +405,7 @@ class ExportConfig:
     onnx_opset: int = 17
 
     def validate(self, at: str) -> None:
-        _check_min(self.onnx_opset, f"{at}.onnx_opset", 9)
+        check_min(self.onnx_opset, f"{at}.onnx_opset", 9)
 
 
 @dataclass
@@ -443,11 +430,11 @@ class SlurmConfig:
     extra: list[str] = field(default_factory=list)  # more #SBATCH options, e.g. --constraint=a100
 
     def validate(self, at: str) -> None:
-        _check_min(self.gpus, f"{at}.gpus", 0)
-        _check_min(self.cpus_per_task, f"{at}.cpus_per_task", 1)
-        _check_min(self.signal_seconds, f"{at}.signal_seconds", 0)
+        check_min(self.gpus, f"{at}.gpus", 0)
+        check_min(self.cpus_per_task, f"{at}.cpus_per_task", 1)
+        check_min(self.signal_seconds, f"{at}.signal_seconds", 0)
         if self.throttle is not None:
-            _check_min(self.throttle, f"{at}.throttle", 1)
+            check_min(self.throttle, f"{at}.throttle", 1)
 
 
 @dataclass
@@ -466,7 +453,7 @@ class Recipe:
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    method: MethodConfig = field(default_factory=MethodConfig)
+    method: MethodConfig = field(default_factory=lambda: method_config_class()())
     train: TrainConfig = field(default_factory=TrainConfig)
     log: LogConfig = field(default_factory=LogConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
@@ -478,22 +465,22 @@ class Recipe:
 # --------------------------------------------------------------------------- range checks
 
 
-def _check_min(value: float, key: str, low: float) -> None:
+def check_min(value: float, key: str, low: float) -> None:
     if value < low:
         raise RecipeError(f"recipe key '{key}' must be >= {low}, got {value}")
 
 
-def _check_positive(value: float, key: str) -> None:
+def check_positive(value: float, key: str) -> None:
     if not value > 0:
         raise RecipeError(f"recipe key '{key}' must be > 0, got {value}")
 
 
-def _check_probability(value: float, key: str) -> None:
+def check_probability(value: float, key: str) -> None:
     if not 0.0 <= value <= 1.0:
         raise RecipeError(f"recipe key '{key}' is a probability and must be in [0, 1], got {value}")
 
 
-def _check_pair(pair: list[float], key: str, low: float, high: float | None = None) -> None:
+def check_pair(pair: list[float], key: str, low: float, high: float | None = None) -> None:
     ok = len(pair) == 2 and low <= pair[0] <= pair[1] and (high is None or pair[1] <= high)
     if not ok:
         bound = f" within [{low}, {high}]" if high is not None else f" >= {low}"
@@ -560,8 +547,13 @@ def recipe_from_dict(tree: dict[str, Any]) -> Recipe:
 
 
 def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
-    """The recipe as plain nested dicts and lists (YAML- and JSON-ready)."""
-    return dataclasses.asdict(recipe)
+    """The recipe as plain nested dicts and lists (YAML- and JSON-ready); of the method
+    sections only the chosen method's own."""
+    tree = dataclasses.asdict(recipe)
+    method = tree["method"]
+    shared = {f.name for f in dataclasses.fields(MethodConfig)}
+    tree["method"] = {key: value for key, value in method.items() if key in shared or key == method["name"]}
+    return tree
 
 
 class _RecipeDumper(yaml.SafeDumper):
@@ -581,6 +573,7 @@ def dump_recipe(recipe: Recipe) -> str:
 def all_keys(cls: type = Recipe, prefix: str = "") -> list[str]:
     """Every valid dotted key of a schema, sections included (``data``, ``data.window_size``, ...)."""
     keys = []
+    cls = _schema(cls)
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         key = f"{prefix}{f.name}"
@@ -595,6 +588,7 @@ def _build(cls: type, tree: Any, at: str) -> Any:
         tree = {}
     if not isinstance(tree, dict):
         raise RecipeError(f"recipe key '{at.rstrip('.') or '<top>'}' must be a mapping of keys, got {tree!r}")
+    cls = _schema(cls)
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     for key in tree:

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-import cltt.methods.carl  # noqa: F401  (registers method.name=carl)
 from cltt.data.build import open_frames
 from cltt.data.sequences import PAD_TIME, SequenceDataset, sample_region, sample_times
 from cltt.engine import checkpoint as ckpt

@@ -11,7 +11,6 @@ import pytest
 import torch
 from torch import nn
 
-import cltt.methods.clip_simclr  # noqa: F401  (registers clip_simclr until the built-in list has it)
 from cltt.data.manifest import index_frames
 from cltt.data.windows import WindowSpec
 from cltt.engine import checkpoint as ckpt
@@ -19,7 +18,6 @@ from cltt.errors import CLTTError
 from cltt.eval.clip_features import (
     CLIP_WINDOWS,
     ClipSource,
-    PerFrame,
     extract_window_features,
     pool_windows,
     probe_windows,
@@ -29,7 +27,8 @@ from cltt.eval.features import FrameSet, encoder_source, extract_features, pixel
 from cltt.eval.probe import evaluate_method, prepare_probe, probe_checkpoint
 from cltt.eval.samples import pool_samples
 from cltt.methods import build_method
-from cltt.methods.clip_simclr import ClipEncoder, ClipSimCLR
+from cltt.methods.clip_simclr import ClipSimCLR
+from cltt.models.representation import ClipRepresentation, FrameRepresentation
 from cltt.models.vivit import SIZES, ViViT, build_vivit
 from cltt.objectives import nt_xent
 from cltt.recipe import ViViTConfig, load_recipe
@@ -106,18 +105,18 @@ def test_vivit_errors_name_the_keys():
 def test_frame_mean_encoder_is_the_mean_of_per_frame_backbone_features():
     torch.manual_seed(2)
     method = ClipSimCLR(recipe_of("model.backbone=tiny_cnn")).eval()
-    assert isinstance(method.encoder, ClipEncoder) and method.encoder.is_clip_encoder and method.encoder.frame_features
+    assert isinstance(method.encoder, ClipRepresentation) and isinstance(method.encoder, FrameRepresentation)
     clips = torch.randn(3, 4, 3, 32, 32)
     frame_module = method.encoder.backbone.backbone  # the TinyCNN itself
     per_frame = torch.stack([frame_module(clips[:, t]) for t in range(4)], dim=1)  # [N, T, F], time step by step
-    torch.testing.assert_close(method.encoder.represent(clips), per_frame.mean(dim=1), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(method.encoder.represent_frames(clips[:, 2]), per_frame[:, 2], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(method.encoder.represent_clips(clips), per_frame.mean(dim=1), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(method.encoder.represent(clips[:, 2]), per_frame[:, 2], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(method.encoder(clips), method.encoder.head(per_frame.mean(dim=1)), rtol=1e-5, atol=1e-5)
     frame_encoder = method.encoder.frame_encoder()  # what export would write: the same weights, per frame
     torch.testing.assert_close(frame_encoder.represent(clips[:, 2]), per_frame[:, 2], rtol=1e-5, atol=1e-6)
     assert frame_encoder.backbone is frame_module and frame_encoder.head is method.encoder.head
     with pytest.raises(CLTTError, match="clips"):
-        method.encoder.represent(clips[:, 0])
+        method.encoder.represent_clips(clips[:, 0])
 
 
 def test_embed_gives_one_projection_per_view():
@@ -194,7 +193,7 @@ def test_window_features_of_a_frame_mean_encoder_match_its_frame_features(tmp_pa
     clip_source = ClipSource(name="trained", identity={"weights": 1}, decode_size=32, encoder=encoder)
     windowed = extract_window_features(frames, [clip_source], table, cache_dir=tmp_path / "cache", batch_size=7)
     frame_source = source_for("trained", encoder, 32, torch.device("cpu"), None, "frame")
-    assert isinstance(frame_source.encoder, PerFrame)
+    assert frame_source.encoder is encoder  # a frame-mean encoder is probed per frame
     per_frame = extract_features(frames, [frame_source]).features["trained"]
     by_windows = pool_windows(windowed.features["trained"], table, "clip")
     by_frames = pool_samples(per_frame, frames.offsets, "clip")
@@ -226,10 +225,10 @@ def test_sources_by_encoder_kind():
     assert isinstance(source_for("t", vivit, 32, cpu, None, "clip"), ClipSource)
     with pytest.raises(CLTTError, match="use probe.level=clip"):
         source_for("t", vivit, 32, cpu, None, "frame")
-    with pytest.raises(CLTTError, match="no per-frame features"):
-        vivit.represent_frames(torch.zeros(1, 3, 32, 32))
+    assert isinstance(vivit, ClipRepresentation) and not isinstance(vivit, FrameRepresentation)
     with pytest.raises(CLTTError, match="no per-frame encoder to export"):
-        vivit.frame_encoder()
+        ClipSimCLR(recipe_of(*[f"model.vivit.{k}={v}" for k, v in TINY_VIVIT["vivit"].items()],
+                             "model.backbone=vivit")).export_encoder()
     plain = build_method(load_recipe(None, ["model.backbone=tiny_cnn", "data.image_size=32"])).encoder
     assert source_for("t", plain, 32, cpu, None, "frame").encoder is plain  # other methods: unchanged
     assert type(encoder_source("t", plain, 32, cpu, None)) is type(source_for("t", plain, 32, cpu, None, "clip"))
@@ -285,4 +284,4 @@ def test_recipes_build(name, backbone):
     augment = recipe.data.augment
     assert augment.consistent and augment.crop_scale == [0.5, 1.0] and augment.jitter == [0.8, 0.8, 0.8, 0.2]
     assert (augment.jitter_p, augment.grayscale_p) == (0.8, 0.2) and augment.blur_p > 0
-    assert ClipSimCLR(recipe).encoder.is_clip_encoder
+    assert isinstance(ClipSimCLR(recipe).encoder, ClipRepresentation)

@@ -1,9 +1,9 @@
 """Every registered method on the shared engine: train, checkpoint round trip, exact resume
 after a real preemption signal, and two real processes (torchrun, gloo) equal to one.
 
-Each method runs at its tiniest on the 32 px clips of ``frames_root``; METHOD_SETTINGS holds the
-recipe sections a method needs beyond tests/test_train.py's tiny recipe. A method added to the
-registry without an entry here fails ``test_every_registered_method_has_settings``.
+The tests enumerate the method registry, so a new method file (or a plugin's entry point)
+gets them all with no edit here. Each method runs at its tiniest on the 32 px clips of
+``frames_root``: tests/test_train.py's tiny recipe plus the method's own ``example`` sections.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from cltt.engine.device import resolve_placement
 from cltt.engine.step import accumulate_gradients
 from cltt.errors import CLTTError
 from cltt.export import export_encoder, load_encoder, open_checkpoint
-from cltt.methods import METHODS, _load_builtin, build_method, method_class
+from cltt.methods import build_method, method_class, registered_methods
 from cltt.recipe import load_recipe
 from tests.test_distributed import launch_torchrun
 from tests.test_train import (
@@ -33,30 +33,26 @@ from tests.test_train import (
     write_recipe,
 )
 
-METHOD_SETTINGS: dict[str, dict] = {
-    "cltt": {},
-    "simclr": {},
-    "clip_simclr": {"model": {"head_batchnorm": False}},
-    "carl": {"method": {"carl": {"frames": 4, "layers": 1, "heads": 2, "embedding_dim": 16, "samples_per_clip": 4}},
-             "train": {"batch_size": 4}},
-    "slotcontrast": {"model": {"backbone": "vit_t8"}, "data": {"augment": {"enabled": False}},
-                     "method": {"slots": {"num_slots": 3, "slot_dim": 16, "mlp_hidden": 32, "decoder_hidden": 32,
-                                          "predictor_heads": 2}}},
-}
-_load_builtin()
-NAMES = sorted(METHODS)
+METHODS = registered_methods()
+NAMES = list(METHODS)
 
 
 def method_recipe(tmp_path, frames_root, name: str, model=None, **train):
-    sections = copy.deepcopy(METHOD_SETTINGS[name])
+    sections = copy.deepcopy(METHODS[name].cls.example)
     sections.setdefault("method", {})["name"] = name
     sections.setdefault("train", {}).update(train)
     sections.setdefault("model", {}).update(model or {})
     return write_recipe(tmp_path, frames_root, **sections)
 
 
-def test_every_registered_method_has_settings():
-    assert set(METHODS) == set(METHOD_SETTINGS)
+def test_the_registry_holds_every_method_file_and_describes_each():
+    import pkgutil
+
+    import cltt.methods as package
+
+    files = {m.name for m in pkgutil.iter_modules(package.__path__)} - {"base", "registry", "pairs", "teacher"}
+    assert files == {entry.cls.__module__.rpartition(".")[2] for entry in METHODS.values() if entry.origin == "cltt"}
+    assert all(entry.description for entry in METHODS.values())
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -71,7 +67,9 @@ def test_method_trains_and_round_trips(tmp_path, frames_root, name):
 
     # export: every method with a per-frame encoder exports it; the others say so in one line
     run_dir = tmp_path / "runs" / "tiny"
-    if name == "slotcontrast":
+    try:
+        fresh.export_encoder()
+    except CLTTError:
         with pytest.raises(CLTTError, match="no per-frame encoder to export"):
             open_checkpoint(run_dir)
         return
@@ -79,12 +77,15 @@ def test_method_trains_and_round_trips(tmp_path, frames_root, name):
     result = export_encoder(source, "safetensors", out=tmp_path / "encoder.safetensors")
     frames = torch.rand(2, 3, 32, 32)
     torch.testing.assert_close(load_encoder(result.path)(frames), source.frame_encoder(False)(frames))
-    if name in ("clip_simclr", "carl"):  # their heads read clips or sequences, not frames
+    if source.no_head_reason:  # heads that read clips or sequences, or score prototypes
         with pytest.raises(CLTTError, match="without --with-head"):
             source.frame_encoder(True)
+    else:
+        with_head = export_encoder(source, "safetensors", out=tmp_path / "head.safetensors", with_head=True)
+        torch.testing.assert_close(load_encoder(with_head.path)(frames), source.frame_encoder(True)(frames))
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if n not in ("cltt", "simclr")])  # test_train covers those
+@pytest.mark.parametrize("name", [n for n in NAMES if n != "cltt"])  # test_train covers cltt
 def test_method_resumes_exactly_after_a_preemption_signal(tmp_path, frames_root, preemption_handlers, name):
     straight_dir, broken_dir = tmp_path / "straight", tmp_path / "broken"
     straight_dir.mkdir()
@@ -168,9 +169,11 @@ def test_method_on_two_processes_equals_one_process(tmp_path, frames_root, name)
     extras = {key: batch[key] for key in keys[1:]}
     loss = accumulate_gradients(method, batch["views"], placement, placement.scaler(), None, "exact", extras)
     grad = torch.cat([p.grad.reshape(-1) for p in method.parameters() if p.grad is not None])
-    assert grad.abs().max() > 0
+    scale = float(grad.abs().max())
+    assert scale > 0
     for case in ("full", "exact_sub1"):
         for rank, result in enumerate(results):
             assert float(result[case + "/loss"]) == pytest.approx(loss, rel=1e-5), f"{case} loss on rank {rank}"
-            torch.testing.assert_close(result[case + "/grad"], grad, rtol=1e-4, atol=1e-5,
+            # float32 sums in another order: the tolerance scales with the largest gradient
+            torch.testing.assert_close(result[case + "/grad"], grad, rtol=1e-4, atol=1e-5 * max(1.0, scale),
                                        msg=lambda m: f"{case} gradient on rank {rank}: {m}")

@@ -89,7 +89,8 @@ def torch_cosines(z: torch.Tensor) -> list[list[torch.Tensor]]:
 
 
 def reference_numpy(embeddings, groups, temperature, reduction, decoupled):
-    return reference_infonce(numpy_cosines(np.asarray(embeddings, dtype=np.float64)), groups, temperature, reduction, decoupled, math.exp, math.log)
+    cosines = numpy_cosines(np.asarray(embeddings, dtype=np.float64))
+    return reference_infonce(cosines, groups, temperature, reduction, decoupled, math.exp, math.log)
 
 
 # --- against the double loop --------------------------------------------------------------------

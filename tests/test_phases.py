@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-import cltt.methods.carl  # noqa: F401  (registers method.name=carl)
 from cltt.data.manifest import index_frames
 from cltt.data.synthetic import write_synthetic
 from cltt.errors import CLTTError

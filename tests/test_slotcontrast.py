@@ -10,7 +10,6 @@ import pytest
 import torch
 from sklearn.metrics import adjusted_rand_score
 
-import cltt.methods.slotcontrast  # noqa: F401  (registers the method)
 from cltt.cli import main
 from cltt.data.synthetic import write_synthetic
 from cltt.engine import checkpoint as ckpt
@@ -39,9 +38,9 @@ CPU = Placement(torch.device("cpu"), None, False)
 
 def slot_recipe(**slots):
     overrides = ["method.name=slotcontrast", "model.backbone=vit_t8", "data.image_size=32", "data.window_size=3",
-                 "method.slots.num_slots=3", "method.slots.slot_dim=16", "method.slots.mlp_hidden=32",
-                 "method.slots.decoder_hidden=32", "method.slots.predictor_heads=2"]
-    return load_recipe(None, overrides + [f"method.slots.{k}={v}" for k, v in slots.items()])
+                 "method.slotcontrast.num_slots=3", "method.slotcontrast.slot_dim=16", "method.slotcontrast.mlp_hidden=32",
+                 "method.slotcontrast.decoder_hidden=32", "method.slotcontrast.predictor_heads=2"]
+    return load_recipe(None, overrides + [f"method.slotcontrast.{k}={v}" for k, v in slots.items()])
 
 
 def tiny_method(seed=0, **slots):
@@ -304,7 +303,7 @@ def slot_run(tmp_path_factory):
         tmp, root,
         data={"window_size": 3, "window_stride": 2, "augment": {"jitter_p": 0.0, "grayscale_p": 0.0}},
         model={"backbone": "vit_t8"},
-        method={"name": "slotcontrast", "slots": {"num_slots": 3, "slot_dim": 16, "mlp_hidden": 32,
+        method={"name": "slotcontrast", "slotcontrast": {"num_slots": 3, "slot_dim": 16, "mlp_hidden": 32,
                                                   "decoder_hidden": 32, "predictor_heads": 2}},
         train={"epochs": 1, "batch_size": 4},
         probe={"task": "slots", "baselines": ["random_init"]},

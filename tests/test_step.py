@@ -252,7 +252,7 @@ def test_simclr_pairs_frame_t_of_the_two_augmentations():
     recipe = make_recipe(name="simclr", window_size=2, image_size=8)
     method = SimCLR(recipe)
     assert method.dataset_views(recipe) == 2
-    assert frame_labels(method.select_frames(labelled_views(2, 2, 2))) == [[0, 1, 10, 11], [100, 101, 110, 111]]
+    assert frame_labels(method.pair_frames(labelled_views(2, 2, 2))) == [[0, 1, 10, 11], [100, 101, 110, 111]]
     assert method.frame_groups(2, 4, torch.device("cpu")).tolist() == [0, 1, 0, 1, 2, 3, 2, 3]
 
 

@@ -16,11 +16,11 @@ import yaml
 from cltt.cli import main
 from cltt.engine import checkpoint as ckpt
 from cltt.engine import preemption
-from tests.conftest import invoke_in_process
 from cltt.engine.events import Reporter
 from cltt.engine.run_dir import prepare_resume, prepare_training
 from cltt.engine.trainer import Trainer
 from cltt.recipe import load_recipe
+from tests.conftest import invoke_in_process
 
 
 def write_recipe(tmp_path: Path, frames_root: Path, **sections) -> Path:

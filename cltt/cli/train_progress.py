@@ -29,7 +29,8 @@ def _step_fields(e: StepDone) -> str:
 
 def _epoch_line(e: EpochDone) -> str:
     saved = f", saved {e.checkpoint.name}" if e.checkpoint else ""
-    return f"epoch {e.epoch}/{e.epochs}: loss {e.loss:.4f}, lr {e.lr:.2e} ({e.seconds:.1f} s{saved})"
+    spread = f", spread {e.spread:.3f}" if e.spread is not None else ""
+    return f"epoch {e.epoch}/{e.epochs}: loss {e.loss:.4f}{spread}, lr {e.lr:.2e} ({e.seconds:.1f} s{saved})"
 
 
 def summary_line(o: Outcome) -> str:

@@ -82,6 +82,7 @@ def _slots_image(parsed, clip: str | None, num_frames: int, mask_kind: str):
     from cltt.engine.run_dir import resolve_resume_target, saved_recipe
     from cltt.eval.probe import load_trained_method
     from cltt.eval.slots import clip_frames, clip_slot_masks, predicted_labels
+    from cltt.models.representation import SlotMasks
     from cltt.recipe import apply_override, recipe_from_dict, recipe_to_dict
     from cltt.visualize import slot_strip
 
@@ -97,7 +98,7 @@ def _slots_image(parsed, clip: str | None, num_frames: int, mask_kind: str):
         apply_override(tree, override)
     recipe = recipe_from_dict(tree)
     method = load_trained_method(recipe, state, path)
-    if not hasattr(method, "all_slot_masks"):
+    if not isinstance(method, SlotMasks):
         raise CLTTError(f"{path} was trained with method.name={recipe.method.name}, which has no object slots; "
                         "slots mode needs a slotcontrast run")
     manifest = open_frames(recipe.data, synthetic=recipe.extract.synthetic).manifest
@@ -114,4 +115,4 @@ def _slots_image(parsed, clip: str | None, num_frames: int, mask_kind: str):
     method.to(device).eval()
     masks = clip_slot_masks(method, frames, device, recipe.data.window_size)[mask_kind]
     labels = predicted_labels(masks, *frames.shape[1:3])
-    return slot_strip(frames, labels, recipe.method.slots.num_slots, names[number])
+    return slot_strip(frames, labels, method.num_slots, names[number])

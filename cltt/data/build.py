@@ -41,6 +41,8 @@ def windows_dataset(
     augment: bool = True,
     seed: int = 0,
     dtype: str = "uint8",
+    same_draw: bool = False,
+    extras=None,
 ) -> WindowDataset:
     """A :class:`WindowDataset` configured by ``data``; ``augment=False`` gives centre views."""
     boxes = None
@@ -61,4 +63,6 @@ def windows_dataset(
         focus=data.object_focus,
         focus_blur_sigma=data.focus_blur_sigma,
         center_box_fraction=data.center_box_fraction,
+        same_draw=same_draw,
+        extras=extras,
     )

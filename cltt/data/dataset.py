@@ -5,7 +5,10 @@
     sample["index"], sample["replaced"]
 
 V = 2 when ``two_view_offset`` k > 0 (view 1 is window(t + k)) or when ``views=2`` is asked
-for (two augmentations of the same window, SimCLR's positives); else V = 1. T = window_size,
+for (two augmentations of the same window, SimCLR's positives); else V = 1. Each view takes
+its own augmentation draw, or with ``same_draw`` all views share one (so two views of
+window(t) and window(t + k) differ only in time). ``extras(frames, rng)`` may add more
+per-sample tensors made from the decoded frames (DINO's local crops). T = window_size,
 S = image_size. Augmentations are a pure function of (seed, epoch, index), so a resumed run and
 any number of DataLoader workers see exactly the same samples.
 
@@ -70,6 +73,8 @@ class WindowDataset(Dataset):
         focus: str = "none",
         focus_blur_sigma: float = 6.0,
         center_box_fraction: float = 0.5,
+        same_draw: bool = False,
+        extras=None,
     ):
         if dtype not in ("uint8", "float"):
             raise ValueError(f"dtype must be 'uint8' or 'float', got {dtype!r}")
@@ -89,6 +94,8 @@ class WindowDataset(Dataset):
         self.focus = focus
         self.focus_blur_sigma = focus_blur_sigma
         self.center_box_fraction = center_box_fraction
+        self.same_draw = same_draw  # one augmentation draw for every view (views differ in time only)
+        self.extras = extras  # extras(frames of each view [V][T] HWC uint8, rng) -> more per-sample tensors
         first = manifest.frame_path(int(self.table.clip[0]), int(self.table.start[0]))
         try:
             height, width = read_rgb(first).shape[:2]
@@ -112,19 +119,24 @@ class WindowDataset(Dataset):
         return [(offset + self.spec.frame_indices(start, view)).tolist() for view in range(self.num_views)]
 
     def __getitem__(self, key) -> dict:
-        return fetch_replacing_corrupt(key, len(self), self.seed, self.manifest.root,
-                                       lambda i, rng: {"views": self._load(i, rng)}, "window")
+        return fetch_replacing_corrupt(key, len(self), self.seed, self.manifest.root, self._load, "window")
 
-    def _load(self, index: int, rng: np.random.Generator) -> torch.Tensor:
+    def _load(self, index: int, rng: np.random.Generator) -> dict:
         decoded: dict[int, np.ndarray] = {}
-        views = []
-        for frames in self.window_frames(index):
-            for frame in frames:
-                if frame not in decoded:
-                    decoded[frame] = self._decode(frame)
-            views.append(self.augment([decoded[f] for f in frames], rng))
+        per_view = self.window_frames(index)
+        for frame in (f for frames in per_view for f in frames):
+            if frame not in decoded:
+                decoded[frame] = self._decode(frame)
+        images = [[decoded[f] for f in frames] for frames in per_view]
+        if self.same_draw:
+            views = list(self.augment([image for view in images for image in view], rng).split(len(images[0])))
+        else:
+            views = [self.augment(view, rng) for view in images]
         out = torch.stack(views)
-        return out.float().div_(255) if self.dtype == "float" else out
+        sample = {"views": out.float().div_(255) if self.dtype == "float" else out}
+        if self.extras is not None:
+            sample.update(self.extras(images, rng))
+        return sample
 
     def _decode(self, global_frame: int) -> np.ndarray:
         image = read_rgb(self.manifest.path_of(global_frame), self.reduction)

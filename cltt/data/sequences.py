@@ -83,7 +83,7 @@ class SequenceDataset(Dataset):
         if frames < 1 or samples_per_clip < 1:
             raise ValueError(f"frames and samples_per_clip must be >= 1, got {frames} and {samples_per_clip}")
         if not 0 < region[0] <= region[1] <= 1:
-            raise CLTTError(f"method.carl.region must be fractions 0 < low <= high <= 1, got {list(region)}")
+            raise ValueError(f"region must be fractions 0 < low <= high <= 1, got {list(region)}")
         if manifest.num_clips == 0:
             raise CLTTError(f"no clips under {manifest.root}; extract frames first")
         self.manifest = manifest
@@ -128,11 +128,3 @@ class SequenceDataset(Dataset):
                     decoded[frame] = read_rgb(self.manifest.frame_path(clip, frame), self.reduction)
             views[view, :len(chosen)] = self.augment([decoded[f] for f in chosen], rng)
         return {"views": views, "times": torch.from_numpy(times), "valid": torch.from_numpy(valid)}
-
-
-def sequence_dataset(recipe, index, seed: int) -> SequenceDataset:
-    """The :class:`SequenceDataset` of a recipe (``method.carl``, ``data``) over ``index``."""
-    carl = recipe.method.carl
-    samples_per_clip = carl.samples_per_clip  # > 1 lets a handful of clips fill a batch
-    return SequenceDataset(index.manifest, carl.frames, tuple(carl.region), recipe.data.image_size,
-                           recipe.data.augment, seed=seed, samples_per_clip=samples_per_clip)

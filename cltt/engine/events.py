@@ -50,6 +50,7 @@ class EpochDone:
     decay_rate: float
     seconds: float
     checkpoint: Path | None
+    spread: float | None = None  # mean embedding spread over the epoch (cltt.engine.collapse)
 
 
 @dataclass

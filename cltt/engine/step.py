@@ -25,6 +25,7 @@ import math
 
 import torch
 
+from cltt.engine.collapse import embedding_spread
 from cltt.engine.device import Placement, to_model_input
 from cltt.engine.distributed import all_reduce_gradients, all_reduce_sum, gather_rows
 from cltt.errors import CLTTError
@@ -45,7 +46,7 @@ def _gather_extras(extras: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def _objective(method, forward: Forward, extras: dict[str, torch.Tensor],
-               local_units: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               local_units: torch.Tensor | None = None, spreads: list | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(this process's share of L to backpropagate, L itself detached) for one forward pass.
 
     ``local_units`` is the global count of the local loss part when the caller knows it
@@ -54,7 +55,11 @@ def _objective(method, forward: Forward, extras: dict[str, torch.Tensor],
     """
     embeddings = forward.embeddings
     everyone, first = gather_rows(embeddings)
-    total, units = method.loss_terms(everyone, first, embeddings.shape[0], _gather_extras(extras))
+    loss_keys = method.loss_extra_keys
+    loss_extras = extras if loss_keys is None else {key: extras[key] for key in loss_keys}
+    total, units = method.loss_terms(everyone, first, embeddings.shape[0], _gather_extras(loss_extras))
+    if spreads is not None:
+        spreads.append(embedding_spread(method.monitored(everyone.detach())))
     global_total, global_units = all_reduce_sum(total, units)
     units = global_units.clamp(min=1)
     objective, loss = total / units, global_total / units
@@ -102,10 +107,12 @@ def accumulate_gradients(
     sub_batch_size: int | None = None,
     accumulation: str = "exact",
     extras: dict[str, torch.Tensor] | None = None,
+    stats: dict | None = None,
 ) -> float:
     """Backpropagate the loss of ``views [b, V, T, 3, S, S]`` (this process's part of the
     global batch) and its per-sample ``extras`` into ``.grad``, summed over processes.
-    Returns the global batch loss.
+    Returns the global batch loss; ``stats``, when given, gets the embeddings' ``spread``
+    (:mod:`cltt.engine.collapse`) over the global batch.
 
     Raises :class:`NonFiniteLoss` when the loss is not finite, before the weights change
     (in approximate mode earlier sub-batches may have left gradients; the trainer stops).
@@ -114,6 +121,7 @@ def accumulate_gradients(
     extras = {key: value.to(placement.device) for key, value in (extras or {}).items()}
     chunks = list(x.split(sub_batch_size)) if sub_batch_size else [x]
     chunk_extras = _split(extras, sub_batch_size, len(chunks))
+    spreads: list = []
     if accumulation == "exact" and len(chunks) > 1:
         with torch.no_grad(), _buffers_restored(method), placement.autocast():
             passes = [method.forward_step(chunk, more) for chunk, more in zip(chunks, chunk_extras)]
@@ -124,7 +132,7 @@ def accumulate_gradients(
             local = torch.stack([f.local_total.float() for f in passes]).sum()
             (local_units,) = all_reduce_sum(torch.stack([torch.as_tensor(f.local_units, device=x.device).float()
                                                          for f in passes]).sum())
-        objective, loss = _objective(method, Forward(cached, local), extras, local_units)
+        objective, loss = _objective(method, Forward(cached, local), extras, local_units, spreads)
         _check_finite(loss)
         scaler.scale(objective).backward()  # the local part was computed without a graph: only dL/dz here
         for chunk, more, grad in zip(chunks, chunk_extras, cached.grad.split(sub_batch_size)):
@@ -140,12 +148,15 @@ def accumulate_gradients(
             with placement.autocast():
                 forward = method.forward_step(chunk, more)
             forward.embeddings = forward.embeddings.float()
-            objective, loss = _objective(method, forward, more)
+            objective, loss = _objective(method, forward, more, spreads=spreads)
             _check_finite(loss)
             scaler.scale(objective / len(chunks)).backward()
             losses.append(loss)
         loss = torch.stack(losses).mean()
     all_reduce_gradients(method.parameters())
+    if stats is not None:
+        found = [value for value in spreads if value is not None]
+        stats["spread"] = sum(found) / len(found) if found else None
     return float(loss)
 
 

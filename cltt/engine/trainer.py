@@ -29,11 +29,12 @@ from cltt.data.build import open_frames
 from cltt.engine import checkpoint as ckpt
 from cltt.engine import distributed as dist
 from cltt.engine import preemption
+from cltt.engine.collapse import COLLAPSE_WARNING
 from cltt.engine.device import resolve_placement
 from cltt.engine.events import EpochDone, Outcome, Reporter, RunStart, StepDone
 from cltt.engine.metrics_csv import MetricsCSV
-from cltt.engine.run_dir import write_recipe
 from cltt.engine.optim import build_optimizer, set_learning_rate
+from cltt.engine.run_dir import write_recipe
 from cltt.engine.sampler import EpochBatchSampler
 from cltt.engine.schedule import Schedule
 from cltt.engine.step import NonFiniteLoss, accumulate_gradients, optimizer_step
@@ -51,6 +52,8 @@ class Progress:
     position: int = 0  # batches done in the epoch in progress
     epoch_loss_sum: float = 0.0
     epoch_loss_count: int = 0
+    epoch_spread_sum: float = 0.0
+    epoch_spread_count: int = 0
 
     def as_dict(self, batches_per_epoch: int, total_steps: int) -> dict:
         return {**self.__dict__, "batches_per_epoch": batches_per_epoch, "total_steps": total_steps}
@@ -88,6 +91,7 @@ class Trainer:
             raise CLTTError(f"train.batch_size={train.batch_size} must be divisible by the {self.info.world_size} processes")
         dist.init_processes(self.info, self.placement.device)
         seed_everything(train.seed)
+        method_class(recipe.method.name).check_recipe(recipe)  # before any data is read
 
         self.dataset = self._open_dataset()
         self.batches_per_epoch = len(self.dataset) // train.batch_size
@@ -159,7 +163,7 @@ class Trainer:
             )
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
-        self.progress = Progress(**{k: saved[k] for k in Progress().__dict__})
+        self.progress = Progress(**{k: saved.get(k, 0) for k in Progress().__dict__})
         self.wandb_id = state.get("wandb_id", "")
         ckpt.restore_rng_state(state["rng"])
 
@@ -235,12 +239,15 @@ class Trainer:
             waited = time.perf_counter()
             for batch in loader:
                 fetched = time.perf_counter()
-                loss, lr = self._train_step(batch["views"], {key: batch[key] for key in self.method.extra_keys})
+                loss, lr, spread = self._train_step(batch["views"], {key: batch[key] for key in self.method.extra_keys})
                 done = time.perf_counter()
                 p.step += 1
                 p.position += 1
                 p.epoch_loss_sum += loss
                 p.epoch_loss_count += 1
+                if spread is not None:
+                    p.epoch_spread_sum += spread
+                    p.epoch_spread_count += 1
                 self._report_step(loss, lr, batch["views"], fetched - waited, done - waited)
                 if dist.any_process(preemption.requested() is not None, self.placement.device):
                     return self._preempted(started)
@@ -249,14 +256,17 @@ class Trainer:
         final = self._save(ckpt.FINAL_NAME)
         return self._finish("finished", 0, f"trained {train.epochs} epochs", started, final or last_checkpoint)
 
-    def _train_step(self, views: torch.Tensor, extras: dict[str, torch.Tensor]) -> tuple[float, float]:
+    def _train_step(self, views: torch.Tensor, extras: dict[str, torch.Tensor]) -> tuple[float, float, float | None]:
+        """One optimizer step -> (global batch loss, learning rate, embedding spread)."""
         train = self.recipe.train
         lr = self.schedule.lr_at(self.progress.step)
         set_learning_rate(self.optimizer, lr)
         self.method.train()
+        self.method.before_step(self.progress.step, self.total_steps)
+        stats: dict = {}
         try:
             loss = accumulate_gradients(self.method, views, self.placement, self.scaler,
-                                        train.sub_batch_size, train.accumulation, extras)
+                                        train.sub_batch_size, train.accumulation, extras, stats)
         except NonFiniteLoss as err:
             latest = ckpt.latest_checkpoint(self.run_dir)
             kept = f"{latest} is the last good checkpoint" if latest else "no checkpoint was written yet"
@@ -265,7 +275,8 @@ class Trainer:
                 f"{kept}; lower train.lr (now {lr:.3g}), set train.grad_clip, or raise method.temperature"
             ) from None
         optimizer_step(self.method, self.optimizer, self.scaler, train.grad_clip)
-        return loss, lr
+        self.method.after_step(self.progress.step + 1, self.total_steps)
+        return loss, lr, stats.get("spread")
 
     def _report_step(self, loss: float, lr: float, views: torch.Tensor, wait: float, total: float) -> None:
         p = self.progress
@@ -282,14 +293,18 @@ class Trainer:
     def _end_epoch(self, seconds: float) -> Path | None:
         p = self.progress
         loss = p.epoch_loss_sum / max(1, p.epoch_loss_count)
+        spread = p.epoch_spread_sum / p.epoch_spread_count if p.epoch_spread_count else None
         last_lr = self.schedule.lr_at(p.step - 1)
         decay = self.schedule.decay_rate(p.step - 1)
         p.epoch += 1
         p.position = 0
         p.epoch_loss_sum, p.epoch_loss_count = 0.0, 0
+        p.epoch_spread_sum, p.epoch_spread_count = 0.0, 0
         if self.info.is_main:
             self.metrics.append(p.epoch, loss, last_lr, decay)
             logged = {"epoch/loss": loss, "epoch/learning_rate": last_lr, "epoch/decay_rate": decay, "epoch": p.epoch}
+            if spread is not None:
+                logged["epoch/embedding_spread"] = spread
             if self.probe_setup is not None and (p.epoch % self.recipe.probe.every == 0 or p.epoch == self.recipe.train.epochs):
                 logged.update(self._probe(p.epoch))
             if self.wandb is not None:
@@ -297,7 +312,12 @@ class Trainer:
         path = None
         if p.epoch % self.recipe.train.save_every == 0 or p.epoch == self.recipe.train.epochs:
             path = self._save(ckpt.epoch_name(p.epoch))
-        self.reporter.epoch(EpochDone(p.epoch, self.recipe.train.epochs, loss, last_lr, decay, seconds, path))
+        self.reporter.epoch(EpochDone(p.epoch, self.recipe.train.epochs, loss, last_lr, decay, seconds, path, spread))
+        if spread is not None and spread < COLLAPSE_WARNING and self.info.is_main:
+            self.reporter.note(f"warning: the embeddings are collapsing: spread {spread:.3f} < {COLLAPSE_WARNING} in "
+                               f"epoch {p.epoch} (sqrt(D) x per-dimension std of the normalised embeddings; 1 is "
+                               "evenly spread, 0 one point); lower train.lr, or check the method's "
+                               "momentum/variance settings")
         return path
 
     def _probe(self, epoch: int) -> dict:

@@ -1,14 +1,14 @@
-"""Probe features of clip encoders (``method.encoder.is_clip_encoder``, e.g. ``clip_simclr``).
+"""Probe features of any encoder: per frame, or of clips for clip-only encoders (ViViT).
 
-A clip encoder's ``represent`` takes clips ``[N, T, 3, S, S]``, not frames, so the frame
-pipeline of :mod:`cltt.eval.features` cannot call it directly. Two cases:
+What an encoder offers is asked through :mod:`cltt.models.representation`. Two cases:
 
-* Frame-mean encoders (``encoder.frame_features``: a frame backbone ``h`` averaged over time)
-  keep the frame pipeline through :class:`PerFrame`: ``f(clip) = (1/T) Σ_t h(x_t)``, so the
+* A :class:`FrameRepresentation` (every frame encoder, and frame-mean clip encoders: a frame
+  backbone ``h`` averaged over time) keeps the frame pipeline of :mod:`cltt.eval.features`:
+  for a frame-mean encoder ``f(clip) = (1/T) Σ_t h(x_t)``, so the
   mean of per-frame features over a window *is* the clip representation of that window, and
   the mean over all frames of a clip is the representation of the whole clip. Every
   ``probe.level`` works and shares the frame cache.
-* Encoders without per-frame features (ViViT) run on windows of frames (:class:`ClipSource`):
+* A :class:`ClipRepresentation` alone (ViViT) runs on windows of frames (:class:`ClipSource`):
   ``T = data.window_size`` frames ``data.frame_step`` apart, centre views, no augmentation::
 
       window   the recipe's windows (one view, data.window_stride apart): x = f(window)
@@ -46,37 +46,27 @@ from cltt.eval.features import (
     encoder_source,
 )
 from cltt.eval.samples import Samples
+from cltt.models.representation import ClipRepresentation, FrameRepresentation
 
 CLIP_WINDOWS = 8  # windows per clip averaged at probe.level=clip
-FRAME_LEVEL_REFUSED = ("probe.level=frame needs per-frame features and a ViViT clip encoder (model.backbone=vivit) "
-                       "has none; use probe.level=clip (or window)")
-
-
-def is_clip_encoder(encoder: torch.nn.Module) -> bool:
-    """True for encoders whose ``represent`` takes clips ``[N, T, 3, S, S]``."""
-    return bool(getattr(encoder, "is_clip_encoder", False))
+FRAME_LEVEL_REFUSED = ("probe.level=frame needs per-frame features and this clip encoder has none; "
+                       "use probe.level=clip (or window)")
 
 
 def check_level(recipe) -> None:
-    """Refuse, before any work, a probe level the recipe's encoder cannot give."""
-    if recipe.model.backbone == "vivit" and recipe.probe.level == "frame":
-        raise CLTTError(FRAME_LEVEL_REFUSED)
+    """Refuse, before any work, a probe level the recipe's method cannot give (its own word)."""
+    from cltt.methods import method_class
 
-
-class PerFrame(torch.nn.Module):
-    """A frame-mean clip encoder seen frame by frame: ``represent [N, 3, S, S] -> [N, F]``."""
-
-    def __init__(self, clip_encoder: torch.nn.Module) -> None:
-        super().__init__()
-        self.clip_encoder = clip_encoder
-
-    def represent(self, frames: torch.Tensor) -> torch.Tensor:
-        return self.clip_encoder.represent_frames(frames)
+    levels = method_class(recipe.method.name).probe_levels(recipe)
+    if recipe.probe.level not in levels:
+        raise CLTTError(f"probe.level={recipe.probe.level} is not offered by method {recipe.method.name} with "
+                        f"model.backbone={recipe.model.backbone} (it has no per-frame features); "
+                        f"use probe.level={' or '.join(levels)}")
 
 
 @dataclass
 class ClipSource(FeatureSource):
-    """``encoder.represent`` of windows of centre views ``[w, T, 3, S, S]``, ImageNet-normalised."""
+    """``encoder.represent_clips`` of windows of centre views ``[w, T, 3, S, S]``, ImageNet-normalised."""
 
     encoder: torch.nn.Module = field(default=None, repr=False)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
@@ -85,17 +75,17 @@ class ClipSource(FeatureSource):
         """uint8 centre views ``[w, T, S, S, 3]`` -> features ``[w, F]`` float32."""
         batch = torch.from_numpy(windows).permute(0, 1, 4, 2, 3)
         with torch.no_grad():
-            features = self.encoder.represent(to_model_input(batch, self.device))
+            features = self.encoder.represent_clips(to_model_input(batch, self.device))
         return features.float().cpu().numpy()
 
 
 def source_for(name: str, encoder: torch.nn.Module, image_size: int, device: torch.device, identity: dict | None,
                level: str) -> FeatureSource:
     """The feature source of ``encoder`` at ``probe.level`` ``level`` (see the module docstring)."""
-    if not is_clip_encoder(encoder):
+    if isinstance(encoder, FrameRepresentation):
         return encoder_source(name, encoder, image_size, device, identity)
-    if encoder.frame_features:
-        return encoder_source(name, PerFrame(encoder), image_size, device, identity)
+    if not isinstance(encoder, ClipRepresentation):
+        raise CLTTError(f"this encoder ({type(encoder).__name__}) offers neither per-frame nor clip features to probe")
     if level == "frame":
         raise CLTTError(FRAME_LEVEL_REFUSED)
     return ClipSource(name=name, identity=identity, decode_size=image_size, encoder=encoder, device=device)

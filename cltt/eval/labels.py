@@ -97,7 +97,8 @@ def _from_csv(manifest: Manifest, path: Path) -> LabelTable:
         raise CLTTError(f"cannot read labels file {path} ({err})") from None
     header = [h.strip().lower() for h in rows[0]] if rows else []
     if header[:2] != ["clip", "label"] or len(header) > 3 or (len(header) == 3 and header[2] != "split"):
-        raise CLTTError(f"labels file {path} must start with the header clip,label or clip,label,split; got {','.join(header) or 'nothing'}")
+        raise CLTTError(f"labels file {path} must start with the header clip,label or clip,label,split; "
+                        f"got {','.join(header) or 'nothing'}")
     has_split = len(header) == 3
     seen: dict[str, tuple[str, str | None]] = {}
     missing: list[str] = []

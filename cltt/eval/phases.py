@@ -10,14 +10,14 @@ holds fewer than two).
 Features, per source, one vector per frame of each video in its order:
 
     trained        the checkpoint's frame embeddings: backbone per frame, then the method's
-                   sequence transformer (``method.carl``) over the video; trained_backbone:
+                   sequence transformer (a :class:`SequenceRepresentation`, CARL's) over the video; trained_backbone:
                    the backbone's per-frame features alone (``encoder.represent``)
     random_init    the same architecture with the weights the run started from
     position_only  the sinusoidal encoding of each frame's input position and nothing else:
                    the shortcut a sequence model could take without looking at the frames
     pixels         the frame, centre-resized to ``probe.pixels_size`` (when in probe.baselines)
 
-A whole video rarely fits the T = ``method.carl.frames`` positions the transformer was trained
+A whole video rarely fits the T = ``encoder.sequence_frames`` positions the transformer was trained
 with, so a video of n frames is cut into ``m = ceil(n / T)`` interleaved chunks, chunk c =
 frames ``c, c+m, c+2m, ...`` at positions (ranks) 0, 1, 2, ...: each chunk spans the whole
 video with T or fewer sorted frames, as a training view does. Each frame gets the embedding of
@@ -68,13 +68,13 @@ from cltt.data.manifest import Manifest, natural_key
 from cltt.engine.checkpoint import load_checkpoint
 from cltt.engine.device import resolve_device
 from cltt.errors import CLTTError
-from cltt.eval.features import FeatureSource, FrameSet, Progress, checkpoint_identity, encoder_source, \
-    extract_features, pixel_source
+from cltt.eval.features import FeatureSource, FrameSet, Progress, checkpoint_identity, encoder_source, extract_features, pixel_source
 from cltt.eval.labels import LabelTable, assign_splits, load_labels
 from cltt.eval.logistic import fit_logistic
 from cltt.eval.probe import load_trained_method, random_init_method
 from cltt.eval.report import TaskReport
 from cltt.eval.threads import blas_threads_for
+from cltt.models.representation import SequenceRepresentation
 from cltt.models.sequence import sinusoidal_encoding
 from cltt.recipe import Recipe, recipe_to_dict
 
@@ -387,7 +387,7 @@ def _settings(sources, methods, per_clip, orders, labels, frames, dim, device):
         if name == "position_only":
             for order in ORDERS:
                 yield name, order, [position_embeddings(len(p), frames, o, dim) for p, o in zip(labels.phase, orders[order])]
-        elif name in methods and hasattr(methods[name].encoder, "contextualise"):
+        elif name in methods and isinstance(methods[name].encoder, SequenceRepresentation):
             for order in ORDERS:
                 yield name, order, [sequence_embeddings(methods[name].encoder, f, frames, o, device)
                                     for f, o in zip(per_clip[name], orders[order])]
@@ -434,7 +434,8 @@ def probe_phases(
     per_clip = {name: [f[offsets[k]:offsets[k + 1]] for k in range(len(labels.clips))]
                 for name, f in result.features.items()}
 
-    frames, dim = recipe.method.carl.frames, recipe.method.carl.embedding_dim
+    sequence = next((m.encoder for m in methods.values() if isinstance(m.encoder, SequenceRepresentation)), None)
+    frames, dim = (sequence.sequence_frames, sequence.embedding_dim) if sequence is not None else (16, 128)
     orders = {order: [video_order(len(p), order, recipe.probe.split_seed, int(c))
                       for p, c in zip(labels.phase, labels.clip_index)] for order in ORDERS}
     rows, metrics = [], {}
@@ -453,7 +454,7 @@ def probe_phases(
     pairs = len(evaluation) * (len(evaluation) - 1)
     notes.append(f"Kendall's tau: {pairs} ordered video pairs per row; {nan_total} NaN pair(s) in all rows "
                  "(a video matched to one frame throughout), left out of the means")
-    notes.append(f"video sequences: interleaved chunks of {frames} frames (method.carl.frames); "
+    notes.append(f"video sequences: interleaved chunks of {frames} frames (the positions the model was trained on); "
                  "shuffled = frames fed in a random order, embeddings mapped back")
     cached = [n for n in result.reused]
     notes.append("backbone features " + (f"reused from {cache_dir} for {', '.join(cached)}" if cached else

@@ -225,8 +225,7 @@ def load_trained_method(recipe: Recipe, state: dict, path: Path) -> torch.nn.Mod
         method.load_state_dict(state["model"])
     except (RuntimeError, KeyError) as err:
         first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-        hint = (" (a ViViT is built for the data.window_size and data.image_size it was trained with)"
-                if recipe.model.backbone == "vivit" else "")
+        hint = " (a model is built for the data.window_size and data.image_size it was trained with)"
         raise CLTTError(f"checkpoint {path} does not fit the recipe's model {recipe.model.backbone} "
                         f"({first}); probe it with its own recipe: cltt probe {path}{hint}") from None
     return method

@@ -53,6 +53,7 @@ from cltt.engine.checkpoint import load_checkpoint
 from cltt.engine.device import resolve_device, to_model_input
 from cltt.errors import CLTTError
 from cltt.eval.report import TaskReport
+from cltt.models.representation import SlotMasks
 from cltt.recipe import Recipe
 
 MASKS_FILE = "masks.npz"
@@ -248,7 +249,7 @@ def probe_slots(recipe: Recipe, checkpoint: Path, state: dict | None = None, cac
     methods = {"trained": load_trained_method(recipe, state, checkpoint)}
     if "random_init" in recipe.probe.baselines:
         methods["random_init"] = random_init_method(recipe)
-    if not all(hasattr(m, "all_slot_masks") for m in methods.values()):
+    if not all(isinstance(m, SlotMasks) for m in methods.values()):
         raise CLTTError(f"probe.task=slots needs a method with slot masks (method.name=slotcontrast); "
                         f"this checkpoint is {recipe.method.name}")
     total = len(methods) * int(manifest.frame_counts[with_masks].sum())

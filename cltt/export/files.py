@@ -29,8 +29,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 from cltt.errors import CLTTError
-from cltt.recipe import ExportConfig
 from cltt.export.source import ExportSource, FrameEncoder, build_frame_encoder
+from cltt.recipe import ExportConfig
 
 FORMATS = typing.get_args(typing.get_type_hints(ExportConfig)["format"])  # safetensors, torchscript, onnx
 SUFFIXES = {"safetensors": ".safetensors", "torchscript": ".pt", "onnx": ".onnx"}

@@ -161,21 +161,12 @@ def open_checkpoint(target: str | Path, overrides: Sequence[str] = ()) -> Export
 
 
 def _frame_encoder_of(method, path: Path):
-    """(the per-frame encoder a method exports, why its head cannot come along or None).
-
-    cltt and simclr export backbone and head; clip_simclr's frame-mean backbone exports without
-    its head (which reads the mean over a clip); carl's backbone exports without its projection
-    (which reads sequence embeddings); ViViT and slotcontrast have no per-frame encoder.
-    """
-    encoder = method.encoder
-    if getattr(encoder, "is_clip_encoder", False):
-        return encoder.frame_encoder(), f"method {method.name}'s head reads the mean over a clip's frames, not one frame"
-    if not (hasattr(encoder, "backbone") and hasattr(encoder, "feature_dim")):
-        raise CLTTError(f"{path} was trained with method {method.name}, which has no per-frame encoder to export; "
-                        f"judge it with cltt probe {path}")
-    if getattr(encoder, "head", None) is None:
-        return encoder, f"method {method.name}'s projection reads sequences of frames, not one frame"
-    return encoder, None
+    """(the per-frame encoder a method exports, why its head cannot come along or None): the
+    method's own answer (:meth:`~cltt.methods.base.Method.export_encoder`), or one line."""
+    try:
+        return method.export_encoder()
+    except CLTTError as err:
+        raise CLTTError(f"{path}: {err}") from None
 
 
 def _with_overrides(saved: Recipe, overrides: Sequence[str]) -> Recipe:

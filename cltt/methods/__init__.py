@@ -1,38 +1,24 @@
-"""Training methods: how a batch of windows becomes a loss. ``method.name`` picks one.
+"""Training methods: how a batch of samples becomes a loss. ``method.name`` picks one.
 
-Adding a method is adding one module that subclasses :class:`~cltt.methods.base.Method` and
-decorates it with :func:`register_method`; the tests enumerate :data:`METHODS`, so every method
-gets a smoke train and a checkpoint round trip.
+A method is one file: a :class:`~cltt.methods.base.Method` subclass decorated with
+:func:`register_method`, with its config section declared beside it. Files in this package
+and plugins of the ``cltt.methods`` entry-point group are found by
+:mod:`cltt.methods.registry`, the one list of methods: the recipe, ``cltt train --help``, the
+README's method table and the engine tests all read it.
 """
 
 from __future__ import annotations
 
-from cltt.errors import CLTTError
-from cltt.methods.base import Method
+from cltt.methods.registry import method_entry, register_method, registered_methods
 
-METHODS: dict[str, type[Method]] = {}
-
-
-def register_method(name: str):
-    def register(cls: type[Method]) -> type[Method]:
-        cls.name = name
-        METHODS[name] = cls
-        return cls
-
-    return register
+__all__ = ["build_method", "method_class", "method_entry", "register_method", "registered_methods"]
 
 
-def method_class(name: str) -> type[Method]:
-    _load_builtin()
-    if name not in METHODS:
-        raise CLTTError(f"method.name={name!r} is not a method; choose one of {', '.join(sorted(METHODS))}")
-    return METHODS[name]
+def method_class(name: str):
+    """The :class:`~cltt.methods.base.Method` subclass registered as ``name``."""
+    return method_entry(name).cls
 
 
-def build_method(recipe) -> Method:
+def build_method(recipe):
     """The method ``recipe.method.name`` with its encoder, checked against the recipe."""
     return method_class(recipe.method.name)(recipe)
-
-
-def _load_builtin() -> None:
-    from cltt.methods import carl, clip_simclr, simclr, slotcontrast, temporal  # noqa: F401  (they register themselves)

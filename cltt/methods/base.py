@@ -1,13 +1,18 @@
-"""What every method shares: a frame encoder, embeddings per sample, a loss over samples.
+"""What every method shares, and the few things a method overrides.
 
 A batch holds ``b`` samples ``views [b, V, T, 3, S, S]`` (V views of a window of T frames)
 and, for methods that name them in :attr:`Method.extra_keys`, more per-sample tensors from the
-dataset (CARL's timestamps and padding masks). A method picks K frames of each sample
-(:meth:`Method.select_frames`), embeds them (:meth:`Method.embed` -> ``[b, K, D]``) and scores
-the embeddings of all B samples of the global batch with :meth:`Method.loss_terms`, which
-returns ``(total, count)`` for the anchors of one process so the engine can sum both over
-processes, split batches into sub-batches (exact accumulation embeds first, then
-backpropagates) and average exactly.
+dataset (CARL's timestamps and padding masks). A method turns its samples into embeddings
+(:meth:`Method.forward_step` -> ``[b, K, D]``) and scores the embeddings of all B samples of
+the global batch with :meth:`Method.loss_terms`, which returns ``(total, units)`` for the
+anchors of one process so the engine can sum both over processes, split batches into
+sub-batches (exact accumulation embeds first, then backpropagates) and average exactly:
+
+    L = sum over processes of total / sum over processes of units
+
+A loss that is not a sum over anchors (VICReg's variance, Barlow Twins' cross-correlation)
+computes L on the gathered batch and returns ``(L * count, count)``: the shares then add up
+to L, and the gradients flow back to every sample's owner through the gather.
 
 A method may add a *local* loss that needs no other sample (SlotContrast's reconstruction):
 :meth:`Method.forward_step` returns it beside the embeddings as ``(total, units)`` and the
@@ -15,8 +20,20 @@ engine minimises ``sum(totals) / sum(units)`` of each part, summed over parts:
 
     L = contrast_total / contrast_units + local_total / local_units     (weights inside totals)
 
-A method that reads its own kind of sample (whole videos rather than windows) overrides
-:meth:`Method.training_dataset`.
+What a method overrides, each optional but the loss:
+
+    build_encoder(recipe)        the module in ``self.encoder`` (a projection-headed frame
+                                 encoder by default); what probes and export read, through
+                                 the protocols of :mod:`cltt.models.representation`
+    check_recipe(recipe)         refuse, in one line, data the method cannot run with
+    training_dataset(...)        its kind of sample (windows by default)
+    forward_step / loss_terms    embeddings and the loss
+    after_step(step, total)      runs after every optimizer step (momentum teachers, loss state)
+    export_encoder()             the per-frame encoder ``cltt export`` writes
+    monitored(embeddings)        what the collapse monitor measures
+
+Its own recipe section ``method.<name>.*`` is the dataclass given to ``register_method``; an
+instance reads it as ``self.options``.
 """
 
 from __future__ import annotations
@@ -26,7 +43,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from cltt.errors import CLTTError
 from cltt.models import build_encoder
+from cltt.models.encoder import ContrastiveEncoder
 from cltt.objectives import multi_positive_infonce
 
 
@@ -46,21 +65,60 @@ class Forward:
 
 class Method(nn.Module):
     name = "base"
+    config_class = None  # set by register_method: the dataclass of method.<name>.*
     extra_keys: tuple[str, ...] = ()  # per-sample dataset fields besides "views" the method reads
+    loss_extra_keys: tuple[str, ...] | None = None  # of those, what loss_terms reads (gathered); None: all
     sample_kind = "windows"  # what one training sample is, for progress lines
+    shared_keys: tuple[str, ...] = ()  # keys of the shared method section this method reads
+    supported_positives: tuple[str, ...] = ()  # method.positives values it takes; the first is its default
+    batch_statistics = False  # the loss depends on statistics of the whole batch (no sub-batch approximation)
+    # The recipe sections of this method's smallest run on tests/conftest.py's 32 px clips
+    # (beside tests/test_train.py's tiny recipe): the registry-enumerated engine tests use it.
+    example: dict = {}
 
     def __init__(self, recipe):
         super().__init__()
         self.config = recipe.method
-        self.encoder = build_encoder(
-            backbone=recipe.model.backbone,
-            image_size=recipe.data.image_size,
-            projection_hidden=recipe.model.projection_hidden,
-            projection_dim=recipe.model.projection_dim,
-            head_batchnorm=recipe.model.head_batchnorm,
-            weights=recipe.model.weights,
-        )
+        self.options = getattr(recipe.method, self.name, None)
+        self.positives = self.resolved_positives(recipe)
         self.channels_last = False
+        self.step, self.total_steps = 0, 1
+        self.check_recipe(recipe)
+        self.encoder = self.build_encoder(recipe)
+
+    # ------------------------------------------------------------------ what a method declares
+
+    @classmethod
+    def resolved_positives(cls, recipe) -> str | None:
+        """``method.positives``, or this method's default when the recipe leaves it null."""
+        if not cls.supported_positives:
+            return None
+        return recipe.method.positives or cls.supported_positives[0]
+
+    @classmethod
+    def check_recipe(cls, recipe) -> None:
+        """Raise :class:`CLTTError` (one line) when this method cannot run with ``recipe``'s data."""
+        if cls.batch_statistics and recipe.train.sub_batch_size and recipe.train.accumulation == "approximate":
+            raise CLTTError(f"method.name={cls.name}'s loss uses statistics of the whole batch, so a loss per "
+                            "sub-batch would change the objective; use train.accumulation=exact (same loss and "
+                            "gradients as the full batch) or drop train.sub_batch_size")
+
+    def build_encoder(self, recipe) -> nn.Module:
+        """The frame encoder with its projection head (``model.*``)."""
+        model = recipe.model
+        return build_encoder(
+            backbone=model.backbone,
+            image_size=recipe.data.image_size,
+            projection_hidden=model.projection_hidden,
+            projection_dim=model.projection_dim,
+            head_batchnorm=model.head_batchnorm,
+            weights=model.weights,
+        )
+
+    @classmethod
+    def probe_levels(cls, recipe) -> tuple[str, ...]:
+        """The ``probe.level`` values this method's encoder can give features at."""
+        return ("frame", "window", "clip")
 
     @staticmethod
     def dataset_views(recipe) -> int:
@@ -77,34 +135,71 @@ class Method(nn.Module):
 
         return windows_dataset(recipe.data, index, views=cls.dataset_views(recipe), augment=True, seed=seed)
 
-    def select_frames(self, views: torch.Tensor) -> torch.Tensor:
-        """``[b, V, T, 3, S, S]`` -> the ``[b, K, 3, S, S]`` frames this method embeds (all by default)."""
-        return views.flatten(1, 2)
-
-    def frame_groups(self, num_samples: int, frames: int, device: torch.device) -> torch.Tensor:
-        """Group id of each of the ``num_samples * frames`` embeddings; equal ids are positives."""
-        raise NotImplementedError
+    # ------------------------------------------------------------------ one step
 
     def forward_step(self, views: torch.Tensor, extras: dict[str, torch.Tensor]) -> Forward:
         """``views [b, V, T, 3, S, S]`` float (model input) and this chunk's ``extras`` -> :class:`Forward`."""
         return Forward(self.embed(views))
 
     def embed(self, views: torch.Tensor) -> torch.Tensor:
-        """``[b, V, T, 3, S, S]`` float -> projections ``[b, K, D]``."""
-        frames = self.select_frames(views)
+        """``[b, V, T, 3, S, S]`` float -> projections of every frame ``[b, V*T, D]``."""
+        return self.encode_frames(views.flatten(1, 2))
+
+    def encode_frames(self, frames: torch.Tensor, module: nn.Module | None = None) -> torch.Tensor:
+        """``frames [b, K, 3, S, S]`` through ``module`` (default the encoder) -> ``[b, K, D]``."""
         b, k = frames.shape[:2]
         flat = frames.flatten(0, 1)
         if self.channels_last:
             flat = flat.contiguous(memory_format=torch.channels_last)
-        return self.encoder(flat).view(b, k, -1)
+        return (module or self.encoder)(flat).view(b, k, -1)
 
     def loss_terms(self, embeddings: torch.Tensor, first: int, count: int,
                    extras: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """InfoNCE terms of anchors from samples ``first .. first+count-1`` against all samples.
+        """The loss of anchors from samples ``first .. first+count-1`` against all samples.
 
         ``embeddings [B, K, D]`` and ``extras`` (each ``[B, ...]``, all processes' samples)
         -> ``(total, units)``; loss = sum of totals / sum of units.
         """
+        raise NotImplementedError
+
+    def before_step(self, step: int, total_steps: int) -> None:
+        """Called before optimizer step ``step + 1`` (``step`` steps done) of ``total_steps``, on
+        every process, also after a resume: the schedule position, for schedules of the step."""
+        self.step, self.total_steps = step, total_steps
+
+    def after_step(self, step: int, total_steps: int) -> None:
+        """Called after optimizer step ``step`` (1-based) of ``total_steps``, on every process."""
+
+    # ------------------------------------------------------------------ what eval and export read
+
+    def monitored(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """The ``[N, D]`` rows whose spread the collapse monitor reports (all embeddings by default)."""
+        return embeddings.flatten(0, -2)
+
+    def export_encoder(self) -> tuple[nn.Module, str | None]:
+        """(the per-frame encoder ``cltt export`` writes, why its head cannot come along or None).
+
+        The encoder must have ``backbone``, ``head`` and ``feature_dim``, as a
+        :class:`~cltt.models.encoder.ContrastiveEncoder` does.
+        """
+        if isinstance(self.encoder, ContrastiveEncoder):
+            return self.encoder, None
+        raise CLTTError(f"method {self.name} has no per-frame encoder to export; judge it with cltt probe RUN_DIR")
+
+
+class InfoNCEMethod(Method):
+    """Methods whose loss is the multi-positive InfoNCE of :mod:`cltt.objectives.infonce`:
+    embeddings with equal :meth:`frame_groups` ids are positives, every other embedding of the
+    global batch a negative, at ``method.temperature`` with ``method.decoupled``."""
+
+    shared_keys = ("temperature", "decoupled")
+
+    def frame_groups(self, num_samples: int, frames: int, device: torch.device) -> torch.Tensor:
+        """Group id of each of the ``num_samples * frames`` embeddings; equal ids are positives."""
+        raise NotImplementedError
+
+    def loss_terms(self, embeddings: torch.Tensor, first: int, count: int,
+                   extras: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         num_samples, frames = embeddings.shape[:2]
         groups = self.frame_groups(num_samples, frames, embeddings.device)
         anchors = torch.arange(first * frames, (first + count) * frames, device=embeddings.device)
@@ -116,6 +211,12 @@ class Method(nn.Module):
             decoupled=self.config.decoupled,
             anchors=anchors,
         )
+
+
+def batch_share(loss: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A loss ``L`` of the whole gathered batch as one process's share ``(L * count, count)``:
+    summed over processes and divided by the summed counts it is ``L`` again."""
+    return loss * count, torch.tensor(float(count), device=loss.device)
 
 
 def window_groups(num_samples: int, frames: int, device: torch.device) -> torch.Tensor:

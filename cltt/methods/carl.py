@@ -23,17 +23,52 @@ sample's embeddings never depend on the other samples of a batch.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 from torch import nn
 
-from cltt.data.sequences import sequence_dataset
-from cltt.errors import CLTTError
+from cltt.data.sequences import SequenceDataset
+from cltt.errors import CLTTError, RecipeError
 from cltt.methods import register_method
 from cltt.methods.base import Forward, Method
 from cltt.models.backbones import build_backbone
 from cltt.models.sequence import SequenceEncoder
 from cltt.models.weights import load_backbone_weights
 from cltt.objectives.sequence_contrast import sequence_contrast_loss
+from cltt.recipe import check_min, check_pair, check_positive
+
+
+@dataclass
+class CarlConfig:
+    """``method.carl``: sequence contrast between two temporal views of one video.
+
+    Each view takes ``frames`` sorted frames from a random region covering a fraction in
+    ``region`` of the video (fewer frames than that: the rest is padding, masked); the target
+    over the other view's frames is a Gaussian of timestamp difference with variance
+    ``sigma_squared`` (in frames).
+    """
+
+    frames: int = 16
+    region: list[float] = field(default_factory=lambda: [0.5, 1.0])
+    samples_per_clip: int = 1  # samples of each clip per epoch (fills batches when clips are few)
+    sigma_squared: float = 10.0
+    layers: int = 2
+    heads: int = 8
+    embedding_dim: int = 128
+
+    def validate(self, at: str) -> None:
+        check_min(self.frames, f"{at}.frames", 2)
+        check_min(self.samples_per_clip, f"{at}.samples_per_clip", 1)
+        check_pair(self.region, f"{at}.region", 0.0, 1.0)
+        if self.region[0] <= 0:
+            raise RecipeError(f"recipe key '{at}.region' must be fractions in (0, 1], got {self.region}")
+        check_positive(self.sigma_squared, f"{at}.sigma_squared")
+        for name in ("layers", "heads", "embedding_dim"):
+            check_min(getattr(self, name), f"{at}.{name}", 1)
+        if self.embedding_dim % self.heads:
+            raise RecipeError(f"recipe key '{at}.embedding_dim' ({self.embedding_dim}) must be divisible by "
+                              f"'{at}.heads' ({self.heads})")
 
 
 class CarlEncoder(nn.Module):
@@ -44,11 +79,12 @@ class CarlEncoder(nn.Module):
     """
 
     def __init__(self, backbone: nn.Module, feature_dim: int, embedding_dim: int, layers: int, heads: int,
-                 projection_hidden: int, projection_dim: int) -> None:
+                 projection_hidden: int, projection_dim: int, sequence_frames: int) -> None:
         super().__init__()
         self.backbone = backbone
         self.feature_dim = feature_dim
         self.embedding_dim = embedding_dim
+        self.sequence_frames = sequence_frames  # T: the positions the transformer is trained on
         self.out_dim = projection_dim
         self.sequence = SequenceEncoder(feature_dim, embedding_dim, layers, heads)
         self.projection = nn.Sequential(nn.Linear(embedding_dim, projection_hidden), nn.ReLU(inplace=True),
@@ -61,7 +97,7 @@ class CarlEncoder(nn.Module):
         built = build_backbone(model.backbone, recipe.data.image_size)
         report = load_backbone_weights(built.module, model.weights) if model.weights else None
         encoder = cls(built.module, built.feature_dim, carl.embedding_dim, carl.layers, carl.heads,
-                      model.projection_hidden or carl.embedding_dim, model.projection_dim)
+                      model.projection_hidden or carl.embedding_dim, model.projection_dim, carl.frames)
         encoder.load_report = report
         return encoder
 
@@ -85,21 +121,26 @@ class CarlEncoder(nn.Module):
         return self.projection(self.frame_embeddings(frames, valid))
 
 
-@register_method("carl")
+@register_method("carl", config=CarlConfig)
 class CARL(Method):
+    """Frame embeddings of whole videos by sequence contrast between two temporal views (CARL)."""
+
     extra_keys = ("times", "valid")
     sample_kind = "video samples"
+    shared_keys = ("temperature",)
+    example = {"method": {"carl": {"frames": 4, "layers": 1, "heads": 2, "embedding_dim": 16, "samples_per_clip": 4}},
+               "train": {"batch_size": 4}}
 
-    def __init__(self, recipe):
-        nn.Module.__init__(self)  # method.carl's sizes are checked when the recipe loads
-        self.config = recipe.method
-        self.channels_last = False
-        self.encoder = CarlEncoder.from_recipe(recipe)
+    def build_encoder(self, recipe) -> CarlEncoder:
+        return CarlEncoder.from_recipe(recipe)
 
     @classmethod
     def training_dataset(cls, recipe, index, seed: int):
-        """One sample (two views of T frames) per clip per epoch; see :mod:`cltt.data.sequences`."""
-        return sequence_dataset(recipe, index, seed)
+        """``samples_per_clip`` samples (two views of T frames) per clip per epoch; see
+        :mod:`cltt.data.sequences`. More than one lets a handful of clips fill a batch."""
+        carl = recipe.method.carl
+        return SequenceDataset(index.manifest, carl.frames, tuple(carl.region), recipe.data.image_size,
+                               recipe.data.augment, seed=seed, samples_per_clip=carl.samples_per_clip)
 
     def forward_step(self, views: torch.Tensor, extras: dict[str, torch.Tensor]) -> Forward:
         """``views [b, 2, T, 3, S, S]``, ``extras["valid"] [b, 2, T]`` -> projections ``[b, 2T, P]``
@@ -122,8 +163,11 @@ class CARL(Method):
         z, times, valid = embeddings[own], extras["times"][own], extras["valid"][own]
         return sequence_contrast_loss(z[:, :t], z[:, t:], times[:, 0], times[:, 1], valid[:, 0], valid[:, 1],
                                       temperature=self.config.temperature,
-                                      sigma_squared=self.config.carl.sigma_squared)
+                                      sigma_squared=self.options.sigma_squared)
 
     def frame_embeddings(self, frames: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         """``[N, T, 3, S, S]`` model input -> frame embeddings ``[N, T, E]`` (positions = ranks)."""
         return self.encoder.frame_embeddings(frames, valid)
+
+    def export_encoder(self):
+        return self.encoder, f"method {self.name}'s projection reads sequences of frames, not one frame"

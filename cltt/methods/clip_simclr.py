@@ -17,8 +17,9 @@ Clip encoders (``model.backbone``):
     vivit                ViViT's factorised space-time transformer (cltt.models.vivit),
                          sized by model.vivit ([N, T, 3, S, S] -> [N, width])
 
-``method.encoder`` is a :class:`ClipEncoder`: ``represent`` takes clips, not frames, and
-``is_clip_encoder`` says so to probes (cltt.eval.clip_features) and export.
+``method.encoder`` is a :class:`ClipEncoder` (``represent_clips`` takes clips); the frame-mean
+one is also a per-frame representation (``represent``), which probes at frame level and
+export read (:mod:`cltt.models.representation`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from torch import nn
 
 from cltt.errors import CLTTError
 from cltt.methods import register_method
-from cltt.methods.base import Method, aligned_groups
+from cltt.methods.base import InfoNCEMethod, aligned_groups
 from cltt.models.backbones import build_backbone
 from cltt.models.encoder import ContrastiveEncoder
 from cltt.models.heads import ProjectionHead
@@ -55,13 +56,10 @@ class FrameMean(nn.Module):
 class ClipEncoder(nn.Module):
     """A clip encoder and its projection head: what ``clip_simclr`` trains.
 
-    ``represent(clips [N, T, 3, S, S]) -> [N, feature_dim]`` is the clip representation before
-    the head (what probes read); ``forward`` adds the head (``[N, out_dim]``, what the loss
-    sees). ``frame_features`` is True when the representation is a mean of per-frame features,
-    which :meth:`represent_frames` then gives one frame at a time.
+    ``represent_clips(clips [N, T, 3, S, S]) -> [N, feature_dim]`` is the clip representation
+    before the head (what probes read); ``forward`` adds the head (``[N, out_dim]``, what the
+    loss sees). A :class:`~cltt.models.representation.ClipRepresentation`.
     """
-
-    is_clip_encoder = True
 
     def __init__(self, clip_module: nn.Module, head: ProjectionHead, feature_dim: int) -> None:
         super().__init__()
@@ -69,36 +67,36 @@ class ClipEncoder(nn.Module):
         self.head = head
         self.feature_dim = feature_dim
         self.out_dim = head.out_dim
-        self.frame_features = isinstance(clip_module, FrameMean)
         self.load_report = None
 
-    def represent(self, clips: torch.Tensor) -> torch.Tensor:
+    def represent_clips(self, clips: torch.Tensor) -> torch.Tensor:
         """``[N, T, 3, S, S]`` -> ``[N, feature_dim]``."""
         if clips.dim() != 5:
             raise CLTTError(f"a clip encoder takes clips [N, T, 3, S, S], got {list(clips.shape)}")
         return self.backbone(clips)
 
-    def represent_frames(self, frames: torch.Tensor) -> torch.Tensor:
-        """Per-frame features ``[N, 3, S, S]`` -> ``[N, feature_dim]`` whose mean over a clip's
-        frames is :meth:`represent` of that clip (frame-mean encoders only)."""
-        if not self.frame_features:
-            raise CLTTError("this clip encoder (model.backbone=vivit) has no per-frame features; "
-                            "probe it with probe.level=clip or window")
-        return self.backbone.frames(frames)
-
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         """``[N, T, 3, S, S]`` -> projections ``[N, out_dim]``."""
-        return self.head(self.represent(clips))
+        return self.head(self.represent_clips(clips))
+
+
+class FrameMeanEncoder(ClipEncoder):
+    """A clip encoder that is a mean of per-frame features, so also a per-frame representation
+    (:class:`~cltt.models.representation.FrameRepresentation`): the mean of :meth:`represent`
+    over a clip's frames is :meth:`represent_clips` of the clip."""
+
+    def represent(self, frames: torch.Tensor) -> torch.Tensor:
+        """Per-frame features ``[..., 3, S, S]`` -> ``[..., feature_dim]``."""
+        leading = frames.shape[:-3]
+        features = self.backbone.frames(frames.reshape(-1, *frames.shape[-3:]))
+        return features.reshape(*leading, features.shape[-1])
 
     def frame_encoder(self) -> ContrastiveEncoder:
         """The per-frame backbone and this head as a frame encoder, sharing their weights (for export).
 
-        Its ``represent`` of a clip's frames averages to :meth:`represent` of the clip; its
+        Its ``represent`` of a clip's frames averages to :meth:`represent_clips` of the clip; its
         ``forward`` is ``g(h(x_t))`` per frame, not the ``g(mean_t h(x_t))`` the loss saw.
         """
-        if not self.frame_features:
-            raise CLTTError("a ViViT clip encoder (model.backbone=vivit) takes clips [N, T, 3, S, S] and has no "
-                            "per-frame encoder to export; probe it with cltt probe RUN probe.level=clip")
         return ContrastiveEncoder(self.backbone.backbone, self.head, self.feature_dim)
 
 
@@ -110,25 +108,27 @@ def build_clip_encoder(recipe) -> ClipEncoder:
             raise CLTTError("model.weights loads frame backbones only; ViViT starts from random weights "
                             "(remove model.weights)")
         clip_module = build_vivit(model.vivit, frames=data.window_size, image_size=data.image_size)
-        feature_dim = clip_module.feature_dim
-        report = None
+        feature_dim, report, kind = clip_module.feature_dim, None, ClipEncoder
     else:
         built = build_backbone(model.backbone, data.image_size)
         report = load_backbone_weights(built.module, model.weights) if model.weights else None
-        clip_module, feature_dim = FrameMean(built.module), built.feature_dim
+        clip_module, feature_dim, kind = FrameMean(built.module), built.feature_dim, FrameMeanEncoder
     hidden = feature_dim if model.projection_hidden is None else model.projection_hidden
     head = ProjectionHead(feature_dim, hidden, model.projection_dim, batchnorm=model.head_batchnorm)
-    encoder = ClipEncoder(clip_module, head, feature_dim)
+    encoder = kind(clip_module, head, feature_dim)
     encoder.load_report = report
     return encoder
 
 
 @register_method("clip_simclr")
-class ClipSimCLR(Method):
-    """Two consistently augmented views of one clip are positives; every other clip view a negative."""
+class ClipSimCLR(InfoNCEMethod):
+    """Two augmentations of one clip are positives, every other clip view a negative (physics-aware SimCLR)."""
 
-    def __init__(self, recipe):
-        nn.Module.__init__(self)
+    example = {"model": {"head_batchnorm": False}}
+
+    @classmethod
+    def check_recipe(cls, recipe) -> None:
+        super().check_recipe(recipe)
         data = recipe.data
         if data.two_view_offset:
             raise CLTTError("method.name=clip_simclr takes two augmentations of one window; "
@@ -136,12 +136,17 @@ class ClipSimCLR(Method):
         if not data.augment.consistent:
             raise CLTTError("method.name=clip_simclr augments each view of a clip with one draw for all its frames; "
                             "set data.augment.consistent=true")
-        self.config = recipe.method
+
+    @classmethod
+    def probe_levels(cls, recipe) -> tuple[str, ...]:
+        # ViViT sees clips only: it has no per-frame representation to probe
+        return ("window", "clip") if recipe.model.backbone == "vivit" else super().probe_levels(recipe)
+
+    def build_encoder(self, recipe) -> ClipEncoder:
         # With train.channels_last the trainer converts the (4-D) weights; a convolution whose
         # weight is channels_last computes in that layout whatever the input's, so clips are
         # not converted here.
-        self.channels_last = False
-        self.encoder = build_clip_encoder(recipe)
+        return build_clip_encoder(recipe)
 
     @staticmethod
     def dataset_views(recipe) -> int:
@@ -155,3 +160,9 @@ class ClipSimCLR(Method):
     def frame_groups(self, num_samples: int, frames: int, device: torch.device) -> torch.Tensor:
         """Both views of clip i are group i (K = 2 embeddings per sample, one per view)."""
         return aligned_groups(num_samples, frames, device)
+
+    def export_encoder(self):
+        if not isinstance(self.encoder, FrameMeanEncoder):
+            raise CLTTError("a ViViT clip encoder (model.backbone=vivit) takes clips [N, T, 3, S, S] and has no "
+                            "per-frame encoder to export; probe it with cltt probe RUN probe.level=clip")
+        return self.encoder.frame_encoder(), f"method {self.name}'s head reads the mean over a clip's frames, not one frame"

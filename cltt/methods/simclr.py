@@ -1,10 +1,12 @@
-"""``simclr``: two augmentations of the same frame are positives (Chen et al. 2020).
+"""``simclr``: two views of the same thing are positives, every other view a negative (NT-Xent).
 
-The dataset draws two independent augmentations of each window (V = 2); frame i of view 0
-and frame i of view 1 are the only positives of each other and every other frame of the batch,
-temporal neighbours included, is a negative. With one positive per anchor the ``l_out``
-InfoNCE is exactly NT-Xent (positive kept in the denominator); ``method.decoupled`` turns it
-into DCL. Use ``data.window_size: 1`` for the classic per-image SimCLR.
+Chen et al. 2020, and its temporal forms SimCLR-TT / TT+ (Schneider et al. 2021; Aubret et
+al. 2023) through ``method.positives`` (:mod:`cltt.methods.pairs`; default ``augment``: two
+augmentations of each frame). Pair p of sample i gives embeddings ``a_ip`` and ``b_ip``; they
+are each other's only positive, and every other embedding of the global batch, temporal
+neighbours included, is a negative. With one positive per anchor the ``l_out`` InfoNCE is
+exactly NT-Xent (positive kept in the denominator); ``method.decoupled`` turns it into DCL.
+Use ``data.window_size: 1`` for the classic per-image SimCLR.
 """
 
 from __future__ import annotations
@@ -13,19 +15,25 @@ import torch
 
 from cltt.errors import CLTTError
 from cltt.methods import register_method
-from cltt.methods.base import Method, aligned_groups
+from cltt.methods.base import InfoNCEMethod, aligned_groups
+from cltt.methods.pairs import PairMethod
 
 
 @register_method("simclr")
-class SimCLR(Method):
-    def __init__(self, recipe):
-        super().__init__(recipe)
-        if recipe.data.two_view_offset:
-            raise CLTTError("method.name=simclr takes two augmentations of one window; set data.two_view_offset=0")
+class SimCLR(PairMethod, InfoNCEMethod):
+    """Two views of a frame are positives, every other frame a negative (NT-Xent; -TT with positives=time)."""
 
-    @staticmethod
-    def dataset_views(recipe) -> int:
-        return 2
+    supported_positives = ("augment", "time", "both")
+    shared_keys = ("positives", "temperature", "decoupled")
+
+    @classmethod
+    def check_recipe(cls, recipe) -> None:
+        super().check_recipe(recipe)
+        data = recipe.data
+        if data.two_view_offset and data.window_size > 1 and data.two_view_offset <= (data.window_size - 1) * data.frame_step:
+            raise CLTTError(f"with data.two_view_offset={data.two_view_offset} window(t) and window(t+k) share frames, "
+                            "which NT-Xent would count as negatives of themselves; set data.window_size=1 or "
+                            f"data.two_view_offset > {(data.window_size - 1) * data.frame_step}")
 
     def frame_groups(self, num_samples: int, frames: int, device: torch.device) -> torch.Tensor:
         return aligned_groups(num_samples, frames, device)

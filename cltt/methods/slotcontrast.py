@@ -43,15 +43,48 @@ choice) or slot attention's own attention maps.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cltt.errors import CLTTError
+from cltt.errors import CLTTError, RecipeError
 from cltt.methods import register_method
 from cltt.methods.base import Forward, Method
 from cltt.models.slots import SlotAttention, SlotDecoder, SlotPredictor
 from cltt.models.vit_patches import ViTPatches
+from cltt.recipe import check_min
+
+
+@dataclass
+class SlotsConfig:
+    """``method.slotcontrast``: object slots on frozen ViT patch features.
+
+    Slot attention with ``num_slots`` slots of ``slot_dim``, ``iterations`` per frame
+    (``first_iterations`` on the first); loss = ``recon_weight`` x feature reconstruction MSE
+    + ``contrast_weight`` x slot-slot contrast at ``method.temperature``.
+    """
+
+    num_slots: int = 7
+    slot_dim: int = 64
+    iterations: int = 2
+    first_iterations: int = 3
+    mlp_hidden: int = 256
+    decoder_hidden: int = 256
+    predictor_heads: int = 4
+    recon_weight: float = 1.0
+    contrast_weight: float = 0.5
+
+    def validate(self, at: str) -> None:
+        for name in ("num_slots", "slot_dim", "iterations", "first_iterations", "mlp_hidden", "decoder_hidden",
+                     "predictor_heads"):
+            check_min(getattr(self, name), f"{at}.{name}", 1)
+        check_min(self.recon_weight, f"{at}.recon_weight", 0)
+        check_min(self.contrast_weight, f"{at}.contrast_weight", 0)
+        if self.slot_dim % self.predictor_heads:
+            raise RecipeError(f"recipe key '{at}.slot_dim' ({self.slot_dim}) must be divisible by "
+                              f"'{at}.predictor_heads' ({self.predictor_heads})")
 
 MASK_KINDS = ("decoder", "attention")
 
@@ -76,7 +109,7 @@ class SlotEncoder(nn.Module):
 
     def __init__(self, recipe) -> None:
         super().__init__()
-        slots = recipe.method.slots
+        slots = recipe.method.slotcontrast
         self.features = ViTPatches(recipe.model.backbone, recipe.data.image_size, recipe.model.weights)
         self.load_report = self.features.load_report
         width = self.features.feature_dim
@@ -144,22 +177,33 @@ def slot_contrast(slots: torch.Tensor, first: int, count: int, temperature: floa
     return total, torch.tensor(float(targets.numel()), device=slots.device)
 
 
-@register_method("slotcontrast")
+@register_method("slotcontrast", config=SlotsConfig)
 class SlotContrast(Method):
-    def __init__(self, recipe) -> None:
-        nn.Module.__init__(self)
-        self.config = recipe.method
-        self.slots_config = recipe.method.slots
-        self.channels_last = False
+    """Object slots tracked through time on frozen ViT features, with a slot-slot contrast (SlotContrast)."""
+
+    shared_keys = ("temperature",)
+    example = {"model": {"backbone": "vit_t8"}, "data": {"augment": {"enabled": False}},
+               "method": {"slotcontrast": {"num_slots": 3, "slot_dim": 16, "mlp_hidden": 32, "decoder_hidden": 32,
+                                           "predictor_heads": 2}}}
+
+    @classmethod
+    def check_recipe(cls, recipe) -> None:
+        super().check_recipe(recipe)
         if recipe.data.two_view_offset:
             raise CLTTError("method.name=slotcontrast reads one window of consecutive frames; set data.two_view_offset=0")
-        if self.slots_config.contrast_weight > 0 and recipe.data.window_size < 2:
+        if recipe.method.slotcontrast.contrast_weight > 0 and recipe.data.window_size < 2:
             raise CLTTError("the slot-slot contrast compares frames t and t+1, so data.window_size must be >= 2 "
-                            "(or set method.slots.contrast_weight=0)")
-        self.encoder = SlotEncoder(recipe)
+                            "(or set method.slotcontrast.contrast_weight=0)")
+
+    def build_encoder(self, recipe) -> SlotEncoder:
+        return SlotEncoder(recipe)
+
+    def __init__(self, recipe) -> None:
+        super().__init__(recipe)
+        self.num_slots = self.options.num_slots
         features = self.encoder.features
-        self.decoder = SlotDecoder(self.slots_config.slot_dim, features.feature_dim, features.num_patches,
-                                   self.slots_config.decoder_hidden)
+        self.decoder = SlotDecoder(self.options.slot_dim, features.feature_dim, features.num_patches,
+                                   self.options.decoder_hidden)
 
     def forward_step(self, views: torch.Tensor, extras: dict[str, torch.Tensor]) -> Forward:
         """``views [b, 1, T, 3, S, S]`` -> slots ``[b, T*K, D]`` and the weighted reconstruction error."""
@@ -170,14 +214,14 @@ class SlotContrast(Method):
         recon, _ = self.decoder(slots.flatten(0, 1))
         error = (recon.float() - features.float()).pow(2).sum()
         units = torch.tensor(float(recon.numel()), device=recon.device)
-        return Forward(slots.flatten(1, 2), self.slots_config.recon_weight * error, units)
+        return Forward(slots.flatten(1, 2), self.options.recon_weight * error, units)
 
     def loss_terms(self, embeddings: torch.Tensor, first: int, count: int,
                    extras: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``embeddings [B, T*K, D]`` -> (contrast_weight x sum of anchor terms, anchors)."""
-        k = self.slots_config.num_slots
+        k = self.num_slots
         slots = embeddings.unflatten(1, (embeddings.shape[1] // k, k))
-        weight = self.slots_config.contrast_weight
+        weight = self.options.contrast_weight
         frames = slots.shape[1]
         anchors = torch.tensor(float(count * max(frames - 1, 0) * k), device=embeddings.device)
         if weight == 0 or frames < 2:

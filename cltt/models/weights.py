@@ -6,7 +6,8 @@ and ``.safetensors``. The state dict may be bare or nested under ``state_dict``,
 may carry wrapper prefixes (``module.`` from DataParallel/DDP, ``backbone.``, ``encoder.``,
 ``model.``), and keys the backbone lacks -- classifier layers (``fc.*``, ``head.*``,
 ``heads.*``), projection heads, prototypes -- are skipped and listed in the report. What the
-file must do is cover every tensor of the backbone with the right shape. Every way this can go wrong ends in a :class:`~cltt.errors.CLTTError` of one line.
+file must do is cover every tensor of the backbone with the right shape. Every way this can go
+wrong ends in a :class:`~cltt.errors.CLTTError` of one line.
 
     report = load_backbone_weights(backbone.module, "resnet18_imagenet.pth")
     print(report.summary())   # loaded 122 tensors from resnet18_imagenet.pth; ignored 2 (fc.weight, fc.bias)

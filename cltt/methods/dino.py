@@ -1,0 +1,192 @@
+"""``dino``: self-distillation with no labels (Caron et al. 2021), with temporal positives.
+
+The method behind the SAYCam models of Orhan & Lake. For each positive pair (a, b)
+(:mod:`cltt.methods.pairs`; default ``time``) the two frames are DINO's two global crops;
+``method.dino.local_crops`` N > 0 adds N small crops (``local_size`` px, area fraction in
+``local_crop_scale``), alternately of frame a and frame b, seen by the student only::
+
+    student  s = h(f(x))   for both global and every local crop       [K prototypes]
+    teacher  t = h'(f'(x)) for the two global crops, EMA of f and h   (no gradient)
+    L = cross-entropy of softmax((t - c) / τ_t) against log_softmax(s / τ_s) over every
+        (teacher crop, other student crop) pair        (cltt.objectives.dino)
+
+``h`` is DINO's head: an MLP ``feature -> head_hidden -> head_hidden -> bottleneck`` (GELU),
+L2-normalised, then a weight-normalised linear layer to ``out_dim`` prototypes. The centre
+``c`` (a buffer: in checkpoints, restored on resume) moves to the teacher's mean output over
+the global batch after every step; τ_t warms up linearly from ``warmup_teacher_temperature``
+over the first ``teacher_warmup_fraction`` of the run. The teacher's momentum rises from
+``momentum_start`` to ``momentum_end`` on a cosine of the global step
+(:mod:`cltt.methods.teacher`). ResNets and the ViTs both work; local crops need a backbone
+that takes any image size (ResNets, ``tiny_cnn``). Probes read the student's backbone.
+
+Sizes here are CPU-sized (K = 1024 prototypes, hidden 512, bottleneck 128); the paper uses
+65536, 2048 and 256.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cltt.data.transforms import WindowAugment
+from cltt.engine.device import to_model_input
+from cltt.errors import CLTTError, RecipeError
+from cltt.methods import register_method
+from cltt.methods.base import Forward
+from cltt.methods.teacher import TeacherMethod
+from cltt.models.backbones import build_backbone
+from cltt.models.encoder import ContrastiveEncoder
+from cltt.models.weights import load_backbone_weights
+from cltt.objectives.dino import dino_terms, teacher_temperature_at, updated_center
+from cltt.recipe import check_min, check_pair, check_positive, check_probability
+
+
+@dataclass
+class DINOConfig:
+    """``method.dino``: head sizes, temperatures, centring, teacher momentum and multi-crop."""
+
+    out_dim: int = 1024  # K prototypes
+    head_hidden: int = 512
+    bottleneck: int = 128
+    student_temperature: float = 0.1
+    teacher_temperature: float = 0.04
+    warmup_teacher_temperature: float = 0.04
+    teacher_warmup_fraction: float = 0.0  # of all steps
+    center_momentum: float = 0.9
+    momentum_start: float = 0.996
+    momentum_end: float = 1.0
+    local_crops: int = 0
+    local_size: int = 0  # 0: 3/7 of data.image_size (96 px for 224, as in the paper)
+    local_crop_scale: list[float] = field(default_factory=lambda: [0.05, 0.4])
+
+    def validate(self, at: str) -> None:
+        for name in ("out_dim", "head_hidden", "bottleneck"):
+            check_min(getattr(self, name), f"{at}.{name}", 1)
+        for name in ("student_temperature", "teacher_temperature", "warmup_teacher_temperature"):
+            check_positive(getattr(self, name), f"{at}.{name}")
+        for name in ("teacher_warmup_fraction", "center_momentum", "momentum_start", "momentum_end"):
+            check_probability(getattr(self, name), f"{at}.{name}")
+        check_min(self.local_crops, f"{at}.local_crops", 0)
+        check_min(self.local_size, f"{at}.local_size", 0)
+        check_pair(self.local_crop_scale, f"{at}.local_crop_scale", 0.0, 1.0)
+        if self.local_crop_scale[0] <= 0:
+            raise RecipeError(f"recipe key '{at}.local_crop_scale' must be fractions in (0, 1], got {self.local_crop_scale}")
+
+
+class DINOHead(nn.Module):
+    """``[N, F] -> [N, K]``: MLP to a bottleneck, L2-normalised, weight-normalised prototypes."""
+
+    def __init__(self, in_dim: int, hidden: int, bottleneck: int, out_dim: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
+                                 nn.Linear(hidden, bottleneck))
+        self.prototypes = nn.utils.parametrizations.weight_norm(nn.Linear(bottleneck, out_dim, bias=False))
+        self.out_dim = out_dim
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.prototypes(F.normalize(self.mlp(features), dim=-1))
+
+
+class LocalCrops:
+    """Dataset extras: ``count`` small crops per sample, alternately of the pair's first and
+    last frame -> ``{"local_crops": uint8 [count, 3, size, size]}`` (drawn from the sample's rng)."""
+
+    def __init__(self, augment: WindowAugment, count: int) -> None:
+        self.augment, self.count = augment, count
+
+    def __call__(self, images: list[list[np.ndarray]], rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        sources = (images[0][0], images[-1][-1])
+        size = self.augment.size
+        if not self.count:
+            return {"local_crops": torch.zeros((0, 3, size, size), dtype=torch.uint8)}
+        return {"local_crops": torch.cat([self.augment([sources[j % 2]], rng) for j in range(self.count)])}
+
+
+def local_size(recipe) -> int:
+    return recipe.method.dino.local_size or max(8, round(recipe.data.image_size * 3 / 7))
+
+
+@register_method("dino", config=DINOConfig)
+class DINO(TeacherMethod):
+    """A student matches an EMA teacher's centred, sharpened prototype scores across frames (DINO)."""
+
+    extra_keys = ("local_crops",)
+    loss_extra_keys = ()  # the crops are model input only: nothing to gather for the loss
+
+    @classmethod
+    def check_recipe(cls, recipe) -> None:
+        super().check_recipe(recipe)
+        if recipe.method.dino.local_crops and recipe.model.backbone.startswith("vit"):
+            raise CLTTError(f"method.dino.local_crops needs a backbone that takes any image size; {recipe.model.backbone} "
+                            "is built for data.image_size. Use a ResNet (or tiny_cnn), or set method.dino.local_crops=0")
+
+    @classmethod
+    def training_dataset(cls, recipe, index, seed: int, extras=None):
+        dino = recipe.method.dino
+        config = recipe.data.augment
+        local = WindowAugment(type(config)(**{**config.__dict__, "crop_scale": list(dino.local_crop_scale)}),
+                              local_size(recipe))
+        return super().training_dataset(recipe, index, seed, extras=LocalCrops(local, dino.local_crops))
+
+    def build_encoder(self, recipe) -> ContrastiveEncoder:
+        model, dino = recipe.model, recipe.method.dino
+        built = build_backbone(model.backbone, recipe.data.image_size)
+        report = load_backbone_weights(built.module, model.weights) if model.weights else None
+        head = DINOHead(built.feature_dim, dino.head_hidden, dino.bottleneck, dino.out_dim)
+        encoder = ContrastiveEncoder(built.module, head, built.feature_dim)
+        encoder.load_report = report
+        return encoder
+
+    def __init__(self, recipe):
+        super().__init__(recipe)
+        self.register_buffer("center", torch.zeros(self.options.out_dim))
+        self.local_count = self.options.local_crops
+        self._pending: list[torch.Tensor] = []
+
+    def teacher_temperature(self) -> float:
+        options = self.options
+        warmup = round(options.teacher_warmup_fraction * self.total_steps)
+        return teacher_temperature_at(self.step, warmup, options.warmup_teacher_temperature, options.teacher_temperature)
+
+    def forward_step(self, views: torch.Tensor, extras: dict[str, torch.Tensor]) -> Forward:
+        """-> ``[b, 2P + N + 2P, K]``: student scores of the global crops (a, then b), of the N
+        local crops, then the teacher's scores of the global crops."""
+        frames = self.pair_frames(views)
+        parts = [self.encode_frames(frames)]
+        if self.local_count:
+            parts.append(self.encode_frames(to_model_input(extras["local_crops"], views.device)))
+        parts.append(self.teach(frames))
+        return Forward(torch.cat(parts, dim=1))
+
+    def loss_terms(self, embeddings, first, count, extras=None):
+        n = self.local_count
+        pairs = (embeddings.shape[1] - n) // 4
+        own = embeddings[first:first + count]
+        student_global = own[:, :2 * pairs].unflatten(1, (2, pairs)).transpose(0, 1).flatten(1, 2)  # [2, c*P, K]
+        teacher = own[:, 2 * pairs + n:].unflatten(1, (2, pairs)).transpose(0, 1).flatten(1, 2)
+        student = student_global
+        if n:
+            local = own[:, 2 * pairs:2 * pairs + n].transpose(0, 1).repeat_interleave(pairs, dim=1)  # [N, c*P, K]
+            student = torch.cat([student_global, local])
+        self._pending.append(embeddings[:, 2 * pairs + n:].detach())  # every process's teacher scores
+        return dino_terms(teacher, student, self.center, teacher_temperature=self.teacher_temperature(),
+                          student_temperature=self.options.student_temperature)
+
+    @torch.no_grad()
+    def after_step(self, step: int, total_steps: int) -> None:
+        super().after_step(step, total_steps)
+        if self._pending:
+            scores = torch.cat([p.flatten(0, 1) for p in self._pending]).unsqueeze(0)
+            self.center.copy_(updated_center(self.center, scores, self.options.center_momentum))
+            self._pending = []
+
+    def monitored(self, embeddings):
+        """The teacher's scores of the global crops."""
+        return embeddings[:, embeddings.shape[1] - 2 * ((embeddings.shape[1] - self.local_count) // 4):].flatten(0, 1)
+
+    def export_encoder(self):
+        return self.encoder, f"method {self.name}'s head scores {self.options.out_dim} prototypes and is not exported"
