@@ -220,17 +220,23 @@ class MethodConfig:
     pairing: Literal["group", "aligned", "first_last"] = "group"
     decoupled: bool = False
 
-    def validate(self, at: str) -> None:
-        from cltt.methods.registry import method_entry, registered_methods
+    @staticmethod
+    def entry_of(name: Any, at: str = "method"):
+        """The registry entry of method ``name``, or a :class:`RecipeError` naming the closest."""
+        from cltt.methods.registry import method_entry
 
-        check_positive(self.temperature, f"{at}.temperature")
         try:
-            entry = method_entry(self.name)
+            return method_entry(name)
         except RecipeError:
             raise
         except CLTTError as err:
             raise RecipeError(f"recipe key '{at}.name': {err}") from None
-        cls = entry.cls
+
+    def validate(self, at: str) -> None:
+        from cltt.methods.registry import registered_methods
+
+        check_positive(self.temperature, f"{at}.temperature")
+        cls = self.entry_of(self.name, at).cls
         shared = set(getattr(cls, "shared_keys", ()))
         for f in dataclasses.fields(MethodConfig):
             if f.name == "name" or f.name in shared:
@@ -589,6 +595,8 @@ def _build(cls: type, tree: Any, at: str) -> Any:
     if not isinstance(tree, dict):
         raise RecipeError(f"recipe key '{at.rstrip('.') or '<top>'}' must be a mapping of keys, got {tree!r}")
     cls = _schema(cls)
+    if issubclass(cls, MethodConfig) and "name" in tree:
+        MethodConfig.entry_of(tree["name"], at.rstrip("."))  # an unknown method before its unknown section
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     for key in tree:

@@ -17,8 +17,21 @@ change_length_option = click.option(
     help="Allow train.epochs to differ from the run being continued (the cosine schedule stretches from here on).")
 
 
+class MethodListingCommand(click.Command):
+    """``--help`` lists every registered method with its one-line description (read from the
+    registry only when help is asked for, so the other commands start without torch)."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from cltt.methods import registered_methods
+
+        with formatter.section("Methods (method.name; method.<name>.* is its own section)"):
+            formatter.write_dl([(name, entry.description) for name, entry in registered_methods().items()])
+        super().format_epilog(ctx, formatter)
+
+
 @click.command(
     name="train",
+    cls=MethodListingCommand,
     epilog="""\b
 Examples:
   cltt train recipes/quickstart.yaml

@@ -140,7 +140,7 @@ class ClipSimCLR(InfoNCEMethod):
     @classmethod
     def probe_levels(cls, recipe) -> tuple[str, ...]:
         # ViViT sees clips only: it has no per-frame representation to probe
-        return ("window", "clip") if recipe.model.backbone == "vivit" else super().probe_levels(recipe)
+        return ("clip", "window") if recipe.model.backbone == "vivit" else super().probe_levels(recipe)
 
     def build_encoder(self, recipe) -> ClipEncoder:
         # With train.channels_last the trainer converts the (4-D) weights; a convolution whose

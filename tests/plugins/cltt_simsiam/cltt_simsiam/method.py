@@ -40,7 +40,7 @@ class SimSiam(PairMethod):
     def __init__(self, recipe):
         super().__init__(recipe)  # builds self.encoder: backbone + projection head
         dim = self.encoder.out_dim
-        self.predictor = ProjectionHead(dim, self.options.predictor_hidden, dim)
+        self.predictor = ProjectionHead(dim, self.options.predictor_hidden, dim, batchnorm=recipe.model.head_batchnorm)
 
     def forward_step(self, views: torch.Tensor, extras: dict) -> Forward:
         """``[b, V, T, 3, S, S]`` -> ``[b, 4P, D]``: projections of a and b, then their predictions."""
