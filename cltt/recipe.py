@@ -258,6 +258,8 @@ class MethodConfig:
 
 
 _METHOD_CLASSES: dict[tuple, type] = {}
+# sections that were renamed, so recipes saved in run dirs before the rename still load
+LEGACY_METHOD_SECTIONS = {"slots": "slotcontrast"}
 
 
 def method_config_class() -> type:
@@ -348,10 +350,12 @@ class LogConfig:
     """What ``cltt train`` prints and where else it reports."""
 
     interval: float = 30.0  # seconds between plain progress lines when stdout is not a terminal
+    collapse_warning: float = 0.1  # warn when an epoch's embedding spread falls below this (0 = never)
     wandb: WandbConfig = field(default_factory=WandbConfig)
 
     def validate(self, at: str) -> None:
         check_positive(self.interval, f"{at}.interval")
+        check_min(self.collapse_warning, f"{at}.collapse_warning", 0)
 
 
 @dataclass
@@ -595,8 +599,10 @@ def _build(cls: type, tree: Any, at: str) -> Any:
     if not isinstance(tree, dict):
         raise RecipeError(f"recipe key '{at.rstrip('.') or '<top>'}' must be a mapping of keys, got {tree!r}")
     cls = _schema(cls)
-    if issubclass(cls, MethodConfig) and "name" in tree:
-        MethodConfig.entry_of(tree["name"], at.rstrip("."))  # an unknown method before its unknown section
+    if issubclass(cls, MethodConfig):
+        if "name" in tree:
+            MethodConfig.entry_of(tree["name"], at.rstrip("."))  # an unknown method before its unknown section
+        tree = {LEGACY_METHOD_SECTIONS.get(key, key): value for key, value in tree.items()}
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     for key in tree:

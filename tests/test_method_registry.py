@@ -111,3 +111,11 @@ def test_positives_decide_the_pairs():
     assert pairs("data.window_size=3", "data.two_view_offset=4") == (2, [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]])
     assert pairs("data.window_size=3", "method.positives=augment") == (2, [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]])
     assert pairs("data.window_size=3", "method.positives=both") == (2, [[0.0], [5.0]])  # view 0 first, view 1 last
+
+
+def test_a_run_dir_recipe_from_before_sections_moved_still_loads():
+    """cltt 0.1 saved every method section, slotcontrast's as method.slots."""
+    old = {"method": {"name": "slotcontrast", "slots": {"num_slots": 3}, "carl": {"frames": 16}}}
+    from cltt.recipe import recipe_from_dict
+
+    assert recipe_from_dict(old).method.slotcontrast.num_slots == 3

@@ -9,8 +9,8 @@ the L2-normalised embeddings ``z [N, D]`` over the batch::
 Embeddings spread evenly over the unit sphere give a spread near 1 (each coordinate then has
 std ≈ 1/sqrt(D)); a collapsed encoder gives 0; embeddings that use only a few dimensions
 lie in between. The trainer averages the spread over each epoch, prints it on the epoch line,
-logs it to W&B and warns when it falls below :data:`COLLAPSE_WARNING` (0.1: every dimension
-varies ten times less than an even spread would).
+logs it to W&B and warns when it falls below ``log.collapse_warning`` (default 0.1: every
+dimension varies ten times less than an even spread would).
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ import math
 
 import torch
 import torch.nn.functional as F
-
-COLLAPSE_WARNING = 0.1
 
 
 @torch.no_grad()

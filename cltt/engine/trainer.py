@@ -29,7 +29,6 @@ from cltt.data.build import open_frames
 from cltt.engine import checkpoint as ckpt
 from cltt.engine import distributed as dist
 from cltt.engine import preemption
-from cltt.engine.collapse import COLLAPSE_WARNING
 from cltt.engine.device import resolve_placement
 from cltt.engine.events import EpochDone, Outcome, Reporter, RunStart, StepDone
 from cltt.engine.metrics_csv import MetricsCSV
@@ -215,7 +214,8 @@ class Trainer:
                 keep_eval_rows_up_to(self.run_dir, p.epoch)
         self._start_wandb()
         self.reporter.start(RunStart(
-            run_dir=self.run_dir, method=self.recipe.method.name, backbone=self.recipe.model.backbone,
+            run_dir=self.run_dir, backbone=self.recipe.model.backbone,
+            method=self.recipe.method.name + (f" (positives: {self.method.positives})" if self.method.positives else ""),
             device=str(self.placement.device), precision=self.placement.precision,
             processes=self.info.world_size, windows=len(self.dataset), batch_size=train.batch_size,
             batches_per_epoch=self.batches_per_epoch, epochs=train.epochs, total_steps=self.total_steps,
@@ -313,8 +313,9 @@ class Trainer:
         if p.epoch % self.recipe.train.save_every == 0 or p.epoch == self.recipe.train.epochs:
             path = self._save(ckpt.epoch_name(p.epoch))
         self.reporter.epoch(EpochDone(p.epoch, self.recipe.train.epochs, loss, last_lr, decay, seconds, path, spread))
-        if spread is not None and spread < COLLAPSE_WARNING and self.info.is_main:
-            self.reporter.note(f"warning: the embeddings are collapsing: spread {spread:.3f} < {COLLAPSE_WARNING} in "
+        threshold = self.recipe.log.collapse_warning
+        if spread is not None and spread < threshold and self.info.is_main:
+            self.reporter.note(f"warning: the embeddings are collapsing: spread {spread:.3f} < {threshold} in "
                                f"epoch {p.epoch} (sqrt(D) x per-dimension std of the normalised embeddings; 1 is "
                                "evenly spread, 0 one point); lower train.lr, or check the method's "
                                "momentum/variance settings")

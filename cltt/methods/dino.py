@@ -116,6 +116,9 @@ class DINO(TeacherMethod):
 
     extra_keys = ("local_crops",)
     loss_extra_keys = ()  # the crops are model input only: nothing to gather for the loss
+    example = {"method": {"dino": {"out_dim": 64, "head_hidden": 32, "bottleneck": 16, "local_crops": 2,
+                                   "local_size": 16, "teacher_warmup_fraction": 0.5,
+                                   "warmup_teacher_temperature": 0.02}}}
 
     @classmethod
     def check_recipe(cls, recipe) -> None:
