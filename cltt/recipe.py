@@ -194,9 +194,6 @@ class ModelConfig:
         check_min(self.projection_dim, f"{at}.projection_dim", 1)
 
 
-POSITIVES = ("time", "augment", "both")
-
-
 @dataclass
 class MethodConfig:
     """How a batch of samples becomes a loss: ``method.name`` and the keys methods share.
@@ -227,8 +224,6 @@ class MethodConfig:
 
         try:
             return method_entry(name)
-        except RecipeError:
-            raise
         except CLTTError as err:
             raise RecipeError(f"recipe key '{at}.name': {err}") from None
 
