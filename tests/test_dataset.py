@@ -140,3 +140,16 @@ def test_reduced_decode_for_small_outputs(tmp_path):
     dataset = WindowDataset(scan_frames(root), WindowSpec(1), 112, NO_AUGMENT)
     assert dataset.reduction == 4  # 480 / 4 = 120 >= 112
     assert dataset[0]["views"].shape[-2:] == (112, 112)
+
+
+def test_same_draw_gives_two_views_one_augmentation(frames_root):
+    """positives: time — window(t) and window(t+1) share frame t+1, which must come out identical;
+    with a draw per view (positives: both) it does not."""
+    recipe = load_recipe(None, [f"data.root={frames_root}", "data.window_size=2", "data.two_view_offset=1",
+                                "data.image_size=32", "data.augment.crop_scale=[0.2, 0.5]"])
+    index = open_frames(recipe.data)
+    shared = windows_dataset(recipe.data, index, seed=3, same_draw=True)[(5, 0)]["views"]
+    own = windows_dataset(recipe.data, index, seed=3)[(5, 0)]["views"]
+    assert torch.equal(shared[0, 1], shared[1, 0])
+    assert not torch.equal(own[0, 1], own[1, 0])
+    assert torch.equal(own[0], windows_dataset(recipe.data, index, seed=3)[(5, 0)]["views"][0])  # deterministic
