@@ -107,6 +107,7 @@ class LocalCrops:
 
 
 def local_size(recipe) -> int:
+    """``method.dino.local_size``, or 3/7 of ``data.image_size`` (the paper's 96 of 224)."""
     return recipe.method.dino.local_size or max(8, round(recipe.data.image_size * 3 / 7))
 
 
@@ -165,9 +166,13 @@ class DINO(TeacherMethod):
         parts.append(self.teach(frames))
         return Forward(torch.cat(parts, dim=1))
 
+    def pairs_per_sample(self, embeddings: torch.Tensor) -> int:
+        """P, from the layout of :meth:`forward_step`: ``K = 2P + N + 2P``."""
+        return (embeddings.shape[1] - self.local_count) // 4
+
     def loss_terms(self, embeddings, first, count, extras=None):
         n = self.local_count
-        pairs = (embeddings.shape[1] - n) // 4
+        pairs = self.pairs_per_sample(embeddings)
         own = embeddings[first:first + count]
         student_global = own[:, :2 * pairs].unflatten(1, (2, pairs)).transpose(0, 1).flatten(1, 2)  # [2, c*P, K]
         teacher = own[:, 2 * pairs + n:].unflatten(1, (2, pairs)).transpose(0, 1).flatten(1, 2)
@@ -188,8 +193,8 @@ class DINO(TeacherMethod):
             self._pending = []
 
     def monitored(self, embeddings):
-        """The teacher's scores of the global crops."""
-        return embeddings[:, embeddings.shape[1] - 2 * ((embeddings.shape[1] - self.local_count) // 4):].flatten(0, 1)
+        """The teacher's scores of the global crops (the last 2P rows of each sample)."""
+        return embeddings[:, -2 * self.pairs_per_sample(embeddings):].flatten(0, 1)
 
     def export_encoder(self):
         return self.encoder, f"method {self.name}'s head scores {self.options.out_dim} prototypes and is not exported"
