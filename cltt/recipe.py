@@ -232,15 +232,15 @@ class MethodConfig:
 
         check_positive(self.temperature, f"{at}.temperature")
         cls = self.entry_of(self.name, at).cls
-        shared = set(getattr(cls, "shared_keys", ()))
+        shared = set(cls.shared_keys)
         for f in dataclasses.fields(MethodConfig):
             if f.name == "name" or f.name in shared:
                 continue
             if getattr(self, f.name) != f.default:
-                readers = [n for n, e in registered_methods().items() if f.name in getattr(e.cls, "shared_keys", ())]
+                readers = [n for n, e in registered_methods().items() if f.name in e.cls.shared_keys]
                 raise RecipeError(f"recipe key '{at}.{f.name}' is not read by method {self.name} (it is read by "
                                   f"{', '.join(readers) or 'no method'}); remove it")
-        supported = tuple(getattr(cls, "supported_positives", ()))
+        supported = tuple(cls.supported_positives)
         if self.positives is not None and self.positives not in supported:
             raise RecipeError(f"recipe key '{at}.positives={self.positives}' does not apply to method {self.name}; "
                               + (f"it takes {', '.join(supported)}" if supported else "remove it"))
