@@ -409,3 +409,31 @@ def test_metrics_eval_rows(tmp_path):
     (tmp_path / "metrics_eval.csv").write_text("epoch,acc\n1,0.5\n")
     with pytest.raises(CLTTError, match="move it aside"):
         append_eval_row(tmp_path, EvalRow(3, None, None, None, None, None, None))
+
+
+@pytest.mark.parametrize("layout", ["train_val_test", "train_test", "train_val", "no_split", "two_per_class"])
+def test_labels_layouts_users_have(tiny_run, tmp_path, layout):
+    """Labels with and without a val or test split, without a split column, and 2 clips per class."""
+    recipe = yaml.safe_load((tiny_run / "recipe.yaml").read_text())
+    rows = list(csv.DictReader(open(Path(recipe["data"]["root"]) / "labels.csv")))
+    by_class: dict[str, list[str]] = {}
+    for row in rows:
+        by_class.setdefault(row["label"], []).append(row["clip"])
+    assert min(len(clips) for clips in by_class.values()) >= 2
+    sides = {"train_val_test": ["train", "val", "test"], "train_test": ["train", "test"],
+             "train_val": ["train", "val"], "two_per_class": ["train", "test"]}
+    lines = ["clip,label" if layout == "no_split" else "clip,label,split"]
+    for label, clips in sorted(by_class.items()):
+        for i, clip in enumerate(clips[:2] if layout == "two_per_class" else clips):
+            lines.append(f"{clip},{label}" if layout == "no_split" else f"{clip},{label},{sides[layout][i % len(sides[layout])]}")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "report.json"
+    result = run_cli("probe", tiny_run, f"probe.labels={labels}", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    report = json.loads(out.read_text())
+    empty = {"train_test": "val", "two_per_class": "val", "train_val": "test"}.get(layout)
+    for score in report["scores"]:
+        for split in ("train", "val", "test"):
+            assert (score[split] is None) == (split == empty), (score, split)

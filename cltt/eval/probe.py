@@ -140,6 +140,12 @@ def _accuracy(predicted: np.ndarray, targets: np.ndarray) -> float | None:
     return float((predicted == targets).mean()) if len(targets) else None
 
 
+def _per_split(rows: dict[str, np.ndarray], score) -> dict[str, float | None]:
+    """``score(split, rows)`` of every split that has samples; None for an empty one (a labels
+    file with only train and test, or train and val), which no predictor is asked about."""
+    return {split: score(split, r) if len(r) else None for split, r in rows.items()}
+
+
 def score_features(name: str, samples: Samples, targets: np.ndarray, splits: np.ndarray, num_classes: int,
                    recipe: Recipe, probes: list[str]) -> tuple[list[ProbeScore], LogisticProbe | None]:
     """Every probe in ``probes`` fitted on the train samples of one feature source, scored per split.
@@ -154,22 +160,19 @@ def score_features(name: str, samples: Samples, targets: np.ndarray, splits: np.
     for probe in probes:
         if probe == "linear":
             readout = fit_linear(x[train], targets[train], num_classes)
-            acc = {s: _accuracy(readout.predict(x[r]), targets[r]) for s, r in rows.items()}
+            acc = _per_split(rows, lambda s, r: _accuracy(readout.predict(x[r]), targets[r]))
             scores.append(ProbeScore(name, "linear", acc["train"], acc["val"], acc["test"], "least squares"))
         elif probe == "logistic":
             logistic = fit_logistic(x[train], targets[train], x[rows["val"]], targets[rows["val"]], config.logistic_c,
                                     num_classes, train_groups=samples.clip[train], seed=recipe.train.seed)
-            acc = {s: _accuracy(logistic.predict(x[r]), targets[r]) for s, r in rows.items()}
-            losses = {s: logistic.loss(x[r], targets[r]) if len(r) else None for s, r in rows.items()}
+            acc = _per_split(rows, lambda s, r: _accuracy(logistic.predict(x[r]), targets[r]))
+            losses = _per_split(rows, lambda s, r: logistic.loss(x[r], targets[r]))
             detail = f"C={logistic.c:g} ({logistic.selected_by})" + ("" if logistic.converged else ", not converged")
             scores.append(ProbeScore(name, "logistic", acc["train"], acc["val"], acc["test"], detail, losses))
         elif probe == "knn":
-            acc = {}
-            for s, r in rows.items():
-                exclude = np.arange(len(train)) if s == "train" else None
-                predicted = knn_predict(x[train], targets[train], x[r], num_classes, config.knn_k,
-                                        config.knn_temperature, exclude=exclude)
-                acc[s] = _accuracy(predicted, targets[r])
+            acc = _per_split(rows, lambda s, r: _accuracy(knn_predict(
+                x[train], targets[train], x[r], num_classes, config.knn_k, config.knn_temperature,
+                exclude=np.arange(len(train)) if s == "train" else None), targets[r]))
             detail = f"k={min(config.knn_k, len(train) - 1)}, T={config.knn_temperature:g}"
             scores.append(ProbeScore(name, "knn", acc["train"], acc["val"], acc["test"], detail))
         else:
