@@ -353,6 +353,10 @@ def score_embeddings(embeddings: list[np.ndarray], labels: PhaseLabels, splits: 
 # --------------------------------------------------------------------------- the probe
 
 
+# T and E of the position_only row for a checkpoint without a sequence model (CARL's defaults)
+POSITION_ONLY_SIZES = (16, 128)
+
+
 def _columns(ks: Sequence[int]) -> list[str]:
     return ["features", "order", "phase_acc", "progress_r2", "kendall_tau", "tau_nan_pairs", *(f"ap@{k}" for k in ks)]
 
@@ -435,7 +439,7 @@ def probe_phases(
                 for name, f in result.features.items()}
 
     sequence = next((m.encoder for m in methods.values() if isinstance(m.encoder, SequenceRepresentation)), None)
-    frames, dim = (sequence.sequence_frames, sequence.embedding_dim) if sequence is not None else (16, 128)
+    frames, dim = (sequence.sequence_frames, sequence.embedding_dim) if sequence is not None else POSITION_ONLY_SIZES
     orders = {order: [video_order(len(p), order, recipe.probe.split_seed, int(c))
                       for p, c in zip(labels.phase, labels.clip_index)] for order in ORDERS}
     rows, metrics = [], {}

@@ -10,8 +10,8 @@ For each positive pair (a, b) (:mod:`cltt.methods.pairs`; default ``time``)::
 MLP ``projection_dim -> method.byol.predictor_hidden -> projection_dim``. The target follows
 the online network with momentum m rising from ``momentum_start`` to ``momentum_end`` on a
 cosine of the global step (:mod:`cltt.methods.teacher`). The defaults are the CLTT papers'
-(Aubret et al. 2023): predictor 128 -> 256 -> 128, momentum 0.996; ``recipes/byol.yaml`` adds
-their AdamW, lr 5e-4 and weight decay 1e-6. Probes and export read the online encoder.
+(Aubret et al. 2023): predictor 128 -> 256 -> 128, momentum 0.996; ``recipes/byol.yaml`` says
+what it changes for a 30-epoch CPU run. Probes and export read the online encoder.
 
 Embeddings per sample: ``[p_a, p_b, t_a, t_b]``, each P rows (``[b, 4P, D]``).
 """

@@ -35,6 +35,10 @@ class PairMethod(Method):
     supported_positives = ("time", "augment", "both")
     shared_keys = ("positives",)
 
+    def __init__(self, recipe):
+        super().__init__(recipe)
+        self.two_view_offset = recipe.data.two_view_offset
+
     @classmethod
     def check_recipe(cls, recipe) -> None:
         super().check_recipe(recipe)
@@ -73,10 +77,6 @@ class PairMethod(Method):
         """``views [b, V, T, 3, S, S]`` -> the positive pairs ``a, b [b, P, 3, S, S]``."""
         if views.shape[1] == 1:  # time within one window: its first and last frame
             return views[:, 0, :1], views[:, 0, -1:]
-        if self.positives == "both" and views.shape[2] > 1 and self.two_view_offset == 0:
+        if self.positives == "both" and self.two_view_offset == 0:  # two draws of one window, frames apart
             return views[:, 0, :1], views[:, 1, -1:]
         return views[:, 0], views[:, 1]
-
-    def __init__(self, recipe):
-        super().__init__(recipe)
-        self.two_view_offset = recipe.data.two_view_offset

@@ -31,7 +31,6 @@ from typing import Any
 from cltt.errors import CLTTError
 
 ENTRY_POINT_GROUP = "cltt.methods"
-_NOT_METHODS = {"base", "registry", "pairs", "teacher", "infonce"}  # shared parts, not methods
 
 
 @dataclass(frozen=True)
@@ -97,8 +96,8 @@ def _load_all() -> None:
     _loaded = True
     import cltt.methods as package
 
-    for module in pkgutil.iter_modules(package.__path__):
-        if not module.name.startswith("_") and module.name not in _NOT_METHODS:
+    for module in pkgutil.iter_modules(package.__path__):  # shared parts (base, pairs, ...) register nothing
+        if not module.name.startswith("_"):
             importlib.import_module(f"cltt.methods.{module.name}")
     for point in metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = point.dist.name if point.dist is not None else "?"

@@ -38,18 +38,17 @@ class TeacherMethod(PairMethod):
         super().__init__(recipe)
         self.teacher = copy.deepcopy(self.encoder)
         self.teacher.requires_grad_(False)
-        self.momentum = self.options.momentum_start
 
     @torch.no_grad()
     def teach(self, frames: torch.Tensor) -> torch.Tensor:
         """The teacher's output of ``frames [b, K, 3, S, S]`` -> ``[b, K, D]``, without a graph."""
-        return self.encode_frames(frames, self.teacher).detach()
+        return self.encode_frames(frames, self.teacher)
 
     @torch.no_grad()
     def after_step(self, step: int, total_steps: int) -> None:
         """Move the teacher towards the student with the momentum of the step just taken."""
-        self.momentum = momentum_at(step - 1, total_steps, self.options.momentum_start, self.options.momentum_end)
+        momentum = momentum_at(step - 1, total_steps, self.options.momentum_start, self.options.momentum_end)
         for teacher, student in zip(self.teacher.parameters(), self.encoder.parameters()):
-            teacher.mul_(self.momentum).add_(student.detach(), alpha=1 - self.momentum)
+            teacher.mul_(momentum).add_(student, alpha=1 - momentum)
         for teacher, student in zip(self.teacher.buffers(), self.encoder.buffers()):
             teacher.copy_(student)

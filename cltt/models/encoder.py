@@ -51,18 +51,21 @@ def build_encoder(
     projection_dim: int = 128,
     head_batchnorm: bool = True,
     weights: str | None = None,
+    head=None,
 ) -> ContrastiveEncoder:
     """A :class:`ContrastiveEncoder` from plain settings.
 
     ``projection_hidden=None`` makes the head's hidden layer as wide as the representation.
     ``weights`` names a local file of backbone weights (``.pth``, ``.pt``, ``.bin``,
     ``.safetensors``); the head always starts random. The load is described in
-    ``encoder.load_report``.
+    ``encoder.load_report``. ``head(feature_dim) -> module`` (with ``out_dim``) replaces the
+    projection head (DINO's prototype head); the projection settings are then unused.
     """
     built = build_backbone(backbone, image_size)
     report = load_backbone_weights(built.module, weights) if weights else None
     hidden = built.feature_dim if projection_hidden is None else projection_hidden
-    head = ProjectionHead(built.feature_dim, hidden, projection_dim, batchnorm=head_batchnorm)
+    head = head(built.feature_dim) if head is not None else \
+        ProjectionHead(built.feature_dim, hidden, projection_dim, batchnorm=head_batchnorm)
     encoder = ContrastiveEncoder(built.module, head, built.feature_dim)
     encoder.load_report = report
     return encoder
