@@ -78,14 +78,14 @@ def window_rows(dataset: WindowDataset, index: int, epoch: int = 0) -> list[np.n
     if views.is_floating_point():
         views = (views * 255).round().clamp(0, 255).byte()
     side = max(MIN_TILE, views.shape[-1])
-    manifest = dataset.manifest
+    store = dataset.store
     rows = []
     for view, frames in zip(views, dataset.window_frames(sample["index"])):
-        clip = manifest.clip_of_frame(frames[0])
-        name = os.path.basename(manifest.clips[clip])
+        clip = store.clip_of_frame(frames[0])
+        name = os.path.basename(store.clips[clip])
         tiles = []
         for image, global_frame in zip(view, frames):
-            number = global_frame - int(manifest.clip_offsets[clip]) + 1
+            number = global_frame - int(store.clip_offsets[clip]) + 1
             tiles.append(_tile(image.permute(1, 2, 0).numpy(), f"{name} #{number}", side))
         rows.append(_row(tiles))
     return rows

@@ -159,9 +159,9 @@ def dataset(root: Path, frames=8, region=(0.5, 1.0), augment=None, seed=0, sampl
 
 
 def open_frames_root(root: Path):
-    from cltt.data.manifest import index_frames
+    from cltt.data.stores import open_store
 
-    return index_frames(root).manifest
+    return open_store(root)
 
 
 def test_samples_are_two_sorted_views_of_one_clip(videos):
@@ -173,7 +173,7 @@ def test_samples_are_two_sorted_views_of_one_clip(videos):
             views, times, valid = item["views"], item["times"], item["valid"]
             assert views.shape == (2, 8, 3, 32, 32) and views.dtype == torch.uint8
             assert times.shape == (2, 8) and times.dtype == torch.int64 and valid.dtype == torch.bool
-            n = int(data.manifest.frame_counts[data.clip_of(index)])
+            n = int(data.store.frame_counts[data.clip_of(index)])
             assert torch.equal(valid, times != PAD_TIME)
             for view in range(2):
                 kept = times[view][valid[view]]

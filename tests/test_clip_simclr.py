@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from cltt.data.manifest import index_frames
+from cltt.data.stores import open_store
 from cltt.data.windows import WindowSpec
 from cltt.engine import checkpoint as ckpt
 from cltt.errors import CLTTError
@@ -187,7 +187,7 @@ def test_window_features_of_a_frame_mean_encoder_match_its_frame_features(tmp_pa
     torch.manual_seed(5)
     recipe = recipe_of("model.backbone=tiny_cnn", "data.window_size=3")
     encoder = ClipSimCLR(recipe).encoder
-    frames = FrameSet(index_frames(frames_root).manifest, [0, 1, 2])  # 12, 17 and 22 frames
+    frames = FrameSet(open_store(frames_root), [0, 1, 2])  # 12, 17 and 22 frames
     spec = WindowSpec(3, frame_step=1, window_stride=3)  # clip 0: starts 0, 3, 6, 9 tile all 12 frames
     table = probe_windows(frames.frame_counts, spec, "clip")
     clip_source = ClipSource(name="trained", identity={"weights": 1}, decode_size=32, encoder=encoder)
@@ -209,7 +209,7 @@ def test_window_features_of_a_frame_mean_encoder_match_its_frame_features(tmp_pa
 
 def test_pixels_do_not_depend_on_the_sources_beside_them(frames_root):
     """A ViViT's pixel baseline has its frame pass alone; it must equal the one other methods get."""
-    frames = FrameSet(index_frames(frames_root).manifest, [0])  # 48x64 JPEGs
+    frames = FrameSet(open_store(frames_root), [0])  # 48x64 JPEGs
     encoder = build_method(load_recipe(None, ["model.backbone=tiny_cnn", "data.image_size=32"])).encoder
     beside = extract_features(frames, [pixel_source(16), encoder_source("t", encoder, 32, torch.device("cpu"), None)])
     alone = extract_features(frames, [pixel_source(16)], decode_at_least=32)

@@ -10,7 +10,7 @@ import torch
 
 from cltt.data.build import open_frames, windows_dataset
 from cltt.data.dataset import WindowDataset
-from cltt.data.manifest import scan_frames
+from cltt.data.stores import open_store
 from cltt.data.transforms import WindowAugment, sample_params
 from cltt.data.windows import WindowSpec
 from cltt.errors import CLTTError
@@ -26,7 +26,7 @@ def frame_number(frame: torch.Tensor) -> int:
 
 
 def test_sample_shapes_and_order(frames_root):
-    dataset = WindowDataset(scan_frames(frames_root), WindowSpec(3, frame_step=2), 48, NO_AUGMENT)
+    dataset = WindowDataset(open_store(frames_root), WindowSpec(3, frame_step=2), 48, NO_AUGMENT)
     sample = dataset[0]
     views = sample["views"]
     assert views.shape == (1, 3, 3, 48, 48) and views.dtype == torch.uint8
@@ -36,7 +36,7 @@ def test_sample_shapes_and_order(frames_root):
 
 def test_two_view_offset_returns_the_offset_window(frames_root):
     spec = WindowSpec(window_size=2, frame_step=1, window_stride=5, two_view_offset=3)
-    dataset = WindowDataset(scan_frames(frames_root), spec, 48, NO_AUGMENT, dtype="float")
+    dataset = WindowDataset(open_store(frames_root), spec, 48, NO_AUGMENT, dtype="float")
     views = dataset[1]["views"]  # clip0, start 5
     assert views.shape == (2, 2, 3, 48, 48) and views.dtype == torch.float32
     assert 0.0 <= views.min() and views.max() <= 1.0
@@ -45,14 +45,14 @@ def test_two_view_offset_returns_the_offset_window(frames_root):
 
 
 def test_two_augmentations_of_the_same_window_differ(frames_root):
-    dataset = WindowDataset(scan_frames(frames_root), WindowSpec(1), 32, AugmentConfig(), views=2)
+    dataset = WindowDataset(open_store(frames_root), WindowSpec(1), 32, AugmentConfig(), views=2)
     views = dataset[4]["views"]
     assert views.shape == (2, 1, 3, 32, 32)
     assert not torch.equal(views[0], views[1])
 
 
 def test_augmentation_is_a_function_of_seed_epoch_and_index(frames_root):
-    manifest = scan_frames(frames_root)
+    manifest = open_store(frames_root)
     make = lambda seed: WindowDataset(manifest, WindowSpec(3), 32, AugmentConfig(), seed=seed)  # noqa: E731
     a, b = make(0), make(0)
     assert torch.equal(a[(5, 1)]["views"], b[(5, 1)]["views"])
@@ -86,7 +86,7 @@ def test_crop_parameters_respect_scale_and_ratio():
 def test_corrupt_frame_is_replaced_and_counted(frames_root, caplog):
     bad = frames_root / "clip0" / "frame_2.jpg"
     bad.write_bytes(bad.read_bytes()[:200])  # truncated JPEG
-    dataset = WindowDataset(scan_frames(frames_root), WindowSpec(3), 32, NO_AUGMENT)
+    dataset = WindowDataset(open_store(frames_root), WindowSpec(3), 32, NO_AUGMENT)
     sample = dataset[0]  # frames 1-3 of clip0 include the bad one; so do windows 1 (2-4)
     assert sample["replaced"] == 2 and sample["index"] == 2
     assert "frame_2.jpg" in caplog.text and "truncated JPEG" in caplog.text
@@ -99,14 +99,14 @@ def test_all_corrupt_gives_one_clear_error(tmp_path):
     folder = write_clip(root, "c", 20)
     for path in list(folder.iterdir())[1:]:
         path.write_bytes(b"garbage")
-    dataset = WindowDataset(scan_frames(root), WindowSpec(2), 32, NO_AUGMENT)
+    dataset = WindowDataset(open_store(root), WindowSpec(2), 32, NO_AUGMENT)
     with pytest.raises(CLTTError, match="have corrupt frames; run cltt index .* --verify"):
         dataset[0]
 
 
 def test_window_longer_than_every_clip(frames_root):
     with pytest.raises(CLTTError, match="no clip under .* is long enough for one window: a sample needs 25 frames"):
-        WindowDataset(scan_frames(frames_root), WindowSpec(25), 32, NO_AUGMENT)
+        WindowDataset(open_store(frames_root), WindowSpec(25), 32, NO_AUGMENT)
 
 
 def test_object_focus_blurs_outside_the_box(frames_root):
@@ -137,7 +137,7 @@ def test_boxes_naming_an_unknown_clip(frames_root):
 def test_reduced_decode_for_small_outputs(tmp_path):
     root = tmp_path / "frames"
     write_clip(root, "big", 3, size=(480, 640))
-    dataset = WindowDataset(scan_frames(root), WindowSpec(1), 112, NO_AUGMENT)
+    dataset = WindowDataset(open_store(root), WindowSpec(1), 112, NO_AUGMENT)
     assert dataset.reduction == 4  # 480 / 4 = 120 >= 112
     assert dataset[0]["views"].shape[-2:] == (112, 112)
 

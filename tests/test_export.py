@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from cltt.cli.export import command as export_command
 from cltt.data.decode import read_rgb
-from cltt.data.manifest import index_frames
+from cltt.data.stores import open_store
 from cltt.data.transforms import center_resize
 from cltt.engine import checkpoint as ckpt
 from cltt.engine.device import IMAGENET_MEAN, IMAGENET_STD, to_model_input
@@ -176,7 +176,7 @@ def test_embeddings_map_back_to_frames(run, reference, tmp_path):
     with open(written(tmp_path / "emb", ".csv"), newline="") as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == ["clip", "frame", "row"]
-    manifest = index_frames(root).manifest
+    manifest = open_store(root)
     expected_rows = [[clip, name] for c, clip in enumerate(manifest.clips) for name in manifest.frame_names(c)]
     assert [r[:2] for r in rows[1:]] == expected_rows
     assert [int(r[2]) for r in rows[1:]] == list(range(51))

@@ -224,7 +224,7 @@ def test_cltt_extract_of_a_clevrer_tree_names_clips_by_video_and_counts_their_fr
     nested mp4s, names each clip after its (unique) video, and a later folder adds clips without
     renaming the ones already there."""
     from cltt.cli import main
-    from cltt.data.manifest import index_frames
+    from cltt.data.stores import open_store
     from tests.conftest import invoke_in_process
 
     src = tmp_path / "clevrer"
@@ -243,7 +243,7 @@ def test_cltt_extract_of_a_clevrer_tree_names_clips_by_video_and_counts_their_fr
 
     extract("video_train")
     expected = {"video_00000": 5, "video_00001": 7, "video_01000": 6}
-    manifest = index_frames(out).manifest
+    manifest = open_store(out)
     assert dict(zip(manifest.clips, manifest.frame_counts.tolist())) == expected
     for clip, frames in expected.items():
         assert kept_indices(out / clip) == list(range(frames))  # every source frame, in order
@@ -252,7 +252,7 @@ def test_cltt_extract_of_a_clevrer_tree_names_clips_by_video_and_counts_their_fr
     extract("video_train")  # a rerun skips every finished clip: nothing on disk changes
     assert tree(out) == before
     extract("video_validation")
-    manifest = index_frames(out).manifest
+    manifest = open_store(out)
     assert dict(zip(manifest.clips, manifest.frame_counts.tolist())) == expected | {"video_10000": 4}
     clips_before = {name: data for name, data in before.items() if not name.startswith(".cltt/")}
     assert {name: data for name, data in tree(out).items() if name in clips_before} == clips_before

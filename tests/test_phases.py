@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from cltt.data.manifest import index_frames
+from cltt.data.stores import open_store
 from cltt.data.synthetic import write_synthetic
 from cltt.errors import CLTTError
 from cltt.eval.phases import (
@@ -131,7 +131,7 @@ def phases_root(tmp_path_factory) -> Path:
 
 
 def test_phase_labels_and_splits_come_from_the_files(phases_root, tmp_path):
-    manifest = index_frames(phases_root).manifest
+    manifest = open_store(phases_root)
     labels = load_phase_labels(manifest, phases_root / "phases.csv")
     assert labels.clips == manifest.clips and labels.names == ["0", "1", "2", "3"]
     assert all(len(p) == 12 and (np.diff(p) >= 0).all() for p in labels.phase)

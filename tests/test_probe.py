@@ -18,7 +18,7 @@ from sklearn.preprocessing import StandardScaler
 
 from cltt.cli import CLTTGroup, main
 from cltt.cli import probe as probe_cli
-from cltt.data.manifest import index_frames
+from cltt.data.stores import open_store
 from cltt.data.synthetic import write_synthetic
 from cltt.data.windows import WindowSpec
 from cltt.engine import checkpoint as ckpt
@@ -230,7 +230,7 @@ def test_a_split_by_frame_is_refused():
 
 
 def test_label_errors_are_one_clear_line(tmp_path, frames_root):
-    manifest = index_frames(frames_root).manifest
+    manifest = open_store(frames_root)
     with pytest.raises(CLTTError, match="no labels for .*labels.csv"):
         load_labels(manifest)
     labels = frames_root / "labels.csv"
@@ -269,12 +269,12 @@ def test_labels_from_folders(tmp_path):
     root = tmp_path / "frames"
     for label, clip in [("cat", "a"), ("cat", "b"), ("dog", "c")]:
         write_clip(root / label, clip, 3)
-    manifest = index_frames(root).manifest
+    manifest = open_store(root)
     table = load_labels(manifest)
     assert table.source == "folders" and table.clips == ["cat/a", "cat/b", "dog/c"]
     assert table.labels == ["cat", "cat", "dog"] and table.file_splits is None
     (root / "labels.csv").write_text("clip,label\ncat/a,x\ndog/c,y\n")  # a file wins, by nested name
-    assert load_labels(index_frames(root).manifest).labels == ["x", "y"]
+    assert load_labels(open_store(root)).labels == ["x", "y"]
 
 
 # --------------------------------------------------------------------------- the feature cache
@@ -289,7 +289,7 @@ class CountingPixels(PixelSource):
 
 
 def test_feature_cache_is_reused_and_invalidated(tmp_path, frames_root):
-    manifest = index_frames(frames_root).manifest
+    manifest = open_store(frames_root)
     frames = FrameSet(manifest, [2, 0])
     weights = tmp_path / "weights.pth"
     weights.write_bytes(b"v1")
@@ -311,7 +311,7 @@ def test_feature_cache_is_reused_and_invalidated(tmp_path, frames_root):
     extract_features(frames, [source()], tmp_path / "cache")
     assert CountingPixels.calls == 68
     write_clip(frames_root, "clip0", 13)  # one more frame in a probed clip: new frames identity
-    frames = FrameSet(index_frames(frames_root).manifest, [2, 0])
+    frames = FrameSet(open_store(frames_root), [2, 0])
     assert extract_features(frames, [source()], tmp_path / "cache").computed == ["pixels"]
     assert CountingPixels.calls == 68 + 35
 

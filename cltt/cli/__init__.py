@@ -15,7 +15,7 @@ from rich.markup import escape
 from cltt import __version__
 from cltt.cli.common import OneLineErrors, err_console
 
-SUBCOMMANDS = ("extract", "index", "visualize", "train", "resume", "probe", "export", "sweep")
+SUBCOMMANDS = ("extract", "pack", "index", "visualize", "train", "resume", "probe", "export", "sweep")
 
 
 class CLTTGroup(OneLineErrors, click.Group):
@@ -34,7 +34,8 @@ def main(verbose: bool) -> None:
     \b
     The workflow, each step one subcommand sharing one YAML recipe:
       cltt extract   videos (or --synthetic data) -> frames/<clip>/frame_000001.jpg
-      cltt index     frames -> manifest; counts clips, frames and windows
+      cltt pack      frames -> a store of a few shard files (cluster scale)
+      cltt index     frames or store -> manifest; counts clips, frames and windows
       cltt visualize windows as the model sees them; training curves
       cltt train     a temporal contrastive method on the windows
       cltt resume    continue a run where it stopped
@@ -61,9 +62,9 @@ class _RichLineHandler(logging.Handler):
 
 
 def _register() -> None:
-    from cltt.cli import export, extract, index, probe, sweep, train, visualize
+    from cltt.cli import export, extract, index, pack, probe, sweep, train, visualize
 
-    for command in (extract.command, index.command, visualize.command, train.train_command, train.resume_command,
+    for command in (extract.command, pack.command, index.command, visualize.command, train.train_command, train.resume_command,
                     probe.command, export.command, sweep.command):
         main.add_command(command)
 

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cltt.cli.common import console, err_console, show_option, show_recipe, split_arguments
+from cltt.cli.pack import check_raw, raw_option, shard_size_option, show_summary
 from cltt.data.clipwriter import ClipResult
 from cltt.errors import CLTTError
 
@@ -56,13 +57,21 @@ Examples:
 @click.option("--size", type=int, help="Synthetic: frame side in pixels.")
 @click.option("--max-objects", type=int, help="Synthetic: at most this many objects per clip.")
 @click.option("--seed", type=int, help="Synthetic: seed of the generator.")
+@click.option("--pack", is_flag=True, help="Write a packed store at OUT instead of a folder per clip (see cltt pack).")
+@raw_option
+@shard_size_option
 @show_option
-def command(args: tuple[str, ...], out: Path | None, synthetic: str | None, show: bool, **options) -> None:
+def command(args: tuple[str, ...], out: Path | None, synthetic: str | None, show: bool, pack: bool, raw: int | None,
+            shard_size: str, **options) -> None:
     """Extract frames from videos, or write built-in synthetic data.
 
     ARGS: [RECIPE] [VIDEO_OR_FOLDER] [key.sub=value ...]. A folder is searched recursively for
     mp4, avi, mov, mkv and webm files. Resumable: finished clips are skipped, a clip cut short
     by a kill is redone, nothing finished is rewritten. Exits 1 if any video failed.
+
+    With --pack, OUT is a packed store: each clip is extracted into OUT/.staging/, packed into
+    the shards as soon as it is finished and deleted, so only the clips in flight ever exist as
+    files. A rerun skips clips the store already holds.
     """
     parsed = split_arguments(args)
     for name, value in options.items():
@@ -74,6 +83,15 @@ def command(args: tuple[str, ...], out: Path | None, synthetic: str | None, show
         return
     if out is None:
         raise CLTTError("say where the frames go with --out DIR, e.g. --out data/frames")
+    if (raw is not None or shard_size != "1G") and not pack:
+        raise CLTTError("--raw and --shard-size describe a packed store; add --pack")
+    writer, target = None, out
+    if pack:
+        from cltt.data.stores.pack import StoreWriter, parse_size
+
+        check_raw(raw)
+        writer = StoreWriter(out, raw, parse_size(shard_size))
+        target = out / ".staging"
     if synthetic is not None:
         if parsed.paths:
             raise CLTTError("give either videos or --synthetic NAME, not both")
@@ -81,20 +99,31 @@ def command(args: tuple[str, ...], out: Path | None, synthetic: str | None, show
 
         config = recipe.extract.synthetic
         total = config.clips
-        results = write_synthetic(synthetic, out, config, workers=recipe.extract.workers, on_frames=lambda n: counter(n))
+        results = write_synthetic(synthetic, target, config, workers=recipe.extract.workers, on_frames=lambda n: counter(n))
         label = f"writing {synthetic}"
     else:
         if len(parsed.paths) != 1:
             raise CLTTError("give one video file or folder to extract (or --synthetic NAME for built-in data)")
-        from cltt.data.extract import extract_videos, find_videos
+        from cltt.data.extract import clip_names, extract_videos, find_videos
 
         source = parsed.paths[0]
         videos = find_videos(source)
-        total = len(videos)
         root = source if source.is_dir() else source.parent
-        results = extract_videos(videos, out, recipe.extract, root, on_frames=lambda n: counter(n))
+        if writer is not None:  # clips already packed are not extracted again (when that keeps the names)
+            names = clip_names(videos, root)
+            todo = [video for video in videos if names[video] not in writer.packed]
+            if clip_names(todo, root) == {video: names[video] for video in todo}:
+                videos = todo
+        total = len(videos)
+        results = extract_videos(videos, target, recipe.extract, root, on_frames=lambda n: counter(n))
         label = f"extracting {len(videos)} video{'s' * (len(videos) != 1)}"
 
+    summary = None
+    if writer is not None:
+        from cltt.data.stores.pack import PackSummary, pack_as_extracted
+
+        summary = PackSummary(writer.out)
+        results = pack_as_extracted(results, target, writer, summary, workers=recipe.extract.workers)
     frames_done = 0
     started = time.perf_counter()
     columns = (
@@ -114,6 +143,8 @@ def command(args: tuple[str, ...], out: Path | None, synthetic: str | None, show
             progress.update(task, frames=frames_done, rate=rate)
 
         finished = list(_advance(results, progress, task))
+    if summary is not None:
+        show_summary(summary, exit_on_corrupt=False)
     _summarize(finished, time.perf_counter() - started, out)
 
 

@@ -1,4 +1,4 @@
-"""``cltt index``: scan a frames root into a manifest and count its windows."""
+"""``cltt index``: scan a frames root into a store and count its windows."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cltt.cli.common import console, err_console, show_option, show_recipe, split_arguments
-from cltt.data.manifest import index_frames
+from cltt.data.stores import open_store
 from cltt.data.verify import verify_frames
 from cltt.data.windows import WindowSpec, build_windows
 from cltt.errors import CLTTError
@@ -28,11 +28,12 @@ Examples:
 @click.option("--rebuild", is_flag=True, help="Rescan even if the stored manifest is up to date.")
 @show_option
 def command(args: tuple[str, ...], verify: bool, rebuild: bool, show: bool) -> None:
-    """Index a frames root: clips, frames in natural order, and the windows a recipe gives.
+    """Index a frames root or packed store: clips, frames in natural order, and the windows a recipe gives.
 
-    ARGS: [RECIPE] [ROOT] [key.sub=value ...]. ROOT defaults to the recipe's data.root. The
-    manifest is stored beside the frames (ROOT/.cltt/) or, when ROOT is read-only, in the
-    cache folder (data.cache_dir, default ~/.cache/cltt); training reuses it while it is fresh.
+    ARGS: [RECIPE] [ROOT] [key.sub=value ...]. ROOT defaults to the recipe's data.root. A
+    folder's manifest is stored beside the frames (ROOT/.cltt/) or, when ROOT is read-only, in
+    the cache folder (data.cache_dir, default ~/.cache/cltt); training reuses it while it is
+    fresh. A packed store (cltt pack) carries its own index; --verify also checks its CRCs.
     """
     parsed = split_arguments(args)
     if len(parsed.paths) > 1:
@@ -45,24 +46,23 @@ def command(args: tuple[str, ...], verify: bool, rebuild: bool, show: bool) -> N
         return
     started = time.perf_counter()
     with console.status(f"indexing {recipe.data.root} ..."):
-        result = index_frames(recipe.data.root, recipe.data.cache_dir, rebuild=rebuild)
+        store = open_store(recipe.data.root, recipe.data.cache_dir, rebuild=rebuild)
     seconds = time.perf_counter() - started
-    manifest = result.manifest
     spec = WindowSpec.from_recipe(recipe.data)
-    windows = build_windows(manifest.frame_counts, spec)
+    windows = build_windows(store.frame_counts, spec)
 
-    table = Table(title=f"{manifest.root}", show_header=False, title_justify="left")
+    table = Table(title=f"{store.root}", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column(justify="right")
-    table.add_row("clips", f"{manifest.num_clips:,}")
-    table.add_row("frames", f"{manifest.num_frames:,}")
-    counts = manifest.frame_counts
+    table.add_row("clips", f"{store.num_clips:,}")
+    table.add_row("frames", f"{store.num_frames:,}")
+    counts = store.frame_counts
     table.add_row("frames per clip", f"{counts.min():,} to {counts.max():,} (mean {counts.mean():,.1f})")
     table.add_row("windows", f"{len(windows):,}  ({spec.describe()})")
     if windows.clips_skipped:
         table.add_row("clips too short", f"[yellow]{windows.clips_skipped:,}[/] (need {spec.reach} frames)")
-    where = str(result.path) if result.path else "[yellow]not stored (no writable location)[/]"
-    table.add_row("manifest", f"{where} ({result.status} in {seconds:.2f} s)")
+    label, where = store.index_row()
+    table.add_row(label, f"{where} in {seconds:.2f} s")
     console.print(table)
     if len(windows) == 0:
         err_console.print(
@@ -71,18 +71,18 @@ def command(args: tuple[str, ...], verify: bool, rebuild: bool, show: bool) -> N
         )
 
     if verify:
-        _verify(manifest)
+        _verify(store)
 
 
-def _verify(manifest) -> None:
+def _verify(store) -> None:
     columns = (TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("verify", total=manifest.num_frames)
-        bad = verify_frames(manifest, on_progress=lambda n: progress.advance(task, n))
+        task = progress.add_task("verify", total=store.num_frames)
+        bad = verify_frames(store, on_progress=lambda n: progress.advance(task, n))
     if not bad:
-        console.print(f"[green]all {manifest.num_frames:,} frames decode[/]")
+        console.print(f"[green]all {store.num_frames:,} frames decode[/]")
         return
     for path, why in bad:
         err_console.print(f"[red]corrupt[/] {path}: {why}", soft_wrap=True)
-    err_console.print(f"[bold red]{len(bad)} of {manifest.num_frames:,} frames are corrupt[/]; re-extract or delete them")
+    err_console.print(f"[bold red]{len(bad)} of {store.num_frames:,} frames are corrupt[/]; re-extract or delete them")
     raise SystemExit(1)

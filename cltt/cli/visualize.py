@@ -101,16 +101,16 @@ def _slots_image(parsed, clip: str | None, num_frames: int, mask_kind: str):
     if not isinstance(method, SlotMasks):
         raise CLTTError(f"{path} was trained with method.name={recipe.method.name}, which has no object slots; "
                         "slots mode needs a slotcontrast run")
-    manifest = open_frames(recipe.data, synthetic=recipe.extract.synthetic).manifest
-    names = [name.rsplit("/", 1)[-1] for name in manifest.clips]
+    store = open_frames(recipe.data, synthetic=recipe.extract.synthetic)
+    names = [name.rsplit("/", 1)[-1] for name in store.clips]
     if clip is None:
         number = 0
-    elif clip in manifest.clips or clip in names:
-        number = manifest.clips.index(clip) if clip in manifest.clips else names.index(clip)
+    elif clip in store.clips or clip in names:
+        number = store.clips.index(clip) if clip in store.clips else names.index(clip)
     else:
-        raise CLTTError(f"--clip {clip} is not a clip of {manifest.root}; it has {', '.join(manifest.clips[:3])}"
-                        + (", ..." if manifest.num_clips > 3 else ""))
-    frames = clip_frames(manifest, number, recipe.data.image_size, limit=num_frames)
+        raise CLTTError(f"--clip {clip} is not a clip of {store.root}; it has {', '.join(store.clips[:3])}"
+                        + (", ..." if store.num_clips > 3 else ""))
+    frames = clip_frames(store, number, recipe.data.image_size, limit=num_frames)
     device = resolve_device(recipe.train.device)
     method.to(device).eval()
     masks = clip_slot_masks(method, frames, device, recipe.data.window_size)[mask_kind]

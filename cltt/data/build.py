@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cltt.data.dataset import WindowDataset
 from cltt.data.focus import load_boxes
-from cltt.data.manifest import IndexResult, index_frames
+from cltt.data.stores import FrameStore, open_store
 from cltt.data.synthetic import write_synthetic
 from cltt.data.windows import WindowSpec
 from cltt.errors import CLTTError
@@ -17,8 +17,9 @@ from cltt.recipe import DataConfig, SyntheticConfig
 log = logging.getLogger("cltt.data")
 
 
-def open_frames(data: DataConfig, rebuild: bool = False, synthetic: SyntheticConfig | None = None) -> IndexResult:
-    """The manifest of ``data.root``, reused when fresh, rebuilt when stale.
+def open_frames(data: DataConfig, rebuild: bool = False, synthetic: SyntheticConfig | None = None) -> FrameStore:
+    """The frame store at ``data.root``: a packed store, or a folder whose manifest is reused
+    when fresh and rebuilt when stale.
 
     With ``data.synthetic`` set and no ``data.root`` yet, the built-in data are written there
     first (sized by ``synthetic``, the recipe's ``extract.synthetic``), so a quickstart recipe
@@ -30,12 +31,12 @@ def open_frames(data: DataConfig, rebuild: bool = False, synthetic: SyntheticCon
                   if r.status == "failed"]
         if failed:
             raise CLTTError(f"writing built-in data to {data.root} failed: {failed[0].message}")
-    return index_frames(data.root, data.cache_dir, rebuild=rebuild)
+    return open_store(data.root, data.cache_dir, rebuild=rebuild)
 
 
 def windows_dataset(
     data: DataConfig,
-    index: IndexResult,
+    store: FrameStore,
     *,
     views: int = 1,
     augment: bool = True,
@@ -47,12 +48,12 @@ def windows_dataset(
     """A :class:`WindowDataset` configured by ``data``; ``augment=False`` gives centre views."""
     boxes = None
     if data.object_focus != "none":
-        path = Path(data.boxes) if data.boxes else Path(data.root) / "boxes.csv"
+        path = Path(data.boxes) if data.boxes else store.root_file("boxes.csv")
         if data.boxes or path.is_file() or data.object_focus == "boxes":
-            boxes = load_boxes(path, index.manifest)
+            boxes = load_boxes(path, store)
     augment_config = data.augment if augment else dataclasses.replace(data.augment, enabled=False)
     return WindowDataset(
-        index.manifest,
+        store,
         WindowSpec.from_recipe(data),
         data.image_size,
         augment_config,

@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from cltt.data.decode import CorruptFrameError, read_rgb, reduction_for
+from cltt.data.decode import CorruptFrameError
 from cltt.data.focus import FrameBoxes, blur_outside, center_box
-from cltt.data.manifest import Manifest
+from cltt.data.stores.base import FrameStore
 from cltt.data.transforms import WindowAugment
 from cltt.data.windows import WindowSpec, build_windows, require_windows
 from cltt.errors import CLTTError
@@ -62,7 +62,7 @@ def fetch_replacing_corrupt(key, size: int, seed: int, root, load, kind: str) ->
 class WindowDataset(Dataset):
     def __init__(
         self,
-        manifest: Manifest,
+        store: FrameStore,
         spec: WindowSpec,
         image_size: int,
         augment: AugmentConfig,
@@ -80,10 +80,10 @@ class WindowDataset(Dataset):
             raise ValueError(f"dtype must be 'uint8' or 'float', got {dtype!r}")
         if focus != "none" and boxes is None and focus != "boxes_or_center":
             raise CLTTError("data.object_focus=boxes needs a boxes file (data.boxes, or ROOT/boxes.csv)")
-        self.manifest = manifest
+        self.store = store
         self.spec = spec
-        self.table = build_windows(manifest.frame_counts, spec)
-        require_windows(self.table, manifest.frame_counts, manifest.root)
+        self.table = build_windows(store.frame_counts, spec)
+        require_windows(self.table, store.frame_counts, store.root)
         self.image_size = image_size
         self.augment = WindowAugment(augment, image_size)
         # view v is window(t + v * two_view_offset): two augmentations of one window when k = 0
@@ -96,13 +96,8 @@ class WindowDataset(Dataset):
         self.center_box_fraction = center_box_fraction
         self.same_draw = same_draw  # one augmentation draw for every view (views differ in time only)
         self.extras = extras  # extras(frames of each view [V][T] HWC uint8, rng) -> more per-sample tensors
-        first = manifest.frame_path(int(self.table.clip[0]), int(self.table.start[0]))
-        try:
-            height, width = read_rgb(first).shape[:2]
-        except CorruptFrameError:
-            height = width = image_size  # decode everything in full; the bad frame is skipped later
         # boxes and crops are in original pixels; decoding at 1/reduction scales them
-        self.reduction = reduction_for(min(height, width), image_size)
+        self.reduction = store.reduction_for(image_size)
 
     def __len__(self) -> int:
         return len(self.table)
@@ -115,11 +110,11 @@ class WindowDataset(Dataset):
     def window_frames(self, index: int) -> list[list[int]]:
         """Global frame numbers of each view of sample ``index``: ``[V][T]``."""
         clip, start = int(self.table.clip[index]), int(self.table.start[index])
-        offset = int(self.manifest.clip_offsets[clip])
+        offset = int(self.store.clip_offsets[clip])
         return [(offset + self.spec.frame_indices(start, view)).tolist() for view in range(self.num_views)]
 
     def __getitem__(self, key) -> dict:
-        return fetch_replacing_corrupt(key, len(self), self.seed, self.manifest.root, self._load, "window")
+        return fetch_replacing_corrupt(key, len(self), self.seed, self.store.root, self._load, "window")
 
     def _load(self, index: int, rng: np.random.Generator) -> dict:
         decoded: dict[int, np.ndarray] = {}
@@ -139,7 +134,7 @@ class WindowDataset(Dataset):
         return sample
 
     def _decode(self, global_frame: int) -> np.ndarray:
-        image = read_rgb(self.manifest.path_of(global_frame), self.reduction)
+        image = self.store.read(global_frame, self.reduction)
         if self.focus == "none":
             return image
         boxes = self.boxes.of_frame(global_frame) / self.reduction if self.boxes is not None else np.zeros((0, 4))

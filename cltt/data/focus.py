@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from cltt.data.manifest import Manifest
+from cltt.data.stores.base import FrameStore
 from cltt.errors import CLTTError
 
 BOX_COLUMNS = ("clip", "frame", "x1", "y1", "x2", "y2")
@@ -35,8 +35,8 @@ class FrameBoxes:
         return self.coords[self.first[global_frame] : self.first[global_frame + 1]]
 
 
-def load_boxes(path: str | Path, manifest: Manifest) -> FrameBoxes:
-    """Read a boxes CSV and attach each row to its frame of ``manifest``."""
+def load_boxes(path: str | Path, store: FrameStore) -> FrameBoxes:
+    """Read a boxes CSV and attach each row to its frame of ``store``."""
     path = Path(path)
     if not path.is_file():
         raise CLTTError(f"boxes file {path} does not exist; set data.boxes or data.object_focus=none")
@@ -51,11 +51,11 @@ def load_boxes(path: str | Path, manifest: Manifest) -> FrameBoxes:
             clip = row["clip"]
             if clip not in lookup:
                 try:
-                    c = manifest.clip_index(clip)
+                    c = store.clip_index(clip)
                 except KeyError:
-                    raise CLTTError(f"{path} line {line}: clip '{clip}' is not under {manifest.root}") from None
-                offset = int(manifest.clip_offsets[c])
-                names = manifest.frame_names(c)
+                    raise CLTTError(f"{path} line {line}: clip '{clip}' is not under {store.root}") from None
+                offset = int(store.clip_offsets[c])
+                names = store.frame_names(c)
                 lookup[clip] = {n: offset + i for i, n in enumerate(names)}
                 lookup[clip].update({os.path.splitext(n)[0]: offset + i for i, n in enumerate(names)})
             frame = lookup[clip].get(row["frame"])
@@ -69,7 +69,7 @@ def load_boxes(path: str | Path, manifest: Manifest) -> FrameBoxes:
     frames_arr = np.asarray(frames, dtype=np.int64)
     order = np.argsort(frames_arr, kind="stable")
     coords_arr = np.asarray(coords, dtype=np.float32).reshape(-1, 4)[order]
-    first = np.searchsorted(frames_arr[order], np.arange(manifest.num_frames + 1))
+    first = np.searchsorted(frames_arr[order], np.arange(store.num_frames + 1))
     return FrameBoxes(first.astype(np.int64), coords_arr)
 
 

@@ -7,9 +7,11 @@ its path relative to the root (``/``-separated). Frames sort in natural order of
 ignored, and one clip may mix extensions.
 
 The manifest is one ``.npz`` file: clip names, frame counts, every frame name in one UTF-8 blob
-(``\\n``-separated), and the modification time of every directory scanned. Adding, removing or
-renaming a frame or clip changes a directory's mtime, so checking freshness costs one ``stat``
-per directory, not a rescan. A million frame names take about 20 MB of memory in this form,
+(``\\n``-separated), the byte size of every frame file, and the modification time of every
+directory scanned. Adding, removing or renaming a frame or clip changes a directory's mtime, so
+checking freshness costs one ``stat`` per directory, not a rescan. What the frames *are* (the
+content key of feature caches) is the names and byte sizes, never an mtime:
+:meth:`FrameNames.content_key`. A million frame names take about 20 MB of memory in this form,
 against hundreds of MB as Python lists of paths.
 
 It is written to ``root/.cltt/manifest.npz`` (a hidden folder, so rewriting the manifest never
@@ -23,7 +25,7 @@ import hashlib
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +34,7 @@ from cltt.errors import CLTTError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 MANIFEST_DIR = ".cltt"  # hidden folder beside the clips for cltt's own files
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: byte size of every frame
 _DIGITS = re.compile(r"(\d+)")
 
 
@@ -66,19 +68,18 @@ def default_cache_dir() -> Path:
 
 
 @dataclass
-class Manifest:
-    """Clips and frame names of one frames root, in natural order.
+class FrameNames:
+    """Clips and frame names, in natural order, and each frame's byte size: the naming every
+    frame store shares.
 
     Frames are numbered globally: clip ``c`` holds global frames
     ``clip_offsets[c] .. clip_offsets[c] + frame_counts[c] - 1``.
     """
 
-    root: Path
     clips: list[str]
     frame_counts: np.ndarray  # [num_clips] int64
     names_blob: np.ndarray  # [bytes] uint8, frame names joined by b"\n"
-    dirs: list[str]  # every directory scanned, relative to root ("" is the root)
-    dir_mtimes: np.ndarray  # [len(dirs)] int64 nanoseconds
+    frame_bytes: np.ndarray  # [num_frames] int64, size of each frame's stored bytes
 
     def __post_init__(self) -> None:
         self.clip_offsets = np.concatenate([[0], np.cumsum(self.frame_counts)]).astype(np.int64)
@@ -111,19 +112,42 @@ class Manifest:
         first, last = self.clip_offsets[clip], self.clip_offsets[clip + 1]
         return [self.frame_name(i) for i in range(first, last)]
 
-    def frame_path(self, clip: int, frame: int) -> str:
-        """Path of frame ``frame`` (0-based, within the clip) of clip number ``clip``."""
-        name = self.frame_name(int(self.clip_offsets[clip]) + frame)
-        return os.path.join(self.root, self.clips[clip], name)
+    def clip_of_frame(self, global_frame: int) -> int:
+        """Clip number holding frame ``global_frame``."""
+        return int(np.searchsorted(self.clip_offsets, global_frame, side="right") - 1)
+
+    def content_key(self, clips=None) -> str:
+        """SHA-256 over clip names, frame names and frame byte sizes, of ``clips`` (all if None).
+
+        Re-extracting, re-encoding, adding or removing a frame changes it; touching a file does not.
+        """
+        digest = hashlib.sha256()
+        for clip in range(self.num_clips) if clips is None else clips:
+            first, last = int(self.clip_offsets[clip]), int(self.clip_offsets[clip + 1])
+            start = int(self._name_starts[first]) if last > first else 0
+            end = int(self._name_ends[last - 1]) if last > first else 0
+            digest.update(self.clips[clip].encode() + b"\0" + self.names_blob[start:end].tobytes() + b"\0")
+            digest.update(self.frame_bytes[first:last].astype("<i8").tobytes())
+        return digest.hexdigest()
+
+
+@dataclass
+class Manifest(FrameNames):
+    """The :class:`FrameNames` of one frames root, with what tells whether it is still fresh."""
+
+    root: Path = Path(".")
+    dirs: list[str] = field(default_factory=list)  # every directory scanned, relative to root ("" is the root)
+    dir_mtimes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # [len(dirs)] int64 ns
 
     def path_of(self, global_frame: int) -> str:
         """Path of frame number ``global_frame`` (global numbering)."""
         clip = self.clip_of_frame(global_frame)
         return os.path.join(self.root, self.clips[clip], self.frame_name(global_frame))
 
-    def clip_of_frame(self, global_frame: int) -> int:
-        """Clip number holding frame ``global_frame``."""
-        return int(np.searchsorted(self.clip_offsets, global_frame, side="right") - 1)
+    def frame_path(self, clip: int, frame: int) -> str:
+        """Path of frame ``frame`` (0-based, within the clip) of clip number ``clip``."""
+        name = self.frame_name(int(self.clip_offsets[clip]) + frame)
+        return os.path.join(self.root, self.clips[clip], name)
 
     def is_fresh(self) -> bool:
         """True when no scanned directory changed since the manifest was built."""
@@ -149,6 +173,7 @@ class Manifest:
                 clips=np.array("\n".join(self.clips)),
                 frame_counts=self.frame_counts,
                 names_blob=self.names_blob,
+                frame_bytes=self.frame_bytes,
                 dirs=np.array("\n".join(self.dirs)),
                 dir_mtimes=self.dir_mtimes,
             )
@@ -168,6 +193,7 @@ class Manifest:
                     clips=clips.split("\n") if clips else [],
                     frame_counts=data["frame_counts"].astype(np.int64),
                     names_blob=data["names_blob"].astype(np.uint8),
+                    frame_bytes=data["frame_bytes"].astype(np.int64),
                     dirs=dirs.split("\n"),
                     dir_mtimes=data["dir_mtimes"].astype(np.int64),
                 )
@@ -178,9 +204,9 @@ class Manifest:
 # --------------------------------------------------------------------------- scanning
 
 
-def _scan_dir(path: str) -> tuple[list[str], list[str], int]:
-    """Frame names and subdirectory names directly in ``path``, and its mtime."""
-    frames, subdirs = [], []
+def _scan_dir(path: str) -> tuple[dict[str, int], list[str], int]:
+    """Frame names (with byte sizes) and subdirectory names directly in ``path``, and its mtime."""
+    frames, subdirs = {}, []
     mtime = os.stat(path).st_mtime_ns
     with os.scandir(path) as entries:
         for entry in entries:
@@ -189,7 +215,7 @@ def _scan_dir(path: str) -> tuple[list[str], list[str], int]:
             if entry.is_dir():
                 subdirs.append(entry.name)
             elif is_frame_file(entry.name):
-                frames.append(entry.name)
+                frames[entry.name] = entry.stat().st_size
     return frames, subdirs, mtime
 
 
@@ -200,7 +226,7 @@ def scan_frames(root: str | Path, threads: int = 16) -> Manifest:
     """
     root = Path(root).absolute()
     check_root(root)
-    clips: dict[str, list[str]] = {}
+    clips: dict[str, dict[str, int]] = {}
     dirs: dict[str, int] = {}
     with ThreadPoolExecutor(max_workers=threads) as pool:
         pending = {pool.submit(_scan_dir, str(root)): ""}
@@ -217,12 +243,14 @@ def scan_frames(root: str | Path, threads: int = 16) -> Manifest:
     clip_names = natural_sorted([c for c in clips])
     ordered = [natural_sorted(clips[c]) for c in clip_names]
     blob = "\n".join("\n".join(names) for names in ordered).encode("utf-8")
+    sizes = [clips[c][name] for c, names in zip(clip_names, ordered) for name in names]
     dir_names = sorted(dirs)
     return Manifest(
         root=root,
         clips=clip_names,
         frame_counts=np.array([len(n) for n in ordered], dtype=np.int64),
         names_blob=np.frombuffer(blob, dtype=np.uint8).copy(),
+        frame_bytes=np.array(sizes, dtype=np.int64),
         dirs=dir_names,
         dir_mtimes=np.array([dirs[d] for d in dir_names], dtype=np.int64),
     )

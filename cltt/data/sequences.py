@@ -1,6 +1,6 @@
 """CARL's training samples: two temporally augmented views of one whole video.
 
-    dataset = SequenceDataset(manifest, frames=16, region=(0.5, 1.0), image_size=64, augment=config, seed=0)
+    dataset = SequenceDataset(store, frames=16, region=(0.5, 1.0), image_size=64, augment=config, seed=0)
     sample = dataset[(i, epoch)]      # randomness drawn from (seed, epoch, i) alone
     sample["views"]                   # uint8 [2, T, 3, S, S]
     sample["times"]                   # int64 [2, T] frame number within the clip; -1 = padding
@@ -32,8 +32,7 @@ import torch
 from torch.utils.data import Dataset
 
 from cltt.data.dataset import fetch_replacing_corrupt
-from cltt.data.decode import CorruptFrameError, read_rgb, reduction_for
-from cltt.data.manifest import Manifest
+from cltt.data.stores.base import FrameStore
 from cltt.data.transforms import WindowAugment
 from cltt.errors import CLTTError
 from cltt.recipe import AugmentConfig
@@ -72,7 +71,7 @@ class SequenceDataset(Dataset):
 
     def __init__(
         self,
-        manifest: Manifest,
+        store: FrameStore,
         frames: int,
         region: tuple[float, float],
         image_size: int,
@@ -84,37 +83,33 @@ class SequenceDataset(Dataset):
             raise ValueError(f"frames and samples_per_clip must be >= 1, got {frames} and {samples_per_clip}")
         if not 0 < region[0] <= region[1] <= 1:
             raise ValueError(f"region must be fractions 0 < low <= high <= 1, got {list(region)}")
-        if manifest.num_clips == 0:
-            raise CLTTError(f"no clips under {manifest.root}; extract frames first")
-        self.manifest = manifest
+        if store.num_clips == 0:
+            raise CLTTError(f"no clips under {store.root}; extract frames first")
+        self.store = store
         self.frames = frames
         self.region = (float(region[0]), float(region[1]))
         self.image_size = image_size
         self.augment = WindowAugment(augment, image_size)
         self.seed = seed
         self.samples_per_clip = samples_per_clip
-        try:
-            height, width = read_rgb(manifest.frame_path(0, 0)).shape[:2]
-        except CorruptFrameError:
-            height = width = image_size  # decode in full; the bad frame is skipped when met
-        self.reduction = reduction_for(min(height, width), image_size)
+        self.reduction = store.reduction_for(image_size)
 
     def __len__(self) -> int:
-        return self.manifest.num_clips * self.samples_per_clip
+        return self.store.num_clips * self.samples_per_clip
 
     def clip_of(self, index: int) -> int:
         return index // self.samples_per_clip
 
     def draw_times(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """``times [2, T]`` int64 and ``valid [2, T]`` bool of sample ``index`` (advances ``rng``)."""
-        num_frames = int(self.manifest.frame_counts[self.clip_of(index)])
+        num_frames = int(self.store.frame_counts[self.clip_of(index)])
         first = sample_region(rng, num_frames, self.region)
         second = sample_region(rng, num_frames, self.region, overlap=first)
         views = [sample_times(rng, start, length, self.frames) for start, length in (first, second)]
         return np.stack([t for t, _ in views]), np.stack([v for _, v in views])
 
     def __getitem__(self, key) -> dict:
-        return fetch_replacing_corrupt(key, len(self), self.seed, self.manifest.root, self._load, "sample")
+        return fetch_replacing_corrupt(key, len(self), self.seed, self.store.root, self._load, "sample")
 
     def _load(self, index: int, rng: np.random.Generator) -> dict:
         times, valid = self.draw_times(index, rng)
@@ -125,6 +120,6 @@ class SequenceDataset(Dataset):
             chosen = times[view][valid[view]].tolist()
             for frame in chosen:
                 if frame not in decoded:
-                    decoded[frame] = read_rgb(self.manifest.frame_path(clip, frame), self.reduction)
+                    decoded[frame] = self.store.read(self.store.frame_number(clip, frame), self.reduction)
             views[view, :len(chosen)] = self.augment([decoded[f] for f in chosen], rng)
         return {"views": views, "times": torch.from_numpy(times), "valid": torch.from_numpy(valid)}

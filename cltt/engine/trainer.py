@@ -140,11 +140,11 @@ class Trainer:
     def _open_dataset(self):
         data = self.recipe.data
         if self.info.is_main:  # one process refreshes the manifest (or writes built-in data), the others reuse it
-            index = open_frames(data, synthetic=self.recipe.extract.synthetic)
+            store = open_frames(data, synthetic=self.recipe.extract.synthetic)
         dist.barrier()
         if not self.info.is_main:
-            index = open_frames(data)
-        return method_class(self.recipe.method.name).training_dataset(self.recipe, index, seed=self.recipe.train.seed)
+            store = open_frames(data)
+        return method_class(self.recipe.method.name).training_dataset(self.recipe, store, seed=self.recipe.train.seed)
 
     def _restore(self, state: dict) -> None:
         where = self.resume_path

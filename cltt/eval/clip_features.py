@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from cltt.data.decode import read_rgb, reduction_for
 from cltt.data.transforms import center_resize
 from cltt.data.windows import WindowSpec, WindowTable, build_windows
 from cltt.engine.device import to_model_input
@@ -173,10 +172,10 @@ def _compute(frames: FrameSet, sources: Sequence[ClipSource], table: WindowTable
     index = (frames.offsets[table.clip.astype(np.int64)] + table.start.astype(np.int64))[:, None] \
         + table.spec.frame_step * np.arange(length, dtype=np.int64)[None, :]
     sizes = sorted({s.decode_size for s in sources})
-    reduction = reduction_for(min(read_rgb(frames.path(int(index[0, 0]))).shape[:2]), max(sizes))
+    reduction = frames.store.reduction_for(max(sizes))
 
     def views(j: int) -> dict[int, np.ndarray]:
-        frame = read_rgb(frames.path(j), reduction)
+        frame = frames.read(j, reduction)
         return {size: center_resize(frame, size) for size in sizes}
 
     per_batch = max(1, batch_size // length)

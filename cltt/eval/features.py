@@ -17,13 +17,13 @@ The cache is one ``.npz`` per source under ``cache_dir`` (``RUN_DIR/features/``)
 a hash of what the features depend on: the source's identity (the checkpoint file's path,
 size and modification time; the random-init recipe and seed; the pixel size) and the frames'
 identity (root, clip names, frame names and the clips' folder modification times from the
-manifest). A changed checkpoint, a re-extracted clip or another image size is another hash,
+store). A changed checkpoint, a re-extracted clip or another image size is another hash,
 so a stale file is never read; delete ``RUN_DIR/features/`` to reclaim the space.
 
 Clip encoders (``encoder.is_clip_encoder``: ``represent`` takes clips) come through
 :mod:`cltt.eval.clip_features`, which reuses this module's cache files.
 
-    frames = FrameSet(manifest, table.clip_index)
+    frames = FrameSet(store, table.clip_index)
     result = extract_features(frames, [trained, pixels], cache_dir=run_dir / "features")
     result.features["trained"]        # [frames.num_frames, F] float32, frames in FrameSet order
 """
@@ -41,8 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cltt.data.decode import read_rgb, reduction_for
-from cltt.data.manifest import Manifest
+from cltt.data.stores.base import FrameStore
 from cltt.data.transforms import center_resize
 from cltt.engine.device import to_model_input
 
@@ -51,18 +50,18 @@ Progress = Callable[[int, int], None]  # (frames done, frames in all)
 
 
 class FrameSet:
-    """Every frame of the clips ``clip_index`` (manifest numbers) of ``manifest``, clip by clip.
+    """Every frame of the clips ``clip_index`` (store numbers) of ``store``, clip by clip.
 
     Frame ``j`` of this set is frame ``j - offsets[k]`` of its ``k``-th clip; ``offsets``
     ``[K + 1]`` and ``frame_counts`` ``[K]`` describe the clips in the order given.
     """
 
-    def __init__(self, manifest: Manifest, clip_index: Sequence[int]):
-        self.manifest = manifest
+    def __init__(self, store: FrameStore, clip_index: Sequence[int]):
+        self.store = store
         self.clip_index = np.asarray(clip_index, dtype=np.int64)
-        self.frame_counts = manifest.frame_counts[self.clip_index].astype(np.int64)
+        self.frame_counts = store.frame_counts[self.clip_index].astype(np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(self.frame_counts)]).astype(np.int64)
-        starts = manifest.clip_offsets[self.clip_index]
+        starts = store.clip_offsets[self.clip_index]
         self.global_frames = (np.repeat(starts - self.offsets[:-1], self.frame_counts)
                               + np.arange(self.num_frames, dtype=np.int64))
 
@@ -70,20 +69,15 @@ class FrameSet:
     def num_frames(self) -> int:
         return int(self.offsets[-1])
 
-    def path(self, j: int) -> str:
-        return self.manifest.path_of(int(self.global_frames[j]))
+    def read(self, j: int, reduction: int) -> np.ndarray:
+        """Frame ``j`` of this set, RGB uint8 ``[H, W, 3]`` decoded ``reduction`` times smaller."""
+        return self.store.read(int(self.global_frames[j]), reduction)
 
     def identity(self) -> dict:
-        """What the frames are, for cache keys: a change to any clip's files changes it."""
-        digest = hashlib.sha256()
-        mtimes = dict(zip(self.manifest.dirs, self.manifest.dir_mtimes.tolist()))
-        for k in self.clip_index:
-            name = self.manifest.clips[int(k)]
-            digest.update(name.encode() + b"\0")
-            digest.update("\n".join(self.manifest.frame_names(int(k))).encode() + b"\0")
-            digest.update(str(mtimes.get(name if name != "." else "", 0)).encode() + b"\0")
-        return {"root": str(self.manifest.root), "clips": len(self.clip_index), "frames": self.num_frames,
-                "content": digest.hexdigest()}
+        """What the frames are, for cache keys: names and byte sizes of the clips' frames (no
+        mtimes, no path, so a moved root or its packed copy keeps its cached features)."""
+        return {"clips": len(self.clip_index), "frames": self.num_frames,
+                "content": self.store.identity(self.clip_index.tolist())}
 
 
 # --------------------------------------------------------------------------- sources
@@ -251,8 +245,7 @@ def _compute(frames: FrameSet, sources: Sequence[FeatureSource], batch_size: int
     total = frames.num_frames
     if total == 0:
         return {s.name: np.zeros((0, 0), np.float32) for s in sources}
-    short_side = min(read_rgb(frames.path(0)).shape[:2])
-    reduction = reduction_for(short_side, max(decode_at_least, *(s.decode_size for s in sources)))
+    reduction = frames.store.reduction_for(max(decode_at_least, *(s.decode_size for s in sources)))
     modes = [(s, s.encoder.training) for s in sources if isinstance(s, EncoderSource)]
     for source, _ in modes:
         source.encoder.eval()
@@ -262,7 +255,7 @@ def _compute(frames: FrameSet, sources: Sequence[FeatureSource], batch_size: int
         with ThreadPoolExecutor(max_workers=workers) as pool:
 
             def submit(start: int):
-                return [pool.submit(read_rgb, frames.path(j), reduction) for j in range(start, min(start + batch_size, total))]
+                return [pool.submit(frames.read, j, reduction) for j in range(start, min(start + batch_size, total))]
 
             pending = submit(starts[0])
             for i, start in enumerate(starts):

@@ -3,9 +3,9 @@
 Labels come from a CSV file (``probe.labels``, default ``ROOT/labels.csv``) with a header
 ``clip,label[,split]``, or, when there is no such file, from folders: a root laid out as
 ``ROOT/<label>/<clip>/<frame>.jpg`` indexes clips named ``<label>/<clip>`` (see
-:mod:`cltt.data.manifest`), and the first part of the name is the label.
+:mod:`cltt.data.stores`), and the first part of the name is the label.
 
-    table = load_labels(manifest, labels_path=None)         # every labelled clip of the root
+    table = load_labels(store, labels_path=None)         # every labelled clip of the root
     splits = assign_splits(table, fractions=[0.6, 0.2, 0.2], seed=0)
     check_splits(table.labels, splits, table.source)        # a val/test class absent from train: error
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cltt.data.manifest import Manifest
+from cltt.data.stores.base import FrameStore
 from cltt.errors import CLTTError
 
 SPLITS = ("train", "val", "test")
@@ -35,16 +35,16 @@ LABELS_FILE = "labels.csv"
 
 @dataclass
 class LabelTable:
-    """Labelled clips of one frames root, in manifest order.
+    """Labelled clips of one frames root, in store order.
 
-    ``clips[i]`` is a clip name of the manifest, ``clip_index[i]`` its number there,
+    ``clips[i]`` is a clip name of the store, ``clip_index[i]`` its number there,
     ``labels[i]`` its class as text; ``file_splits[i]`` the split the labels file gives
     (None when it has no split column, or when labels come from folders).
     """
 
     source: str  # the labels file, or "folders"
     clips: list[str]
-    clip_index: np.ndarray  # [num_labelled] int64 manifest clip numbers
+    clip_index: np.ndarray  # [num_labelled] int64 store clip numbers
     labels: list[str]
     file_splits: list[str] | None
     unlabelled: int  # clips of the root the probe leaves out
@@ -65,20 +65,20 @@ def default_labels_path(root: Path) -> Path:
     return Path(root) / LABELS_FILE
 
 
-def load_labels(manifest: Manifest, labels_path: str | Path | None = None) -> LabelTable:
-    """The labelled clips of ``manifest``'s root, from a CSV file or from label folders."""
-    root = Path(manifest.root)
+def load_labels(store: FrameStore, labels_path: str | Path | None = None) -> LabelTable:
+    """The labelled clips of ``store``'s root, from a CSV file or from label folders."""
+    root = Path(store.root)
     path = Path(labels_path) if labels_path else default_labels_path(root)
     if path.is_file():
-        return _from_csv(manifest, path)
+        return _from_csv(store, path)
     if labels_path:
         raise CLTTError(f"labels file {path} (probe.labels) does not exist; give a CSV with header clip,label[,split]")
-    nested = [c.split("/") for c in manifest.clips]
-    if manifest.clips and all(len(parts) == 2 for parts in nested):
+    nested = [c.split("/") for c in store.clips]
+    if store.clips and all(len(parts) == 2 for parts in nested):
         return LabelTable(
             source="folders",
-            clips=list(manifest.clips),
-            clip_index=np.arange(manifest.num_clips, dtype=np.int64),
+            clips=list(store.clips),
+            clip_index=np.arange(store.num_clips, dtype=np.int64),
             labels=[parts[0] for parts in nested],
             file_splits=None,
             unlabelled=0,
@@ -89,7 +89,7 @@ def load_labels(manifest: Manifest, labels_path: str | Path | None = None) -> La
     )
 
 
-def _from_csv(manifest: Manifest, path: Path) -> LabelTable:
+def _from_csv(store: FrameStore, path: Path) -> LabelTable:
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:  # -sig: a spreadsheet's BOM
             rows = list(csv.reader(handle))
@@ -123,23 +123,23 @@ def _from_csv(manifest: Manifest, path: Path) -> LabelTable:
                             f"{_describe(entry)}; one clip must have one label and one split")
         seen[clip] = entry
         try:
-            manifest.clip_index(clip)
+            store.clip_index(clip)
         except KeyError:
             missing.append(clip)
     if missing:
         shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
-        raise CLTTError(f"labels file {path} names {len(missing)} clip(s) that {manifest.root} does not have: {shown}; "
+        raise CLTTError(f"labels file {path} names {len(missing)} clip(s) that {store.root} does not have: {shown}; "
                         "fix the file or point data.root at the frames it describes")
     if not seen:
         raise CLTTError(f"labels file {path} labels no clip; every row has an empty label")
-    clips = sorted(seen, key=manifest.clip_index)
+    clips = sorted(seen, key=store.clip_index)
     return LabelTable(
         source=str(path),
         clips=clips,
-        clip_index=np.array([manifest.clip_index(c) for c in clips], dtype=np.int64),
+        clip_index=np.array([store.clip_index(c) for c in clips], dtype=np.int64),
         labels=[seen[c][0] for c in clips],
         file_splits=[seen[c][1] for c in clips] if has_split else None,
-        unlabelled=manifest.num_clips - len(clips),
+        unlabelled=store.num_clips - len(clips),
     )
 
 

@@ -64,7 +64,8 @@ from sklearn.linear_model import Ridge
 from sklearn.preprocessing import StandardScaler
 
 from cltt.data.build import open_frames
-from cltt.data.manifest import Manifest, natural_key
+from cltt.data.manifest import natural_key
+from cltt.data.stores.base import FrameStore
 from cltt.engine.checkpoint import load_checkpoint
 from cltt.engine.device import resolve_device
 from cltt.errors import CLTTError
@@ -88,10 +89,10 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class PhaseLabels:
-    """Per-frame labels of the clips a phases file covers, in manifest order.
+    """Per-frame labels of the clips a phases file covers, in store order.
 
     ``phase[k]`` ``[n_k]`` int64 into :attr:`names`, ``progress[k]`` ``[n_k]`` float64, for
-    every frame of clip ``clips[k]`` (manifest number ``clip_index[k]``).
+    every frame of clip ``clips[k]`` (store number ``clip_index[k]``).
     """
 
     source: str
@@ -102,7 +103,7 @@ class PhaseLabels:
     progress: list[np.ndarray]
 
 
-def load_phase_labels(manifest: Manifest, path: Path) -> PhaseLabels:
+def load_phase_labels(store: FrameStore, path: Path) -> PhaseLabels:
     """Read ``clip,frame,phase,progress`` rows; every frame of a listed clip must have one."""
     if not path.is_file():
         raise CLTTError(f"probe.task=phases needs per-frame labels in {path} (clip,frame,phase,progress); "
@@ -127,38 +128,38 @@ def load_phase_labels(manifest: Manifest, path: Path) -> PhaseLabels:
             raise CLTTError(f"phases file {path} line {line}: expected clip,frame,phase,progress with a number "
                             f"for progress, got {','.join(row)}") from None
         by_clip.setdefault(clip.strip("/"), {})[frame] = (phase, value)
-    unknown = [c for c in by_clip if c not in manifest.clips]
+    unknown = [c for c in by_clip if c not in store.clips]
     if unknown:
-        raise CLTTError(f"phases file {path} names clip(s) {', '.join(unknown[:3])} that {manifest.root} does not have; "
+        raise CLTTError(f"phases file {path} names clip(s) {', '.join(unknown[:3])} that {store.root} does not have; "
                         "fix the file or point data.root at the frames it describes")
     if not by_clip:
         raise CLTTError(f"phases file {path} labels no frame")
     names = sorted({p for frames in by_clip.values() for p, _ in frames.values()}, key=natural_key)
     number = {name: i for i, name in enumerate(names)}
-    clips = sorted(by_clip, key=manifest.clip_index)
+    clips = sorted(by_clip, key=store.clip_index)
     phase, progress = [], []
     for clip in clips:
         labelled = by_clip[clip]
-        frames = manifest.frame_names(manifest.clip_index(clip))
+        frames = store.frame_names(store.clip_index(clip))
         missing = [f for f in frames if f not in labelled]
         if missing:
             raise CLTTError(f"phases file {path} has no row for {len(missing)} frame(s) of clip {clip} "
                             f"(first: {missing[0]}); label every frame of a clip it lists")
         phase.append(np.array([number[labelled[f][0]] for f in frames], dtype=np.int64))
         progress.append(np.array([labelled[f][1] for f in frames], dtype=np.float64))
-    return PhaseLabels(str(path), clips, np.array([manifest.clip_index(c) for c in clips], dtype=np.int64),
+    return PhaseLabels(str(path), clips, np.array([store.clip_index(c) for c in clips], dtype=np.int64),
                        names, phase, progress)
 
 
-def phase_splits(recipe: Recipe, manifest: Manifest, labels: PhaseLabels) -> tuple[np.ndarray, str]:
+def phase_splits(recipe: Recipe, store: FrameStore, labels: PhaseLabels) -> tuple[np.ndarray, str]:
     """A split per clip of ``labels`` and where it came from.
 
     The labels file's split column when it has one (clips it does not list are an error),
     else splits drawn with ``probe.split_seed`` in ``probe.split_fractions``.
     """
-    path = Path(recipe.probe.labels) if recipe.probe.labels else Path(manifest.root) / "labels.csv"
+    path = Path(recipe.probe.labels) if recipe.probe.labels else store.root_file("labels.csv")
     if path.is_file() or recipe.probe.labels:
-        table = load_labels(manifest, path)
+        table = load_labels(store, path)
         if table.file_splits is not None:
             split_of = dict(zip(table.clips, table.file_splits))
             absent = [c for c in labels.clips if c not in split_of]
@@ -414,9 +415,9 @@ def probe_phases(
     """
     checkpoint = Path(checkpoint)
     state = state if state is not None else load_checkpoint(checkpoint)
-    manifest = open_frames(recipe.data).manifest
-    labels = load_phase_labels(manifest, Path(manifest.root) / PHASES_FILE)
-    splits, split_source = phase_splits(recipe, manifest, labels)
+    store = open_frames(recipe.data)
+    labels = load_phase_labels(store, store.root_file(PHASES_FILE))
+    splits, split_source = phase_splits(recipe, store, labels)
     if not (splits == "train").any():
         raise CLTTError(f"no clip of {labels.source} is in the train split ({split_source}); raise probe.split_fractions[0]")
     evaluation = np.flatnonzero(splits == "test")
@@ -430,7 +431,7 @@ def probe_phases(
 
     device = resolve_device(recipe.train.device)
     sources, methods = _sources(recipe, checkpoint, state, device)
-    frame_set = FrameSet(manifest, labels.clip_index)
+    frame_set = FrameSet(store, labels.clip_index)
     cache_dir = Path(cache_dir) if cache_dir is not None else checkpoint.parent / "features"
     result = extract_features(frame_set, sources, cache_dir=cache_dir, batch_size=recipe.probe.batch_size,
                               workers=max(1, recipe.data.num_workers), on_progress=on_progress)

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from cltt.data.build import open_frames
-from cltt.data.manifest import Manifest
+from cltt.data.stores.base import FrameStore
 from cltt.data.windows import WindowSpec
 from cltt.engine.checkpoint import load_checkpoint
 from cltt.engine.device import resolve_device
@@ -69,9 +69,9 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class ProbeSetup:
-    """The data side of a probe, built once: manifest, labelled clips, their splits and frames."""
+    """The data side of a probe, built once: store, labelled clips, their splits and frames."""
 
-    manifest: Manifest
+    store: FrameStore
     table: LabelTable
     splits: np.ndarray  # [K] split name per labelled clip
     targets: np.ndarray  # [K] class number per labelled clip
@@ -84,15 +84,15 @@ def prepare_probe(recipe: Recipe) -> ProbeSetup:
     """Index ``data.root``, read its labels, assign and check the splits (CLTTError if unusable)."""
     check_level(recipe)
     index = open_frames(recipe.data, synthetic=recipe.extract.synthetic)
-    table = load_labels(index.manifest, recipe.probe.labels)
+    table = load_labels(index, recipe.probe.labels)
     splits = assign_splits(table, recipe.probe.split_fractions, recipe.probe.split_seed)
     check_splits(table.labels, splits, table.source)
     return ProbeSetup(
-        manifest=index.manifest,
+        store=index,
         table=table,
         splits=np.array(splits),
         targets=table.targets(),
-        frames=FrameSet(index.manifest, table.clip_index),
+        frames=FrameSet(index, table.clip_index),
         level=recipe.probe.level,
         spec=WindowSpec.from_recipe(recipe.data),
     )
@@ -283,7 +283,7 @@ def probe_checkpoint(
     row = eval_row(int(epoch), trained_logistic, logistic_score) if epoch is not None else None
     notes = []
     if setup.table.unlabelled:
-        notes.append(f"{setup.table.unlabelled} clip(s) of {setup.manifest.root} have no label and are left out")
+        notes.append(f"{setup.table.unlabelled} clip(s) of {setup.store.root} have no label and are left out")
     if row is None:
         notes.append("no metrics_eval.csv row: add logistic to probe.probes")
     return ProbeReport(

@@ -46,8 +46,7 @@ import torch
 import torch.nn.functional as F
 
 from cltt.data.build import open_frames
-from cltt.data.decode import read_rgb, reduction_for
-from cltt.data.manifest import Manifest
+from cltt.data.stores.base import FrameStore
 from cltt.data.transforms import center_resize
 from cltt.engine.checkpoint import load_checkpoint
 from cltt.engine.device import resolve_device, to_model_input
@@ -143,9 +142,9 @@ def center_square(masks: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- clips
 
 
-def read_masks(manifest: Manifest, clip: int) -> np.ndarray | None:
+def read_masks(store: FrameStore, clip: int) -> np.ndarray | None:
     """Instance masks ``[T, H, W]`` of a clip, or None when it has no ``masks.npz``."""
-    path = Path(manifest.root) / manifest.clips[clip] / MASKS_FILE
+    path = store.clip_file(clip, MASKS_FILE)
     if not path.is_file():
         return None
     try:
@@ -155,13 +154,12 @@ def read_masks(manifest: Manifest, clip: int) -> np.ndarray | None:
         raise CLTTError(f"cannot read instance masks {path} ({err}); rewrite the clip with cltt extract --synthetic") from None
 
 
-def clip_frames(manifest: Manifest, clip: int, image_size: int, limit: int | None = None) -> np.ndarray:
+def clip_frames(store: FrameStore, clip: int, image_size: int, limit: int | None = None) -> np.ndarray:
     """Centre views of the frames of a clip (the first ``limit``, or all): uint8 ``[T, S, S, 3]``."""
-    count = int(manifest.frame_counts[clip]) if limit is None else min(limit, int(manifest.frame_counts[clip]))
-    first = read_rgb(manifest.frame_path(clip, 0))
-    reduction = reduction_for(min(first.shape[:2]), image_size)
-    return np.stack([center_resize(read_rgb(manifest.frame_path(clip, j), reduction), image_size)
-                     for j in range(count)])
+    count = int(store.frame_counts[clip]) if limit is None else min(limit, int(store.frame_counts[clip]))
+    reduction = store.reduction_for(image_size)
+    first = store.frame_number(clip, 0)
+    return np.stack([center_resize(store.read(first + j, reduction), image_size) for j in range(count)])
 
 
 def clip_slot_masks(method, frames: np.ndarray, device: torch.device, chunk_size: int) -> dict[str, torch.Tensor]:
@@ -171,24 +169,24 @@ def clip_slot_masks(method, frames: np.ndarray, device: torch.device, chunk_size
     return {kind: value[0] for kind, value in masks.items()}
 
 
-def scored_clips(recipe: Recipe, manifest: Manifest) -> tuple[list[int], str]:
+def scored_clips(recipe: Recipe, store: FrameStore) -> tuple[list[int], str]:
     """Clip numbers to score and how they were chosen: the labels file's test split, else all."""
-    path = Path(recipe.probe.labels) if recipe.probe.labels else Path(manifest.root) / "labels.csv"
-    every = list(range(manifest.num_clips))
+    path = Path(recipe.probe.labels) if recipe.probe.labels else store.root_file("labels.csv")
+    every = list(range(store.num_clips))
     if not path.is_file():
         return every, "all clips (no labels file with a split column)"
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
     if not rows or "split" not in rows[0] or "clip" not in rows[0]:
         return every, f"all clips ({path} has no split column)"
-    names = {name: i for i, name in enumerate(manifest.clips)}
+    names = {name: i for i, name in enumerate(store.clips)}
     chosen = sorted(names[r["clip"]] for r in rows if r["split"] == "test" and r["clip"] in names)
     if not chosen:
         return every, f"all clips ({path} names no test clip of this root)"
     return chosen, f"test split of {path}"
 
 
-def score_clips(method, manifest: Manifest, clips: list[int], image_size: int, chunk_size: int,
+def score_clips(method, store: FrameStore, clips: list[int], image_size: int, chunk_size: int,
                 device: torch.device, on_frame: Callable[[int], None] | None = None) -> dict[str, list[float]]:
     """Per-clip video FG-ARI and mBO of ``method`` (in eval mode) over ``clips`` with masks:
     ``{kind: {"fg_ari": [...], "mbo": [...]}}`` for each kind of slot mask."""
@@ -197,12 +195,12 @@ def score_clips(method, manifest: Manifest, clips: list[int], image_size: int, c
     scores: dict[str, dict[str, list[float]]] = {}
     try:
         for clip in clips:
-            true = read_masks(manifest, clip)
+            true = read_masks(store, clip)
             if true is None:
                 continue
-            frames = clip_frames(manifest, clip, image_size)
+            frames = clip_frames(store, clip, image_size)
             if len(true) != len(frames):
-                raise CLTTError(f"{manifest.clips[clip]} has {len(frames)} frames but {len(true)} masks in {MASKS_FILE}; "
+                raise CLTTError(f"{store.clips[clip]} has {len(frames)} frames but {len(true)} masks in {MASKS_FILE}; "
                                 "rewrite it with cltt extract --synthetic")
             true = center_square(true)
             for kind, masks in clip_slot_masks(method, frames, device, chunk_size).items():
@@ -239,11 +237,11 @@ def probe_slots(recipe: Recipe, checkpoint: Path, state: dict | None = None, cac
     checkpoint = Path(checkpoint)
     state = state if state is not None else load_checkpoint(checkpoint)
     index = open_frames(recipe.data, synthetic=recipe.extract.synthetic)
-    manifest = index.manifest
-    clips, chosen = scored_clips(recipe, manifest)
-    with_masks = [c for c in clips if (Path(manifest.root) / manifest.clips[c] / MASKS_FILE).is_file()]
+    store = index
+    clips, chosen = scored_clips(recipe, store)
+    with_masks = [c for c in clips if store.clip_file(c, MASKS_FILE).is_file()]
     if not with_masks:
-        raise CLTTError(f"no clip under {manifest.root} has instance masks ({MASKS_FILE}); the slots probe needs "
+        raise CLTTError(f"no clip under {store.root} has instance masks ({MASKS_FILE}); the slots probe needs "
                         "them: write built-in data with cltt extract --synthetic bouncing-balls")
     device = resolve_device(recipe.train.device)
     methods = {"trained": load_trained_method(recipe, state, checkpoint)}
@@ -252,7 +250,7 @@ def probe_slots(recipe: Recipe, checkpoint: Path, state: dict | None = None, cac
     if not all(isinstance(m, SlotMasks) for m in methods.values()):
         raise CLTTError(f"probe.task=slots needs a method with slot masks (method.name=slotcontrast); "
                         f"this checkpoint is {recipe.method.name}")
-    total = len(methods) * int(manifest.frame_counts[with_masks].sum())
+    total = len(methods) * int(store.frame_counts[with_masks].sum())
     done = 0
 
     def on_frame(count: int) -> None:
@@ -263,7 +261,7 @@ def probe_slots(recipe: Recipe, checkpoint: Path, state: dict | None = None, cac
 
     rows, metrics = [], {}
     for name, method in methods.items():
-        scores = score_clips(method.to(device), manifest, with_masks, recipe.data.image_size,
+        scores = score_clips(method.to(device), store, with_masks, recipe.data.image_size,
                              recipe.data.window_size, device, on_frame)
         metrics[name] = {"clips": len(with_masks)}
         for kind in MASK_KINDS:

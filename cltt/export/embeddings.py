@@ -3,7 +3,7 @@
 Every frame is decoded, resized so its short side is ``data.image_size`` and centre-cropped
 (no augmentation, no object focus), normalised as in training and encoded in eval mode
 without gradients, batch by batch. The result is a ``.npy`` float32 array
-``[num_frames, D]`` in the manifest's order (clips, then frames, in natural order) and an
+``[num_frames, D]`` in the store's order (clips, then frames, in natural order) and an
 index CSV ``clip,frame,row`` that maps each frame's file name to its row::
 
     features = np.load("quickstart_epoch010_digits.npy", mmap_mode="r")   # [num_frames, D]
@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from cltt.data.decode import read_rgb, reduction_for
-from cltt.data.manifest import Manifest, index_frames
+from cltt.data.stores import open_store
+from cltt.data.stores.base import FrameStore
 from cltt.data.transforms import center_resize
 from cltt.engine.device import resolve_device, to_model_input
 from cltt.export.files import destination, make_folder
@@ -45,19 +45,18 @@ class EmbeddingsResult:
     feature_dim: int
 
 
-def centre_view_batches(manifest: Manifest, image_size: int, batch_size: int, workers: int = 4) -> Iterator[torch.Tensor]:
-    """uint8 ``[B, 3, S, S]`` centre views of every frame of ``manifest``, in its order.
+def centre_view_batches(store: FrameStore, image_size: int, batch_size: int, workers: int = 4) -> Iterator[torch.Tensor]:
+    """uint8 ``[B, 3, S, S]`` centre views of every frame of ``store``, in its order.
 
     A thread pool decodes the next batch while the caller encodes this one. JPEGs are decoded
     at reduced size when that still covers ``S``, judged from the first frame as the training
     dataset does, so features match what the model saw.
     """
-    total = manifest.num_frames
-    first_height, first_width = read_rgb(manifest.path_of(0)).shape[:2]
-    reduction = reduction_for(min(first_height, first_width), image_size)
+    total = store.num_frames
+    reduction = store.reduction_for(image_size)
 
     def load(frame: int) -> np.ndarray:
-        return center_resize(read_rgb(manifest.path_of(frame), reduction), image_size)
+        return center_resize(store.read(frame, reduction), image_size)
 
     bounds = [(start, min(start + batch_size, total)) for start in range(0, total, batch_size)]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -71,10 +70,10 @@ def centre_view_batches(manifest: Manifest, image_size: int, batch_size: int, wo
             yield torch.from_numpy(frames).permute(0, 3, 1, 2)
 
 
-def frame_features(encoder: nn.Module, manifest: Manifest, image_size: int, *, batch_size: int = 256,
+def frame_features(encoder: nn.Module, store: FrameStore, image_size: int, *, batch_size: int = 256,
                    device: torch.device | str = "cpu", workers: int = 4, on_progress: Progress | None = None,
                    out: np.ndarray | None = None) -> np.ndarray:
-    """``encoder``'s output for every frame of ``manifest``: float32 ``[num_frames, D]``.
+    """``encoder``'s output for every frame of ``store``: float32 ``[num_frames, D]``.
 
     ``encoder`` maps ``[B, 3, S, S]`` ImageNet-normalised floats to ``[B, D]``; it runs in
     eval mode without gradients. ``out`` (e.g. a ``np.lib.format.open_memmap`` array) receives
@@ -82,9 +81,9 @@ def frame_features(encoder: nn.Module, manifest: Manifest, image_size: int, *, b
     """
     device = torch.device(device)
     encoder.eval()
-    total, done = manifest.num_frames, 0
+    total, done = store.num_frames, 0
     with torch.no_grad():
-        for views in centre_view_batches(manifest, image_size, batch_size, workers):
+        for views in centre_view_batches(store, image_size, batch_size, workers):
             features = encoder(to_model_input(views, device)).float().cpu().numpy()
             if out is None:
                 out = np.empty((total, features.shape[1]), dtype=np.float32)
@@ -105,10 +104,10 @@ def export_embeddings(source: ExportSource, root: str | Path, with_head: bool = 
     ``train.device`` of the recipe (override with ``train.device=cpu``).
     """
     recipe = source.recipe
-    manifest = index_frames(root, recipe.data.cache_dir).manifest
+    store = open_store(root, recipe.data.cache_dir)
     folder, name = destination(out, source.run_dir / "exports", ".npy")
     make_folder(folder)
-    features_path = folder / (name or f"{source.stem(with_head)}_{manifest.root.name}.npy")
+    features_path = folder / (name or f"{source.stem(with_head)}_{store.root.name}.npy")
     device = resolve_device(recipe.train.device)
     encoder = source.frame_encoder(with_head).to(device)
     feature_dim = source.architecture(with_head)["output_dim"]
@@ -116,8 +115,8 @@ def export_embeddings(source: ExportSource, root: str | Path, with_head: bool = 
     temporary = features_path.with_name(f".{features_path.name}.tmp-{os.getpid()}")
     try:
         array = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.float32,
-                                          shape=(manifest.num_frames, feature_dim))
-        frame_features(encoder, manifest, recipe.data.image_size, batch_size=batch_size, device=device,
+                                          shape=(store.num_frames, feature_dim))
+        frame_features(encoder, store, recipe.data.image_size, batch_size=batch_size, device=device,
                        workers=recipe.data.num_workers, on_progress=on_progress, out=array)
         array.flush()
         del array
@@ -126,22 +125,22 @@ def export_embeddings(source: ExportSource, root: str | Path, with_head: bool = 
         temporary.unlink(missing_ok=True)
 
     index_path = features_path.with_suffix(".csv")
-    write_index(manifest, index_path)
+    write_index(store, index_path)
     sidecar = features_path.with_suffix(".json")
     description = source.describe(with_head)
-    description.update(kind="embeddings", root=str(manifest.root), num_frames=manifest.num_frames,
+    description.update(kind="embeddings", root=str(store.root), num_frames=store.num_frames,
                        feature_dim=feature_dim, features=features_path.name, index=index_path.name)
     sidecar.write_text(json.dumps(description, indent=2) + "\n")
-    return EmbeddingsResult(features_path, index_path, sidecar, manifest.num_frames, feature_dim)
+    return EmbeddingsResult(features_path, index_path, sidecar, store.num_frames, feature_dim)
 
 
-def write_index(manifest: Manifest, path: Path) -> None:
+def write_index(store: FrameStore, path: Path) -> None:
     """CSV ``clip,frame,row``: row ``r`` of the features is frame file ``frame`` of ``clip``."""
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["clip", "frame", "row"])
         row = 0
-        for clip_number, clip in enumerate(manifest.clips):
-            for frame in manifest.frame_names(clip_number):
+        for clip_number, clip in enumerate(store.clips):
+            for frame in store.frame_names(clip_number):
                 writer.writerow([clip, frame, row])
                 row += 1

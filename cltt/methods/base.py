@@ -126,14 +126,14 @@ class Method(nn.Module):
         return 1
 
     @classmethod
-    def training_dataset(cls, recipe, index, seed: int):
-        """The augmented training samples over ``index`` (an up-to-date manifest): windows by default.
+    def training_dataset(cls, recipe, store, seed: int):
+        """The augmented training samples over ``store`` (a :class:`~cltt.data.stores.FrameStore`): windows by default.
 
         Items are dicts with ``views`` uint8 ``[V, T, 3, S, S]`` and the :attr:`extra_keys`.
         """
         from cltt.data.build import windows_dataset
 
-        return windows_dataset(recipe.data, index, views=cls.dataset_views(recipe), augment=True, seed=seed)
+        return windows_dataset(recipe.data, store, views=cls.dataset_views(recipe), augment=True, seed=seed)
 
     # ------------------------------------------------------------------ one step
 

@@ -135,11 +135,11 @@ class CARL(Method):
         return CarlEncoder.from_recipe(recipe)
 
     @classmethod
-    def training_dataset(cls, recipe, index, seed: int):
+    def training_dataset(cls, recipe, store, seed: int):
         """``samples_per_clip`` samples (two views of T frames) per clip per epoch; see
         :mod:`cltt.data.sequences`. More than one lets a handful of clips fill a batch."""
         carl = recipe.method.carl
-        return SequenceDataset(index.manifest, carl.frames, tuple(carl.region), recipe.data.image_size,
+        return SequenceDataset(store, carl.frames, tuple(carl.region), recipe.data.image_size,
                                recipe.data.augment, seed=seed, samples_per_clip=carl.samples_per_clip)
 
     def forward_step(self, views: torch.Tensor, extras: dict[str, torch.Tensor]) -> Forward:

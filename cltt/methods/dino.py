@@ -128,11 +128,11 @@ class DINO(TeacherMethod):
                             "is built for data.image_size. Use a ResNet (or tiny_cnn), or set method.dino.local_crops=0")
 
     @classmethod
-    def training_dataset(cls, recipe, index, seed: int, extras=None):
+    def training_dataset(cls, recipe, store, seed: int, extras=None):
         dino = recipe.method.dino
         local = WindowAugment(dataclasses.replace(recipe.data.augment, crop_scale=list(dino.local_crop_scale)),
                               local_size(recipe))
-        return super().training_dataset(recipe, index, seed, extras=LocalCrops(local, dino.local_crops))
+        return super().training_dataset(recipe, store, seed, extras=LocalCrops(local, dino.local_crops))
 
     def build_encoder(self, recipe) -> ContrastiveEncoder:
         dino = self.options

@@ -1,0 +1,90 @@
+"""``cltt pack``: a frames folder into a packed store of a few large shard files."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cltt.cli.common import console, err_console
+from cltt.errors import CLTTError
+
+shard_size_option = click.option("--shard-size", default="1G", show_default=True,
+                                 help="Seal a shard once it holds this much (k, M, G).")
+raw_option = click.option("--raw", "raw", type=int, metavar="SIZE",
+                          help="Store raw uint8 RGB with the short side SIZE instead of the JPEG bytes (fastest reads).")
+
+
+@click.command(
+    name="pack",
+    epilog="""\b
+Examples:
+  cltt pack data/frames --out data/frames.store
+  cltt pack data/frames --out data/frames112.store --raw 112
+  cltt pack more_frames/ --out data/frames.store       # appends the clips the store lacks
+  cltt train recipes/quickstart.yaml data.root=data/frames.store""",
+)
+@click.argument("root", type=click.Path(path_type=Path))
+@click.option("--out", "-o", type=click.Path(path_type=Path), required=True, help="Store folder (new, empty, or a store to append to).")
+@raw_option
+@shard_size_option
+@click.option("--workers", "-j", type=int, default=8, show_default=True, help="Threads reading and checking frames.")
+def command(root: Path, out: Path, raw: int | None, shard_size: str, workers: int) -> None:
+    """Pack the frames root ROOT into a store: shards of frames plus an index, in temporal order.
+
+    Every frame is decoded once; corrupt ones are listed, left out and counted (exit 1). The
+    JPEG bytes are kept exactly (training gives the same batches as from ROOT), or with --raw
+    stored decoded at training size. Resumable: a killed pack is finished by the same command,
+    and packing into an existing store appends the clips it lacks. Side files (labels.csv,
+    boxes.csv, phases.csv, each clip's masks.npz) come along.
+    """
+    from cltt.data.stores.pack import pack_folder, parse_size
+
+    check_raw(raw)
+    if workers < 1:
+        raise CLTTError(f"--workers must be at least 1, got {workers}")
+    if not Path(root).is_dir():
+        raise CLTTError(f"frames root {root} is not a folder; pass the folder cltt extract wrote")
+    shard_bytes = parse_size(shard_size)
+    with frames_progress("packing") as advance:
+        summary = pack_folder(root, out, raw, shard_bytes, workers=workers, on_frames=advance)
+    show_summary(summary)
+
+
+def check_raw(raw: int | None) -> None:
+    if raw is not None and not 8 <= raw <= 4096:
+        raise CLTTError(f"--raw {raw} is not a frame size; give the training size in pixels, e.g. --raw 112")
+
+
+@contextmanager
+def frames_progress(label: str):
+    """A frames counter on screen: ``with frames_progress(label) as advance: advance(n)``."""
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("frames"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("pack", total=None)
+        yield lambda n: progress.advance(task, n)
+
+
+def show_summary(summary, exit_on_corrupt: bool = True) -> None:
+    """The pack's table; corrupt frames one per line, then (``exit_on_corrupt``) exit 1 if there were any."""
+    table = Table(title=f"packed into {summary.store}", title_justify="left")
+    for column in ("clips packed", "already there", "frames", "corrupt", "shards", "MB", "seconds", "frames/s"):
+        table.add_column(column, justify="right")
+    table.add_row(f"{summary.clips_packed:,}", f"{summary.clips_present:,}", f"{summary.frames:,}",
+                  f"[red]{len(summary.corrupt)}[/]" if summary.corrupt else "0", str(summary.shards),
+                  f"{summary.bytes / 1e6:,.1f}", f"{summary.seconds:.1f}", f"{summary.frames / max(summary.seconds, 1e-9):,.0f}")
+    console.print(table)
+    for name in summary.side_files_kept:
+        err_console.print(f"[yellow]warning:[/] {escape(name)} differs from the store's copy; kept the store's, merge them by hand",
+                          soft_wrap=True)
+    if summary.corrupt:
+        for where, why in summary.corrupt:
+            err_console.print(f"[red]corrupt[/] {escape(where)}: {escape(why)}", soft_wrap=True)
+        err_console.print(f"[bold red]{len(summary.corrupt)} corrupt frame(s) left out[/]; the store holds every other "
+                          "frame; re-extract those clips and pack them into a new store, or train without them")
+        if exit_on_corrupt:
+            raise SystemExit(1)

@@ -1,0 +1,143 @@
+"""The one interface every consumer of frames reads through.
+
+    store = open_store("data/digits")            # a folder of clip folders, or a packed store
+    store.clips, store.frame_counts              # naming, shared by every kind (FrameNames)
+    image = store.read(frame, reduction)         # RGB uint8 [H, W, 3], H = height / reduction
+    images = store.read_many(frames, reduction)
+    reduction = store.reduction_for(112)         # the coarsest JPEG scale that still covers 112 px
+    store.identity()                             # content key for caches: names and byte sizes
+
+Frames are numbered globally, in natural order of clip names and then frame names; a window
+cut from one kind of store is the same window cut from any other holding the same clips. A
+frame that cannot be decoded raises :class:`~cltt.data.decode.CorruptFrameError`, which the
+datasets log and skip.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from cltt.data.decode import CorruptFrameError, reduction_for
+from cltt.data.manifest import FrameNames
+
+
+class FrameStore(ABC):
+    """Named frames of one root (``root`` is the folder given as ``data.root``).
+
+    Subclasses set ``kind`` and implement :meth:`read` and :meth:`frame_shape`; the naming
+    attributes come from ``names`` (:class:`FrameNames`).
+    """
+
+    kind: ClassVar[str]
+
+    def __init__(self, root: Path, names: FrameNames):
+        self.root = Path(root)
+        self.names = names
+        self._reductions: dict[int, int] = {}
+
+    # ------------------------------------------------------------------ naming
+
+    @property
+    def clips(self) -> list[str]:
+        return self.names.clips
+
+    @property
+    def frame_counts(self) -> np.ndarray:
+        return self.names.frame_counts
+
+    @property
+    def clip_offsets(self) -> np.ndarray:
+        return self.names.clip_offsets
+
+    @property
+    def num_clips(self) -> int:
+        return self.names.num_clips
+
+    @property
+    def num_frames(self) -> int:
+        return self.names.num_frames
+
+    def clip_index(self, clip: str) -> int:
+        return self.names.clip_index(clip)
+
+    def clip_of_frame(self, global_frame: int) -> int:
+        return self.names.clip_of_frame(global_frame)
+
+    def frame_name(self, global_frame: int) -> str:
+        return self.names.frame_name(global_frame)
+
+    def frame_names(self, clip: int) -> list[str]:
+        return self.names.frame_names(clip)
+
+    def frame_number(self, clip: int, frame: int) -> int:
+        """Global number of frame ``frame`` (0-based, within the clip) of clip number ``clip``."""
+        return int(self.clip_offsets[clip]) + frame
+
+    def locate(self, global_frame: int) -> str:
+        """Where a frame lives, for messages: ``ROOT/clip/frame.jpg``."""
+        clip = self.clip_of_frame(global_frame)
+        return f"{self.root}/{self.clips[clip]}/{self.frame_name(global_frame)}"
+
+    # ------------------------------------------------------------------ pixels
+
+    @abstractmethod
+    def read(self, global_frame: int, reduction: int = 1) -> np.ndarray:
+        """RGB ``uint8 [H, W, 3]`` of frame ``global_frame``, ``reduction`` (1, 2, 4, 8) times smaller."""
+
+    def read_many(self, frames: Sequence[int], reduction: int = 1) -> list[np.ndarray]:
+        """:meth:`read` of each frame, in order."""
+        return [self.read(int(frame), reduction) for frame in frames]
+
+    def check(self, global_frame: int) -> None:
+        """Raise :class:`CorruptFrameError` unless the frame decodes (``cltt index --verify``)."""
+        self.read(global_frame)
+
+    @abstractmethod
+    def frame_shape(self, global_frame: int) -> tuple[int, int]:
+        """``(height, width)`` of a frame at full size."""
+
+    def reduction_for(self, output_size: int) -> int:
+        """The reduction that decodes frames no smaller than ``output_size`` on the short side.
+
+        Judged from the first frame that decodes (a store's frames share one size); 1 when none does.
+        """
+        if output_size not in self._reductions:
+            reduction = 1
+            for frame in range(min(self.num_frames, 16)):
+                try:
+                    reduction = reduction_for(min(self.frame_shape(frame)), output_size)
+                except CorruptFrameError:
+                    continue
+                break
+            self._reductions[output_size] = reduction
+        return self._reductions[output_size]
+
+    # ------------------------------------------------------------------ identity and side files
+
+    def identity(self, clips: Sequence[int] | None = None) -> str:
+        """Content key of the frames of ``clips`` (all when None): names and byte sizes, no mtimes.
+
+        A packed copy of a folder has the folder's identity, so caches made from one serve the other.
+        """
+        return self.names.content_key(clips)
+
+    @abstractmethod
+    def clip_file(self, clip: int, name: str) -> Path:
+        """Path of a clip's side file (``masks.npz``); it may not exist."""
+
+    def root_file(self, name: str) -> Path:
+        """Path of a side file of the whole root (``labels.csv``, ``boxes.csv``, ``phases.csv``)."""
+        return self.root / name
+
+    @abstractmethod
+    def index_row(self) -> tuple[str, str]:
+        """``(label, text)`` for ``cltt index``: where the index lives and how it was obtained."""
+
+    def describe(self) -> str:
+        """One line: what the store is."""
+        return f"{self.kind} store {self.root}: {self.num_clips:,} clips, {self.num_frames:,} frames"

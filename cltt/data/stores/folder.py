@@ -1,0 +1,73 @@
+"""Frames as files: ``ROOT/<clip>/<frame>.jpg``, indexed by a cached manifest (:mod:`cltt.data.manifest`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from cltt.data.decode import read_rgb
+from cltt.data.manifest import IndexResult, Manifest, index_frames
+from cltt.data.stores import register_store
+from cltt.data.stores.base import FrameStore
+
+
+@register_store("folder", priority=100)
+class FolderStore(FrameStore):
+    """A folder of clip folders. ``index`` says where its manifest lives and whether it was rebuilt."""
+
+    def __init__(self, manifest: Manifest, index: IndexResult | None = None):
+        super().__init__(manifest.root, manifest)
+        self.manifest = manifest
+        self.index = index or IndexResult(manifest, None, "scanned")
+        self._shapes: dict[int, tuple[int, int]] = {}
+
+    @classmethod
+    def detect(cls, root: Path) -> bool:
+        return True  # the fallback: index_frames says clearly what is wrong with a path
+
+    @classmethod
+    def open(cls, root: Path, cache_dir=None, rebuild: bool = False) -> "FolderStore":
+        index = index_frames(root, cache_dir, rebuild=rebuild)
+        return cls(index.manifest, index)
+
+    def read(self, global_frame: int, reduction: int = 1) -> np.ndarray:
+        return read_rgb(self.manifest.path_of(global_frame), reduction)
+
+    def frame_shape(self, global_frame: int) -> tuple[int, int]:
+        if global_frame not in self._shapes:
+            self._shapes[global_frame] = self.read(global_frame).shape[:2]
+        return self._shapes[global_frame]
+
+    def identity(self, clips=None) -> str:
+        """Names and byte sizes as they are now: the frames are stat'ed again, because a frame
+        rewritten in place leaves its folder's mtime (the manifest's freshness check) unchanged.
+        One stat per frame is cheap next to decoding them, which is what callers do next."""
+        chosen = range(self.num_clips) if clips is None else clips
+        frames = [f for c in chosen for f in range(int(self.clip_offsets[c]), int(self.clip_offsets[c + 1]))]
+
+        def size(frame: int) -> int:
+            try:
+                return os.stat(self.manifest.path_of(frame)).st_size
+            except OSError:
+                return -1
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            sizes = np.fromiter(pool.map(size, frames, chunksize=256), dtype=np.int64, count=len(frames))
+        current = dataclasses.replace(self.manifest, frame_bytes=self.manifest.frame_bytes.copy())
+        current.frame_bytes[np.asarray(frames, dtype=np.int64)] = sizes
+        return current.content_key(clips)
+
+    def path_of(self, global_frame: int) -> str:
+        """The file of a frame (the packer copies its bytes)."""
+        return self.manifest.path_of(global_frame)
+
+    def index_row(self) -> tuple[str, str]:
+        where = str(self.index.path) if self.index.path else "[yellow]not stored (no writable location)[/]"
+        return "manifest", f"{where} ({self.index.status})"
+
+    def clip_file(self, clip: int, name: str) -> Path:
+        return self.root / self.clips[clip] / name
