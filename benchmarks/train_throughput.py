@@ -9,6 +9,13 @@ batch, backward, Adam update) on a fixed random uint8 batch of ``--batch`` windo
 other in the same process and printed with their ratio to fp32 at the same size. On a CPU,
 channels_last is not used (cltt applies it on CUDA only) and bf16 autocast is usually slower:
 the figures that matter come from a GPU.
+
+    python benchmarks/train_throughput.py --data data/frames.store --workers 8   # + the data path
+
+With ``--data ROOT_OR_STORE`` each size also gets a row that trains from the real pipeline (a
+DataLoader of the window dataset over that root or store, ``--workers`` processes, pinned
+memory) with the faster precision, and its ratio to the same step on synthetic on-device input
+(target: the data path reaches >= 90% of the model-only throughput).
 """
 
 from __future__ import annotations
@@ -25,7 +32,9 @@ from cltt.methods import build_method
 from cltt.recipe import recipe_from_dict
 
 
-def measure(backbone: str, size: int, batch: int, window: int, placement: Placement, steps: int, warmup: int) -> float:
+def measure(backbone: str, size: int, batch: int, window: int, placement: Placement, steps: int, warmup: int,
+            loader=None) -> float:
+    """Frames/s of ``steps`` training steps after ``warmup``; from ``loader``'s batches when given."""
     recipe = recipe_from_dict({"model": {"backbone": backbone}, "data": {"image_size": size, "window_size": window}})
     torch.manual_seed(0)
     method = build_method(recipe).to(placement.device)
@@ -38,9 +47,11 @@ def measure(backbone: str, size: int, batch: int, window: int, placement: Placem
     if placement.device.type == "cuda":
         views = views.pin_memory()
     method.train()
+    batches = iter(loader) if loader is not None else None
 
     def step() -> None:
-        accumulate_gradients(method, views, placement, scaler)
+        source = next(batches)["views"] if batches is not None else views
+        accumulate_gradients(method, source, placement, scaler)
         optimizer_step(method, optimizer, scaler, None)
 
     for _ in range(warmup):
@@ -64,6 +75,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--data", help="a frames root or packed store: add the real data path's row")
+    parser.add_argument("--workers", type=int, default=8, help="DataLoader workers of the data path")
     args = parser.parse_args()
     device = resolve_device(args.device)
     on_cuda = device.type == "cuda"
@@ -82,6 +95,26 @@ def main() -> None:
             rate = measure(args.backbone, size, args.batch, args.window, placement, args.steps, args.warmup)
             baseline = baseline or rate
             print(f"{size:>5}  {label:<22} {rate:>10,.0f}  {rate / baseline:>6.2f}x", flush=True)
+        if args.data:
+            loader = data_loader(args.data, size, args.batch, args.window, args.workers, on_cuda)
+            label, placement = configurations[-1]
+            fed = measure(args.backbone, size, args.batch, args.window, placement, args.steps, args.warmup, loader)
+            print(f"{size:>5}  {label + ', data path':<22} {fed:>10,.0f}  {fed / baseline:>6.2f}x   "
+                  f"{fed / rate:.0%} of the synthetic-input step (target >= 90%)", flush=True)
+
+
+def data_loader(root: str, size: int, batch: int, window: int, workers: int, pin: bool):
+    """The training pipeline: the default augmentations over ``root``, endless, shuffled."""
+    from torch.utils.data import DataLoader, RandomSampler
+
+    from cltt.data.build import open_frames, windows_dataset
+    from cltt.recipe import recipe_from_dict
+
+    recipe = recipe_from_dict({"data": {"root": root, "image_size": size, "window_size": window}})
+    dataset = windows_dataset(recipe.data, open_frames(recipe.data), seed=0)
+    sampler = RandomSampler(dataset, replacement=True, num_samples=10**9)
+    return DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=workers, pin_memory=pin,
+                      persistent_workers=workers > 0, prefetch_factor=4 if workers else None, drop_last=True)
 
 
 if __name__ == "__main__":

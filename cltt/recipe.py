@@ -67,7 +67,7 @@ class DataConfig:
     window(t+k) of the same clip.
     """
 
-    root: str = "data/digits"
+    root: str = "data/digits"  # a folder of clip folders, or a packed store (cltt pack)
     synthetic: Optional[Literal["moving-digits", "bouncing-balls", "phases"]] = None  # built-in data written to root if missing
     window_size: int = 5
     frame_step: int = 1
@@ -179,6 +179,8 @@ class ModelConfig:
     clip encoder, clip_simclr only, sized by ``vivit``); vit_t8|vit_s16|vit_b16 patch tokens for
     slotcontrast. The
     projection head is Linear -> BatchNorm -> ReLU -> Linear(projection_dim), as in SimCLR.
+    ``sync_batchnorm`` makes every BatchNorm use the statistics of the global batch when several
+    processes train (:mod:`cltt.models.global_batchnorm`); one process is unaffected.
     """
 
     backbone: str = "resnet18"
@@ -186,6 +188,7 @@ class ModelConfig:
     projection_hidden: Optional[int] = None  # None = the backbone's feature size
     projection_dim: int = 128
     head_batchnorm: bool = True
+    sync_batchnorm: bool = False  # batch norm over the global batch of all processes (SimCLR's global BN)
     vivit: ViViTConfig = field(default_factory=lambda: ViViTConfig())  # model.backbone=vivit (clip_simclr)
 
     def validate(self, at: str) -> None:

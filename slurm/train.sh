@@ -13,6 +13,11 @@
 #                         "/path/to/venv/bin/cltt"
 #   CLTT_APPTAINER_IMAGE  run it as `apptainer exec --nv IMAGE CLTT_COMMAND ...` (image or SIF)
 #   CLTT_APPTAINER_ARGS   more `apptainer exec` options, split on spaces ("--bind /scratch")
+#   CLTT_STAGE            a frames root or packed store (cltt pack) to copy to node-local disk
+#                         first; the run trains from the copy (data.root=COPY), removed at exit.
+#                         A store is a few large files: it copies at disk speed, where a folder of
+#                         millions of JPEGs takes hours on a parallel file system.
+#   CLTT_SCRATCH          where the copy goes [$TMPDIR, else /tmp]
 #
 # How the requeue works: the trainer catches SIGUSR1 (the warning below), SIGUSR2 and SIGTERM,
 # finishes its step and writes a checkpoint. After a warning (USR1/USR2, not the TERM that
@@ -77,6 +82,29 @@ else
     job=${SLURM_JOB_ID:-}
 fi
 
+stage_args=()
+if [ -n "${CLTT_STAGE:-}" ]; then
+    if [ ! -d "$CLTT_STAGE" ]; then
+        echo "train.sh: CLTT_STAGE=$CLTT_STAGE is not a folder; give a frames root or a store made by cltt pack" >&2
+        exit 2
+    fi
+    stage_dir="${CLTT_SCRATCH:-${TMPDIR:-/tmp}}/cltt-${job:-$$}"
+    stage="$stage_dir/$(basename "$CLTT_STAGE")"
+    mkdir -p "$stage"
+    trap 'rm -rf "$stage_dir"' EXIT
+    started=$(date +%s)
+    if command -v rsync >/dev/null 2>&1; then
+        rsync -a "$CLTT_STAGE/" "$stage/"
+    else
+        cp -a "$CLTT_STAGE/." "$stage/"
+    fi
+    echo "train.sh: staged $CLTT_STAGE to $stage: $(find "$stage" -type f | wc -l) files, $(du -sh "$stage" | cut -f1), $(($(date +%s) - started)) s"
+    stage_args=("data.root=$stage")
+    if [ -n "${CLTT_APPTAINER_IMAGE:-}" ]; then
+        cmd=("${cmd[@]:0:2}" --bind "$stage_dir" "${cmd[@]:2}")  # apptainer exec --bind STAGE ...
+    fi
+fi
+
 # Only the job steps should get USR1 (see above). If this shell gets one anyway (B:USR1, or
 # `scancel --full -s USR1`), an untrapped signal would end it before it can requeue.
 trap 'echo "train.sh: the batch shell got SIGUSR1; the trainer should get it from --signal=USR1@N (no B:)" >&2' USR1
@@ -84,13 +112,13 @@ trap 'echo "train.sh: the batch shell got SIGUSR1; the trainer should get it fro
 
 export PYTHONUNBUFFERED=1
 echo "train.sh: job ${job:-?} on $(hostname -s), run $((${SLURM_RESTART_COUNT:-0} + 1)), $(date '+%F %T')"
-echo "train.sh: ${cmd[*]} train $recipe train.resume=auto data.num_workers=$workers $*"
+echo "train.sh: ${cmd[*]} train $recipe train.resume=auto data.num_workers=$workers $* ${stage_args[*]+${stage_args[*]}}"
 
 # srun makes the trainer a job step, so --signal=USR1@N reaches it. Slurm 22.05 to 23.02's srun
 # does not take --cpus-per-task from the job (the release notes say so; 23.11 does again):
 # pass it, so that where tasks are bound to CPUs the trainer gets all of its CPUs, not one.
 rc=0
-srun --cpus-per-task="$cpus" "${cmd[@]}" train "$recipe" train.resume=auto "data.num_workers=$workers" "$@" || rc=$?
+srun --cpus-per-task="$cpus" "${cmd[@]}" train "$recipe" train.resume=auto "data.num_workers=$workers" "$@" ${stage_args[@]+"${stage_args[@]}"} || rc=$?
 
 if [ "$rc" -eq "$REQUEUE_EXIT" ]; then
     if [ -z "$job" ]; then

@@ -294,3 +294,39 @@ def test_train_script_runs_the_image_and_requeues_its_own_task(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert calls["scontrol"] == ["requeue 77_3"]  # never job 80 or the array 77: that would requeue every task
     assert "requeueing job 77_3" in done.stdout
+
+
+def test_train_script_stages_a_packed_store_to_node_local_disk(tmp_path, frames_root):
+    """CLTT_STAGE: slurm/train.sh copies a store (a few files) to CLTT_SCRATCH, trains from the
+    copy inside the image (bound), and removes it when the job ends."""
+    from cltt.data.stores.pack import pack_folder
+
+    store = pack_folder(frames_root, tmp_path / "frames.store").store
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    lister = 'for a in "$@"; do case $a in data.root=*) ls -R "${a#data.root=}" >> "$CALLS/staged";; esac; done\n'
+    for name, body in {"srun": 'while [ "${1#--}" != "$1" ]; do shift; done\nexec "$@"\n',
+                       "apptainer": 'echo "$*" >> "$CALLS/apptainer"\n' + lister}.items():
+        (fake / name).write_text("#!/bin/bash\n" + body)
+        (fake / name).chmod(0o755)
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "CLTT_"))}
+    env.update(PATH=f"{fake}:{env['PATH']}", CALLS=str(calls), CLTT_APPTAINER_IMAGE="cltt.sif",
+               CLTT_STAGE=str(store), CLTT_SCRATCH=str(tmp_path / "node"), SLURM_JOB_ID="81", SLURM_CPUS_PER_TASK="2")
+    done = subprocess.run(["bash", str(REPO / "slurm" / "train.sh"), "recipes/quickstart.yaml"], capture_output=True,
+                          text=True, env=env, cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    stage_dir = tmp_path / "node" / "cltt-81"
+    [apptainer] = (calls / "apptainer").read_text().splitlines()
+    assert apptainer == (f"exec --bind {stage_dir} --nv cltt.sif cltt train recipes/quickstart.yaml train.resume=auto "
+                         f"data.num_workers=1 data.root={stage_dir}/frames.store")
+    staged = (calls / "staged").read_text()
+    assert "cltt-store.json" in staged and "shard-000000.bin" in staged and ".jpg" not in staged
+    assert f"staged {store} to {stage_dir}/frames.store: 3 files" in done.stdout  # the header, a shard and its index
+    assert not stage_dir.exists()
+
+    env["CLTT_STAGE"] = str(tmp_path / "missing")
+    done = subprocess.run(["bash", str(REPO / "slurm" / "train.sh"), "recipes/quickstart.yaml"], capture_output=True,
+                          text=True, env=env, cwd=tmp_path, timeout=60)
+    assert done.returncode == 2 and "is not a folder" in done.stderr

@@ -5,9 +5,12 @@ A helper script is written to ``tmp_path`` and launched twice: under torchrun (`
 rendezvous derived from ``SLURM_JOB_NODELIST`` and ``SLURM_JOB_ID``). Each rank reads its own
 environment with :func:`process_info`, joins with :func:`init_processes`, receives rank 0's
 weights through :func:`broadcast_module`, takes its half of a fixed global batch of 8 windows
-and calls :func:`accumulate_gradients`. The parent compares with the one-process step on all 8
-windows: gathered negatives, global unit counts and the gradient reduction must together give
-dL/dθ of the whole batch, also with GradCache sub-batches inside each process.
+and calls :func:`accumulate_gradients`, once with DistributedDataParallel (the trainer's
+:class:`GradientSync`, sub-batches under ``no_sync``) and once with the flat all-reduce. The
+parent compares with the one-process step on all 8 windows: gathered negatives, global unit
+counts and the gradient reduction must together give dL/dθ of the whole batch, also with
+GradCache sub-batches inside each process. With ``model.sync_batchnorm`` the default model
+(resnet18, BatchNorm head) on two processes equals one process on the global batch.
 """
 
 from __future__ import annotations
@@ -52,18 +55,23 @@ WORKER = textwrap.dedent(f"""
     torch.set_num_threads(1)
 
     from cltt.engine.device import resolve_placement
-    from cltt.engine.distributed import broadcast_module, init_processes, process_info, shutdown_processes
+    from cltt.engine.distributed import GradientSync, broadcast_module, init_processes, process_info, shutdown_processes
     from cltt.engine.step import accumulate_gradients
     from cltt.methods import build_method
+    from cltt.models.global_batchnorm import convert_to_global_batchnorm, count_global_batchnorm
     from cltt.recipe import recipe_from_dict
 
     work = Path(sys.argv[1])
+    config = torch.load(work / "config.pt")
     info = process_info()
     init_processes(info, torch.device("cpu"))
     rank = info.rank
-    recipe = recipe_from_dict({RECIPE!r})
+    recipe = recipe_from_dict(config["recipe"])
     torch.manual_seed(100 + rank)  # different on purpose: broadcast_module must align them
-    method = build_method(recipe)
+    method = build_method(recipe).to(config.get("dtype", torch.float32))
+    if recipe.model.sync_batchnorm:
+        convert_to_global_batchnorm(method)
+        assert count_global_batchnorm(method) > 0
     method.train()
     if rank == 0:
         method.load_state_dict(torch.load(work / "init.pt"))
@@ -75,11 +83,18 @@ WORKER = textwrap.dedent(f"""
         "info": torch.tensor([info.rank, info.world_size, info.local_rank]),
         "initial": torch.cat([p.detach().reshape(-1) for p in method.parameters()]),
     }}
-    for name, (sub_batch_size, accumulation) in {CASES!r}.items():
-        method.zero_grad(set_to_none=True)
-        loss = accumulate_gradients(method, views, placement, placement.scaler(), sub_batch_size, accumulation)
-        result[name + "/loss"] = torch.tensor(loss, dtype=torch.float64)
-        result[name + "/grad"] = torch.cat([p.grad.reshape(-1) for p in method.parameters()])
+    syncs = {{"ddp": GradientSync(method, "ddp"), "flat": GradientSync(method, "flat")}}
+    assert syncs["ddp"].ddp is not None
+    for mode, sync in syncs.items():
+        for name, (sub_batch_size, accumulation) in config["cases"].items():
+            method.zero_grad(set_to_none=True)
+            saved = {{k: v.clone() for k, v in method.state_dict().items()}}
+            loss = accumulate_gradients(method, views, placement, placement.scaler(), sub_batch_size, accumulation,
+                                        sync=sync)
+            result[f"{{mode}}/{{name}}/loss"] = torch.tensor(loss, dtype=torch.float64)
+            result[f"{{mode}}/{{name}}/grad"] = torch.cat([p.grad.reshape(-1) for p in method.parameters()])
+            result[f"{{mode}}/{{name}}/buffers"] = torch.cat([b.float().reshape(-1) for b in method.buffers()] or [torch.zeros(0)])
+            method.load_state_dict(saved)  # running statistics back, for the next case
     torch.save(result, work / f"rank{{rank}}.pt")
     shutdown_processes()
 """)
@@ -151,7 +166,8 @@ def one_process_step(method, views, sub_batch_size=None, accumulation="exact") -
     method = copy.deepcopy(method)
     placement = resolve_placement("cpu", "fp32", False)
     loss = accumulate_gradients(method, views, placement, placement.scaler(), sub_batch_size, accumulation)
-    return loss, torch.cat([p.grad.reshape(-1) for p in method.parameters()])
+    return loss, torch.cat([p.grad.reshape(-1) for p in method.parameters()]), \
+        torch.cat([b.float().reshape(-1) for b in method.buffers()] or [torch.zeros(0)])
 
 
 @pytest.fixture(scope="module")
@@ -162,17 +178,18 @@ def reference():
     method.train()
     views = torch.randint(0, 256, (GLOBAL_BATCH, 1, 3, 3, 32, 32), dtype=torch.uint8,
                           generator=torch.Generator().manual_seed(5))
-    full = one_process_step(method, views)
+    full = one_process_step(method, views)[:2]
     # Approximate mode under 2 processes: sub-batch j is rows [2j, 2j+2) of every rank, so its
     # negatives are the matching rows of both halves: global windows {0, 1, 4, 5} then {2, 3, 6, 7}.
     parts = [one_process_step(method, views[rows]) for rows in ([0, 1, 4, 5], [2, 3, 6, 7])]
-    approximate = (sum(loss for loss, _ in parts) / 2, sum(grad for _, grad in parts) / 2)
+    approximate = (sum(part[0] for part in parts) / 2, sum(part[1] for part in parts) / 2)
     expected = {"full": full, "exact_sub2": full, "approximate_sub2": approximate}
-    return method, views, expected
+    return method, views, expected, {"recipe": RECIPE, "cases": CASES}
 
 
 def run_two_ranks(tmp_path: Path, reference, launch) -> list[dict[str, torch.Tensor]]:
-    method, views, _ = reference
+    method, views, _, config = reference
+    torch.save(config, tmp_path / "config.pt")
     torch.save(method.state_dict(), tmp_path / "init.pt")
     torch.save(views, tmp_path / "views.pt")
     script = tmp_path / "worker.py"
@@ -181,19 +198,24 @@ def run_two_ranks(tmp_path: Path, reference, launch) -> list[dict[str, torch.Ten
     return [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD_SIZE)]
 
 
-def assert_matches_one_process(results, reference) -> None:
-    method, _, expected = reference
+def assert_matches_one_process(results, reference, rtol=RTOL, atol=ATOL) -> None:
+    method, _, expected, _ = reference
     initial = torch.cat([p.detach().reshape(-1) for p in method.parameters()])
     for rank, result in enumerate(results):
         assert result["info"].tolist() == [rank, WORLD_SIZE, rank]
         assert torch.equal(result["initial"], initial), f"rank {rank} did not start from rank 0's weights"
-    for name, (loss, grad) in expected.items():
-        for rank, result in enumerate(results):
-            assert float(result[name + "/loss"]) == pytest.approx(loss, rel=1e-6), f"{name} loss on rank {rank}"
-            torch.testing.assert_close(result[name + "/grad"], grad, rtol=RTOL, atol=ATOL,
-                                       msg=lambda m: f"{name} gradient on rank {rank}: {m}")
-        # one all-reduce: the ranks hold bit-identical gradients, so their weights cannot drift apart
-        assert torch.equal(results[0][name + "/grad"], results[1][name + "/grad"]), name
+    for mode in ("ddp", "flat"):
+        for name, (loss, grad, *buffers) in expected.items():
+            key = f"{mode}/{name}"
+            for rank, result in enumerate(results):
+                assert float(result[key + "/loss"]) == pytest.approx(loss, rel=1e-6), f"{key} loss on rank {rank}"
+                torch.testing.assert_close(result[key + "/grad"], grad, rtol=rtol, atol=atol,
+                                           msg=lambda m: f"{key} gradient on rank {rank}: {m}")
+                if buffers:
+                    torch.testing.assert_close(result[key + "/buffers"], buffers[0], rtol=1e-4, atol=1e-5,
+                                               msg=lambda m: f"{key} running statistics on rank {rank}: {m}")
+            # summed, not averaged: the ranks hold bit-identical gradients, so their weights cannot drift apart
+            assert torch.equal(results[0][key + "/grad"], results[1][key + "/grad"]), key
 
 
 def test_two_processes_under_torchrun_equal_one_process(tmp_path, reference):
@@ -206,8 +228,30 @@ def test_two_processes_under_srun_environment_equal_one_process(tmp_path, refere
 
 def test_approximate_reference_differs_from_the_full_batch(reference):
     """Guards the test above: the three expectations are not the same numbers."""
-    _, _, expected = reference
+    _, _, expected, _ = reference
     assert expected["approximate_sub2"][0] < expected["full"][0]
+
+
+def test_global_batchnorm_on_two_processes_equals_one_process_on_the_global_batch(tmp_path):
+    """The default model (resnet18 with the BatchNorm head) with model.sync_batchnorm: loss,
+    gradients and running statistics of 2 processes are those of 1 process on all 8 windows.
+
+    The encoder runs in float64: in float32 the statistics' rounding differs between one and
+    two processes by ~1e-7, which is enough to flip a near-tie in ResNet's max-pool for an
+    odd pixel and route its gradient elsewhere (a 0.1-1% difference that is not an error)."""
+    recipe = {"model": {"backbone": "resnet18", "sync_batchnorm": True}, "data": {"image_size": 32, "window_size": 3},
+              "method": {"name": "cltt"}}
+    torch.manual_seed(0)
+    method = build_method(recipe_from_dict(recipe)).double()
+    method.train()
+    views = torch.randint(0, 256, (GLOBAL_BATCH, 1, 3, 3, 32, 32), dtype=torch.uint8,
+                          generator=torch.Generator().manual_seed(5)).double() / 255
+    full = one_process_step(method, views)
+    halves = [one_process_step(method, views[rows]) for rows in (slice(0, 4), slice(4, 8))]
+    reference = (method, views, {"full": full}, {"recipe": recipe, "cases": {"full": (None, "exact")}, "dtype": torch.float64})
+    assert_matches_one_process(run_two_ranks(tmp_path, reference, launch_torchrun), reference)
+    # guard: per-process statistics (plain BatchNorm) would have given another loss
+    assert abs(halves[0][0] + halves[1][0] - 2 * full[0]) > 1e-3
 
 
 # --------------------------------------------------------------------------- environments
@@ -251,3 +295,20 @@ def test_single_process_environments(env):
 ])
 def test_first_host_of_a_slurm_node_list(nodelist, host):
     assert first_host(nodelist) == host
+
+
+def test_cltt_train_under_torchrun_with_global_batchnorm(tmp_path, frames_root):
+    """The trainer's own path: two processes, DDP, model.sync_batchnorm on the default model;
+    the checkpoint is a plain BatchNorm state dict that one process resumes."""
+    recipe = Path(__file__).parent.parent / "recipes" / "quickstart.yaml"
+    args = [f"data.root={frames_root}", "data.image_size=32", "train.epochs=1", "train.batch_size=4",
+            "model.sync_batchnorm=true", "data.num_workers=0", "train.name=ddp"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={WORLD_SIZE}", "--nnodes=1",
+           "--master-addr=127.0.0.1", f"--master-port={free_port()}", "-m", "cltt", "train", str(recipe), *args]
+    check([subprocess.Popen(cmd, env=base_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)],
+          timeout=300)
+    state = torch.load(tmp_path / "runs/ddp/simclr_final.pth", map_location="cpu", weights_only=False)
+    torch.manual_seed(0)
+    plain = build_method(recipe_from_dict({"model": {"backbone": "resnet18"}, "data": {"image_size": 32, "window_size": 4}}))
+    plain.load_state_dict(state["model"])  # same keys and shapes as plain BatchNorm
+    assert int(state["model"]["encoder.backbone.bn1.num_batches_tracked"]) > 0

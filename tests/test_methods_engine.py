@@ -119,7 +119,7 @@ WORKER = textwrap.dedent("""
     torch.set_num_threads(1)
 
     from cltt.engine.device import resolve_placement
-    from cltt.engine.distributed import broadcast_module, init_processes, process_info, shutdown_processes
+    from cltt.engine.distributed import GradientSync, broadcast_module, init_processes, process_info, shutdown_processes
     from cltt.engine.step import accumulate_gradients
     from cltt.methods import build_method
     from cltt.recipe import load_recipe
@@ -139,9 +139,11 @@ WORKER = textwrap.dedent("""
     mine = {key: value[info.rank * local:(info.rank + 1) * local] for key, value in batch.items()}
     views = mine.pop("views")
     result = {}
+    sync = GradientSync(method, "ddp")  # as the trainer runs it: DistributedDataParallel, no_sync sub-batches
+    assert sync.ddp is not None
     for name, sub_batch_size in (("full", None), ("exact_sub1", 1)):
         method.zero_grad(set_to_none=True)
-        loss = accumulate_gradients(method, views, placement, placement.scaler(), sub_batch_size, "exact", mine)
+        loss = accumulate_gradients(method, views, placement, placement.scaler(), sub_batch_size, "exact", mine, sync=sync)
         result[name + "/loss"] = torch.tensor(loss, dtype=torch.float64)
         result[name + "/grad"] = torch.cat([p.grad.reshape(-1) for p in method.parameters() if p.grad is not None])
     torch.save(result, work / f"rank{info.rank}.pt")

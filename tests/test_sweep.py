@@ -164,8 +164,8 @@ SITE = {"partition": "gpu", "account": "r00000", "gpus": 2, "cpus_per_task": 4, 
         "extra": ["--constraint=a100"]}
 
 
-def dry_run(tmp_path: Path, slurm: dict, *extra: str):
-    recipe = write_recipe(tmp_path, data={"root": "frames"}, sweep={"slurm": slurm})
+def dry_run(tmp_path: Path, slurm: dict, *extra: str, root: str = "frames"):
+    recipe = write_recipe(tmp_path, data={"root": root}, sweep={"slurm": slurm})
     result = sweep(recipe, "--grid", "train.lr=1e-3,3e-4", "--grid", "data.window_size=3,5", *extra,
                    "--slurm", "--dry-run", cwd=tmp_path)
     assert result.exit_code == 0, result.stderr
@@ -291,6 +291,19 @@ def test_script_stages_frames_to_scratch_inside_apptainer(tmp_path, frames_root)
                          f"data.root={stage_dir}/frames")
     assert calls(tmp_path, "staged") == ["clip0", "clip1", "clip2"]  # the copy was there during the run
     assert not stage_dir.exists()  # and is removed afterwards
+
+
+def test_script_stages_a_packed_store_as_a_few_files(tmp_path, frames_root):
+    from cltt.data.stores.pack import pack_folder
+
+    pack_folder(frames_root, tmp_path / "frames.store")
+    fake_tools(tmp_path)
+    script, _ = dry_run(tmp_path, {"gpus": 0, "scratch": "$TMPDIR"}, root="frames.store")
+    done = run_task(tmp_path, script, 0)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert calls(tmp_path, "staged") == ["cltt-store.json", "shards"]
+    assert "cltt-sweep: staged 3 files" in done.stdout
+    assert calls(tmp_path, "cltt")[0].endswith(f"data.root={tmp_path}/node-tmp/cltt-77_0/frames.store")
 
 
 # --------------------------------------------------------------------------- local runs and status

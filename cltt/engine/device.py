@@ -83,7 +83,10 @@ def to_model_input(views: torch.Tensor, device: torch.device) -> torch.Tensor:
     The cast happens on the device, so only bytes cross the host-to-device link.
     """
     x = views.to(device, non_blocking=True)
-    x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=device).view(3, 1, 1)
+    if x.dtype == torch.uint8:
+        x = x.float().div_(255)
+    else:  # a copy: the caller's float tensor is never normalised in place
+        x = x.to(torch.promote_types(x.dtype, torch.float32), copy=True)
+    mean = torch.tensor(IMAGENET_MEAN, device=device, dtype=x.dtype).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device, dtype=x.dtype).view(3, 1, 1)
     return x.sub_(mean).div_(std)

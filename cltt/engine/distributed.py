@@ -7,13 +7,16 @@ Under srun without torchrun, the rendezvous is the first host of ``SLURM_JOB_NOD
 a port derived from the job id (``MASTER_ADDR``/``MASTER_PORT`` override both). The backend is
 NCCL on CUDA and gloo elsewhere, so the same code runs (and is tested) on CPUs.
 
-Gradients are summed over processes by :func:`all_reduce_gradients` after each backward
-pass, instead of through DistributedDataParallel: the exact-accumulation step backpropagates
-several sub-batches before one optimizer step, and one explicit reduction keeps that simple.
+Gradients are summed over processes by :class:`GradientSync`: DistributedDataParallel's
+bucketed all-reduce, which overlaps with the backward pass (sub-batches before the last one
+run under ``no_sync``), or, for reference and benchmarks, one flat all-reduce after it
+(:func:`all_reduce_gradients`). Both sum, never average: each process backpropagates its
+share of the global loss, so the sum is the global gradient.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import re
@@ -21,6 +24,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 
 @dataclass(frozen=True)
@@ -136,6 +141,69 @@ def all_reduce_gradients(parameters) -> None:
     for g in grads:
         g.copy_(flat[offset:offset + g.numel()].view_as(g))
         offset += g.numel()
+
+
+class _ForwardStep(nn.Module):
+    """``forward`` is the method's ``forward_step``, so DDP sees the step's forward pass."""
+
+    def __init__(self, method: nn.Module):
+        super().__init__()
+        self.method = method
+
+    def forward(self, views: torch.Tensor, extras: dict):
+        return self.method.forward_step(views, extras)
+
+
+def _sum_hook(state, bucket):
+    """DDP communication hook: sum a bucket over processes (DDP's default divides by P)."""
+    return dist.all_reduce(bucket.buffer(), async_op=True).get_future().then(lambda fut: fut.value()[0])
+
+
+class GradientSync:
+    """How a step's forward passes run and their gradients reach every process.
+
+        sync = GradientSync(method)                      # "ddp" in a process group, else a no-op
+        for i, chunk in enumerate(chunks):
+            with sync.accumulating(last=i == len(chunks) - 1):
+                sync.forward(chunk, extras).embeddings ... .backward()
+        sync.finish()                                    # the flat mode's all-reduce
+
+    ``mode="ddp"`` wraps the method in DistributedDataParallel (gradient buckets all-reduced
+    as the backward pass produces them, summed by a communication hook, buffers left to the
+    trainer); ``mode="flat"`` all-reduces every gradient in one buffer after the last backward.
+    ``find_unused`` lets DDP finish a step in which some parameters got no gradient (a method or
+    plugin whose forward skips a module); it costs one walk of the autograd graph per step.
+    """
+
+    def __init__(self, method: nn.Module, mode: str = "ddp", device: torch.device | None = None,
+                 find_unused: bool = True):
+        if mode not in ("ddp", "flat"):
+            raise ValueError(f"mode must be 'ddp' or 'flat', got {mode!r}")
+        self.method = method
+        self.mode = mode if _active() else "single"
+        self.ddp = None
+        if self.mode == "ddp":
+            device_ids = [device] if device is not None and device.type == "cuda" else None
+            self.ddp = DistributedDataParallel(_ForwardStep(method), device_ids=device_ids, forward_sync_buffers=False,
+                                               find_unused_parameters=find_unused)
+            self.ddp.register_comm_hook(None, _sum_hook)
+
+    def forward(self, views: torch.Tensor, extras: dict):
+        """The method's :class:`Forward` of ``views``, through DDP when it is on."""
+        if self.ddp is not None and torch.is_grad_enabled():
+            return self.ddp(views, extras)
+        return self.method.forward_step(views, extras)
+
+    def accumulating(self, last: bool):
+        """Context for one forward and backward: gradients are only synchronised in the ``last``."""
+        if self.ddp is not None and not last:
+            return self.ddp.no_sync()
+        return contextlib.nullcontext()
+
+    def finish(self) -> None:
+        """After the last backward: the flat mode's all-reduce (DDP has already synchronised)."""
+        if self.mode == "flat":
+            all_reduce_gradients(self.method.parameters())
 
 
 def broadcast_module(module: torch.nn.Module) -> None:

@@ -27,7 +27,7 @@ import torch
 
 from cltt.engine.collapse import embedding_spread
 from cltt.engine.device import Placement, to_model_input
-from cltt.engine.distributed import all_reduce_gradients, all_reduce_sum, gather_rows
+from cltt.engine.distributed import GradientSync, all_reduce_sum, gather_rows
 from cltt.errors import CLTTError
 from cltt.methods.base import Forward
 
@@ -108,15 +108,18 @@ def accumulate_gradients(
     accumulation: str = "exact",
     extras: dict[str, torch.Tensor] | None = None,
     stats: dict | None = None,
+    sync: GradientSync | None = None,
 ) -> float:
     """Backpropagate the loss of ``views [b, V, T, 3, S, S]`` (this process's part of the
     global batch) and its per-sample ``extras`` into ``.grad``, summed over processes.
     Returns the global batch loss; ``stats``, when given, gets the embeddings' ``spread``
-    (:mod:`cltt.engine.collapse`) over the global batch.
+    (:mod:`cltt.engine.collapse`) over the global batch. ``sync`` runs the forward passes and
+    sums the gradients (the trainer's DDP wrapper); without one, a flat all-reduce does.
 
     Raises :class:`NonFiniteLoss` when the loss is not finite, before the weights change
     (in approximate mode earlier sub-batches may have left gradients; the trainer stops).
     """
+    sync = sync or GradientSync(method, "flat")
     x = to_model_input(views, placement.device)
     extras = {key: value.to(placement.device) for key, value in (extras or {}).items()}
     chunks = list(x.split(sub_batch_size)) if sub_batch_size else [x]
@@ -124,7 +127,7 @@ def accumulate_gradients(
     spreads: list = []
     if accumulation == "exact" and len(chunks) > 1:
         with torch.no_grad(), _buffers_restored(method), placement.autocast():
-            passes = [method.forward_step(chunk, more) for chunk, more in zip(chunks, chunk_extras)]
+            passes = [sync.forward(chunk, more) for chunk, more in zip(chunks, chunk_extras)]
         cached = torch.cat([f.embeddings for f in passes]).float().requires_grad_()
         local = None
         local_units = None
@@ -135,25 +138,27 @@ def accumulate_gradients(
         objective, loss = _objective(method, Forward(cached, local), extras, local_units, spreads)
         _check_finite(loss)
         scaler.scale(objective).backward()  # the local part was computed without a graph: only dL/dz here
-        for chunk, more, grad in zip(chunks, chunk_extras, cached.grad.split(sub_batch_size)):
-            with placement.autocast():
-                forward = method.forward_step(chunk, more)
-            backward = (forward.embeddings.float() * grad).sum()  # grad carries the loss scale already
-            if forward.local_total is not None:
-                backward = backward + scaler.scale(forward.local_total.float() / local_units.clamp(min=1))
-            backward.backward()
+        for i, (chunk, more, grad) in enumerate(zip(chunks, chunk_extras, cached.grad.split(sub_batch_size))):
+            with sync.accumulating(last=i == len(chunks) - 1):
+                with placement.autocast():
+                    forward = sync.forward(chunk, more)
+                backward = (forward.embeddings.float() * grad).sum()  # grad carries the loss scale already
+                if forward.local_total is not None:
+                    backward = backward + scaler.scale(forward.local_total.float() / local_units.clamp(min=1))
+                backward.backward()
     else:
         losses = []
-        for chunk, more in zip(chunks, chunk_extras):
-            with placement.autocast():
-                forward = method.forward_step(chunk, more)
-            forward.embeddings = forward.embeddings.float()
-            objective, loss = _objective(method, forward, more, spreads=spreads)
-            _check_finite(loss)
-            scaler.scale(objective / len(chunks)).backward()
+        for i, (chunk, more) in enumerate(zip(chunks, chunk_extras)):
+            with sync.accumulating(last=i == len(chunks) - 1):
+                with placement.autocast():
+                    forward = sync.forward(chunk, more)
+                forward.embeddings = forward.embeddings.float()
+                objective, loss = _objective(method, forward, more, spreads=spreads)
+                _check_finite(loss)
+                scaler.scale(objective / len(chunks)).backward()
             losses.append(loss)
         loss = torch.stack(losses).mean()
-    all_reduce_gradients(method.parameters())
+    sync.finish()
     if stats is not None:
         found = [value for value in spreads if value is not None]
         stats["spread"] = sum(found) / len(found) if found else None

@@ -39,6 +39,7 @@ from cltt.engine.schedule import Schedule
 from cltt.engine.step import NonFiniteLoss, accumulate_gradients, optimizer_step
 from cltt.errors import CLTTError
 from cltt.methods import build_method, method_class
+from cltt.models.global_batchnorm import convert_to_global_batchnorm
 from cltt.recipe import Recipe, dump_recipe, recipe_to_dict
 
 
@@ -111,11 +112,14 @@ class Trainer:
         )
 
         self.method = build_method(recipe).to(self.placement.device)
+        if recipe.model.sync_batchnorm and self.info.distributed:
+            convert_to_global_batchnorm(self.method)
         self.method.channels_last = self.placement.channels_last
         if self.placement.channels_last:
             self.method.to(memory_format=torch.channels_last)
         dist.broadcast_module(self.method)
         self.optimizer = build_optimizer(self.method, train)
+        self.sync = dist.GradientSync(self.method, "ddp", self.placement.device)
         self.scaler = self.placement.scaler()
         self.progress = Progress()
         self.wandb_id = ""
@@ -266,7 +270,7 @@ class Trainer:
         stats: dict = {}
         try:
             loss = accumulate_gradients(self.method, views, self.placement, self.scaler,
-                                        train.sub_batch_size, train.accumulation, extras, stats)
+                                        train.sub_batch_size, train.accumulation, extras, stats, self.sync)
         except NonFiniteLoss as err:
             latest = ckpt.latest_checkpoint(self.run_dir)
             kept = f"{latest} is the last good checkpoint" if latest else "no checkpoint was written yet"
