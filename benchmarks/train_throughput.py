@@ -15,7 +15,10 @@ the figures that matter come from a GPU.
 With ``--data ROOT_OR_STORE`` each size also gets a row that trains from the real pipeline (a
 DataLoader of the window dataset over that root or store, ``--workers`` processes, pinned
 memory) with the faster precision, and its ratio to the same step on synthetic on-device input
-(target: the data path reaches >= 90% of the model-only throughput).
+(target: the data path reaches >= 90% of the model-only throughput). On CUDA two more rows
+time the input pipeline alone, without the model: JPEG decode and augmentation in ``--workers``
+CPU workers against ``data.decode: gpu`` (workers read bytes, nvJPEG decodes the batch and the
+augmentations run on the GPU), in frames/s.
 """
 
 from __future__ import annotations
@@ -101,20 +104,47 @@ def main() -> None:
             fed = measure(args.backbone, size, args.batch, args.window, placement, args.steps, args.warmup, loader)
             print(f"{size:>5}  {label + ', data path':<22} {fed:>10,.0f}  {fed / baseline:>6.2f}x   "
                   f"{fed / rate:.0%} of the synthetic-input step (target >= 90%)", flush=True)
+            if on_cuda:
+                for decode in ("cpu", "gpu"):
+                    only = pipeline_rate(args.data, size, args.batch, args.window, args.workers, decode, device, args.steps)
+                    print(f"{size:>5}  {'input only, decode ' + decode:<22} {only:>10,.0f}", flush=True)
 
 
-def data_loader(root: str, size: int, batch: int, window: int, workers: int, pin: bool):
+def pipeline_rate(root: str, size: int, batch: int, window: int, workers: int, decode: str, device, steps: int) -> float:
+    """Frames/s of the input pipeline alone: batches on ``device`` as uint8 [B, 1, T, 3, S, S]."""
+    from cltt.data.device_augment import DeviceAugment
+
+    loader = data_loader(root, size, batch, window, workers, True, decode)
+    augment = DeviceAugment(size, device, loader.dataset.store.locate) if decode == "gpu" else None
+    batches = iter(loader)
+    for _ in range(3):  # workers started, caches warm
+        next(batches)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    for _ in range(steps):
+        item = next(batches)
+        views = augment(item) if augment else item["views"].to(device, non_blocking=True)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    assert views.dtype == torch.uint8
+    return steps * batch * window / (time.perf_counter() - started)
+
+
+def data_loader(root: str, size: int, batch: int, window: int, workers: int, pin: bool, decode: str = "cpu"):
     """The training pipeline: the default augmentations over ``root``, endless, shuffled."""
     from torch.utils.data import DataLoader, RandomSampler
 
     from cltt.data.build import open_frames, windows_dataset
+    from cltt.data.device_augment import collate_encoded
     from cltt.recipe import recipe_from_dict
 
-    recipe = recipe_from_dict({"data": {"root": root, "image_size": size, "window_size": window}})
+    recipe = recipe_from_dict({"data": {"root": root, "image_size": size, "window_size": window, "decode": decode}})
     dataset = windows_dataset(recipe.data, open_frames(recipe.data), seed=0)
     sampler = RandomSampler(dataset, replacement=True, num_samples=10**9)
-    return DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=workers, pin_memory=pin,
-                      persistent_workers=workers > 0, prefetch_factor=4 if workers else None, drop_last=True)
+    return DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=workers, pin_memory=pin and decode == "cpu",
+                      persistent_workers=workers > 0, prefetch_factor=4 if workers else None, drop_last=True,
+                      collate_fn=collate_encoded if decode == "gpu" else None)
 
 
 if __name__ == "__main__":

@@ -75,6 +75,7 @@ class DataConfig:
     two_view_offset: int = 0
     image_size: int = 64
     num_workers: int = 2
+    decode: Literal["cpu", "gpu"] = "cpu"  # gpu: workers read bytes, JPEGs decoded and augmented on the CUDA device
     cache_dir: Optional[str] = None  # manifests of read-only roots; default ~/.cache/cltt
     boxes: Optional[str] = None  # CSV clip,frame,x1,y1,x2,y2; default ROOT/boxes.csv
     object_focus: Literal["none", "boxes", "boxes_or_center"] = "none"

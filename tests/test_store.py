@@ -335,3 +335,12 @@ def test_extract_pack_writes_a_store_without_a_folder_per_clip(tmp_path):
     assert balls.num_frames == 15 and balls.encoding == "raw" and balls.root_file("labels.csv").is_file()
     assert balls.clip_file(0, "masks.npz").is_file()
     one_line_error(cltt(["extract", videos, "--out", "x", "--raw", "32"], tmp_path), "add --pack")
+
+
+def test_a_failed_append_leaves_the_store_readable(frames_root, tmp_path):
+    pack_folder(frames_root, tmp_path / "store")
+    one_line_error(cltt(["extract", tmp_path / "no-videos", "--out", tmp_path / "store", "--pack"], tmp_path),
+                   "does not exist")
+    assert open_store(tmp_path / "store").num_frames == 51
+    again = pack_folder(frames_root, tmp_path / "store")  # nothing new: the header is left complete
+    assert again.clips_packed == 0 and open_store(tmp_path / "store").num_frames == 51

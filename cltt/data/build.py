@@ -66,4 +66,5 @@ def windows_dataset(
         center_box_fraction=data.center_box_fraction,
         same_draw=same_draw,
         extras=extras,
+        encoded=data.decode == "gpu" and augment_config.enabled,
     )

@@ -14,6 +14,10 @@ any number of DataLoader workers see exactly the same samples.
 
 A frame that cannot be decoded is logged with its path, and the sample is replaced by the next
 window (``replaced`` counts how many were skipped), so one bad JPEG never stops an epoch.
+
+With ``encoded=True`` (``data.decode: gpu``) nothing is decoded here: a sample holds each
+frame's file bytes and its augmentation draw, for :mod:`cltt.data.device_augment` to decode
+and apply on the training device (truncated and empty files are still caught and skipped).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from cltt.data.decode import CorruptFrameError
+from cltt.data.decode import CorruptFrameError, check_encoded
 from cltt.data.focus import FrameBoxes, blur_outside, center_box
 from cltt.data.stores.base import FrameStore
 from cltt.data.transforms import WindowAugment
@@ -75,6 +79,7 @@ class WindowDataset(Dataset):
         center_box_fraction: float = 0.5,
         same_draw: bool = False,
         extras=None,
+        encoded: bool = False,
     ):
         if dtype not in ("uint8", "float"):
             raise ValueError(f"dtype must be 'uint8' or 'float', got {dtype!r}")
@@ -96,6 +101,10 @@ class WindowDataset(Dataset):
         self.center_box_fraction = center_box_fraction
         self.same_draw = same_draw  # one augmentation draw for every view (views differ in time only)
         self.extras = extras  # extras(frames of each view [V][T] HWC uint8, rng) -> more per-sample tensors
+        self.encoded = encoded
+        if encoded and (extras is not None or focus != "none"):
+            raise CLTTError("data.decode=gpu decodes on the device, but this method's extra crops or data.object_focus "
+                            "need the decoded frames in the workers; use data.decode=cpu")
         # boxes and crops are in original pixels; decoding at 1/reduction scales them
         self.reduction = store.reduction_for(image_size)
 
@@ -117,8 +126,10 @@ class WindowDataset(Dataset):
         return fetch_replacing_corrupt(key, len(self), self.seed, self.store.root, self._load, "window")
 
     def _load(self, index: int, rng: np.random.Generator) -> dict:
-        decoded: dict[int, np.ndarray] = {}
         per_view = self.window_frames(index)
+        if self.encoded:
+            return self._load_encoded(per_view, rng)
+        decoded: dict[int, np.ndarray] = {}
         for frame in (f for frames in per_view for f in frames):
             if frame not in decoded:
                 decoded[frame] = self._decode(frame)
@@ -132,6 +143,29 @@ class WindowDataset(Dataset):
         if self.extras is not None:
             sample.update(self.extras(images, rng))
         return sample
+
+    def _load_encoded(self, per_view: list[list[int]], rng: np.random.Generator) -> dict:
+        """File bytes and draws of each frame; the draws consume ``rng`` exactly as :meth:`_load` does."""
+        from cltt.data.device_augment import pack_params
+
+        def decoded_shape(frame: int) -> tuple[int, int]:  # the size the CPU path decodes at
+            height, width = self.store.frame_shape(frame)
+            return -(-height // self.reduction), -(-width // self.reduction)
+
+        shapes = [[decoded_shape(f) for f in frames] for frames in per_view]
+        if self.same_draw:
+            flat = self.augment.draw([shape for view in shapes for shape in view], rng)
+            draws = [flat[v * len(shapes[0]):(v + 1) * len(shapes[0])] for v in range(len(shapes))]
+        else:
+            draws = [self.augment.draw(view, rng) for view in shapes]
+        encoded = []
+        for frame in (f for frames in per_view for f in frames):
+            data = np.frombuffer(self.store.encoded_bytes(frame), dtype=np.uint8)
+            check_encoded(data, self.store.locate(frame))
+            encoded.append(torch.from_numpy(data.copy()))
+        return {"encoded": encoded,
+                "params": torch.from_numpy(np.stack([[pack_params(p) for p in view] for view in draws])),
+                "frames": torch.tensor(per_view, dtype=torch.int64)}
 
     def _decode(self, global_frame: int) -> np.ndarray:
         image = self.store.read(global_frame, self.reduction)

@@ -55,14 +55,53 @@ def decode_rgb(encoded: np.ndarray, reduction: int = 1, where: str = "frame") ->
     ``where`` names the frame in errors. A JPEG without its end-of-image marker decodes to grey
     garbage, so it is refused with :class:`CorruptFrameError`, not trained on.
     """
-    if encoded.size == 0:
-        raise CorruptFrameError(where, "empty file")
-    if encoded[0] == 0xFF and encoded[1:2].tolist() == [0xD8] and not _has_jpeg_end(encoded):
-        raise CorruptFrameError(where, "truncated JPEG (no end-of-image marker)")
+    check_encoded(encoded, where)
     image = cv2.imdecode(encoded, _REDUCED_FLAGS[reduction])
     if image is None:
         raise CorruptFrameError(where, "not a decodable image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def check_encoded(encoded: np.ndarray, where: str = "frame") -> None:
+    """The checks that need no decoding: not empty, and a JPEG ends with its end-of-image marker."""
+    if encoded.size == 0:
+        raise CorruptFrameError(where, "empty file")
+    if is_jpeg(encoded) and not _has_jpeg_end(encoded):
+        raise CorruptFrameError(where, "truncated JPEG (no end-of-image marker)")
+
+
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame markers (not DHT, JPG, DAC)
+
+
+def header_size(encoded: np.ndarray | bytes) -> tuple[int, int] | None:
+    """``(height, width)`` from a JPEG's start-of-frame segment or a PNG's IHDR, without decoding;
+    None when the header is not one of those or is damaged."""
+    data = bytes(encoded[:65536]) if not isinstance(encoded, bytes) else encoded[:65536]
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        return int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big")
+    if data[:2] != b"\xff\xd8":
+        return None
+    position = 2
+    while position + 9 <= len(data):
+        if data[position] != 0xFF:
+            return None
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        length = int.from_bytes(data[position + 2:position + 4], "big")
+        if marker in _SOF:
+            height = int.from_bytes(data[position + 5:position + 7], "big")
+            width = int.from_bytes(data[position + 7:position + 9], "big")
+            return (height, width) if height and width else None
+        if marker == 0xDA or length < 2:  # start of scan before any frame header
+            return None
+        position += 2 + length
+    return None
+
+
+def is_jpeg(encoded: np.ndarray) -> bool:
+    return encoded.size > 1 and encoded[0] == 0xFF and encoded[1] == 0xD8
 
 
 def shrink(image: np.ndarray, reduction: int) -> np.ndarray:

@@ -145,23 +145,37 @@ def apply_params(frame: np.ndarray, params: FrameParams, size: int) -> np.ndarra
     return out
 
 
+def center_params(height: int, width: int) -> FrameParams:
+    """The deterministic centre view (:func:`center_resize`) as a draw: the centre square, nothing else."""
+    side = min(height, width)
+    crop = ((height - side) / 2 / height, (width - side) / 2 / width, side / height, side / width)
+    return FrameParams(crop, False, None, False, None)
+
+
 class WindowAugment:
     """Turn the decoded frames of one view into a ``uint8`` tensor ``[T, 3, size, size]``.
 
     ``config.enabled = False`` gives the deterministic centre view (evaluation, export).
+    :meth:`draw` and :meth:`apply` are the two halves of a call: the draw needs only the frames'
+    sizes, so the device path (:mod:`cltt.data.device_augment`) takes the very same parameters.
     """
 
     def __init__(self, config: AugmentConfig, size: int):
         self.config = config
         self.size = size
 
-    def __call__(self, frames: list[np.ndarray], rng: np.random.Generator) -> torch.Tensor:
+    def draw(self, shapes: list[tuple[int, int]], rng: np.random.Generator) -> list[FrameParams]:
+        """One :class:`FrameParams` per frame of ``shapes`` ((height, width) each), advancing ``rng``."""
         if not self.config.enabled:
-            out = [center_resize(f, self.size) for f in frames]
-        elif self.config.consistent:
-            params = sample_params(rng, self.config, *frames[0].shape[:2])
-            out = [apply_params(f, params, self.size) for f in frames]
-        else:
-            out = [apply_params(f, sample_params(rng, self.config, *f.shape[:2]), self.size) for f in frames]
+            return [center_params(*shape) for shape in shapes]
+        if self.config.consistent:
+            return [sample_params(rng, self.config, *shapes[0])] * len(shapes)
+        return [sample_params(rng, self.config, *shape) for shape in shapes]
+
+    def apply(self, frames: list[np.ndarray], params: list[FrameParams]) -> torch.Tensor:
+        out = [apply_params(f, p, self.size) for f, p in zip(frames, params)]
         # a permuted view: the batch collate copies once into [B, V, T, 3, S, S] anyway
         return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2)
+
+    def __call__(self, frames: list[np.ndarray], rng: np.random.Generator) -> torch.Tensor:
+        return self.apply(frames, self.draw([f.shape[:2] for f in frames], rng))

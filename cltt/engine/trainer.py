@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from cltt.data.build import open_frames
+from cltt.data.device_augment import DeviceAugment, collate_encoded
 from cltt.engine import checkpoint as ckpt
 from cltt.engine import distributed as dist
 from cltt.engine import preemption
@@ -100,6 +101,7 @@ class Trainer:
                 f"{len(self.dataset)} windows in {recipe.data.root} are fewer than train.batch_size={train.batch_size}; "
                 "lower train.batch_size or data.window_stride"
             )
+        self.device_augment = self._device_augment()
         if train.max_batches_per_epoch:
             self.batches_per_epoch = min(self.batches_per_epoch, train.max_batches_per_epoch)
         self.total_steps = train.epochs * self.batches_per_epoch
@@ -235,6 +237,7 @@ class Trainer:
             num_workers=self.recipe.data.num_workers,
             pin_memory=self.placement.device.type == "cuda",
             worker_init_fn=_worker_init,
+            collate_fn=collate_encoded if self.device_augment is not None else None,
         )
         last_checkpoint = None
         while p.epoch < train.epochs:
@@ -243,7 +246,8 @@ class Trainer:
             waited = time.perf_counter()
             for batch in loader:
                 fetched = time.perf_counter()
-                loss, lr, spread = self._train_step(batch["views"], {key: batch[key] for key in self.method.extra_keys})
+                views = self.device_augment(batch) if self.device_augment is not None else batch["views"]
+                loss, lr, spread = self._train_step(views, {key: batch[key] for key in self.method.extra_keys})
                 done = time.perf_counter()
                 p.step += 1
                 p.position += 1
@@ -252,13 +256,27 @@ class Trainer:
                 if spread is not None:
                     p.epoch_spread_sum += spread
                     p.epoch_spread_count += 1
-                self._report_step(loss, lr, batch["views"], fetched - waited, done - waited)
+                self._report_step(loss, lr, views, fetched - waited, done - waited)
                 if dist.any_process(preemption.requested() is not None, self.placement.device):
                     return self._preempted(started)
                 waited = time.perf_counter()
             last_checkpoint = self._end_epoch(time.perf_counter() - epoch_started)
         final = self._save(ckpt.FINAL_NAME)
         return self._finish("finished", 0, f"trained {train.epochs} epochs", started, final or last_checkpoint)
+
+    def _device_augment(self) -> DeviceAugment | None:
+        """With ``data.decode: gpu``, what decodes and augments each batch on the CUDA device."""
+        data = self.recipe.data
+        if data.decode != "gpu":
+            return None
+        if self.placement.device.type != "cuda":
+            raise CLTTError(f"data.decode=gpu decodes JPEGs on a CUDA device, but this run trains on "
+                            f"{self.placement.device}; use data.decode=cpu (the default)")
+        if not getattr(self.dataset, "encoded", False) or self.method.extra_keys:
+            raise CLTTError(f"data.decode=gpu works for window methods without extra per-sample tensors; "
+                            f"{self.recipe.method.name} decodes in the workers: use data.decode=cpu")
+        self.dataset.store.encoded_bytes(0)  # a store of raw frames says here that it has nothing to decode
+        return DeviceAugment(data.image_size, self.placement.device, self.dataset.store.locate)
 
     def _train_step(self, views: torch.Tensor, extras: dict[str, torch.Tensor]) -> tuple[float, float, float | None]:
         """One optimizer step -> (global batch loss, learning rate, embedding spread)."""

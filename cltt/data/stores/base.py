@@ -93,6 +93,10 @@ class FrameStore(ABC):
         """:meth:`read` of each frame, in order."""
         return [self.read(int(frame), reduction) for frame in frames]
 
+    @abstractmethod
+    def encoded_bytes(self, global_frame: int) -> bytes:
+        """The frame's file bytes as extracted (JPEG or PNG), for decoding elsewhere (``data.decode: gpu``)."""
+
     def check(self, global_frame: int) -> None:
         """Raise :class:`CorruptFrameError` unless the frame decodes (``cltt index --verify``)."""
         self.read(global_frame)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cltt.data.decode import read_rgb
+from cltt.data.decode import CorruptFrameError, header_size, read_rgb
 from cltt.data.manifest import IndexResult, Manifest, index_frames
 from cltt.data.stores import register_store
 from cltt.data.stores.base import FrameStore
@@ -37,9 +37,23 @@ class FolderStore(FrameStore):
     def read(self, global_frame: int, reduction: int = 1) -> np.ndarray:
         return read_rgb(self.manifest.path_of(global_frame), reduction)
 
+    def encoded_bytes(self, global_frame: int) -> bytes:
+        path = self.manifest.path_of(global_frame)
+        try:
+            return Path(path).read_bytes()
+        except OSError as err:
+            raise CorruptFrameError(path, err.strerror or str(err)) from None
+
     def frame_shape(self, global_frame: int) -> tuple[int, int]:
+        """From the file's JPEG or PNG header (a few hundred bytes read), else by decoding it."""
         if global_frame not in self._shapes:
-            self._shapes[global_frame] = self.read(global_frame).shape[:2]
+            path = self.manifest.path_of(global_frame)
+            try:
+                with open(path, "rb") as handle:
+                    size = header_size(handle.read(65536))
+            except OSError:
+                size = None
+            self._shapes[global_frame] = size or self.read(global_frame).shape[:2]
         return self._shapes[global_frame]
 
     def identity(self, clips=None) -> str:

@@ -106,8 +106,8 @@ class StoreWriter:
                            "raw_size": raw_size, "shards": [], "complete": False}
         (self.out / SHARDS_DIR).mkdir(parents=True, exist_ok=True)
         self._remove_unsealed()
-        self.header["complete"] = False
-        self._write_header()
+        if not self.header["shards"]:  # a new store says at once that it is not finished
+            self._write_header()
         self.packed = self._packed_clips()
         self._open_shard()
 
@@ -177,6 +177,9 @@ class StoreWriter:
         """
         if clip in self.packed:
             return 0
+        if self.header["complete"]:  # appending: readers wait until this pack finishes
+            self.header["complete"] = False
+            self._write_header()
         for name, source in (side_files or {}).items():
             copy_atomic(source, self.out / CLIPS_DIR / clip / name)
         count = 0

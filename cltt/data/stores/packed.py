@@ -176,6 +176,12 @@ class PackedStore(FrameStore):
         except CorruptFrameError as err:  # named only on failure: locate() costs a search per frame
             raise CorruptFrameError(self.locate(global_frame), err.why) from None
 
+    def encoded_bytes(self, global_frame: int) -> bytes:
+        if self.encoding == "raw":
+            raise CLTTError(f"store {self.root} holds raw RGB frames (packed with --raw {self.raw_size}): there is "
+                            "nothing to decode; use data.decode=cpu")
+        return self.stored_bytes(global_frame)
+
     def check(self, global_frame: int) -> None:
         """The stored bytes match the CRC-32 recorded when packing, and decode."""
         if zlib.crc32(self.stored_bytes(global_frame)) != int(self.crc32[global_frame]):
