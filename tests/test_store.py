@@ -269,6 +269,8 @@ def test_packing_refuses_folders_that_are_not_stores(frames_root, tmp_path):
     one_line_error(cltt(["pack", frames_root, "--out", tmp_path / "s", "--shard-size", "lots"], tmp_path), "is not a size")
     one_line_error(cltt(["pack", frames_root, "--out", tmp_path / "s", "--raw", "2"], tmp_path), "is not a frame size")
     one_line_error(cltt(["pack", tmp_path / "nowhere", "--out", tmp_path / "s"], tmp_path), "is not a folder")
+    (tmp_path / "plain-file").write_text("x")
+    one_line_error(cltt(["pack", frames_root, "--out", tmp_path / "plain-file" / "store"], tmp_path), "cannot create the store")
     assert parse_size("64M") == 64 << 20 and parse_size("1G") == 1 << 30 and parse_size("500") == 500
 
 

@@ -50,8 +50,12 @@ def command(root: Path, out: Path, raw: int | None, shard_size: str, workers: in
     if not Path(root).is_dir():
         raise CLTTError(f"frames root {root} is not a folder; pass the folder cltt extract wrote")
     shard_bytes = parse_size(shard_size)
-    with frames_progress("packing") as advance:
-        summary = pack_folder(root, out, raw, shard_bytes, workers=workers, on_frames=advance)
+    try:
+        with frames_progress("packing") as advance:
+            summary = pack_folder(root, out, raw, shard_bytes, workers=workers, on_frames=advance)
+    except OSError as err:  # an unwritable or full destination; sealed shards stay, a rerun continues
+        raise CLTTError(f"cannot write the store {out}: {err.strerror or err}; the shards sealed so far are kept: "
+                        f"fix that and rerun the same command to continue") from None
     show_summary(summary)
 
 

@@ -104,7 +104,10 @@ class StoreWriter:
         else:
             self.header = {"format": STORE_FORMAT, "version": STORE_VERSION, "encoding": encoding,
                            "raw_size": raw_size, "shards": [], "complete": False}
-        (self.out / SHARDS_DIR).mkdir(parents=True, exist_ok=True)
+        try:
+            (self.out / SHARDS_DIR).mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise CLTTError(f"cannot create the store {self.out}: {err.strerror or err}; pick a writable folder") from None
         self._remove_unsealed()
         if not self.header["shards"]:  # a new store says at once that it is not finished
             self._write_header()
