@@ -29,8 +29,10 @@ from cltt.data.manifest import FrameNames
 class FrameStore(ABC):
     """Named frames of one root (``root`` is the folder given as ``data.root``).
 
-    Subclasses set ``kind`` and implement :meth:`read` and :meth:`frame_shape`; the naming
-    attributes come from ``names`` (:class:`FrameNames`).
+    A kind (registered with :func:`~cltt.data.stores.register_store`, which sets ``kind``)
+    implements ``detect`` and ``open`` (class methods), :meth:`read`, :meth:`encoded_bytes`,
+    :meth:`frame_shape`, :meth:`clip_file` and :meth:`index_row`; the naming attributes come
+    from ``names`` (:class:`FrameNames`).
     """
 
     kind: ClassVar[str]
