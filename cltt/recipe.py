@@ -310,6 +310,7 @@ class TrainConfig:
     name: Optional[str] = None  # run name; default the recipe file's name
     resume: Literal["never", "auto"] = "never"  # auto: continue the run dir when it exists
     save_every: int = 1  # epochs between checkpoints
+    checkpoint_minutes: Optional[float] = 20.0  # also inside an epoch, this often (0: every step; null: never)
     keep_last: int = 3  # epoch checkpoints kept (the final one is always kept)
     requeue: bool = True  # on a preemption signal under Slurm, requeue the job
 
@@ -329,6 +330,8 @@ class TrainConfig:
         if self.sub_batch_size is not None:
             check_min(self.sub_batch_size, f"{at}.sub_batch_size", 1)
         check_min(self.save_every, f"{at}.save_every", 1)
+        if self.checkpoint_minutes is not None:
+            check_min(self.checkpoint_minutes, f"{at}.checkpoint_minutes", 0)
         check_min(self.keep_last, f"{at}.keep_last", 1)
 
 

@@ -118,7 +118,7 @@ def load_checkpoint(path: Path) -> dict:
         raise CLTTError(f"checkpoint {path} does not exist")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:  # OSError: truncated zip
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         if "weights only load failed" in first.lower():
             first = "not a torch.save file, or it pickles objects other than tensors"
@@ -146,6 +146,31 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
             return named
     files = checkpoint_files(run_dir)
     return max(files, key=lambda p: p.stat().st_mtime_ns) if files else None
+
+
+def load_latest_intact(run_dir: Path) -> tuple[Path, dict, list[str]] | None:
+    """The latest checkpoint of ``run_dir`` that loads: ``(path, state, notes)``, None if there is none.
+
+    When the latest is truncated or unreadable (a disk that filled, a copy cut short), the
+    newest older one that loads is taken and ``notes`` says which was skipped and why.
+    """
+    run_dir = Path(run_dir)
+    latest = latest_checkpoint(run_dir)
+    if latest is None:
+        return None
+    candidates = [latest] + sorted((p for p in checkpoint_files(run_dir) if p != latest),
+                                   key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    skipped: list[str] = []
+    for path in candidates:
+        try:
+            state = load_checkpoint(path)
+        except CLTTError as err:
+            skipped.append(str(err))
+            continue
+        notes = [f"{skipped[0]}; continuing from {path.name}, the newest checkpoint that loads"
+                 + (f" ({len(skipped) - 1} more unreadable)" if len(skipped) > 1 else "")] if skipped else []
+        return path, state, notes
+    raise CLTTError(f"no checkpoint in {run_dir} loads ({skipped[0]}); start a new run with another train.name")
 
 
 def prune_checkpoints(run_dir: Path, keep_last: int) -> list[Path]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from cltt.engine.checkpoint import latest_checkpoint, load_checkpoint
+from cltt.engine.checkpoint import latest_checkpoint, load_checkpoint, load_latest_intact
 from cltt.errors import CLTTError
 from cltt.recipe import Recipe, apply_override, dump_recipe, recipe_from_dict, recipe_to_dict
 
@@ -25,7 +25,7 @@ FREE_KEYS = {
     "data.root", "data.cache_dir", "data.num_workers",
     "train.device", "train.precision", "train.channels_last", "train.compile",
     "train.sub_batch_size", "train.out_dir", "train.name", "train.resume",
-    "train.save_every", "train.keep_last", "train.requeue",
+    "train.save_every", "train.checkpoint_minutes", "train.keep_last", "train.requeue",
 }
 
 
@@ -101,11 +101,16 @@ def saved_recipe(checkpoint: dict, path: Path) -> Recipe:
         raise CLTTError(f"the recipe stored in {path} no longer loads ({err})") from None
 
 
-def load_for_resume(target: Path) -> tuple[Path, dict, Recipe]:
-    """(checkpoint path, checkpoint, its recipe) for ``cltt resume TARGET``."""
+def load_for_resume(target: Path) -> tuple[Path, dict, Recipe, list[str]]:
+    """(checkpoint path, checkpoint, its recipe, notes) for ``cltt resume TARGET``; a run dir
+    whose latest checkpoint is unreadable resumes from the newest one that loads (noted)."""
     path = resolve_resume_target(target)
-    state = load_checkpoint(path)
-    return path, state, saved_recipe(state, path)
+    notes: list[str] = []
+    if target.is_dir():
+        path, state, notes = load_latest_intact(target)
+    else:
+        state = load_checkpoint(path)
+    return path, state, saved_recipe(state, path), notes
 
 
 def prepare_training(recipe: Recipe, recipe_path: Path | None, change_length: bool):
@@ -124,7 +129,7 @@ def prepare_training(recipe: Recipe, recipe_path: Path | None, change_length: bo
                 f"{run_dir} already holds a run; continue it with cltt resume {run_dir} "
                 "(or train.resume=auto), or start another with train.name=NEW_NAME"
             )
-        state = load_checkpoint(latest)
+        latest, state, notes = load_latest_intact(run_dir)
         changes = check_continuation(saved_recipe(state, latest), recipe, change_length, latest)
         notes.append(f"continuing {run_dir} from {latest.name}" + (f" with changed {', '.join(changes)}" if changes else ""))
         resume = (latest, state)
@@ -135,12 +140,12 @@ def prepare_training(recipe: Recipe, recipe_path: Path | None, change_length: bo
 
 def prepare_resume(target: Path, overrides: list[str], change_length: bool):
     """For ``cltt resume TARGET [key=value ...]``: same tuple as :func:`prepare_training`."""
-    path, state, saved = load_for_resume(Path(target))
+    path, state, saved, notes = load_for_resume(Path(target))
     tree = recipe_to_dict(saved)
     for override in overrides:
         apply_override(tree, override)
     recipe = recipe_from_dict(tree)
     changes = check_continuation(saved, recipe, change_length, path)
     run_dir = path.parent
-    notes = [f"resuming {run_dir} from {path.name}" + (f" with changed {', '.join(changes)}" if changes else "")]
+    notes.append(f"resuming {run_dir} from {path.name}" + (f" with changed {', '.join(changes)}" if changes else ""))
     return recipe, run_dir, (path, state), notes

@@ -197,6 +197,7 @@ class Trainer:
         }
 
     def _save(self, name: str) -> Path | None:
+        self.last_save = time.monotonic()
         dist.average_buffers(self.method)
         path = None
         if self.info.is_main:
@@ -240,6 +241,7 @@ class Trainer:
             collate_fn=collate_encoded if self.device_augment is not None else None,
         )
         last_checkpoint = None
+        self.last_save = time.monotonic()
         while p.epoch < train.epochs:
             epoch_started = time.perf_counter()
             self.sampler.set_epoch(p.epoch, start_batch=p.position)
@@ -259,10 +261,20 @@ class Trainer:
                 self._report_step(loss, lr, views, fetched - waited, done - waited)
                 if dist.any_process(preemption.requested() is not None, self.placement.device):
                     return self._preempted(started)
+                if p.position < self.batches_per_epoch and self._checkpoint_due():
+                    last_checkpoint = self._save(ckpt.step_name(p.step)) or last_checkpoint
                 waited = time.perf_counter()
             last_checkpoint = self._end_epoch(time.perf_counter() - epoch_started)
         final = self._save(ckpt.FINAL_NAME)
         return self._finish("finished", 0, f"trained {train.epochs} epochs", started, final or last_checkpoint)
+
+    def _checkpoint_due(self) -> bool:
+        """``train.checkpoint_minutes`` have passed since the last save (on any process): a kill -9,
+        an OOM or a node failure then loses at most that much work."""
+        minutes = self.recipe.train.checkpoint_minutes
+        if minutes is None:
+            return False
+        return dist.any_process(time.monotonic() - self.last_save >= minutes * 60, self.placement.device)
 
     def _device_augment(self) -> DeviceAugment | None:
         """With ``data.decode: gpu``, what decodes and augments each batch on the CUDA device."""

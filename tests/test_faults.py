@@ -1,0 +1,92 @@
+"""Faults that used to cost work: a kill -9 mid-epoch, a truncated latest checkpoint.
+
+The default recipe's model (resnet18 with its BatchNorm head) trains in a real process that
+is killed with SIGKILL; ``train.checkpoint_minutes=0`` checkpoints after every step, so
+wherever the kill lands the run has a whole checkpoint of its last step (by construction, not
+by the machine's speed), and the resumed run must end where the uninterrupted one does.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from cltt.cli import main
+from cltt.engine import checkpoint as ckpt
+from tests.conftest import invoke_in_process
+from tests.test_train import final_weights
+
+QUICKSTART = Path(__file__).parent.parent / "recipes" / "quickstart.yaml"
+COMMON = ["data.image_size=32", "data.num_workers=0", "train.batch_size=4", "train.epochs=2", "train.device=cpu"]
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=lambda m: f"{key}: {m}")
+
+
+def cltt_process(*args, cwd: Path) -> subprocess.Popen:
+    """``cltt ARGS`` in its own process with one thread (every run compared here uses the same)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")} | {"OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "cltt", *map(str, args)], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(process: subprocess.Popen) -> str:
+    out, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, out
+    return out
+
+
+def test_sigkill_mid_epoch_loses_at_most_one_step(tmp_path, frames_root):
+    args = [QUICKSTART, f"data.root={frames_root}", *COMMON]
+    finish(cltt_process("train", *args, "train.name=straight", cwd=tmp_path))
+    process = cltt_process("train", *args, "train.name=killed", "train.checkpoint_minutes=0", cwd=tmp_path)
+    run_dir = tmp_path / "runs" / "killed"
+    deadline = time.monotonic() + 120
+    while not (run_dir / ckpt.LATEST).is_file() or "step_0000001" not in (run_dir / ckpt.LATEST).read_text():
+        assert process.poll() is None, process.stdout.read()
+        assert time.monotonic() < deadline, "no step checkpoint within 2 minutes"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    latest = ckpt.latest_checkpoint(run_dir)
+    assert latest.name.startswith("simclr_step_")  # killed mid-run, after a step checkpoint
+    saved = ckpt.load_checkpoint(latest)["progress"]
+    assert saved["epoch"] < 2 and not (run_dir / ckpt.FINAL_NAME).exists()
+
+    assert f"resuming {run_dir} from {latest.name}" in finish(cltt_process("resume", run_dir, cwd=tmp_path))
+    assert_same_weights(final_weights(run_dir), final_weights(tmp_path / "runs" / "straight"))
+
+
+def test_a_truncated_latest_checkpoint_resumes_from_the_one_before(tmp_path, frames_root):
+    args = [QUICKSTART, f"data.root={frames_root}", *COMMON, "train.checkpoint_minutes=null"]
+    assert invoke_in_process(main, ["train", *args, "train.name=straight"], tmp_path).exit_code == 0
+    weights = final_weights(tmp_path / "runs" / "straight")
+    run_dir = tmp_path / "runs" / "straight"
+    final, second = run_dir / ckpt.FINAL_NAME, run_dir / ckpt.epoch_name(2)
+    for path in (final, second):  # the disk filled while the last two were written
+        path.write_bytes(path.read_bytes()[:5000])
+
+    resumed = invoke_in_process(main, ["resume", run_dir], tmp_path)
+    assert resumed.exit_code == 0, resumed.output
+    line = next(line for line in resumed.output.splitlines() if "is not a readable checkpoint" in line)
+    assert f"{final} is not a readable checkpoint" in line
+    assert f"continuing from {ckpt.epoch_name(1)}, the newest checkpoint that loads (1 more unreadable)" in line
+    assert_same_weights(final_weights(run_dir), weights)
+    assert_same_weights(final_weights(run_dir), final_weights(tmp_path / "runs" / "straight"))
+
+
+@pytest.mark.parametrize("value, fragment", [("-1", "train.checkpoint_minutes"), ("soon", "train.checkpoint_minutes")])
+def test_checkpoint_minutes_is_checked(tmp_path, frames_root, value, fragment):
+    result = invoke_in_process(main, ["train", QUICKSTART, f"train.checkpoint_minutes={value}", "--show"], tmp_path)
+    assert result.exit_code == 2 and fragment in result.output
