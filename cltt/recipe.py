@@ -539,14 +539,18 @@ def apply_override(tree: dict[str, Any], override: str) -> None:
 
 
 def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
-    """``tree[a][b][c] = value`` for ``key = "a.b.c"``, creating mappings on the way."""
+    """``tree[a][b][c] = value`` for ``key = "a.b.c"``, creating mappings on the way (an empty
+    section becomes one); a section that holds something else is an error, never replaced."""
     node = tree
     parts = key.split(".")
-    for part in parts[:-1]:
+    for depth, part in enumerate(parts[:-1]):
         child = node.get(part)
-        if not isinstance(child, dict):
-            child = {}
-            node[part] = child
+        if child is None:
+            child = node[part] = {}
+        elif not isinstance(child, dict):
+            section = ".".join(parts[:depth + 1])
+            raise RecipeError(f"recipe key '{section}' must be a mapping of keys, got {child!r}; "
+                              f"fix it in the recipe (the override {key}=... sets a key inside it)")
         node = child
     node[parts[-1]] = value
 

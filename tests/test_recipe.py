@@ -80,6 +80,21 @@ def test_wrong_values_fail_with_one_line(override, expected):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("text", ["train: [1, 2]\n", "train: 3\n", "data:\n  augment: yes\n"])
+def test_a_section_that_is_not_a_mapping_is_refused_whatever_overrides_follow(tmp_path, text):
+    """It used to become all defaults when an override was aimed inside it, and the run exited 0."""
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    section = "data.augment" if "augment" in text else "train"
+    for overrides in ([], [f"{section}.epochs=1" if section == "train" else "data.augment.flip_p=0.1"]):
+        with pytest.raises(RecipeError, match=rf"recipe key '{section}' must be a mapping of keys") as info:
+            load_recipe(path, overrides)
+        assert "\n" not in str(info.value)
+    empty = tmp_path / "empty_section.yaml"
+    empty.write_text("train:\n")  # an empty section is an empty mapping
+    assert load_recipe(empty, ["train.epochs=1"]).train.epochs == 1
+
+
 def test_malformed_override():
     with pytest.raises(RecipeError, match="must look like section.key=value"):
         load_recipe(overrides=["=3"])
