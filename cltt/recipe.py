@@ -73,6 +73,7 @@ class DataConfig:
     frame_step: int = 1
     window_stride: int = 1
     two_view_offset: int = 0
+    gaps: Literal["split", "ignore", "error"] = "split"  # missing frame numbers in a clip: cut windows there, or not, or stop
     image_size: int = 64
     num_workers: int = 2
     decode: Literal["cpu", "gpu"] = "cpu"  # gpu: workers read bytes, JPEGs decoded and augmented on the CUDA device

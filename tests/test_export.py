@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -238,3 +240,33 @@ def test_load_encoder_refuses_foreign_files(tmp_path):
     with pytest.raises(CLTTError, match="onnxruntime"):
         (tmp_path / "x.onnx").write_bytes(b"")
         load_encoder(tmp_path / "x.onnx")
+
+
+def test_exports_are_never_overwritten_without_force_and_follow_the_umask(run, tmp_path):
+    """Another run's weights or embeddings under the same name are kept unless --force; files get
+    0666 less the umask like any other (safetensors' private temp files used to leave 0600)."""
+    target = tmp_path / "shared" / "encoder.safetensors"
+    code, _, stderr = export(run, "--out", target)
+    assert code == 0, stderr
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask
+    target.write_bytes(b"another run's weights")
+    assert_one_line(*export(run, "--out", target)[::2], "encoder.safetensors exists; pass --force")
+    assert target.read_bytes() == b"another run's weights"
+    code, _, stderr = export(run, "--out", target, "--force")
+    assert code == 0, stderr
+    assert target.read_bytes() != b"another run's weights"
+    folder = tmp_path / "hashed"
+    first = export(run, "--out", folder)
+    again = export(run, "--out", folder)  # the same weights under their hashed name: nothing to refuse
+    assert first[0] == again[0] == 0 and len(list(folder.glob("*.safetensors"))) == 1
+
+    root = run.parent.parent / "frames"
+    features = tmp_path / "emb.npy"
+    assert export(run, "--embeddings", root, "--out", features)[0] == 0
+    assert stat.S_IMODE(features.stat().st_mode) == 0o666 & ~mask
+    before = features.read_bytes()
+    assert_one_line(*export(run, "--embeddings", root, "--out", features)[::2], "emb.npy exists; pass --force")
+    assert features.read_bytes() == before
+    assert export(run, "--embeddings", root, "--out", features, "--force")[0] == 0

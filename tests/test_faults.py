@@ -90,3 +90,15 @@ def test_a_truncated_latest_checkpoint_resumes_from_the_one_before(tmp_path, fra
 def test_checkpoint_minutes_is_checked(tmp_path, frames_root, value, fragment):
     result = invoke_in_process(main, ["train", QUICKSTART, f"train.checkpoint_minutes={value}", "--show"], tmp_path)
     assert result.exit_code == 2 and fragment in result.output
+
+
+def test_resume_says_when_recipe_yaml_was_edited(tmp_path, frames_root):
+    """A resume trains what the checkpoint holds; an edited RUN_DIR/recipe.yaml is named, not followed silently."""
+    args = ["train", QUICKSTART, f"data.root={frames_root}", *COMMON, "model.backbone=tiny_cnn", "train.name=edited",
+            "train.epochs=1"]
+    assert invoke_in_process(main, args, tmp_path).exit_code == 0
+    recipe_file = tmp_path / "runs" / "edited" / "recipe.yaml"
+    recipe_file.write_text(recipe_file.read_text().replace("backbone: tiny_cnn", "backbone: resnet18"))
+    result = invoke_in_process(main, ["resume", tmp_path / "runs" / "edited"], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "recipe.yaml differs from the recipe inside simclr_final.pth in model.backbone" in result.output

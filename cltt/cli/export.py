@@ -45,9 +45,10 @@ Load an exported encoder in Python with one call:
                    "[num_frames, D] and an index CSV clip,frame,row.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
               help="Frames per forward pass with --embeddings; lower it if the GPU runs out of memory.")
+@click.option("--force", is_flag=True, help="Replace an existing file of the same name (refused without it).")
 @show_option
 def command(args: tuple[str, ...], fmt: str | None, with_head: bool, out: Path | None,
-            embeddings_root: Path | None, batch_size: int, show: bool) -> None:
+            embeddings_root: Path | None, batch_size: int, force: bool, show: bool) -> None:
     """Export the encoder of a CHECKPOINT (or a RUN_DIR's latest) for use outside cltt.
 
     ARGS: CHECKPOINT|RUN_DIR [key.sub=value ...]. The model comes from the recipe inside the
@@ -58,12 +59,12 @@ def command(args: tuple[str, ...], fmt: str | None, with_head: bool, out: Path |
     named RUN_epochNNN-SHA8.EXT, SHA8 being the start of the file's SHA-256.
     """
     try:
-        _export(args, fmt, with_head, out, embeddings_root, batch_size, show)
+        _export(args, fmt, with_head, out, embeddings_root, batch_size, force, show)
     except CLTTError as err:  # also when this command is used outside the cltt group
         fail(str(err), err.exit_code)
 
 
-def _export(args, fmt, with_head, out, embeddings_root, batch_size, show) -> None:
+def _export(args, fmt, with_head, out, embeddings_root, batch_size, force, show) -> None:
     parsed = split_arguments(args)
     if parsed.recipe_path is not None:
         raise CLTTError(f"cltt export reads the recipe from the checkpoint; drop {parsed.recipe_path} "
@@ -85,17 +86,17 @@ def _export(args, fmt, with_head, out, embeddings_root, batch_size, show) -> Non
         return
     where = f"{source.checkpoint} (epoch {source.epoch}, step {source.step})"
     if embeddings_root is not None:
-        _embeddings(source, embeddings_root, out, batch_size, where)
+        _embeddings(source, embeddings_root, out, batch_size, where, force)
     else:
-        _weights(source, out, where)
+        _weights(source, out, where, force)
 
 
-def _weights(source, out: Path | None, where: str) -> None:
+def _weights(source, out: Path | None, where: str, force: bool) -> None:
     from cltt.export import export_encoder
 
     settings = source.recipe.export
     with console.status(f"exporting {settings.format} ..."):
-        result = export_encoder(source, settings.format, settings.with_head, out)
+        result = export_encoder(source, settings.format, settings.with_head, out, force=force)
     architecture = source.architecture(settings.with_head)
     size = source.recipe.data.image_size
     console.print(
@@ -108,7 +109,7 @@ def _weights(source, out: Path | None, where: str) -> None:
         console.print(f"  load: from cltt.export import load_encoder; load_encoder('{result.path}')", soft_wrap=True)
 
 
-def _embeddings(source, root: Path, out: Path | None, batch_size: int, where: str) -> None:
+def _embeddings(source, root: Path, out: Path | None, batch_size: int, where: str, force: bool) -> None:
     from cltt.export import export_embeddings
 
     columns = (TextColumn("embedding frames"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -116,7 +117,8 @@ def _embeddings(source, root: Path, out: Path | None, batch_size: int, where: st
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("embed", total=None)
         result = export_embeddings(source, root, source.recipe.export.with_head, out, batch_size,
-                                   on_progress=lambda done, total: progress.update(task, completed=done, total=total))
+                                   on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+                                   force=force)
     seconds = time.perf_counter() - started
     console.print(f"embedded {result.num_frames:,} frames of {root} -> [{result.num_frames}, {result.feature_dim}] "
                   f"in {seconds:.1f} s ({result.num_frames / max(seconds, 1e-9):,.0f} frames/s) from {where}",

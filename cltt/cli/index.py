@@ -1,10 +1,11 @@
-"""``cltt index``: scan a frames root into a store and count its windows."""
+"""``cltt index``: scan a frames root into a manifest (or open a packed store) and count its windows."""
 
 from __future__ import annotations
 
 import time
 
 import click
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -49,7 +50,8 @@ def command(args: tuple[str, ...], verify: bool, rebuild: bool, show: bool) -> N
         store = open_store(recipe.data.root, recipe.data.cache_dir, rebuild=rebuild)
     seconds = time.perf_counter() - started
     spec = WindowSpec.from_recipe(recipe.data)
-    windows = build_windows(store.frame_counts, spec)
+    gaps = store.names.gaps()
+    windows = build_windows(store.frame_counts, spec, gaps if recipe.data.gaps == "split" else None)
 
     table = Table(title=f"{store.root}", show_header=False, title_justify="left")
     table.add_column(style="bold")
@@ -61,6 +63,10 @@ def command(args: tuple[str, ...], verify: bool, rebuild: bool, show: bool) -> N
     table.add_row("windows", f"{len(windows):,}  ({spec.describe()})")
     if windows.clips_skipped:
         table.add_row("clips too short", f"[yellow]{windows.clips_skipped:,}[/] (need {spec.reach} frames)")
+    if len(gaps):
+        what = {"split": "windows are cut there", "ignore": "windows span them (data.gaps=ignore)",
+                "error": "training stops (data.gaps=error)"}[recipe.data.gaps]
+        table.add_row("gaps in numbering", f"[yellow]{len(gaps):,}[/] in {len(set(gaps.clip.tolist())):,} clip(s); {what}")
     label, where = store.index_row()
     table.add_row(label, f"{where} in {seconds:.2f} s")
     console.print(table)
@@ -70,7 +76,16 @@ def command(args: tuple[str, ...], verify: bool, rebuild: bool, show: bool) -> N
             "lower data.window_size, data.frame_step or data.two_view_offset"
         )
 
+    for text in store.warnings():
+        err_console.print(f"[yellow]warning:[/] {escape(text)}", soft_wrap=True)
+    if len(gaps):
+        err_console.print(f"[yellow]warning:[/] frames are missing from the numbering: {escape(gaps.describe(store.names))}"
+                          + ("" if verify else "; cltt index --verify lists every gap"), soft_wrap=True)
     if verify:
+        for clip, after, missing in zip(gaps.clip.tolist(), gaps.after.tolist(), gaps.missing.tolist()):
+            first = int(store.clip_offsets[clip]) + after
+            err_console.print(f"[yellow]gap[/] {escape(store.clips[clip])}: {missing} frame(s) missing between "
+                              f"{escape(store.frame_name(first))} and {escape(store.frame_name(first + 1))}", soft_wrap=True)
         _verify(store)
 
 

@@ -67,4 +67,5 @@ def windows_dataset(
         same_draw=same_draw,
         extras=extras,
         encoded=data.decode == "gpu" and augment_config.enabled,
+        gaps=data.gaps,
     )

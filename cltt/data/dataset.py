@@ -63,6 +63,19 @@ def fetch_replacing_corrupt(key, size: int, seed: int, root, load, kind: str) ->
     )
 
 
+def gaps_to_split(store: FrameStore, mode: str):
+    """The gaps windows are cut at under ``data.gaps`` (``split``), None (``ignore``), or the error (``error``)."""
+    if mode == "ignore":
+        return None
+    gaps = store.names.gaps()
+    if mode == "error" and len(gaps):
+        raise CLTTError(f"{len(gaps)} gap(s) in the frame numbering of {store.root}: {gaps.describe(store.names)}; "
+                        "re-extract those clips, or set data.gaps=split (cut windows at gaps) or data.gaps=ignore")
+    if mode not in ("split", "error"):
+        raise ValueError(f"gaps must be 'split', 'ignore' or 'error', got {mode!r}")
+    return gaps
+
+
 class WindowDataset(Dataset):
     def __init__(
         self,
@@ -80,6 +93,7 @@ class WindowDataset(Dataset):
         same_draw: bool = False,
         extras=None,
         encoded: bool = False,
+        gaps: str = "split",
     ):
         if dtype not in ("uint8", "float"):
             raise ValueError(f"dtype must be 'uint8' or 'float', got {dtype!r}")
@@ -87,7 +101,7 @@ class WindowDataset(Dataset):
             raise CLTTError("data.object_focus=boxes needs a boxes file (data.boxes, or ROOT/boxes.csv)")
         self.store = store
         self.spec = spec
-        self.table = build_windows(store.frame_counts, spec)
+        self.table = build_windows(store.frame_counts, spec, gaps_to_split(store, gaps))
         require_windows(self.table, store.frame_counts, store.root)
         self.image_size = image_size
         self.augment = WindowAugment(augment, image_size)

@@ -116,6 +116,23 @@ class FrameNames:
         """Clip number holding frame ``global_frame``."""
         return int(np.searchsorted(self.clip_offsets, global_frame, side="right") - 1)
 
+    def frame_numbers(self) -> np.ndarray:
+        """``[num_frames]`` int64: the last number in each frame name (``frame_000012.jpg`` -> 12), -1 if none.
+
+        Computed on first use (about a second per million names) and kept.
+        """
+        if getattr(self, "_numbers", None) is None:
+            names = self.names_blob.tobytes().split(b"\n") if self.num_frames else []
+            self._numbers = np.fromiter(((int(m.group(1)) if (m := _LAST_NUMBER.search(n)) else -1) for n in names),
+                                        dtype=np.int64, count=len(names))
+        return self._numbers
+
+    def gaps(self) -> "Gaps":
+        """Where the numbering of frames breaks inside a clip (:func:`find_gaps`)."""
+        if getattr(self, "_gaps", None) is None:
+            self._gaps = find_gaps(self.frame_numbers(), self.clip_offsets)
+        return self._gaps
+
     def content_key(self, clips=None) -> str:
         """SHA-256 over clip names, frame names and frame byte sizes, of ``clips`` (all if None).
 
@@ -129,6 +146,59 @@ class FrameNames:
             digest.update(self.clips[clip].encode() + b"\0" + self.names_blob[start:end].tobytes() + b"\0")
             digest.update(self.frame_bytes[first:last].astype("<i8").tobytes())
         return digest.hexdigest()
+
+
+_LAST_NUMBER = re.compile(rb"(\d+)\D*$")
+
+
+@dataclass
+class Gaps:
+    """Breaks in the numbering of frames inside clips: gap ``g`` follows frame ``after[g]``
+    (0-based, within clip ``clip[g]``), where ``missing[g]`` numbered frames are absent."""
+
+    clip: np.ndarray  # [G] int64
+    after: np.ndarray  # [G] int64
+    missing: np.ndarray  # [G] int64
+
+    def __len__(self) -> int:
+        return len(self.clip)
+
+    def describe(self, names: "FrameNames", limit: int = 3) -> str:
+        """``clip_a after frame_000002.jpg (1 missing), ...`` for the first ``limit`` gaps."""
+        shown = [f"{names.clips[c]} after {names.frame_name(int(names.clip_offsets[c]) + int(a))} ({m} missing)"
+                 for c, a, m in zip(self.clip[:limit].tolist(), self.after[:limit].tolist(), self.missing[:limit].tolist())]
+        return ", ".join(shown) + (", ..." if len(self) > limit else "")
+
+
+def find_gaps(numbers: np.ndarray, clip_offsets: np.ndarray) -> Gaps:
+    """Gaps in ``numbers`` (the last number in each frame name, -1 for none), clip by clip.
+
+    A clip's step is its most common difference between consecutive numbers (1 for
+    frame_000001, frame_000002, ...; 5 for frames numbered every fifth); a difference larger
+    than the step is a gap. Clips with a name without a number, or whose numbers do not rise,
+    are not judged.
+    """
+    counts = np.diff(clip_offsets)
+    clip_of = np.repeat(np.arange(len(counts)), counts)
+    diff = np.diff(numbers)
+    inside = clip_of[1:] == clip_of[:-1] if len(numbers) > 1 else np.zeros(0, bool)
+    judged = np.ones(len(counts), bool)
+    bad = inside & ((diff <= 0) | (numbers[1:] < 0) | (numbers[:-1] < 0))
+    judged[clip_of[1:][bad]] = False
+    judged[clip_of[numbers < 0]] = False
+    keep = inside & judged[clip_of[1:]] if len(numbers) > 1 else inside
+    if not keep.any():
+        return Gaps(*(np.zeros(0, np.int64) for _ in range(3)))
+    pair_clip, pair_diff = clip_of[1:][keep], diff[keep]
+    values, tally = np.unique(np.stack([pair_clip, pair_diff]), axis=1, return_counts=True)
+    order = np.lexsort((values[1], -tally, values[0]))  # per clip: most frequent, then smallest
+    first = np.concatenate([[True], values[0][order][1:] != values[0][order][:-1]])
+    step = np.zeros(len(counts), np.int64)
+    step[values[0][order][first]] = values[1][order][first]
+    at = np.flatnonzero(keep & (diff > step[clip_of[1:]]))  # diff index i: between frame i and i + 1
+    clips = clip_of[at]
+    missing = np.rint(diff[at] / step[clips]).astype(np.int64) - 1
+    return Gaps(clips.astype(np.int64), (at - clip_offsets[clips]).astype(np.int64), np.maximum(missing, 1))
 
 
 @dataclass

@@ -9,6 +9,10 @@ A window spans ``(W-1)s + 1`` frames; a sample needs ``span + k`` frames (``span
 of the same clip, so windows never cross clips. A clip of n frames yields
 ``max(0, floor((n - span - k) / r) + 1)`` samples; clips too short for one are skipped and
 counted. Windows are two int arrays (clip, start), 8 bytes per window, however many there are.
+
+Given the gaps in a clip's frame numbering (:func:`cltt.data.manifest.find_gaps`), the clip is
+cut at each gap and windows are built on the pieces, so a window never spans missing frames:
+"close in time" stays true.
 """
 
 from __future__ import annotations
@@ -65,20 +69,40 @@ class WindowTable:
     clip: np.ndarray  # [num_windows] int32
     start: np.ndarray  # [num_windows] int32
     clips_skipped: int  # clips too short for one sample
+    splits: int = 0  # gaps the clips were cut at
 
     def __len__(self) -> int:
         return len(self.clip)
 
 
-def build_windows(frame_counts: np.ndarray, spec: WindowSpec) -> WindowTable:
-    """All samples over clips of the given frame counts, clip by clip, start by start."""
+def build_windows(frame_counts: np.ndarray, spec: WindowSpec, gaps=None) -> WindowTable:
+    """All samples over clips of the given frame counts, clip by clip, start by start; with
+    ``gaps`` (a :class:`~cltt.data.manifest.Gaps`), each clip is cut at its gaps first."""
     frame_counts = np.asarray(frame_counts, dtype=np.int64)
-    per_clip = spec.windows_in_clip(frame_counts)
-    total = int(per_clip.sum())
-    clip = np.repeat(np.arange(len(frame_counts), dtype=np.int32), per_clip)
-    first_of_clip = np.repeat(np.cumsum(per_clip) - per_clip, per_clip)
-    start = ((np.arange(total, dtype=np.int64) - first_of_clip) * spec.window_stride).astype(np.int32)
-    return WindowTable(spec, clip, start, int((per_clip == 0).sum()))
+    piece_clip, piece_start, piece_length = _pieces(frame_counts, gaps)
+    per_piece = spec.windows_in_clip(piece_length)
+    total = int(per_piece.sum())
+    clip = np.repeat(piece_clip, per_piece).astype(np.int32)
+    first_of_piece = np.repeat(np.cumsum(per_piece) - per_piece, per_piece)
+    start = (np.repeat(piece_start, per_piece)
+             + (np.arange(total, dtype=np.int64) - first_of_piece) * spec.window_stride).astype(np.int32)
+    per_clip = np.bincount(piece_clip, weights=per_piece, minlength=len(frame_counts))
+    return WindowTable(spec, clip, start, int((per_clip == 0).sum()), len(gaps) if gaps is not None else 0)
+
+
+def _pieces(frame_counts: np.ndarray, gaps) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(clip, first frame, length) of each run of frames without a gap; whole clips without gaps."""
+    clips = np.arange(len(frame_counts), dtype=np.int64)
+    if gaps is None or len(gaps) == 0:
+        return clips, np.zeros(len(frame_counts), np.int64), frame_counts
+    # cut points: the start of every clip and the frame after every gap, in (clip, frame) order
+    cut_clip = np.concatenate([clips, gaps.clip])
+    cut_start = np.concatenate([np.zeros(len(clips), np.int64), gaps.after + 1])
+    order = np.lexsort((cut_start, cut_clip))
+    cut_clip, cut_start = cut_clip[order], cut_start[order]
+    next_same = np.concatenate([cut_clip[1:] == cut_clip[:-1], [False]])
+    end = np.where(next_same, np.concatenate([cut_start[1:], [0]]), frame_counts[cut_clip])
+    return cut_clip, cut_start, end - cut_start
 
 
 def require_windows(table: WindowTable, frame_counts: np.ndarray, root) -> None:

@@ -148,4 +148,19 @@ def prepare_resume(target: Path, overrides: list[str], change_length: bool):
     changes = check_continuation(saved, recipe, change_length, path)
     run_dir = path.parent
     notes.append(f"resuming {run_dir} from {path.name}" + (f" with changed {', '.join(changes)}" if changes else ""))
+    edited = _edited_keys(run_dir / RECIPE_FILE, saved)
+    if edited:
+        notes.append(f"{run_dir / RECIPE_FILE} differs from the recipe inside {path.name} in "
+                     f"{', '.join(edited[:5])}{' ...' if len(edited) > 5 else ''}; the run continues as its checkpoint "
+                     "was trained (a resume reads the checkpoint; that file is rewritten to match)")
     return recipe, run_dir, (path, state), notes
+
+
+def _edited_keys(recipe_file: Path, saved: Recipe) -> list[str]:
+    """Keys in which a run dir's ``recipe.yaml`` (edited by hand, or another run's) differs from its checkpoint's."""
+    try:
+        on_disk = recipe_from_text(recipe_file.read_text())
+    except (OSError, CLTTError):
+        return []
+    return [k for k in changed_keys(recipe_to_dict(saved), recipe_to_dict(on_disk))
+            if k not in FREE_KEYS and not k.startswith(FREE_PREFIXES)]

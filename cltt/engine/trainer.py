@@ -229,6 +229,10 @@ class Trainer:
             start_epoch=p.epoch, start_step=p.step, resumed_from=self.resume_path,
             sample_kind=self.method.sample_kind,
         ))
+        splits = getattr(getattr(self.dataset, "table", None), "splits", 0)
+        if splits and self.info.is_main:
+            self.reporter.note(f"{splits} gap(s) in the frame numbering: windows are cut there (data.gaps=split); "
+                               f"cltt index {self.recipe.data.root} --verify lists them")
         if p.epoch >= train.epochs:
             return self._finish("already_finished", 0, f"{self.run_dir} already finished its {train.epochs} epochs",
                                 started, ckpt.latest_checkpoint(self.run_dir))
@@ -244,10 +248,12 @@ class Trainer:
         self.last_save = time.monotonic()
         while p.epoch < train.epochs:
             epoch_started = time.perf_counter()
+            replaced = 0  # samples of this epoch replaced because of corrupt frames, on this process
             self.sampler.set_epoch(p.epoch, start_batch=p.position)
             waited = time.perf_counter()
             for batch in loader:
                 fetched = time.perf_counter()
+                replaced += int(batch["replaced"].sum()) if "replaced" in batch else 0
                 views = self.device_augment(batch) if self.device_augment is not None else batch["views"]
                 loss, lr, spread = self._train_step(views, {key: batch[key] for key in self.method.extra_keys})
                 done = time.perf_counter()
@@ -265,6 +271,10 @@ class Trainer:
                     last_checkpoint = self._save(ckpt.step_name(p.step)) or last_checkpoint
                 waited = time.perf_counter()
             last_checkpoint = self._end_epoch(time.perf_counter() - epoch_started)
+            (replaced,) = dist.all_reduce_sum(torch.tensor(float(replaced), device=self.placement.device))
+            if replaced and self.info.is_main:
+                self.reporter.note(f"epoch {p.epoch}: {int(replaced)} sample(s) replaced by the next because of corrupt "
+                                   f"frames (each logged above); cltt index {self.recipe.data.root} --verify lists them")
         final = self._save(ckpt.FINAL_NAME)
         return self._finish("finished", 0, f"trained {train.epochs} epochs", started, final or last_checkpoint)
 

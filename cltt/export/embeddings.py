@@ -28,7 +28,8 @@ from cltt.data.stores import open_store
 from cltt.data.stores.base import FrameStore
 from cltt.data.transforms import center_resize
 from cltt.engine.device import resolve_device, to_model_input
-from cltt.export.files import destination, make_folder
+from cltt.errors import CLTTError
+from cltt.export.files import destination, make_folder, shareable
 from cltt.export.source import ExportSource
 
 Progress = Callable[[int, int], None]  # (frames done, frames in all)
@@ -95,7 +96,7 @@ def frame_features(encoder: nn.Module, store: FrameStore, image_size: int, *, ba
 
 
 def export_embeddings(source: ExportSource, root: str | Path, with_head: bool = False, out: str | Path | None = None,
-                      batch_size: int = 256, on_progress: Progress | None = None) -> EmbeddingsResult:
+                      batch_size: int = 256, on_progress: Progress | None = None, force: bool = False) -> EmbeddingsResult:
     """Features of every frame under ``root`` from ``source``'s encoder, written for analysis.
 
     Writes ``<run>_epoch<E>[_head]_<root name>.npy`` (float32 ``[num_frames, D]``), ``.csv``
@@ -108,6 +109,8 @@ def export_embeddings(source: ExportSource, root: str | Path, with_head: bool = 
     folder, name = destination(out, source.run_dir / "exports", ".npy")
     make_folder(folder)
     features_path = folder / (name or f"{source.stem(with_head)}_{store.root.name}.npy")
+    if features_path.exists() and not force:  # before embedding a single frame
+        raise CLTTError(f"{features_path} exists; pass --force to replace it (and its .csv and .json), or another --out")
     device = resolve_device(recipe.train.device)
     encoder = source.frame_encoder(with_head).to(device)
     feature_dim = source.architecture(with_head)["output_dim"]
@@ -120,6 +123,7 @@ def export_embeddings(source: ExportSource, root: str | Path, with_head: bool = 
                        workers=recipe.data.num_workers, on_progress=on_progress, out=array)
         array.flush()
         del array
+        shareable(temporary)
         os.replace(temporary, features_path)
     finally:
         temporary.unlink(missing_ok=True)

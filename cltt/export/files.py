@@ -51,17 +51,20 @@ class ExportResult:
 
 
 def export_encoder(source: ExportSource, fmt: str, with_head: bool = False, out: str | Path | None = None,
-                   onnx_opset: int | None = None) -> ExportResult:
+                   onnx_opset: int | None = None, force: bool = False) -> ExportResult:
     """Write ``source``'s encoder (with its projection head when ``with_head``) as ``fmt``.
 
     ``out``: a folder (created if missing; the file gets a hashed name) or a file name ending
     in the format's suffix; default ``RUN_DIR/exports/``. ``onnx_opset`` defaults to the
-    recipe's ``export.onnx_opset``.
+    recipe's ``export.onnx_opset``. A file of that name with other contents is replaced only
+    with ``force``; hashed names make a repeated export of the same weights a no-op.
     """
     if fmt not in FORMATS:
         raise CLTTError(f"export format {fmt!r} is not known; choose one of {', '.join(FORMATS)}")
     suffix = SUFFIXES[fmt]
     folder, fixed_name = destination(out, source.run_dir / "exports", suffix)
+    if fixed_name and (folder / fixed_name).exists() and not force:  # refused before any work
+        raise CLTTError(f"{folder / fixed_name} exists; pass --force to replace it, or another --out")
     make_folder(folder)
     encoder = source.frame_encoder(with_head).cpu()  # traced on the CPU, whatever ran before
     description = source.describe(with_head)
@@ -80,6 +83,9 @@ def export_encoder(source: ExportSource, fmt: str, with_head: bool = False, out:
         difference = writers[fmt](temporary)
         digest = file_sha256(temporary)
         path = folder / (fixed_name or f"{stem}-{digest[:8]}{suffix}")
+        if path.exists() and not force and file_sha256(path) != digest:
+            raise CLTTError(f"{path} exists with other contents; pass --force to replace it, or another --out")
+        shareable(temporary)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
@@ -88,6 +94,14 @@ def export_encoder(source: ExportSource, fmt: str, with_head: bool = False, out:
                        load=_load_hint(fmt, path.name))
     sidecar.write_text(json.dumps(description, indent=2) + "\n")
     return ExportResult(path, sidecar, digest, path.stat().st_size, difference)
+
+
+def shareable(path: Path) -> None:
+    """Give a file the permissions of any file the user creates (0666 less the umask): writers
+    that use private temporary files leave 0600, which breaks sharing on a cluster."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 
 def load_encoder(path: str | Path) -> nn.Module:

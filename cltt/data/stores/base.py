@@ -140,6 +140,10 @@ class FrameStore(ABC):
         """Path of a side file of the whole root (``labels.csv``, ``boxes.csv``, ``phases.csv``)."""
         return self.root / name
 
+    def warnings(self) -> list[str]:
+        """Things about the root ``cltt index`` should point out (none by default)."""
+        return []
+
     @abstractmethod
     def index_row(self) -> tuple[str, str]:
         """``(label, text)`` for ``cltt index``: where the index lives and how it was obtained."""

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from cltt.data.decode import CorruptFrameError, header_size, read_rgb
-from cltt.data.manifest import IndexResult, Manifest, index_frames
+from cltt.data.manifest import IndexResult, Manifest, index_frames, is_frame_file
 from cltt.data.stores import register_store
 from cltt.data.stores.base import FrameStore
 
@@ -78,6 +78,12 @@ class FolderStore(FrameStore):
     def path_of(self, global_frame: int) -> str:
         """The file of a frame (the packer copies its bytes)."""
         return self.manifest.path_of(global_frame)
+
+    def warnings(self) -> list[str]:
+        """Folders named like frames (``clip/frame_000003.jpg/``): never read as frames, so the
+        clip lacks that frame; the gap report shows the hole, this names the cause."""
+        return [f"{self.root / d} is a folder named like a frame; it is not read as one: rename or remove it"
+                for d in self.manifest.dirs if is_frame_file(os.path.basename(d))]
 
     def index_row(self) -> tuple[str, str]:
         where = str(self.index.path) if self.index.path else "[yellow]not stored (no writable location)[/]"
