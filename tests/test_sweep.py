@@ -73,8 +73,10 @@ def test_grid_expands_in_order_with_readable_names(tmp_path):
     assert (plan.dir / "logs").is_dir()
 
     again = grid.plan_sweep(recipe, [], ["data.window_size=5", "train.lr=1e-3,3e-4"])  # --grid replaces a key
-    grid.write_sweep(again)
-    assert sorted(p.stem for p in (plan.dir / "recipes").glob("*.yaml")) == ["lr1e-3", "lr3e-4"]
+    assert [r.name for r in again.runs] == ["lr1e-3", "lr3e-4"]
+    with pytest.raises(CLTTError, match="was written with another grid"):  # its four runs would vanish
+        grid.write_sweep(again)
+    assert sorted(p.stem for p in (plan.dir / "recipes").glob("*.yaml")) == [r.name for r in plan.runs]
 
 
 @pytest.mark.parametrize("key, value, part", [
@@ -371,3 +373,17 @@ def test_help_explains_both_forms(tmp_path):
                      "Examples:"):
         assert fragment in text
     assert "--csv" in sweep("status", "--help", cwd=tmp_path).stdout
+
+
+def test_a_rerun_with_another_grid_keeps_the_earlier_runs(tmp_path, frames_root):
+    """It used to replace sweep.yaml, and the earlier runs vanished from sweep status."""
+    recipe = write_recipe(tmp_path, data={"root": str(frames_root)})
+    assert sweep(recipe, "--grid", "train.lr=1e-3,3e-4", "--local", cwd=tmp_path).exit_code == 0
+    manifest = (tmp_path / "sweeps" / "tiny" / "sweep.yaml").read_text()
+    assert_one_line_error(sweep(recipe, "--grid", "train.lr=1e-4", "--local", cwd=tmp_path),
+                          "sweeps/tiny was written with another grid", "lr1e-3, lr3e-4", "sweep.name=NEW_NAME")
+    assert (tmp_path / "sweeps" / "tiny" / "sweep.yaml").read_text() == manifest
+    grown = sweep(recipe, "--grid", "train.lr=1e-3,3e-4,1e-4", "--local", cwd=tmp_path)  # adding runs is fine
+    assert grown.exit_code == 0, grown.stdout + grown.stderr
+    assert "3 runs: 3 finished" in sweep("status", "sweeps/tiny", cwd=tmp_path).stdout
+    assert sweep(recipe, "--grid", "train.lr=1e-4", "sweep.name=other", "--local", cwd=tmp_path).exit_code == 0

@@ -270,8 +270,28 @@ def plan_sweep(recipe_path: str | Path, overrides: Sequence[str] = (), grid_opti
                      base_overrides=list(overrides))
 
 
+def check_same_grid(plan: SweepPlan) -> None:
+    """Refuse to rewrite a sweep folder whose earlier grid had runs this plan drops or changes:
+    they would vanish from ``cltt sweep status``. A grid that only adds runs is fine."""
+    if not (plan.dir / MANIFEST).is_file():
+        return
+    try:
+        previous = read_manifest(plan.dir)
+    except CLTTError:
+        return  # a broken manifest: rewritten
+    now = {run.name: run.overrides for run in plan.runs}
+    lost = [str(entry.get("name")) for entry in previous["runs"]
+            if isinstance(entry, dict) and now.get(str(entry.get("name"))) != entry.get("overrides")]
+    if lost:
+        shown = ", ".join(lost[:4]) + (" ..." if len(lost) > 4 else "")
+        raise CLTTError(f"{plan.dir} was written with another grid: its runs {shown} are not in this one; "
+                        f"write this grid as a new sweep with sweep.name=NEW_NAME (the earlier runs stay)")
+
+
 def write_sweep(plan: SweepPlan) -> Path:
-    """Write each run's recipe and the manifest; create the logs folder. Returns the manifest path."""
+    """Write each run's recipe and the manifest (after :func:`check_same_grid`); create the logs
+    folder. Returns the manifest path."""
+    check_same_grid(plan)
     (plan.dir / RECIPES).mkdir(parents=True, exist_ok=True)
     (plan.dir / LOGS).mkdir(exist_ok=True)  # Slurm fails a job whose log folder is missing
     for run in plan.runs:
@@ -281,10 +301,6 @@ def write_sweep(plan: SweepPlan) -> Path:
         previous = read_manifest(plan.dir) if manifest.is_file() else {}
     except CLTTError:  # a broken manifest is rewritten below
         previous = {}
-    names = {run.name for run in plan.runs}
-    for entry in previous.get("runs", []):  # recipes of runs an earlier grid had (their run dirs stay)
-        if isinstance(entry, dict) and str(entry.get("name")) not in names:
-            (plan.dir / RECIPES / f"{entry.get('name')}.yaml").unlink(missing_ok=True)
     content = {
         "name": plan.name,
         "recipe": str(plan.source) if plan.source else None,
