@@ -284,9 +284,11 @@ class TrainConfig:
 
     The learning rate follows a linear warmup over ``warmup_epochs`` then a cosine decay to
     ``lr * min_lr_ratio``, both functions of the global step. ``sub_batch_size`` splits each
-    batch for memory: ``accumulation: exact`` keeps the full-batch loss (embeddings first,
-    then backpropagation sub-batch by sub-batch), ``approximate`` computes the loss inside
-    each sub-batch as the lab's original code did.
+    batch for memory: ``accumulation: exact`` keeps the contrastive loss over the whole batch
+    (embeddings first, then backpropagation sub-batch by sub-batch, dropout masks replayed),
+    with BatchNorm statistics per sub-batch as they are per GPU, so its gradients are the full
+    batch's only for models without BatchNorm; ``approximate`` computes the loss inside each
+    sub-batch as the lab's original code did.
     """
 
     epochs: int = 10

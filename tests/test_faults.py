@@ -102,3 +102,43 @@ def test_resume_says_when_recipe_yaml_was_edited(tmp_path, frames_root):
     result = invoke_in_process(main, ["resume", tmp_path / "runs" / "edited"], tmp_path)
     assert result.exit_code == 0, result.output
     assert "recipe.yaml differs from the recipe inside simclr_final.pth in model.backbone" in result.output
+
+
+def test_vivit_with_dropout_resumes_exactly(tmp_path, frames_root, preemption_handlers):
+    """Each iter(DataLoader) drew its seed from torch's global generator, shifting a resumed run's
+    dropout masks (losses 0.05-0.19 off); the loader now has its own generator."""
+    from cltt.engine import preemption
+    from tests.test_methods_engine import assert_same_weights as same
+    from tests.test_train import Recorder, resume_in_process, train_in_process, write_recipe
+
+    sections = {"method": {"name": "clip_simclr"}, "data": {"window_size": 4, "window_stride": 2},
+                "model": {"backbone": "vivit", "vivit": {"spatial_depth": 1, "temporal_depth": 1, "dropout": 0.2},
+                          "projection_dim": 16, "head_batchnorm": False},
+                "train": {"epochs": 2, "batch_size": 4, "checkpoint_minutes": None}}
+    straight_dir, broken_dir = tmp_path / "straight", tmp_path / "broken"
+    straight_dir.mkdir()
+    broken_dir.mkdir()
+    straight = Recorder()
+    train_in_process(write_recipe(straight_dir, frames_root, **sections), reporter=straight)
+    first = Recorder(signal_at_steps={len(straight.losses) // 2 + 1})  # inside epoch 2
+    outcome = train_in_process(write_recipe(broken_dir, frames_root, **sections), reporter=first)
+    assert outcome.exit_code == preemption.REQUEUE_EXIT_CODE
+    second = Recorder()
+    assert resume_in_process(broken_dir / "runs" / "tiny", second).status == "finished"
+    torch.testing.assert_close(torch.tensor(first.losses + second.losses), torch.tensor(straight.losses),
+                               rtol=1e-5, atol=1e-6)
+    same(final_weights(broken_dir / "runs" / "tiny"), final_weights(straight_dir / "runs" / "tiny"))
+
+
+def test_resuming_on_another_process_count_warns_for_batchnorm_models(tmp_path, frames_root):
+    args = ["train", QUICKSTART, f"data.root={frames_root}", *COMMON, "train.epochs=1", "train.name=counted"]
+    assert invoke_in_process(main, args, tmp_path).exit_code == 0
+    checkpoint = tmp_path / "runs" / "counted" / ckpt.FINAL_NAME
+    state = ckpt.load_checkpoint(checkpoint)
+    assert state["world_size"] == 1  # recorded
+    state["world_size"] = 2  # as written by a two-process run
+    torch.save(state, checkpoint)
+    result = invoke_in_process(main, ["resume", tmp_path / "runs" / "counted", "train.epochs=2", "--change-length"],
+                               tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "was trained on 2 process(es), this run has 1: BatchNorm normalises each process's 4 samples" in result.output

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -406,3 +407,71 @@ def test_exact_sub_batches_keep_extras_and_local_loss_exact():
         return loss, {name: p.grad.clone() for name, p in copied.named_parameters()}
 
     assert_same_step(run(None), run(4))
+
+
+def test_exact_sub_batches_replay_dropout_so_the_gradient_is_the_reported_losss(tmp_path):
+    """GradCache embeds each sub-batch twice; with dropout the second pass drew other masks, so
+    the gradient (cosine -0.03) was not that of the loss reported. Checked by central differences
+    of the reported loss along the gradient, the random state reset before each evaluation."""
+    recipe = recipe_from_dict({"method": {"name": "clip_simclr"}, "data": {"image_size": 32, "window_size": 4},
+                               "model": {"backbone": "vivit", "head_batchnorm": False, "projection_dim": 16,
+                                         "vivit": {"spatial_depth": 1, "temporal_depth": 1, "dropout": 0.3}}})
+    torch.manual_seed(0)
+    method = build_method(recipe).double()
+    method.train()
+    views = torch.randint(0, 256, (8, 2, 4, 3, 32, 32), generator=torch.Generator().manual_seed(1)).double() / 255
+    placement = resolve_placement("cpu", "fp32", False)
+
+    def loss_at(parameters: list[torch.Tensor] | None = None) -> float:
+        torch.manual_seed(7)  # the same masks for every evaluation
+        if parameters is not None:
+            with torch.no_grad():
+                for p, value in zip(method.parameters(), parameters):
+                    p.copy_(value)
+        method.zero_grad(set_to_none=True)
+        return accumulate_gradients(method, views, placement, placement.scaler(), 2, "exact")
+
+    start = [p.detach().clone() for p in method.parameters()]
+    loss_at(start)
+    grad = [p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p) for p in method.parameters()]
+    norm = torch.sqrt(sum((g ** 2).sum() for g in grad))
+    eps = 1e-4
+    plus = loss_at([p + eps * g / norm for p, g in zip(start, grad)])
+    minus = loss_at([p - eps * g / norm for p, g in zip(start, grad)])
+    directional = (plus - minus) / (2 * eps)
+    assert directional == pytest.approx(float(norm), rel=1e-3)
+
+
+def test_sub_batches_with_batchnorm_are_said_and_really_differ(tmp_path, frames_root):
+    """The default resnet18 with its BatchNorm head: exact sub-batches keep the loss but not the
+    gradients (statistics per sub-batch); the trainer says so in one line. Without BatchNorm the
+    same sub-batches give the full batch's gradients."""
+    from cltt.cli import main
+    from tests.conftest import invoke_in_process
+
+    placement = resolve_placement("cpu", "fp32", False)
+    views = torch.randint(0, 256, (8, 1, 3, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+
+    def cosine(model: dict) -> tuple[float, float]:
+        torch.manual_seed(0)
+        method = build_method(recipe_from_dict({"model": model, "data": {"image_size": 32, "window_size": 3}}))
+        method.train()
+        grads, losses = [], []
+        for sub in (None, 2):
+            copy_ = copy.deepcopy(method)
+            losses.append(accumulate_gradients(copy_, views, placement, placement.scaler(), sub, "exact"))
+            grads.append(torch.cat([p.grad.reshape(-1) for p in copy_.parameters() if p.grad is not None]))
+        return float(torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0)), losses[1] - losses[0]
+
+    with_bn, loss_gap = cosine({"backbone": "resnet18"})
+    assert with_bn < 0.95 and abs(loss_gap) > 1e-4  # per-sub-batch statistics change both
+    without_bn, same_loss = cosine({"backbone": "tiny_cnn", "head_batchnorm": False})
+    assert without_bn > 0.9999 and abs(same_loss) < 1e-5
+
+    recipe = Path(__file__).parent.parent / "recipes" / "quickstart.yaml"
+    result = invoke_in_process(main, ["train", recipe, f"data.root={frames_root}", "data.image_size=32",
+                                      "train.batch_size=4", "train.sub_batch_size=2", "train.epochs=1",
+                                      "data.num_workers=0"], tmp_path)
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if "train.sub_batch_size=2" in line)
+    assert "BatchNorm normalises each sub-batch of 2" in line and "model.head_batchnorm=false" in line

@@ -10,10 +10,13 @@ Sub-batches (``train.sub_batch_size``) save memory in two ways:
 
     exact        GradCache (Gao et al. 2021): embed all sub-batches without a graph, compute L
                  and g = dL/dz on the whole batch, then re-embed each sub-batch with a graph
-                 and backpropagate g's rows into it. Same loss and gradients as the full batch
-                 for encoders whose output does not depend on the other samples of a sub-batch
-                 (batch-norm statistics are per sub-batch, as they are per GPU under DDP);
-                 costs one extra forward pass. Batch-norm running statistics are updated once.
+                 (the random state replayed, so dropout draws the same masks) and
+                 backpropagate g's rows into it. The loss is the whole batch's; the gradients
+                 are exactly dL/dθ of it for encoders whose output does not depend on the
+                 other samples of a sub-batch. With BatchNorm the statistics are per sub-batch
+                 (as they are per GPU under DDP), so the gradients differ from the full
+                 batch's (the trainer says so); costs one extra forward pass. Batch-norm
+                 running statistics are updated once.
     approximate  the loss inside each sub-batch alone, averaged: fewer negatives per anchor,
                  the lab's original behaviour, kept only as an explicit opt-in.
 """
@@ -92,6 +95,24 @@ def _buffers_restored(module: torch.nn.Module):
                 buffer.copy_(value)
 
 
+def _random_state(device: torch.device) -> tuple:
+    """torch's generator states that dropout on ``device`` draws from."""
+    state = (torch.get_rng_state(),)
+    if device.type == "cuda":
+        state += (torch.cuda.get_rng_state(device),)
+    elif device.type == "mps":
+        state += (torch.mps.get_rng_state(),)
+    return state
+
+
+def _set_random_state(state: tuple, device: torch.device) -> None:
+    torch.set_rng_state(state[0])
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(state[1], device)
+    elif device.type == "mps":
+        torch.mps.set_rng_state(state[1])
+
+
 def _split(tensors: dict[str, torch.Tensor], size: int | None, count: int) -> list[dict[str, torch.Tensor]]:
     if not size:
         return [tensors]
@@ -126,8 +147,13 @@ def accumulate_gradients(
     chunk_extras = _split(extras, sub_batch_size, len(chunks))
     spreads: list = []
     if accumulation == "exact" and len(chunks) > 1:
+        states = []  # the random state before each sub-batch: its second pass draws the same dropout masks
         with torch.no_grad(), _buffers_restored(method), placement.autocast():
-            passes = [sync.forward(chunk, more) for chunk, more in zip(chunks, chunk_extras)]
+            passes = []
+            for chunk, more in zip(chunks, chunk_extras):
+                states.append(_random_state(x.device))
+                passes.append(sync.forward(chunk, more))
+        after = _random_state(x.device)
         cached = torch.cat([f.embeddings for f in passes]).float().requires_grad_()
         local = None
         local_units = None
@@ -139,6 +165,7 @@ def accumulate_gradients(
         _check_finite(loss)
         scaler.scale(objective).backward()  # the local part was computed without a graph: only dL/dz here
         for i, (chunk, more, grad) in enumerate(zip(chunks, chunk_extras, cached.grad.split(sub_batch_size))):
+            _set_random_state(states[i], x.device)
             with sync.accumulating(last=i == len(chunks) - 1):
                 with placement.autocast():
                     forward = sync.forward(chunk, more)
@@ -146,6 +173,7 @@ def accumulate_gradients(
                 if forward.local_total is not None:
                     backward = backward + scaler.scale(forward.local_total.float() / local_units.clamp(min=1))
                 backward.backward()
+        _set_random_state(after, x.device)  # the stream goes on as after one pass, as without sub-batches
     else:
         losses = []
         for i, (chunk, more) in enumerate(zip(chunks, chunk_extras)):

@@ -85,6 +85,7 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.reporter = reporter or Reporter()
         self.resume_path, self.resume_state = resume if resume else (None, None)
+        self.pending_notes: list[str] = []  # said once the run has started
         self.info = dist.process_info()
         train = recipe.train
         self.placement = resolve_placement(train.device, train.precision, train.channels_last, self.info.local_rank)
@@ -171,6 +172,14 @@ class Trainer:
         self.progress = Progress(**{k: saved.get(k, 0) for k in Progress().__dict__})
         self.wandb_id = state.get("wandb_id", "")
         ckpt.restore_rng_state(state["rng"])
+        trained_on = int(state.get("world_size", 1))
+        has_batchnorm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.method.modules())
+        if trained_on != self.info.world_size and has_batchnorm and not self.recipe.model.sync_batchnorm:
+            self.pending_notes.append(
+                f"{where} was trained on {trained_on} process(es), this run has {self.info.world_size}: BatchNorm "
+                f"normalises each process's {self.recipe.train.batch_size // self.info.world_size} samples instead "
+                f"of {self.recipe.train.batch_size // trained_on}, so the continued run trains differently; resume "
+                f"with {trained_on} process(es), or set model.sync_batchnorm=true in a new run")
 
     def _start_wandb(self) -> None:
         config = self.recipe.log.wandb
@@ -194,6 +203,7 @@ class Trainer:
             "progress": self.progress.as_dict(self.batches_per_epoch, self.total_steps),
             "rng": ckpt.rng_state(),
             "wandb_id": self.wandb_id,
+            "world_size": self.info.world_size,
         }
 
     def _save(self, name: str) -> Path | None:
@@ -229,6 +239,9 @@ class Trainer:
             start_epoch=p.epoch, start_step=p.step, resumed_from=self.resume_path,
             sample_kind=self.method.sample_kind,
         ))
+        self._note_sub_batch_normalisation()
+        for note in self.pending_notes if self.info.is_main else []:
+            self.reporter.note(note)
         splits = getattr(getattr(self.dataset, "table", None), "splits", 0)
         if splits and self.info.is_main:
             self.reporter.note(f"{splits} gap(s) in the frame numbering: windows are cut there (data.gaps=split); "
@@ -243,6 +256,9 @@ class Trainer:
             pin_memory=self.placement.device.type == "cuda",
             worker_init_fn=_worker_init,
             collate_fn=collate_encoded if self.device_augment is not None else None,
+            # its own generator: each iter() draws the workers' base seed from it, not from torch's
+            # global stream, which would shift dropout masks and make a resumed run differ
+            generator=torch.Generator().manual_seed(train.seed),
         )
         last_checkpoint = None
         self.last_save = time.monotonic()
@@ -277,6 +293,20 @@ class Trainer:
                                    f"frames (each logged above); cltt index {self.recipe.data.root} --verify lists them")
         final = self._save(ckpt.FINAL_NAME)
         return self._finish("finished", 0, f"trained {train.epochs} epochs", started, final or last_checkpoint)
+
+    def _note_sub_batch_normalisation(self) -> None:
+        """One line when exact sub-batches meet BatchNorm: the loss is the whole batch's, the
+        statistics (and so the gradients) are per sub-batch."""
+        train = self.recipe.train
+        local = train.batch_size // self.info.world_size
+        if not (train.sub_batch_size and train.sub_batch_size < local and train.accumulation == "exact"):
+            return
+        if self.info.is_main and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.method.modules()):
+            self.reporter.note(
+                f"train.sub_batch_size={train.sub_batch_size}: the contrastive loss is over the whole batch, but "
+                f"BatchNorm normalises each sub-batch of {train.sub_batch_size} (as per GPU), so the gradients are not "
+                "the full batch's; for strictly full-batch gradients use model.head_batchnorm=false with a backbone "
+                "without BatchNorm (tiny_cnn's GroupNorm, vit_s16, vit_b16)")
 
     def _checkpoint_due(self) -> bool:
         """``train.checkpoint_minutes`` have passed since the last save (on any process): a kill -9,
