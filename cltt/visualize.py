@@ -115,10 +115,19 @@ def batch_grid(dataset: WindowDataset, indices: list[int], epoch: int = 0) -> np
 def save_png(image: np.ndarray, path: str | Path) -> Path:
     """Write an RGB image as PNG, creating the folder."""
     path = Path(path)
+    check_png_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
         raise CLTTError(f"could not write {path}; check the folder is writable and the name ends in .png")
     return path
+
+
+def check_png_path(path: Path) -> None:
+    """One line for an ``--out`` that cannot be a picture: a folder, or another extension."""
+    if path.is_dir():
+        raise CLTTError(f"--out {path} is a folder; give a file name such as {path / 'batch.png'}")
+    if path.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise CLTTError(f"--out {path} must end in .png (or .jpg)")
 
 
 def read_metrics(path: str | Path) -> dict[str, list[float]]:

@@ -142,3 +142,27 @@ def test_resuming_on_another_process_count_warns_for_batchnorm_models(tmp_path, 
                                tmp_path)
     assert result.exit_code == 0, result.output
     assert "was trained on 2 process(es), this run has 1: BatchNorm normalises each process's 4 samples" in result.output
+
+
+def test_unwritable_destinations_are_one_line_before_the_work(tmp_path, frames_root):
+    """A path under a regular file cannot be created (this works as root too, where permissions do not)."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    train = ["train", QUICKSTART, f"data.root={frames_root}", *COMMON, "model.backbone=tiny_cnn", "train.epochs=1"]
+    assert invoke_in_process(main, [*train, "train.name=ok"], tmp_path).exit_code == 0
+    cases = [
+        ([*train, f"train.out_dir={blocker}/runs"], "a_file/runs"),
+        (["export", tmp_path / "runs" / "ok", "--out", blocker / "x"], "cannot create output folder"),
+        (["export", tmp_path / "runs" / "ok", "--embeddings", frames_root, "--out", blocker / "e.npy"], "a_file"),
+        (["probe", tmp_path / "runs" / "ok", "--out", blocker / "p.json"], "a_file is a file, not a folder"),
+        (["extract", "--synthetic", "moving-digits", "--out", blocker / "d", "--clips", "3", "--frames", "4"], "a_file"),
+        (["visualize", QUICKSTART, f"data.root={frames_root}", "--out", tmp_path], "is a folder; give a file name"),
+        (["visualize", QUICKSTART, f"data.root={frames_root}", "--out", tmp_path / "grid.txt"], "must end in .png"),
+        (["pack", frames_root, "--out", blocker / "s"], "cannot create the store"),
+    ]
+    for args, fragment in cases:
+        result = invoke_in_process(main, args, tmp_path)
+        lines = [line for line in result.output.splitlines() if line.strip() and not line.startswith(("note:", "cltt ("))]
+        assert result.exit_code == 2 and "Traceback" not in result.output, (args, result.output)
+        assert lines[-1].startswith("error:") and fragment in lines[-1], (args, result.output)
+    assert not (tmp_path / "probe.json").exists() and blocker.read_text() == "not a folder"

@@ -75,4 +75,14 @@ class OneLineErrors:
             fail(str(err), err.exit_code)
         except KeyboardInterrupt:
             fail("interrupted", 130)
+        except OSError as err:  # an unwritable, missing or full destination: one line naming the path
+            fail(describe_os_error(err))
 
+
+
+def describe_os_error(err: OSError) -> str:
+    """``cannot write /path (Permission denied); ...`` for an OSError that escaped the library."""
+    where = err.filename if err.filename is not None else "a file"
+    other = f" -> {err.filename2}" if getattr(err, "filename2", None) else ""
+    return (f"{where}{other}: {err.strerror or err}; check that the path exists and is writable "
+            "(a full disk or quota says so here too)")

@@ -58,8 +58,10 @@ def command(args: tuple[str, ...], checkpoint: Path | None, out: Path | None, sh
         return
     from cltt.eval.metrics_eval import EVAL_FILE, append_eval_row
     from cltt.eval.probe import probe_checkpoint
-    from cltt.eval.report import save_report
+    from cltt.eval.report import check_writable, save_report
 
+    default = path.parent / ("probe.json" if recipe.probe.task == "classes" else f"probe_{recipe.probe.task}.json")
+    check_writable(out if out is not None else default)  # before the encoding, not after it
     started = time.perf_counter()
     columns = (TextColumn("encoding frames"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]:,.0f} frames/s"), TimeElapsedColumn(), TimeRemainingColumn())

@@ -25,13 +25,13 @@ Examples:
                    "slots: a slot model's masks over the frames of one clip.")
 @click.option("--out", "-o", type=click.Path(path_type=Path), help="PNG to write (default: <mode>.png).")
 @click.option("--index", type=int, default=0, show_default=True, help="Window number (sample mode) or first window (contiguous batch).")
-@click.option("--batch-size", type=int, default=8, show_default=True, help="Windows in batch mode.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Windows in batch mode.")
 @click.option("--batch-sampling", type=click.Choice(["contiguous", "random"]), default="contiguous", show_default=True,
               help="contiguous: neighbouring windows (what shuffled training never shows); random: a training-like batch.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for random batches and augmentation.")
 @click.option("--augment/--no-augment", default=True, show_default=True, help="Apply the recipe's augmentation.")
 @click.option("--clip", help="Slots mode: the clip to draw (default: the first clip of the root).")
-@click.option("--frames", "num_frames", type=int, default=8, show_default=True,
+@click.option("--frames", "num_frames", type=click.IntRange(min=1), default=8, show_default=True,
               help="Slots mode: frames to draw, from the clip's start (the model still sees them in order).")
 @click.option("--masks", "mask_kind", type=click.Choice(["decoder", "attention"]), default="decoder", show_default=True,
               help="Slots mode: the decoder's alpha masks or slot attention's maps.")
@@ -45,10 +45,11 @@ def command(args: tuple[str, ...], mode: str, out: Path | None, index: int, batc
     RUN_DIR or CHECKPOINT [data.root=PATH] for slots.
     """
     from cltt.data.build import open_frames, windows_dataset  # torch loads only when needed
-    from cltt.visualize import batch_grid, batch_indices, plot_curves, save_png, window_strip
+    from cltt.visualize import batch_grid, batch_indices, check_png_path, plot_curves, save_png, window_strip
 
     parsed = split_arguments(args)
     out = out or Path(f"{mode}.png")
+    check_png_path(out)  # before any work
     if mode == "curves":
         if len(parsed.paths) != 1:
             raise CLTTError("curves mode takes a run folder or its metrics.csv, e.g. cltt visualize runs/quickstart --mode curves")

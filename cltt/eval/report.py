@@ -10,6 +10,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from cltt.errors import CLTTError
 from cltt.eval.metrics_eval import EvalRow
 
 REPORT_FORMAT = "cltt-probe/1"
@@ -71,6 +72,22 @@ class TaskReport:
 
     def to_dict(self) -> dict:
         return {"format": f"cltt-probe-{self.task}/1", **asdict(self)}
+
+
+def check_writable(path: Path) -> None:
+    """One line, before any work, when a report cannot be written to ``path``."""
+    path = Path(path)
+    if path.is_dir():
+        raise CLTTError(f"--out {path} is a folder; give a file name such as {path / 'probe.json'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = path.with_name(f".{path.name}.{os.getpid()}.check")
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        blocker = next((parent for parent in path.parents if parent.exists()), None)
+        why = f"{blocker} is a file, not a folder" if blocker is not None and not blocker.is_dir() else err.strerror or err
+        raise CLTTError(f"cannot write the probe report {path} ({why}); pass another --out") from None
 
 
 def save_report(report: ProbeReport | TaskReport, path: Path) -> Path:
