@@ -356,10 +356,12 @@ class LogConfig:
 
     interval: float = 30.0  # seconds between plain progress lines when stdout is not a terminal
     collapse_warning: float = 0.1  # warn when an epoch's embedding spread falls below this (0 = never)
+    step_every: int = 10  # steps between rows of RUN_DIR/metrics_steps.csv
     wandb: WandbConfig = field(default_factory=WandbConfig)
 
     def validate(self, at: str) -> None:
         check_positive(self.interval, f"{at}.interval")
+        check_min(self.step_every, f"{at}.step_every", 1)
         check_min(self.collapse_warning, f"{at}.collapse_warning", 0)
 
 

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from cltt.data.dataset import WindowDataset
+from cltt.engine.provenance import STEPS_FILE
 from cltt.errors import CLTTError
 
 MIN_TILE = 96
@@ -131,12 +132,13 @@ def check_png_path(path: Path) -> None:
 
 
 def read_metrics(path: str | Path) -> dict[str, list[float]]:
-    """Columns of a ``metrics.csv`` (``epoch,loss,learning_rate,decay_rate``) as float lists."""
+    """Columns of a run's metrics as float lists: ``metrics_steps.csv`` (``step,epoch,loss,...``)
+    when a run folder has one, else ``metrics.csv`` (``epoch,loss,learning_rate,decay_rate``)."""
     path = Path(path)
     if path.is_dir():
-        path = path / "metrics.csv"
+        path = path / STEPS_FILE if (path / STEPS_FILE).is_file() else path / "metrics.csv"
     if not path.is_file():
-        raise CLTTError(f"no metrics file at {path}; pass a run folder or its metrics.csv")
+        raise CLTTError(f"no metrics file at {path}; pass a run folder, its metrics.csv or metrics_steps.csv")
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
     if not rows or "epoch" not in rows[0] or "loss" not in rows[0]:
@@ -149,19 +151,21 @@ def read_metrics(path: str | Path) -> dict[str, list[float]]:
 
 
 def plot_curves(metrics: str | Path, out: str | Path) -> Path:
-    """Loss and learning rate per epoch of a run, side by side, as a PNG."""
+    """Loss and learning rate of a run, side by side, as a PNG: per logged step when the run has
+    step metrics (so short or interrupted runs draw a curve, not a dot), else per epoch."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     columns = read_metrics(metrics)
+    x = "step" if "step" in columns else "epoch"
     fig, (loss_ax, lr_ax) = plt.subplots(1, 2, figsize=(9, 3.2), dpi=120)
-    loss_ax.plot(columns["epoch"], columns["loss"], marker="o", ms=3)
-    loss_ax.set(xlabel="epoch", ylabel="loss", title="training loss")
+    loss_ax.plot(columns[x], columns["loss"], marker="o", ms=3)
+    loss_ax.set(xlabel=x, ylabel="loss", title="training loss")
     if "learning_rate" in columns:
-        lr_ax.plot(columns["epoch"], columns["learning_rate"], marker="o", ms=3, color="tab:orange")
-    lr_ax.set(xlabel="epoch", ylabel="learning rate", title="learning rate")
+        lr_ax.plot(columns[x], columns["learning_rate"], marker="o", ms=3, color="tab:orange")
+    lr_ax.set(xlabel=x, ylabel="learning rate", title="learning rate")
     for ax in (loss_ax, lr_ax):
         ax.grid(alpha=0.3)
     fig.tight_layout()

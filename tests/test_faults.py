@@ -8,6 +8,7 @@ by the machine's speed), and the resumed run must end where the uninterrupted on
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -64,7 +65,12 @@ def test_sigkill_mid_epoch_loses_at_most_one_step(tmp_path, frames_root):
     saved = ckpt.load_checkpoint(latest)["progress"]
     assert saved["epoch"] < 2 and not (run_dir / ckpt.FINAL_NAME).exists()
 
+    stopped = invoke_in_process(main, ["runs", tmp_path / "runs"], tmp_path)
+    assert "killed: no stop recorded and its process is gone" in stopped.output
     assert f"resuming {run_dir} from {latest.name}" in finish(cltt_process("resume", run_dir, cwd=tmp_path))
+    segments = json.loads((run_dir / "run.json").read_text())["segments"]
+    assert [s["reason"] for s in segments] == ["running", "finished"] and segments[0]["stop"] is None
+    assert segments[1]["from_step"] == saved["step"] and segments[1]["command"][1] == "resume"
     assert_same_weights(final_weights(run_dir), final_weights(tmp_path / "runs" / "straight"))
 
 

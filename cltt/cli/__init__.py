@@ -15,7 +15,7 @@ from rich.markup import escape
 from cltt import __version__
 from cltt.cli.common import OneLineErrors, err_console
 
-SUBCOMMANDS = ("extract", "pack", "index", "visualize", "train", "resume", "probe", "export", "sweep")
+SUBCOMMANDS = ("extract", "pack", "index", "visualize", "train", "resume", "runs", "probe", "export", "sweep")
 
 
 class CLTTGroup(OneLineErrors, click.Group):
@@ -39,6 +39,7 @@ def main(verbose: bool) -> None:
       cltt visualize windows as the model sees them; training curves
       cltt train     a temporal contrastive method on the windows
       cltt resume    continue a run where it stopped
+      cltt runs      a table of runs: method, epochs, loss, probe accuracy, state
       cltt probe     linear probes on frozen features
       cltt export    encoder weights and embeddings
       cltt sweep     a grid of runs, locally or as a Slurm job array
@@ -62,9 +63,10 @@ class _RichLineHandler(logging.Handler):
 
 
 def _register() -> None:
-    from cltt.cli import export, extract, index, pack, probe, sweep, train, visualize
+    from cltt.cli import export, extract, index, pack, probe, runs, sweep, train, visualize
 
-    for command in (extract.command, pack.command, index.command, visualize.command, train.train_command, train.resume_command,
+    for command in (extract.command, pack.command, index.command, visualize.command, train.train_command,
+                    train.resume_command, runs.command,
                     probe.command, export.command, sweep.command):
         main.add_command(command)
 

@@ -86,3 +86,8 @@ def describe_os_error(err: OSError) -> str:
     other = f" -> {err.filename2}" if getattr(err, "filename2", None) else ""
     return (f"{where}{other}: {err.strerror or err}; check that the path exists and is writable "
             "(a full disk or quota says so here too)")
+
+
+def fmt_number(value: float | None, spec: str) -> str:
+    """``value`` formatted for a table cell, ``-`` when there is none."""
+    return "-" if value is None else format(value, spec)

@@ -9,7 +9,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from cltt.cli.common import OneLineErrors, console, err_console, show_option, show_recipe, split_arguments
+from cltt.cli.common import OneLineErrors, console, err_console, fmt_number, show_option, show_recipe, split_arguments
 from cltt.errors import CLTTError
 
 USAGE = ("RECIPE [key.sub=value ...] [--grid KEY=V1,V2 ...] [--local | --slurm [--dry-run]]\n"
@@ -228,7 +228,7 @@ def status_command(sweep_dir: Path, csv_path: Path | None) -> None:
     for s in statuses:
         epochs = f"{s.epochs_done}/{s.epochs}" if s.epochs else str(s.epochs_done)
         table.add_row(str(s.index), escape(s.run), f"[{STATE_STYLE[s.state]}]{s.state}[/]", epochs,
-                      _fmt(s.last_loss, ".4f"), _fmt(s.best_val_acc, ".3f"), _fmt(s.best_test_acc, ".3f"))
+                      fmt_number(s.last_loss, ".4f"), fmt_number(s.best_val_acc, ".3f"), fmt_number(s.best_test_acc, ".3f"))
     console.print(table)
     for s in statuses:
         if s.note and s.state in ("failed", "running?"):
@@ -238,7 +238,3 @@ def status_command(sweep_dir: Path, csv_path: Path | None) -> None:
     if csv_path is not None:
         console.print(f"wrote {write_csv(statuses, csv_path)}", soft_wrap=True)
     console.print(summary(statuses) + " (val acc, test acc: best of metrics_eval.csv)", soft_wrap=True)
-
-
-def _fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)

@@ -101,7 +101,7 @@ def _run(recipe, run_dir: Path, resume, notes: list[str]) -> None:
     for note in notes if info.is_main else []:
         err_console.print(f"[dim]note:[/] {escape(note)}", soft_wrap=True)
     try:
-        trainer = Trainer(recipe, run_dir, reporter_for(recipe.log.interval, info.is_main), resume)
+        trainer = Trainer(recipe, run_dir, reporter_for(recipe.log.interval, info.is_main, run_dir / "train.log"), resume)
         outcome = trainer.run()
     finally:
         distributed.shutdown_processes()

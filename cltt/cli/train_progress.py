@@ -1,12 +1,15 @@
 """How ``cltt train`` shows a run: a rich progress bar on a terminal, plain lines in logs.
 
 Slurm logs and pipes get one line every ``log.interval`` seconds and one per epoch, so a
-log file stays readable; both end with a one-line summary a person can paste.
+log file stays readable; both end with a one-line summary a person can paste. The same plain
+lines are appended to ``RUN_DIR/train.log`` whatever the screen shows, one run after another.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
+from typing import Callable
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -38,32 +41,75 @@ def summary_line(o: Outcome) -> str:
     return f"{o.message}{loss}; {o.epoch} epochs, {o.step} steps in {o.seconds:.1f} s; run dir {o.run_dir}"
 
 
-class PlainReporter(Reporter):
-    """Periodic lines for logs that are not a terminal."""
+def _to_screen(text: str) -> None:
+    console.print(text, soft_wrap=True, markup=False)
 
-    def __init__(self, interval: float):
+
+class PlainReporter(Reporter):
+    """Periodic lines for logs that are not a terminal; ``write(line)`` says where they go."""
+
+    def __init__(self, interval: float, write: Callable[[str], None] = _to_screen):
         self.interval = interval
         self.last = 0.0
+        self.write = write
 
     def start(self, event: RunStart) -> None:
-        console.print(_start_line(event), soft_wrap=True)
+        self.write(_start_line(event))
         self.last = time.monotonic()
 
     def step(self, e: StepDone) -> None:
         now = time.monotonic()
         if now - self.last >= self.interval:
             self.last = now
-            console.print(f"epoch {e.epoch} batch {e.batch}/{e.batches_per_epoch} step {e.step}/{e.total_steps}  "
-                          + _step_fields(e), soft_wrap=True)
+            self.write(f"epoch {e.epoch} batch {e.batch}/{e.batches_per_epoch} step {e.step}/{e.total_steps}  "
+                       + _step_fields(e))
 
     def epoch(self, event: EpochDone) -> None:
-        console.print(_epoch_line(event), soft_wrap=True)
+        self.write(_epoch_line(event))
 
     def note(self, text: str) -> None:
-        console.print(text, soft_wrap=True, markup=False)
+        self.write(text)
 
     def stop(self, outcome: Outcome) -> None:
-        console.print(summary_line(outcome), soft_wrap=True)
+        self.write(summary_line(outcome))
+
+
+class LogFile:
+    """Appends timestamped lines to a file, opened at the first line (the run dir exists by then)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def __call__(self, text: str) -> None:
+        with open(self.path, "a") as handle:
+            handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {text}\n")
+
+
+class Tee(Reporter):
+    """Every event to each of ``reporters``."""
+
+    def __init__(self, *reporters: Reporter):
+        self.reporters = reporters
+
+    def start(self, event: RunStart) -> None:
+        for r in self.reporters:
+            r.start(event)
+
+    def step(self, event: StepDone) -> None:
+        for r in self.reporters:
+            r.step(event)
+
+    def epoch(self, event: EpochDone) -> None:
+        for r in self.reporters:
+            r.epoch(event)
+
+    def note(self, text: str) -> None:
+        for r in self.reporters:
+            r.note(text)
+
+    def stop(self, outcome: Outcome) -> None:
+        for r in self.reporters:
+            r.stop(outcome)
 
 
 class RichReporter(Reporter):
@@ -104,7 +150,10 @@ class RichReporter(Reporter):
         console.print(summary_line(outcome), soft_wrap=True)
 
 
-def reporter_for(interval: float, is_main: bool) -> Reporter:
+def reporter_for(interval: float, is_main: bool, log_file: Path | None = None) -> Reporter:
+    """The screen's reporter (a bar on a terminal, plain lines otherwise) and, with ``log_file``,
+    plain lines appended to it; process 0 only."""
     if not is_main:
         return Reporter()
-    return RichReporter() if console.is_terminal else PlainReporter(interval)
+    screen = RichReporter() if console.is_terminal else PlainReporter(interval)
+    return Tee(screen, PlainReporter(interval, LogFile(log_file))) if log_file is not None else screen

@@ -34,6 +34,7 @@ from cltt.engine.device import resolve_placement
 from cltt.engine.events import EpochDone, Outcome, Reporter, RunStart, StepDone
 from cltt.engine.metrics_csv import MetricsCSV
 from cltt.engine.optim import build_optimizer, set_learning_rate
+from cltt.engine.provenance import RunRecord, StepMetrics
 from cltt.engine.run_dir import write_recipe
 from cltt.engine.sampler import EpochBatchSampler
 from cltt.engine.schedule import Schedule
@@ -135,6 +136,8 @@ class Trainer:
             seed=train.seed, rank=self.info.rank, world_size=self.info.world_size,
         )
         self.metrics = MetricsCSV(self.run_dir / "metrics.csv")
+        self.step_metrics = StepMetrics(self.run_dir)
+        self.record: RunRecord | None = None
         self.wandb = None
         self.probe_setup = None
         if recipe.probe.every and self.info.is_main:  # labels and splits checked before training starts
@@ -219,11 +222,31 @@ class Trainer:
     # ------------------------------------------------------------------ loop
 
     def run(self) -> Outcome:
+        """Train to the end, a preemption or a failure, recording each in ``run.json``."""
+        try:
+            outcome = self._run()
+        except KeyboardInterrupt:
+            self._record_stop("interrupted", "interrupted")
+            raise
+        except BaseException as err:
+            self._record_stop("failed", str(err).splitlines()[0] if str(err) else type(err).__name__)
+            raise
+        self._record_stop(outcome.status, outcome.message)
+        return outcome
+
+    def _record_stop(self, reason: str, message: str) -> None:
+        if self.record is not None:
+            self.record.stop(reason, message, self.progress.step)
+
+    def _run(self) -> Outcome:
         started = time.perf_counter()
         train = self.recipe.train
         p = self.progress
         if self.info.is_main:
             write_recipe(self.run_dir, self.recipe)
+            self.record = RunRecord(self.run_dir)
+            self.record.start(self.info.world_size, str(self.placement.device), p.step)
+            self.step_metrics.keep_steps_up_to(p.step)
             self.metrics.keep_epochs_up_to(p.epoch)
             if self.probe_setup is not None:
                 from cltt.eval.metrics_eval import keep_eval_rows_up_to
@@ -360,6 +383,8 @@ class Trainer:
             total_steps=self.total_steps, loss=loss, lr=lr, frames_per_second=frames / max(total, 1e-9),
             data_wait=wait / max(total, 1e-9),
         ))
+        if self.info.is_main and p.step % self.recipe.log.step_every == 0:
+            self.step_metrics.append(p.step, p.epoch + 1, loss, lr, frames / max(total, 1e-9), wait / max(total, 1e-9))
         if self.wandb is not None:
             self.wandb.log({"train/loss": loss, "train/lr": lr, "epoch": p.epoch + p.position / self.batches_per_epoch},
                            step=p.step)

@@ -14,12 +14,12 @@ the run has one.
 from __future__ import annotations
 
 import csv
-import math
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cltt.engine.checkpoint import FINAL_NAME, latest_checkpoint
+from cltt.engine.run_table import best, epochs_done, number, read_csv_rows
 from cltt.sweep.grid import LOGS, read_manifest
 
 # Lines the job-array script and the local runner write around each run.
@@ -61,8 +61,8 @@ def sweep_status(sweep_dir: str | Path) -> list[RunStatus]:
 
 def run_status(sweep_dir: Path, index: int, name: str, run_dir: str | None = None) -> RunStatus:
     run_path = sweep_dir / (run_dir or f"runs/{name}")
-    rows = _read_csv(run_path / "metrics.csv")
-    evals = _read_csv(run_path / "metrics_eval.csv")
+    rows = read_csv_rows(run_path / "metrics.csv")
+    evals = read_csv_rows(run_path / "metrics_eval.csv")
     latest = latest_checkpoint(run_path) if run_path.is_dir() else None
     log = newest_log(sweep_dir / LOGS, index, name)
     exit_code, started_after_exit, error = _log_state(log, name) if log else (None, False, "")
@@ -80,10 +80,10 @@ def run_status(sweep_dir: Path, index: int, name: str, run_dir: str | None = Non
         state, note = "not started", ""
     return RunStatus(
         index=index, run=name, state=state,
-        epochs_done=_epochs_done(rows, latest),
+        epochs_done=epochs_done(rows, latest),
         epochs=_epochs_planned(sweep_dir, name, run_path),
-        last_loss=_number(rows[-1].get("loss")) if rows else None,
-        best_val_acc=_best(evals, "val_acc"), best_test_acc=_best(evals, "test_acc"),
+        last_loss=number(rows[-1].get("loss")) if rows else None,
+        best_val_acc=best(evals, "val_acc"), best_test_acc=best(evals, "test_acc"),
         checkpoint=latest.name if latest else "", log=str(log) if log else "", note=note,
     )
 
@@ -116,35 +116,6 @@ def _log_state(log: Path, name: str) -> tuple[int | None, bool, str]:
         elif not error and TRACEBACK_LAST.match(line):
             error = line.strip()
     return exit_code, started_after_exit, error
-
-
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
-        return []
-    try:
-        with open(path, newline="") as handle:
-            return list(csv.DictReader(handle))
-    except (OSError, csv.Error):
-        return []
-
-
-def _number(text: str | None) -> float | None:
-    try:
-        value = float(text) if text not in (None, "") else None
-    except ValueError:
-        return None
-    return value if value is not None and math.isfinite(value) else None
-
-
-def _best(rows: list[dict[str, str]], column: str) -> float | None:
-    values = [v for v in (_number(row.get(column)) for row in rows) if v is not None]
-    return max(values) if values else None
-
-
-def _epochs_done(rows: list[dict[str, str]], latest: Path | None) -> int:
-    done = max((int(n) for n in (_number(r.get("epoch")) for r in rows) if n is not None), default=0)
-    match = _EPOCH_CKPT.search(latest.name) if latest else None
-    return max(done, int(match.group(1))) if match else done
 
 
 def _epochs_planned(sweep_dir: Path, name: str, run_path: Path) -> int | None:
