@@ -135,6 +135,9 @@ class ExtractConfig:
         if self.fps is not None and self.fps <= 0:
             raise RecipeError(f"recipe key '{at}.fps' must be > 0, got {self.fps}")
         check_min(self.every_nth, f"{at}.every_nth", 1)
+        if self.fps is not None and self.every_nth != 1:
+            raise RecipeError(f"recipe keys '{at}.fps' and '{at}.every_nth' both choose the kept frames; "
+                              f"give one of them (--fps {self.fps:g} or --every-nth {self.every_nth})")
         if self.short_side is not None:
             check_min(self.short_side, f"{at}.short_side", 8)
         if not 1 <= self.jpeg_quality <= 100:

@@ -172,3 +172,36 @@ def test_unwritable_destinations_are_one_line_before_the_work(tmp_path, frames_r
         assert result.exit_code == 2 and "Traceback" not in result.output, (args, result.output)
         assert lines[-1].startswith("error:") and fragment in lines[-1], (args, result.output)
     assert not (tmp_path / "probe.json").exists() and blocker.read_text() == "not a folder"
+
+
+def test_ctrl_c_exits_130_says_so_once_and_resume_names_the_same_place(tmp_path, frames_root):
+    args = [QUICKSTART, f"data.root={frames_root}", *COMMON, "train.name=int", "train.checkpoint_minutes=0"]
+    process = cltt_process("train", *args, cwd=tmp_path)
+    latest = tmp_path / "runs" / "int" / ckpt.LATEST
+    deadline = time.monotonic() + 120
+    while not latest.is_file() or "step_0000001" not in latest.read_text():
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    out, _ = process.communicate(timeout=120)
+    assert process.returncode == 130, out
+    stops = [line for line in out.splitlines() if line.startswith("SIGINT: saved")]
+    assert len(stops) == 1 and "interrupted" in stops[0] and out.count("continue with: cltt resume") == 1, out
+    place = stops[0].split("saved ", 1)[1].split(" to ", 1)[0]  # "epoch E batch B (step S)"
+    resumed = finish(cltt_process("resume", tmp_path / "runs" / "int", cwd=tmp_path))
+    assert f".pth at {place}; run dir" in resumed, (place, resumed)  # the same epoch, batch and step
+
+
+def test_small_mistakes_get_a_line_that_says_what_to_do(tmp_path):
+    from tests.test_extract import truncate, write_video
+
+    result = invoke_in_process(main, ["train", QUICKSTART, "--epochs", "3"], tmp_path)
+    assert result.exit_code == 2 and "no option --epochs: recipe keys are set as key=value: train.epochs=" in result.output
+    video = write_video(tmp_path / "walk.mp4", frames=20)
+    both = invoke_in_process(main, ["extract", video, "--out", tmp_path / "f", "--fps", "5", "--every-nth", "2"], tmp_path)
+    assert both.exit_code == 2 and "'extract.fps' and 'extract.every_nth' both choose the kept frames" in both.output
+    truncate(video, 0.5)
+    broken = subprocess.run([sys.executable, "-m", "cltt", "extract", str(video), "--out", str(tmp_path / "g")],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert broken.returncode == 1 and "no 'moov' index" in broken.stdout + broken.stderr
+    assert "moov atom not found" not in broken.stderr and "WARN" not in broken.stderr  # FFmpeg's own noise

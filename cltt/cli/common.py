@@ -71,6 +71,11 @@ class OneLineErrors:
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except click.NoSuchOption as err:
+            hint = recipe_key_hint(err.option_name, list(ctx.protected_args) + list(ctx.args) + sys.argv[1:])
+            if hint is None:
+                raise
+            fail(f"no option {err.option_name}: {hint}")
         except CLTTError as err:
             fail(str(err), err.exit_code)
         except KeyboardInterrupt:
@@ -91,3 +96,19 @@ def describe_os_error(err: OSError) -> str:
 def fmt_number(value: float | None, spec: str) -> str:
     """``value`` formatted for a table cell, ``-`` when there is none."""
     return "-" if value is None else format(value, spec)
+
+
+def recipe_key_hint(option: str, args: list[str]) -> str | None:
+    """For ``--epochs 3``: ``recipe keys are set as key=value: train.epochs=3``; None when no
+    recipe key ends in that name."""
+    from cltt.recipe import all_keys
+
+    name = option.lstrip("-").replace("-", "_")
+    keys = [key for key in all_keys() if key.rsplit(".", 1)[-1] == name]
+    if not keys:
+        return None
+    attached = next((arg.split("=", 1)[1] for arg in args if arg.startswith(option + "=")), None)
+    position = args.index(option) if option in args else -1
+    value = attached or (args[position + 1] if 0 <= position < len(args) - 1 and not args[position + 1].startswith("-")
+                         else "VALUE")
+    return "recipe keys are set as key=value: " + " or ".join(f"{key}={value}" for key in keys[:3])

@@ -18,7 +18,10 @@ from cltt.engine.events import EpochDone, Outcome, Reporter, RunStart, StepDone
 
 
 def _start_line(e: RunStart) -> str:
-    where = f"resumed from {e.resumed_from.name} at epoch {e.start_epoch}, step {e.start_step}" if e.resumed_from else "new run"
+    where = "new run"
+    if e.resumed_from is not None:  # named as the stop line named it: the epoch in progress and its batches done
+        at = (f"epoch {e.start_epoch + 1} batch {e.start_batch}" if e.start_batch else f"the end of epoch {e.start_epoch}")
+        where = f"resumed from {e.resumed_from.name} at {at} (step {e.start_step})"
     procs = f" x{e.processes} processes" if e.processes > 1 else ""
     return (f"{e.method} on {e.backbone}, {e.device}{procs}, {e.precision}: {e.windows} {e.sample_kind}, "
             f"batch {e.batch_size}, {e.batches_per_epoch} batches x {e.epochs} epochs = {e.total_steps} steps; "

@@ -26,6 +26,7 @@ class RunStart:
     start_step: int  # optimizer steps already taken
     resumed_from: Path | None
     sample_kind: str = "windows"  # what a sample is: windows, videos
+    start_batch: int = 0  # batches of the unfinished epoch already taken
 
 
 @dataclass

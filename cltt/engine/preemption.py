@@ -24,6 +24,7 @@ import signal
 import subprocess
 
 REQUEUE_EXIT_CODE = 75  # EX_TEMPFAIL: "saved; run me again"
+INTERRUPTED_EXIT_CODE = 130  # Ctrl-C outside Slurm, as a shell reports it
 PREEMPTION_SIGNALS = ("SIGUSR1", "SIGUSR2", "SIGTERM")
 
 
@@ -98,6 +99,8 @@ def requeue_or_exit_code(allow: bool, signal_name: str | None) -> tuple[int, str
     batch script (no ``scontrol`` in this environment) or resumed by hand.
     """
     job = slurm_job_to_requeue()
+    if signal_name == "SIGINT" and job is None:  # Ctrl-C at a terminal: an interruption, said once
+        return INTERRUPTED_EXIT_CODE, "interrupted"
     if job is None or not allow:
         return REQUEUE_EXIT_CODE, "not requeued"
     if signal_name not in ("SIGUSR1", "SIGUSR2"):

@@ -259,7 +259,7 @@ class Trainer:
             device=str(self.placement.device), precision=self.placement.precision,
             processes=self.info.world_size, windows=len(self.dataset), batch_size=train.batch_size,
             batches_per_epoch=self.batches_per_epoch, epochs=train.epochs, total_steps=self.total_steps,
-            start_epoch=p.epoch, start_step=p.step, resumed_from=self.resume_path,
+            start_epoch=p.epoch, start_step=p.step, resumed_from=self.resume_path, start_batch=p.position,
             sample_kind=self.method.sample_kind,
         ))
         self._note_sub_batch_normalisation()
