@@ -176,8 +176,7 @@ class Trainer:
         self.wandb_id = state.get("wandb_id", "")
         ckpt.restore_rng_state(state["rng"])
         trained_on = int(state.get("world_size", 1))
-        has_batchnorm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.method.modules())
-        if trained_on != self.info.world_size and has_batchnorm and not self.recipe.model.sync_batchnorm:
+        if trained_on != self.info.world_size and self._has_batchnorm() and not self.recipe.model.sync_batchnorm:
             self.pending_notes.append(
                 f"{where} was trained on {trained_on} process(es), this run has {self.info.world_size}: BatchNorm "
                 f"normalises each process's {self.recipe.train.batch_size // self.info.world_size} samples instead "
@@ -324,12 +323,15 @@ class Trainer:
         local = train.batch_size // self.info.world_size
         if not (train.sub_batch_size and train.sub_batch_size < local and train.accumulation == "exact"):
             return
-        if self.info.is_main and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.method.modules()):
+        if self.info.is_main and self._has_batchnorm():
             self.reporter.note(
                 f"train.sub_batch_size={train.sub_batch_size}: the contrastive loss is over the whole batch, but "
                 f"BatchNorm normalises each sub-batch of {train.sub_batch_size} (as per GPU), so the gradients are not "
                 "the full batch's; for strictly full-batch gradients use model.head_batchnorm=false with a backbone "
                 "without BatchNorm (tiny_cnn's GroupNorm, vit_s16, vit_b16)")
+
+    def _has_batchnorm(self) -> bool:
+        return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.method.modules())
 
     def _checkpoint_due(self) -> bool:
         """``train.checkpoint_minutes`` have passed since the last save (on any process): a kill -9,
@@ -437,6 +439,7 @@ class Trainer:
         path = self._save(ckpt.step_name(self.progress.step))
         code, how = 0, ""
         if self.info.is_main:
+            self._record_stop("preempted", f"{signal_name}: saved {path}")  # before a requeue, after which Slurm may kill us
             code, how = preemption.requeue_or_exit_code(self.recipe.train.requeue, preemption.requested())
         message = (f"{signal_name}: saved epoch {self.progress.epoch + 1} batch {self.progress.position} "
                    f"(step {self.progress.step}) to {path}; {how}")
