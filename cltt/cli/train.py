@@ -51,7 +51,13 @@ def train_command(args: tuple[str, ...], change_length: bool, show: bool) -> Non
 
     ARGS: RECIPE [key.sub=value ...]. NAME is train.name or the recipe file's name. An
     existing run dir is continued only with train.resume=auto (or use cltt resume).
-    SIGUSR1, SIGUSR2, SIGTERM or Ctrl-C finish the step, save, and under Slurm requeue.
+    SIGUSR1, SIGUSR2, SIGTERM or Ctrl-C finish the step, save, and under Slurm requeue; a
+    checkpoint is also written every train.checkpoint_minutes (20) inside an epoch.
+
+    train.sub_batch_size with train.accumulation=exact keeps the contrastive loss over the whole
+    batch and replays dropout, so the gradients are those of that loss; BatchNorm statistics are
+    per sub-batch (as per GPU), so with BatchNorm (the default resnet18 and head) they are not
+    the full batch's: for that use model.head_batchnorm=false and a backbone without BatchNorm.
     """
     preemption.install()  # first: a Slurm warning may arrive while torch is still importing
     parsed = split_arguments(args)
