@@ -166,7 +166,8 @@ def test_sigusr1_to_the_cli_saves_and_resume_finishes(tmp_path, frames_root):
     os.killpg(process.pid, signal.SIGUSR1)
     out, err = process.communicate(timeout=300)
     assert process.returncode == preemption.REQUEUE_EXIT_CODE, err
-    assert "SIGUSR1: saved" in err and "cltt resume" in err
+    assert "SIGUSR1: saved" in out and out.count("SIGUSR1: saved") == 1  # the summary line, said once
+    assert "continue with: cltt resume" in err
     assert "Traceback" not in err
     run_dir = tmp_path / "runs" / "tiny"
     stopped = ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))["progress"]
