@@ -88,31 +88,27 @@ class LogFile:
             handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {text}\n")
 
 
+def _to_each(event: str):
+    """A :class:`Tee` method passing its one argument on to every reporter's ``event``."""
+
+    def forward(self, value) -> None:
+        for reporter in self.reporters:
+            getattr(reporter, event)(value)
+
+    return forward
+
+
 class Tee(Reporter):
     """Every event to each of ``reporters``."""
 
     def __init__(self, *reporters: Reporter):
         self.reporters = reporters
 
-    def start(self, event: RunStart) -> None:
-        for r in self.reporters:
-            r.start(event)
-
-    def step(self, event: StepDone) -> None:
-        for r in self.reporters:
-            r.step(event)
-
-    def epoch(self, event: EpochDone) -> None:
-        for r in self.reporters:
-            r.epoch(event)
-
-    def note(self, text: str) -> None:
-        for r in self.reporters:
-            r.note(text)
-
-    def stop(self, outcome: Outcome) -> None:
-        for r in self.reporters:
-            r.stop(outcome)
+    start = _to_each("start")
+    step = _to_each("step")
+    epoch = _to_each("epoch")
+    note = _to_each("note")
+    stop = _to_each("stop")
 
 
 class RichReporter(Reporter):
