@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from cltt.data.decode import CorruptFrameError, check_encoded
+from cltt.data.decode import CorruptFrameError, check_encoded, header_size
 from cltt.data.focus import FrameBoxes, blur_outside, center_box
 from cltt.data.stores.base import FrameStore
 from cltt.data.transforms import WindowAugment
@@ -159,11 +159,24 @@ class WindowDataset(Dataset):
         return sample
 
     def _load_encoded(self, per_view: list[list[int]], rng: np.random.Generator) -> dict:
-        """File bytes and draws of each frame; the draws consume ``rng`` exactly as :meth:`_load` does."""
+        """File bytes and draws of each frame; the draws consume ``rng`` exactly as :meth:`_load` does.
+
+        Each distinct frame is read once; its size comes from the header of those bytes.
+        """
         from cltt.data.device_augment import pack_params
 
+        files: dict[int, np.ndarray] = {}
+        for frame in (f for frames in per_view for f in frames):
+            if frame not in files:
+                data = np.frombuffer(self.store.encoded_bytes(frame), dtype=np.uint8).copy()
+                try:
+                    check_encoded(data)
+                except CorruptFrameError as err:  # named only on failure: locate() costs a search
+                    raise CorruptFrameError(self.store.locate(frame), err.why) from None
+                files[frame] = data
+
         def decoded_shape(frame: int) -> tuple[int, int]:  # the size the CPU path decodes at
-            height, width = self.store.frame_shape(frame)
+            height, width = header_size(files[frame]) or self.store.frame_shape(frame)
             return -(-height // self.reduction), -(-width // self.reduction)
 
         shapes = [[decoded_shape(f) for f in frames] for frames in per_view]
@@ -172,12 +185,7 @@ class WindowDataset(Dataset):
             draws = [flat[v * len(shapes[0]):(v + 1) * len(shapes[0])] for v in range(len(shapes))]
         else:
             draws = [self.augment.draw(view, rng) for view in shapes]
-        encoded = []
-        for frame in (f for frames in per_view for f in frames):
-            data = np.frombuffer(self.store.encoded_bytes(frame), dtype=np.uint8)
-            check_encoded(data, self.store.locate(frame))
-            encoded.append(torch.from_numpy(data.copy()))
-        return {"encoded": encoded,
+        return {"encoded": [torch.from_numpy(files[f]) for frames in per_view for f in frames],
                 "params": torch.from_numpy(np.stack([[pack_params(p) for p in view] for view in draws])),
                 "frames": torch.tensor(per_view, dtype=torch.int64)}
 

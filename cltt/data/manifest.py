@@ -7,11 +7,11 @@ its path relative to the root (``/``-separated). Frames sort in natural order of
 ignored, and one clip may mix extensions.
 
 The manifest is one ``.npz`` file: clip names, frame counts, every frame name in one UTF-8 blob
-(``\\n``-separated), the byte size of every frame file, and the modification time of every
-directory scanned. Adding, removing or renaming a frame or clip changes a directory's mtime, so
-checking freshness costs one ``stat`` per directory, not a rescan. What the frames *are* (the
-content key of feature caches) is the names and byte sizes, never an mtime:
-:meth:`FrameNames.content_key`. A million frame names take about 20 MB of memory in this form,
+(``\\n``-separated), and the modification time of every directory scanned. Adding, removing or
+renaming a frame or clip changes a directory's mtime, so checking freshness costs one ``stat``
+per directory, not a rescan. What the frames *are* (the content key of feature caches) is
+their names and byte sizes, never an mtime: :meth:`FrameNames.content_key`, with the sizes
+read when the key is asked for. A million frame names take about 20 MB of memory in this form,
 against hundreds of MB as Python lists of paths.
 
 It is written to ``root/.cltt/manifest.npz`` (a hidden folder, so rewriting the manifest never
@@ -34,7 +34,7 @@ from cltt.errors import CLTTError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 MANIFEST_DIR = ".cltt"  # hidden folder beside the clips for cltt's own files
-FORMAT_VERSION = 2  # 2: byte size of every frame
+FORMAT_VERSION = 1
 _DIGITS = re.compile(r"(\d+)")
 
 
@@ -69,8 +69,7 @@ def default_cache_dir() -> Path:
 
 @dataclass
 class FrameNames:
-    """Clips and frame names, in natural order, and each frame's byte size: the naming every
-    frame store shares.
+    """Clips and frame names, in natural order: the naming every frame store shares.
 
     Frames are numbered globally: clip ``c`` holds global frames
     ``clip_offsets[c] .. clip_offsets[c] + frame_counts[c] - 1``.
@@ -79,7 +78,6 @@ class FrameNames:
     clips: list[str]
     frame_counts: np.ndarray  # [num_clips] int64
     names_blob: np.ndarray  # [bytes] uint8, frame names joined by b"\n"
-    frame_bytes: np.ndarray  # [num_frames] int64, size of each frame's stored bytes
 
     def __post_init__(self) -> None:
         self.clip_offsets = np.concatenate([[0], np.cumsum(self.frame_counts)]).astype(np.int64)
@@ -133,8 +131,9 @@ class FrameNames:
             self._gaps = find_gaps(self.frame_numbers(), self.clip_offsets)
         return self._gaps
 
-    def content_key(self, clips=None) -> str:
-        """SHA-256 over clip names, frame names and frame byte sizes, of ``clips`` (all if None).
+    def content_key(self, clips, frame_sizes) -> str:
+        """SHA-256 over clip names, frame names and frame byte sizes of ``clips`` (all if None);
+        ``frame_sizes(first, last)`` gives the sizes of global frames ``first .. last - 1``.
 
         Re-extracting, re-encoding, adding or removing a frame changes it; touching a file does not.
         """
@@ -144,7 +143,7 @@ class FrameNames:
             start = int(self._name_starts[first]) if last > first else 0
             end = int(self._name_ends[last - 1]) if last > first else 0
             digest.update(self.clips[clip].encode() + b"\0" + self.names_blob[start:end].tobytes() + b"\0")
-            digest.update(self.frame_bytes[first:last].astype("<i8").tobytes())
+            digest.update(np.asarray(frame_sizes(first, last), dtype="<i8").tobytes())
         return digest.hexdigest()
 
 
@@ -243,7 +242,6 @@ class Manifest(FrameNames):
                 clips=np.array("\n".join(self.clips)),
                 frame_counts=self.frame_counts,
                 names_blob=self.names_blob,
-                frame_bytes=self.frame_bytes,
                 dirs=np.array("\n".join(self.dirs)),
                 dir_mtimes=self.dir_mtimes,
             )
@@ -263,7 +261,6 @@ class Manifest(FrameNames):
                     clips=clips.split("\n") if clips else [],
                     frame_counts=data["frame_counts"].astype(np.int64),
                     names_blob=data["names_blob"].astype(np.uint8),
-                    frame_bytes=data["frame_bytes"].astype(np.int64),
                     dirs=dirs.split("\n"),
                     dir_mtimes=data["dir_mtimes"].astype(np.int64),
                 )
@@ -274,9 +271,9 @@ class Manifest(FrameNames):
 # --------------------------------------------------------------------------- scanning
 
 
-def _scan_dir(path: str) -> tuple[dict[str, int], list[str], int]:
-    """Frame names (with byte sizes) and subdirectory names directly in ``path``, and its mtime."""
-    frames, subdirs = {}, []
+def _scan_dir(path: str) -> tuple[list[str], list[str], int]:
+    """Frame names and subdirectory names directly in ``path``, and its mtime."""
+    frames, subdirs = [], []
     mtime = os.stat(path).st_mtime_ns
     with os.scandir(path) as entries:
         for entry in entries:
@@ -285,7 +282,7 @@ def _scan_dir(path: str) -> tuple[dict[str, int], list[str], int]:
             if entry.is_dir():
                 subdirs.append(entry.name)
             elif is_frame_file(entry.name):
-                frames[entry.name] = entry.stat().st_size
+                frames.append(entry.name)
     return frames, subdirs, mtime
 
 
@@ -296,7 +293,7 @@ def scan_frames(root: str | Path, threads: int = 16) -> Manifest:
     """
     root = Path(root).absolute()
     check_root(root)
-    clips: dict[str, dict[str, int]] = {}
+    clips: dict[str, list[str]] = {}
     dirs: dict[str, int] = {}
     with ThreadPoolExecutor(max_workers=threads) as pool:
         pending = {pool.submit(_scan_dir, str(root)): ""}
@@ -313,14 +310,12 @@ def scan_frames(root: str | Path, threads: int = 16) -> Manifest:
     clip_names = natural_sorted([c for c in clips])
     ordered = [natural_sorted(clips[c]) for c in clip_names]
     blob = "\n".join("\n".join(names) for names in ordered).encode("utf-8")
-    sizes = [clips[c][name] for c, names in zip(clip_names, ordered) for name in names]
     dir_names = sorted(dirs)
     return Manifest(
         root=root,
         clips=clip_names,
         frame_counts=np.array([len(n) for n in ordered], dtype=np.int64),
         names_blob=np.frombuffer(blob, dtype=np.uint8).copy(),
-        frame_bytes=np.array(sizes, dtype=np.int64),
         dirs=dir_names,
         dir_mtimes=np.array([dirs[d] for d in dir_names], dtype=np.int64),
     )

@@ -31,7 +31,7 @@ class FrameStore(ABC):
 
     A kind (registered with :func:`~cltt.data.stores.register_store`, which sets ``kind``)
     implements ``detect`` and ``open`` (class methods), :meth:`read`, :meth:`encoded_bytes`,
-    :meth:`frame_shape`, :meth:`clip_file` and :meth:`index_row`; the naming attributes come
+    :meth:`frame_shape`, :meth:`frame_sizes`, :meth:`clip_file` and :meth:`index_row`; the naming attributes come
     from ``names`` (:class:`FrameNames`).
     """
 
@@ -126,11 +126,14 @@ class FrameStore(ABC):
     # ------------------------------------------------------------------ identity and side files
 
     def identity(self, clips: Sequence[int] | None = None) -> str:
-        """Content key of the frames of ``clips`` (all when None): names and byte sizes, no mtimes.
+        """Content key of the frames of ``clips`` (all when None): names and byte sizes
+        (:meth:`frame_sizes`), no mtimes. A packed copy of a folder has the folder's identity,
+        so caches made from one serve the other."""
+        return self.names.content_key(clips, self.frame_sizes)
 
-        A packed copy of a folder has the folder's identity, so caches made from one serve the other.
-        """
-        return self.names.content_key(clips)
+    @abstractmethod
+    def frame_sizes(self, first: int, last: int) -> np.ndarray:
+        """Byte sizes of the stored frames ``first .. last - 1`` (global numbers), as they are now."""
 
     @abstractmethod
     def clip_file(self, clip: int, name: str) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,7 +22,6 @@ class FolderStore(FrameStore):
         super().__init__(manifest.root, manifest)
         self.manifest = manifest
         self.index = index or IndexResult(manifest, None, "scanned")
-        self._shapes: dict[int, tuple[int, int]] = {}
 
     @classmethod
     def detect(cls, root: Path) -> bool:
@@ -45,23 +43,18 @@ class FolderStore(FrameStore):
             raise CorruptFrameError(path, err.strerror or str(err)) from None
 
     def frame_shape(self, global_frame: int) -> tuple[int, int]:
-        """From the file's JPEG or PNG header (a few hundred bytes read), else by decoding it."""
-        if global_frame not in self._shapes:
-            path = self.manifest.path_of(global_frame)
-            try:
-                with open(path, "rb") as handle:
-                    size = header_size(handle.read(65536))
-            except OSError:
-                size = None
-            self._shapes[global_frame] = size or self.read(global_frame).shape[:2]
-        return self._shapes[global_frame]
+        """From the file's JPEG or PNG header (its first 64 KB read), else by decoding it."""
+        try:
+            with open(self.manifest.path_of(global_frame), "rb") as handle:
+                size = header_size(handle.read(65536))
+        except OSError:
+            size = None
+        return size or self.read(global_frame).shape[:2]
 
-    def identity(self, clips=None) -> str:
-        """Names and byte sizes as they are now: the frames are stat'ed again, because a frame
-        rewritten in place leaves its folder's mtime (the manifest's freshness check) unchanged.
-        One stat per frame is cheap next to decoding them, which is what callers do next."""
-        chosen = range(self.num_clips) if clips is None else clips
-        frames = [f for c in chosen for f in range(int(self.clip_offsets[c]), int(self.clip_offsets[c + 1]))]
+    def frame_sizes(self, first: int, last: int) -> np.ndarray:
+        """One ``stat`` per frame, now: a frame rewritten in place leaves its folder's mtime (the
+        manifest's freshness check) unchanged. Cheap next to decoding the frames, which is what
+        the callers (feature caches) do next; ``-1`` for a file that is gone."""
 
         def size(frame: int) -> int:
             try:
@@ -70,10 +63,7 @@ class FolderStore(FrameStore):
                 return -1
 
         with ThreadPoolExecutor(max_workers=16) as pool:
-            sizes = np.fromiter(pool.map(size, frames, chunksize=256), dtype=np.int64, count=len(frames))
-        current = dataclasses.replace(self.manifest, frame_bytes=self.manifest.frame_bytes.copy())
-        current.frame_bytes[np.asarray(frames, dtype=np.int64)] = sizes
-        return current.content_key(clips)
+            return np.fromiter(pool.map(size, range(first, last), chunksize=256), dtype=np.int64, count=last - first)
 
     def path_of(self, global_frame: int) -> str:
         """The file of a frame (the packer copies its bytes)."""

@@ -85,7 +85,7 @@ class PackedStore(FrameStore):
     """Frames in shards; see the module docstring for the layout."""
 
     def __init__(self, root: Path, header: dict, names: FrameNames, shard: np.ndarray, offset: np.ndarray,
-                 crc32: np.ndarray, shape: np.ndarray):
+                 length: np.ndarray, crc32: np.ndarray, shape: np.ndarray):
         super().__init__(root, names)
         self.header = header
         self.encoding = header["encoding"]
@@ -93,6 +93,7 @@ class PackedStore(FrameStore):
         self.shard_names = list(header["shards"])
         self.shard = shard  # [N] uint16 shard number of each frame
         self.offset = offset  # [N] int64 byte offset in its shard
+        self.length = length  # [N] int64 bytes stored
         self.crc32 = crc32  # [N] uint32 CRC-32 of the stored bytes
         self.shape = shape  # [N, 2] uint16 height, width
         self._fds: dict[int, int] = {}
@@ -139,11 +140,11 @@ class PackedStore(FrameStore):
             clips=[clips[i] for i in order],
             frame_counts=np.array([spans[i][2] for i in order], dtype=np.int64),
             names_blob=np.frombuffer(blob, dtype=np.uint8).copy(),
-            frame_bytes=gather("length", np.int64),
         )
         shape = np.stack([gather("height", np.uint16), gather("width", np.uint16)], axis=1)
         shard = np.concatenate(shard_of) if shard_of else np.zeros(0, np.uint16)
-        return cls(root, header, names, shard, gather("offset", np.int64), gather("crc32", np.uint32), shape)
+        return cls(root, header, names, shard, gather("offset", np.int64), gather("length", np.int64),
+                   gather("crc32", np.uint32), shape)
 
     # ------------------------------------------------------------------ reading
 
@@ -157,7 +158,7 @@ class PackedStore(FrameStore):
                 fd = self._fds[shard] = os.open(path, os.O_RDONLY)
             except OSError as err:
                 raise CorruptFrameError(self.locate(global_frame), f"cannot open {path}: {err.strerror}") from None
-        length = int(self.names.frame_bytes[global_frame])
+        length = int(self.length[global_frame])
         try:
             data = os.pread(fd, length, int(self.offset[global_frame]))
         except OSError as err:
@@ -191,6 +192,9 @@ class PackedStore(FrameStore):
     def frame_shape(self, global_frame: int) -> tuple[int, int]:
         height, width = self.shape[global_frame]
         return int(height), int(width)
+
+    def frame_sizes(self, first: int, last: int) -> np.ndarray:
+        return self.length[first:last]
 
     def identity(self, clips=None) -> str:
         key = super().identity(clips)
