@@ -241,12 +241,10 @@ def frame_payload(data: bytes, where: str, raw_size: int | None) -> tuple[bytes,
     Encoded: the bytes as they are. Raw: RGB resized (area) so the short side is ``raw_size``.
     Raises :class:`CorruptFrameError` when the frame does not decode.
     """
-    encoded = np.frombuffer(data, np.uint8)
-    if raw_size is None:
-        height, width = decode_rgb(encoded, 1, where).shape[:2]
-        return data, height, width
-    image = decode_rgb(encoded, 1, where)
+    image = decode_rgb(np.frombuffer(data, np.uint8), 1, where)
     height, width = image.shape[:2]
+    if raw_size is None:
+        return data, height, width
     scale = raw_size / min(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
@@ -333,13 +331,8 @@ def _clip_frames(source: FolderStore, frames: range, raw_size, pool, summary: Pa
     """:class:`PackedFrame` of each frame that decodes, in order; corrupt ones go to ``summary``."""
 
     def load(frame: int) -> PackedFrame | tuple[str, str]:
-        where = source.path_of(frame)
         try:
-            try:
-                data = Path(where).read_bytes()
-            except OSError as err:
-                raise CorruptFrameError(where, err.strerror or str(err)) from None
-            payload, height, width = frame_payload(data, where, raw_size)
+            payload, height, width = frame_payload(source.encoded_bytes(frame), source.path_of(frame), raw_size)
         except CorruptFrameError as err:
             return err.path, err.why
         return PackedFrame(source.frame_name(frame), payload, height, width)
