@@ -65,14 +65,14 @@ def fetch_replacing_corrupt(key, size: int, seed: int, root, load, kind: str) ->
 
 def gaps_to_split(store: FrameStore, mode: str):
     """The gaps windows are cut at under ``data.gaps`` (``split``), None (``ignore``), or the error (``error``)."""
+    if mode not in ("split", "ignore", "error"):
+        raise ValueError(f"gaps must be 'split', 'ignore' or 'error', got {mode!r}")
     if mode == "ignore":
         return None
     gaps = store.names.gaps()
     if mode == "error" and len(gaps):
         raise CLTTError(f"{len(gaps)} gap(s) in the frame numbering of {store.root}: {gaps.describe(store.names)}; "
                         "re-extract those clips, or set data.gaps=split (cut windows at gaps) or data.gaps=ignore")
-    if mode not in ("split", "error"):
-        raise ValueError(f"gaps must be 'split', 'ignore' or 'error', got {mode!r}")
     return gaps
 
 

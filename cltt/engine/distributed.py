@@ -222,13 +222,14 @@ def average_buffers(module: torch.nn.Module) -> None:
                 buffer.data.div_(dist.get_world_size())
 
 
-def any_process(flag: bool, device: torch.device) -> bool:
-    """True when ``flag`` is true on at least one process (all processes must call it)."""
+def any_process(*flags: bool, device: torch.device) -> tuple[bool, ...]:
+    """Each flag: true when it is true on at least one process, in one all-reduce (all
+    processes must call it with as many flags)."""
     if not _active():
-        return flag
-    value = torch.tensor([1.0 if flag else 0.0], device=device)
+        return flags
+    value = torch.tensor([1.0 if flag else 0.0 for flag in flags], device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item())
+    return tuple(bool(v) for v in value.tolist())
 
 
 def barrier() -> None:

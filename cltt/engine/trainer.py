@@ -303,9 +303,11 @@ class Trainer:
                     p.epoch_spread_sum += spread
                     p.epoch_spread_count += 1
                 self._report_step(loss, lr, views, fetched - waited, done - waited)
-                if dist.any_process(preemption.requested() is not None, self.placement.device):
+                stop, due = dist.any_process(preemption.requested() is not None, self._checkpoint_due(),
+                                             device=self.placement.device)  # one all-reduce a step
+                if stop:
                     return self._preempted(started)
-                if p.position < self.batches_per_epoch and self._checkpoint_due():
+                if due and p.position < self.batches_per_epoch:
                     last_checkpoint = self._save(ckpt.step_name(p.step)) or last_checkpoint
                 waited = time.perf_counter()
             last_checkpoint = self._end_epoch(time.perf_counter() - epoch_started)
@@ -334,12 +336,11 @@ class Trainer:
         return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.method.modules())
 
     def _checkpoint_due(self) -> bool:
-        """``train.checkpoint_minutes`` have passed since the last save (on any process): a kill -9,
-        an OOM or a node failure then loses at most that much work."""
+        """``train.checkpoint_minutes`` have passed since this process's last save: a kill -9, an
+        OOM or a node failure then loses at most that much work (the processes agree through
+        :func:`~cltt.engine.distributed.any_process`)."""
         minutes = self.recipe.train.checkpoint_minutes
-        if minutes is None:
-            return False
-        return dist.any_process(time.monotonic() - self.last_save >= minutes * 60, self.placement.device)
+        return minutes is not None and time.monotonic() - self.last_save >= minutes * 60
 
     def _device_augment(self) -> DeviceAugment | None:
         """With ``data.decode: gpu``, what decodes and augments each batch on the CUDA device."""
