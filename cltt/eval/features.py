@@ -58,6 +58,7 @@ class FrameSet:
 
     def __init__(self, store: FrameStore, clip_index: Sequence[int]):
         self.store = store
+        self._identity: dict | None = None
         self.clip_index = np.asarray(clip_index, dtype=np.int64)
         self.frame_counts = store.frame_counts[self.clip_index].astype(np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(self.frame_counts)]).astype(np.int64)
@@ -75,9 +76,12 @@ class FrameSet:
 
     def identity(self) -> dict:
         """What the frames are, for cache keys: names and byte sizes of the clips' frames (no
-        mtimes, no path, so a moved root or its packed copy keeps its cached features)."""
-        return {"clips": len(self.clip_index), "frames": self.num_frames,
-                "content": self.store.identity(self.clip_index.tolist())}
+        mtimes, no path, so a moved root or its packed copy keeps its cached features). Read
+        once per set (a folder stats every frame for it), then kept."""
+        if self._identity is None:
+            self._identity = {"clips": len(self.clip_index), "frames": self.num_frames,
+                              "content": self.store.identity(self.clip_index.tolist())}
+        return self._identity
 
 
 # --------------------------------------------------------------------------- sources
