@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Sequence
+from typing import Any, Literal, Optional, Sequence, Union
 
 import yaml
 
@@ -179,17 +180,32 @@ class ViViTConfig:
 class ModelConfig:
     """The frame encoder and its projection head.
 
-    backbone: resnet18|resnet34|resnet50 (pooled features), vit_s16|vit_b16 (class token;
-    image_size a multiple of 16) or tiny_cnn (fast, for tests and CPU quickstarts); vivit (a
-    clip encoder, clip_simclr only, sized by ``vivit``); vit_t8|vit_s16|vit_b16 patch tokens for
-    slotcontrast. The
-    projection head is Linear -> BatchNorm -> ReLU -> Linear(projection_dim), as in SimCLR.
-    ``sync_batchnorm`` makes every BatchNorm use the statistics of the global batch when several
-    processes train (:mod:`cltt.models.global_batchnorm`); one process is unaffected.
+    backbone: resnet18|resnet34|resnet50 (pooled features), vit_s16|vit_b16|vit_t8 (class token;
+    image_size a multiple of the patch), tiny_cnn (fast, for tests and CPU quickstarts), or
+    ``timm/<name>`` for any timm model, built with the keyword arguments in ``timm`` and
+    pooled by ``pool`` (timm's ``global_pool``: token, avg, ...); vivit (a clip encoder,
+    clip_simclr only, sized by ``vivit``). Object-centric methods read patch tokens after
+    block ``patch_block`` (-1: the last). The projection head is Linear -> BatchNorm -> ReLU
+    -> Linear(projection_dim), as in SimCLR. ``sync_batchnorm`` makes every BatchNorm use the
+    statistics of the global batch when several processes train
+    (:mod:`cltt.models.global_batchnorm`); one process is unaffected.
+
+    Starting points: ``weights`` a local file of backbone weights (torchvision, timm, DINO,
+    DINOv2, silicon-menagerie, safetensors: :mod:`cltt.models.weights`); ``init_from`` a run
+    dir or checkpoint of the same method and architecture whose whole model starts this run,
+    at step 0 under this recipe's schedule (unlike ``cltt resume``). ``freeze``: none, backbone,
+    or a list of regular expressions on parameter names (null: the method's default, which
+    is none except for slotcontrast's frozen ViT); frozen parameters never change and frozen
+    modules stay in eval mode.
     """
 
     backbone: str = "resnet18"
     weights: Optional[str] = None  # local file of pretrained backbone weights; nothing is downloaded
+    timm: dict[str, Any] = field(default_factory=dict)  # keyword arguments of timm.create_model (timm/<name> only)
+    pool: Optional[str] = None  # timm's global_pool; null: the model's own
+    patch_block: int = -1  # the block whose patch tokens object-centric methods read
+    freeze: Union[str, list[str], None] = None
+    init_from: Optional[str] = None  # run dir or checkpoint whose model weights start this run at step 0
     projection_hidden: Optional[int] = None  # None = the backbone's feature size
     projection_dim: int = 128
     head_batchnorm: bool = True
@@ -200,6 +216,14 @@ class ModelConfig:
         if self.projection_hidden is not None:
             check_min(self.projection_hidden, f"{at}.projection_hidden", 1)
         check_min(self.projection_dim, f"{at}.projection_dim", 1)
+        if isinstance(self.freeze, str) and self.freeze not in FREEZE_CHOICES:
+            raise RecipeError(f"recipe key '{at}.freeze' must be one of {', '.join(FREEZE_CHOICES)} or a list of "
+                              f"regular expressions on parameter names, got {self.freeze!r}")
+        for pattern in self.freeze if isinstance(self.freeze, list) else []:
+            check_regex(pattern, f"{at}.freeze")
+
+
+FREEZE_CHOICES = ("none", "backbone")
 
 
 @dataclass
@@ -282,6 +306,24 @@ def _schema(cls: type) -> type:
 
 
 @dataclass
+class ParamGroupConfig:
+    """One entry of ``train.param_groups``: the parameters whose names ``match`` (``re.search``)
+    train at base learning rate ``lr`` with ``weight_decay`` (null: ``train.weight_decay``)."""
+
+    match: str = ""
+    lr: float = 0.0
+    weight_decay: Optional[float] = None
+
+    def validate(self, at: str) -> None:
+        if not self.match:
+            raise RecipeError(f"recipe key '{at}.match' must be a regular expression on parameter names, e.g. '^encoder\\.'")
+        check_regex(self.match, f"{at}.match")
+        check_positive(self.lr, f"{at}.lr")
+        if self.weight_decay is not None:
+            check_min(self.weight_decay, f"{at}.weight_decay", 0)
+
+
+@dataclass
 class TrainConfig:
     """Optimisation, precision, run directory and checkpoints of ``cltt train``.
 
@@ -292,6 +334,12 @@ class TrainConfig:
     with BatchNorm statistics per sub-batch as they are per GPU, so its gradients are the full
     batch's only for models without BatchNorm; ``approximate`` computes the loss inside each
     sub-batch as the lab's original code did.
+
+    ``param_groups`` gives parts of the model their own base learning rate and weight decay
+    (fine-tuning: a low rate for a pretrained backbone): each parameter joins the first group
+    whose ``match`` it satisfies, the rest train at ``lr``; the schedule scales every group
+    alike (a group's rate at step t is its ``lr`` x lr(t) / ``lr``). Biases and norm weights
+    are never decayed, in any group.
     """
 
     epochs: int = 10
@@ -319,8 +367,13 @@ class TrainConfig:
     checkpoint_minutes: Optional[float] = 20.0  # also inside an epoch, this often (0: every step; null: never)
     keep_last: int = 3  # epoch checkpoints kept (the final one is always kept)
     requeue: bool = True  # on a preemption signal under Slurm, requeue the job
+    param_groups: list[ParamGroupConfig] = field(default_factory=list)
 
     def validate(self, at: str) -> None:
+        for index, group in enumerate(self.param_groups):
+            group.validate(f"{at}.param_groups[{index}]")
+            if group.weight_decay is None:  # resolved here, so recipe.yaml records the rate each group used
+                group.weight_decay = self.weight_decay
         check_min(self.epochs, f"{at}.epochs", 1)
         check_min(self.batch_size, f"{at}.batch_size", 1)
         check_min(self.seed, f"{at}.seed", 0)
@@ -355,16 +408,25 @@ class WandbConfig:
 
 @dataclass
 class LogConfig:
-    """What ``cltt train`` prints and where else it reports."""
+    """What ``cltt train`` prints and where else it reports.
+
+    Every ``step_every`` steps a row goes to RUN_DIR/metrics_steps.csv and the same scalars
+    (each loss term, learning rates, frames/s, data wait) to TensorBoard (``tensorboard:
+    true``, event files in RUN_DIR/tensorboard, no network) and W&B; every ``images_every``
+    steps both get images (a batch grid and the method's own: slot masks, CARL's alignment).
+    """
 
     interval: float = 30.0  # seconds between plain progress lines when stdout is not a terminal
     collapse_warning: float = 0.1  # warn when an epoch's embedding spread falls below this (0 = never)
-    step_every: int = 10  # steps between rows of RUN_DIR/metrics_steps.csv
+    step_every: int = 10  # steps between rows of RUN_DIR/metrics_steps.csv and TensorBoard/W&B scalars
+    tensorboard: bool = False  # write TensorBoard event files to RUN_DIR/tensorboard
+    images_every: int = 1000  # steps between images in TensorBoard and W&B (0: none)
     wandb: WandbConfig = field(default_factory=WandbConfig)
 
     def validate(self, at: str) -> None:
         check_positive(self.interval, f"{at}.interval")
         check_min(self.step_every, f"{at}.step_every", 1)
+        check_min(self.images_every, f"{at}.images_every", 0)
         check_min(self.collapse_warning, f"{at}.collapse_warning", 0)
 
 
@@ -498,6 +560,13 @@ def check_positive(value: float, key: str) -> None:
 def check_probability(value: float, key: str) -> None:
     if not 0.0 <= value <= 1.0:
         raise RecipeError(f"recipe key '{key}' is a probability and must be in [0, 1], got {value}")
+
+
+def check_regex(pattern: str, key: str) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as err:
+        raise RecipeError(f"recipe key '{key}' holds {pattern!r}, which is not a regular expression ({err})") from None
 
 
 def check_pair(pair: list[float], key: str, low: float, high: float | None = None) -> None:

@@ -277,9 +277,24 @@ def test_unknown_suffix_and_non_state_dict(tmp_path: Path):
         load_backbone_weights(TinyCNN(), tmp_path / "meta.pth")
 
 
-def test_vit_weights_for_another_image_size_say_so(tmp_path: Path):
+def test_vit_weights_for_another_image_size_are_resampled(tmp_path: Path):
     path = tmp_path / "vit64.pth"
-    torch.save(build_backbone("vit_s16", 64).module.state_dict(), path)
-    with pytest.raises(CLTTError, match="pos_embedding") as info:
-        load_backbone_weights(build_backbone("vit_s16", 32).module, path)
-    assert "data.image_size" in one_line_error(info)
+    source = build_backbone("vit_s16", 64).module
+    torch.save(source.state_dict(), path)
+    target = build_backbone("vit_s16", 32).module
+    report = load_backbone_weights(target, path)
+    assert "encoder.pos_embedding resampled from 4x4 to 2x2 patches" in report.summary()
+    saved = source.state_dict()["encoder.pos_embedding"]
+    loaded = target.state_dict()["encoder.pos_embedding"]
+    assert torch.equal(loaded[:, 0], saved[:, 0])  # the class token's own position is kept
+    grid = saved[:, 1:].reshape(1, 4, 4, -1).permute(0, 3, 1, 2)
+    expected = torch.nn.functional.interpolate(grid, size=(2, 2), mode="bicubic").permute(0, 2, 3, 1).reshape(1, 4, -1)
+    torch.testing.assert_close(loaded[:, 1:], expected)
+
+
+def test_a_deeper_resnet_is_refused_not_loaded_in_part(tmp_path: Path):
+    path = tmp_path / "resnet34.pth"
+    torch.save(torchvision.models.resnet34(weights=None).state_dict(), path)
+    with pytest.raises(CLTTError, match="inside the backbone's own modules") as info:
+        load_backbone_weights(build_backbone("resnet18", 32).module, path)
+    assert "layer1.2." in one_line_error(info)

@@ -28,7 +28,7 @@ from cltt.eval.slots import (
 from cltt.methods import build_method
 from cltt.methods.slotcontrast import SoftPosition, slot_contrast
 from cltt.models.slots import SlotAttention, SlotDecoder
-from cltt.models.vit_patches import ViTPatches
+from cltt.models.patch_features import PatchFeatures
 from cltt.recipe import SyntheticConfig, load_recipe
 from tests.conftest import invoke_in_process
 from tests.test_train import train_in_process, write_recipe
@@ -37,10 +37,13 @@ CPU = Placement(torch.device("cpu"), None, False)
 
 
 def slot_recipe(**slots):
-    overrides = ["method.name=slotcontrast", "model.backbone=vit_t8", "data.image_size=32", "data.window_size=3",
-                 "method.slotcontrast.num_slots=3", "method.slotcontrast.slot_dim=16", "method.slotcontrast.mlp_hidden=32",
-                 "method.slotcontrast.decoder_hidden=32", "method.slotcontrast.predictor_heads=2"]
-    return load_recipe(None, overrides + [f"method.slotcontrast.{k}={v}" for k, v in slots.items()])
+    return load_recipe(None, slot_recipe_overrides() + [f"method.slotcontrast.{k}={v}" for k, v in slots.items()])
+
+
+def slot_recipe_overrides():
+    return ["method.name=slotcontrast", "model.backbone=vit_t8", "data.image_size=32", "data.window_size=3",
+            "method.slotcontrast.num_slots=3", "method.slotcontrast.slot_dim=16", "method.slotcontrast.mlp_hidden=32",
+            "method.slotcontrast.decoder_hidden=32", "method.slotcontrast.predictor_heads=2"]
 
 
 def tiny_method(seed=0, **slots):
@@ -51,37 +54,59 @@ def tiny_method(seed=0, **slots):
 # --------------------------------------------------------------------------- frozen ViT
 
 
-def test_vit_patches_are_the_last_blocks_patch_tokens_and_stay_frozen(tmp_path):
+def model_config(*overrides):
+    return load_recipe(None, list(overrides)).model
+
+
+def test_patch_features_are_the_last_blocks_patch_tokens(tmp_path):
     torch.manual_seed(0)
-    vit = ViTPatches("vit_t8", 32)
+    vit = PatchFeatures(model_config("model.backbone=vit_t8"), 32)
     frames = torch.randn(2, 3, 32, 32)
     tokens = vit(frames)
-    assert tokens.shape == (2, 16, 192) and vit.grid == 4
+    assert tokens.shape == (2, 16, 192) and vit.grid == 4 and vit.feature_dim == 192
     # the same encoder pass gives torchvision's class token: our tokens are its siblings
     model = vit.vit
     x = torch.cat([model.class_token.expand(2, -1, -1), model._process_input(frames)], dim=1)
     torch.testing.assert_close(tokens, model.encoder(x)[:, 1:])
     torch.testing.assert_close(model(frames), model.encoder(x)[:, 0])
-    assert not any(p.requires_grad for p in vit.parameters())
-    vit.train()
-    assert not vit.training and not any(m.training for m in vit.modules())
+    # an earlier block: its output through the final LayerNorm
+    first = PatchFeatures(model_config("model.backbone=vit_t8", "model.patch_block=0"), 32)
+    first.load_state_dict(vit.state_dict())
+    encoder = model.encoder
+    expected = encoder.ln(encoder.layers[0](x + encoder.pos_embedding))[:, 1:]
+    torch.testing.assert_close(first(frames), expected)
     # weights from a local file (the same format a vit_s16 backbone file has)
     path = tmp_path / "vit.pth"
     torch.save(model.state_dict(), path)
     torch.manual_seed(1)
-    other = ViTPatches("vit_t8", 32, weights=str(path))
+    other = PatchFeatures(model_config("model.backbone=vit_t8", f"model.weights={path}"), 32)
     assert other.load_report is not None and other.load_report.loaded > 0
     torch.testing.assert_close(other(frames), tokens)
 
 
-def test_vit_patches_refuse_bad_sizes_and_non_vits():
+def test_slotcontrast_freezes_its_vit_by_default_and_fine_tunes_it_on_request():
+    method = tiny_method()
+    features = method.encoder.features
+    assert not any(p.requires_grad for p in features.parameters())
+    assert method.freeze_report.tensors == len(list(features.parameters()))
+    method.train()
+    assert not any(m.training for m in features.modules()) and method.decoder.training
+    tuned = build_method(load_recipe(None, [*slot_recipe_overrides(), "model.freeze=none"]))
+    assert all(p.requires_grad for p in tuned.encoder.features.parameters())
+    tuned.train()
+    assert tuned.encoder.features.vit.training
+
+
+def test_patch_features_refuse_bad_sizes_blocks_and_backbones_without_patches():
     with pytest.raises(CLTTError, match="multiple of 8"):
-        ViTPatches("vit_t8", 36)
+        PatchFeatures(model_config("model.backbone=vit_t8"), 36)
     with pytest.raises(CLTTError, match="multiple of 16"):
-        ViTPatches("vit_s16", 40)
-    with pytest.raises(CLTTError, match="not a ViT"):
-        ViTPatches("resnet18", 32)
-    with pytest.raises(CLTTError, match="not a ViT"):
+        PatchFeatures(model_config("model.backbone=vit_s16"), 40)
+    with pytest.raises(CLTTError, match="outside vit_t8's 2 blocks"):
+        PatchFeatures(model_config("model.backbone=vit_t8", "model.patch_block=2"), 32)
+    with pytest.raises(CLTTError, match="no patch tokens"):
+        PatchFeatures(model_config("model.backbone=resnet18"), 32)
+    with pytest.raises(CLTTError, match="no patch tokens"):
         build_method(load_recipe(None, ["method.name=slotcontrast", "model.backbone=tiny_cnn", "data.image_size=32"]))
 
 

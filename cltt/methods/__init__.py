@@ -20,5 +20,13 @@ def method_class(name: str):
 
 
 def build_method(recipe):
-    """The method ``recipe.method.name`` with its encoder, checked against the recipe."""
-    return method_class(recipe.method.name)(recipe)
+    """The method ``recipe.method.name`` with its encoder, checked against the recipe, and
+    ``model.freeze`` applied (what was frozen is in ``method.freeze_report``)."""
+    from cltt.models.freezing import freeze
+
+    cls = method_class(recipe.method.name)
+    method = cls(recipe)
+    spec = recipe.model.freeze if recipe.model.freeze is not None else cls.default_freeze
+    method.freeze_report = freeze(method, spec)
+    method.train(method.training)
+    return method

@@ -44,8 +44,8 @@ import torch
 from torch import nn
 
 from cltt.errors import CLTTError
-from cltt.models import build_encoder
-from cltt.models.encoder import ContrastiveEncoder
+from cltt.models.encoder import ContrastiveEncoder, encoder_from_model
+from cltt.models.freezing import keep_frozen_in_eval
 from cltt.objectives import multi_positive_infonce
 
 
@@ -72,6 +72,9 @@ class Method(nn.Module):
     shared_keys: tuple[str, ...] = ()  # keys of the shared method section this method reads
     supported_positives: tuple[str, ...] = ()  # method.positives values it takes; the first is its default
     batch_statistics = False  # the loss depends on statistics of the whole batch (no sub-batch approximation)
+    default_freeze = "none"  # model.freeze when the recipe leaves it null
+    contrast_term = "contrast"  # what the loss_terms part is called in TensorBoard and W&B
+    local_term = "local"  # what the forward_step's local part is called
     # The recipe sections of this method's smallest run on tests/conftest.py's 32 px clips
     # (beside tests/test_train.py's tiny recipe): the registry-enumerated engine tests use it.
     example: dict = {}
@@ -85,6 +88,12 @@ class Method(nn.Module):
         self.step, self.total_steps = 0, 1
         self.check_recipe(recipe)
         self.encoder = self.build_encoder(recipe)
+
+    def train(self, mode: bool = True) -> "Method":
+        """Set training mode, keeping the modules ``model.freeze`` made static in eval mode."""
+        super().train(mode)
+        keep_frozen_in_eval(self)
+        return self
 
     # ------------------------------------------------------------------ what a method declares
 
@@ -105,15 +114,7 @@ class Method(nn.Module):
 
     def build_encoder(self, recipe) -> nn.Module:
         """The frame encoder with its projection head (``model.*``)."""
-        model = recipe.model
-        return build_encoder(
-            backbone=model.backbone,
-            image_size=recipe.data.image_size,
-            projection_hidden=model.projection_hidden,
-            projection_dim=model.projection_dim,
-            head_batchnorm=model.head_batchnorm,
-            weights=model.weights,
-        )
+        return encoder_from_model(recipe.model, recipe.data.image_size)
 
     @classmethod
     def probe_levels(cls, recipe) -> tuple[str, ...]:

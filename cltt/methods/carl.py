@@ -32,9 +32,8 @@ from cltt.data.sequences import SequenceDataset
 from cltt.errors import CLTTError, RecipeError
 from cltt.methods import register_method
 from cltt.methods.base import Forward, Method
-from cltt.models.backbones import build_backbone
+from cltt.models.backbones import backbone_from_model
 from cltt.models.sequence import SequenceEncoder
-from cltt.models.weights import load_backbone_weights
 from cltt.objectives.sequence_contrast import sequence_contrast_loss
 from cltt.recipe import check_min, check_pair, check_positive
 
@@ -94,8 +93,7 @@ class CarlEncoder(nn.Module):
     @classmethod
     def from_recipe(cls, recipe) -> "CarlEncoder":
         carl, model = recipe.method.carl, recipe.model
-        built = build_backbone(model.backbone, recipe.data.image_size)
-        report = load_backbone_weights(built.module, model.weights) if model.weights else None
+        built, report = backbone_from_model(model, recipe.data.image_size)
         encoder = cls(built.module, built.feature_dim, carl.embedding_dim, carl.layers, carl.heads,
                       model.projection_hidden or carl.embedding_dim, model.projection_dim, carl.frames)
         encoder.load_report = report

@@ -30,11 +30,10 @@ from torch import nn
 from cltt.errors import CLTTError
 from cltt.methods import register_method
 from cltt.methods.base import InfoNCEMethod, aligned_groups
-from cltt.models.backbones import build_backbone
+from cltt.models.backbones import backbone_from_model
 from cltt.models.encoder import ContrastiveEncoder
 from cltt.models.heads import ProjectionHead
 from cltt.models.vivit import build_vivit
-from cltt.models.weights import load_backbone_weights
 
 
 class FrameMean(nn.Module):
@@ -110,8 +109,7 @@ def build_clip_encoder(recipe) -> ClipEncoder:
         clip_module = build_vivit(model.vivit, frames=data.window_size, image_size=data.image_size)
         feature_dim, report, kind = clip_module.feature_dim, None, ClipEncoder
     else:
-        built = build_backbone(model.backbone, data.image_size)
-        report = load_backbone_weights(built.module, model.weights) if model.weights else None
+        built, report = backbone_from_model(model, data.image_size)
         clip_module, feature_dim, kind = FrameMean(built.module), built.feature_dim, FrameMeanEncoder
     hidden = feature_dim if model.projection_hidden is None else model.projection_hidden
     head = ProjectionHead(feature_dim, hidden, model.projection_dim, batchnorm=model.head_batchnorm)

@@ -39,7 +39,7 @@ from cltt.errors import CLTTError, RecipeError
 from cltt.methods import register_method
 from cltt.methods.base import Forward
 from cltt.methods.teacher import TeacherMethod
-from cltt.models.encoder import ContrastiveEncoder, build_encoder
+from cltt.models.encoder import ContrastiveEncoder, encoder_from_model
 from cltt.objectives.dino import dino_terms, teacher_temperature_at, updated_center
 from cltt.recipe import check_min, check_pair, check_positive, check_probability
 
@@ -110,6 +110,10 @@ def local_size(recipe) -> int:
     return recipe.method.dino.local_size or max(8, round(recipe.data.image_size * 3 / 7))
 
 
+LOCAL_CROPS_NEED_ANY_SIZE = ("method.dino.local_crops needs a backbone that takes any image size; {backbone} is built "
+                             "for data.image_size. Use a ResNet (or tiny_cnn), or set method.dino.local_crops=0")
+
+
 @register_method("dino", config=DINOConfig)
 class DINO(TeacherMethod):
     """A student matches an EMA teacher's centred, sharpened prototype scores across frames (DINO)."""
@@ -124,8 +128,7 @@ class DINO(TeacherMethod):
     def check_recipe(cls, recipe) -> None:
         super().check_recipe(recipe)
         if recipe.method.dino.local_crops and recipe.model.backbone.startswith("vit"):
-            raise CLTTError(f"method.dino.local_crops needs a backbone that takes any image size; {recipe.model.backbone} "
-                            "is built for data.image_size. Use a ResNet (or tiny_cnn), or set method.dino.local_crops=0")
+            raise CLTTError(LOCAL_CROPS_NEED_ANY_SIZE.format(backbone=recipe.model.backbone))
 
     @classmethod
     def training_dataset(cls, recipe, store, seed: int, extras=None):
@@ -136,8 +139,11 @@ class DINO(TeacherMethod):
 
     def build_encoder(self, recipe) -> ContrastiveEncoder:
         dino = self.options
-        return build_encoder(recipe.model.backbone, recipe.data.image_size, weights=recipe.model.weights,
-                             head=lambda features: DINOHead(features, dino.head_hidden, dino.bottleneck, dino.out_dim))
+        encoder = encoder_from_model(recipe.model, recipe.data.image_size,
+                                     head=lambda features: DINOHead(features, dino.head_hidden, dino.bottleneck, dino.out_dim))
+        if dino.local_crops and encoder.fixed_size:
+            raise CLTTError(LOCAL_CROPS_NEED_ANY_SIZE.format(backbone=recipe.model.backbone))
+        return encoder
 
     def __init__(self, recipe):
         super().__init__(recipe)

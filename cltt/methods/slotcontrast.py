@@ -3,7 +3,7 @@
 Manasyan et al., "Temporally Consistent Object-Centric Learning by Contrasting Slots", CVPR 2025.
 A sample is one window of T consecutive frames (one view). Per frame:
 
-    h_t = ViT(frame_t)                     frozen patch features        [P, C]
+    h_t = ViT(frame_t)                     patch features (frozen)      [P, C]
     x_t = MLP(h_t + pos)                   2-layer transform            [P, D]
     s_0 = SlotAttention(x_0, learned init, first_iterations)           [K, D]
     s_t = SlotAttention(x_t, Predictor(s_{t-1}), iterations),  t >= 1
@@ -53,7 +53,7 @@ from cltt.errors import CLTTError, RecipeError
 from cltt.methods import register_method
 from cltt.methods.base import Forward, Method
 from cltt.models.slots import SlotAttention, SlotDecoder, SlotPredictor
-from cltt.models.vit_patches import ViTPatches
+from cltt.models.patch_features import PatchFeatures
 from cltt.recipe import check_min
 
 
@@ -110,7 +110,7 @@ class SlotEncoder(nn.Module):
     def __init__(self, recipe) -> None:
         super().__init__()
         slots = recipe.method.slotcontrast
-        self.features = ViTPatches(recipe.model.backbone, recipe.data.image_size, recipe.model.weights)
+        self.features = PatchFeatures(recipe.model, recipe.data.image_size)
         self.load_report = self.features.load_report
         width = self.features.feature_dim
         self.position = SoftPosition(self.features.grid, width)
@@ -182,6 +182,9 @@ class SlotContrast(Method):
     """Object slots tracked through time on frozen ViT features, with a slot-slot contrast (SlotContrast)."""
 
     shared_keys = ("temperature",)
+    default_freeze = "backbone"  # the ViT's features are the targets; model.freeze=none fine-tunes it too
+    contrast_term = "slot_contrast"
+    local_term = "reconstruction"
     example = {"model": {"backbone": "vit_t8"}, "data": {"augment": {"enabled": False}},
                "method": {"slotcontrast": {"num_slots": 3, "slot_dim": 16, "mlp_hidden": 32, "decoder_hidden": 32,
                                            "predictor_heads": 2}}}

@@ -29,6 +29,7 @@ class ContrastiveEncoder(nn.Module):
         self.out_dim = head.out_dim
         # Set by build_encoder when weights came from a file, so callers can say what loaded.
         self.load_report: LoadReport | None = None
+        self.fixed_size = False  # the backbone takes only the image size it was built for (a ViT)
 
     def represent(self, frames: torch.Tensor) -> torch.Tensor:
         """The representation before the head: ``[..., 3, S, S]`` -> ``[..., feature_dim]``."""
@@ -52,6 +53,8 @@ def build_encoder(
     head_batchnorm: bool = True,
     weights: str | None = None,
     head=None,
+    pool: str | None = None,
+    timm_args: dict | None = None,
 ) -> ContrastiveEncoder:
     """A :class:`ContrastiveEncoder` from plain settings.
 
@@ -60,12 +63,20 @@ def build_encoder(
     ``.safetensors``); the head always starts random. The load is described in
     ``encoder.load_report``. ``head(feature_dim) -> module`` (with ``out_dim``) replaces the
     projection head (DINO's prototype head); the projection settings are then unused.
+    ``pool`` and ``timm_args`` shape ``timm/<name>`` backbones (:func:`build_backbone`).
     """
-    built = build_backbone(backbone, image_size)
+    built = build_backbone(backbone, image_size, pool=pool, timm_args=timm_args)
     report = load_backbone_weights(built.module, weights) if weights else None
     hidden = built.feature_dim if projection_hidden is None else projection_hidden
     head = head(built.feature_dim) if head is not None else \
         ProjectionHead(built.feature_dim, hidden, projection_dim, batchnorm=head_batchnorm)
     encoder = ContrastiveEncoder(built.module, head, built.feature_dim)
     encoder.load_report = report
+    encoder.fixed_size = built.fixed_size
     return encoder
+
+
+def encoder_from_model(model, image_size: int, head=None) -> ContrastiveEncoder:
+    """The recipe's (``model.*``) frame encoder with its projection head, or with ``head``."""
+    return build_encoder(model.backbone, image_size, model.projection_hidden, model.projection_dim,
+                         model.head_batchnorm, model.weights, head=head, pool=model.pool, timm_args=model.timm)
