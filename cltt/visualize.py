@@ -113,6 +113,41 @@ def batch_grid(dataset: WindowDataset, indices: list[int], epoch: int = 0) -> np
     return _stack(rows)
 
 
+def views_grid(views: np.ndarray, side: int = MIN_TILE) -> np.ndarray:
+    """Training samples as an RGB image: ``views [b, F, S, S, 3]`` uint8, one row of F frames per sample."""
+    return _stack([_row([_tile(frame, f"sample {i + 1} #{j + 1}", side) for j, frame in enumerate(frames)])
+                   for i, frames in enumerate(views)])
+
+
+def slot_mask_grid(frames: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Windows and their slots: ``frames [n, T, S, S, 3]`` uint8, ``masks [n, T, K, h, w]`` (sum 1
+    over slots); two rows per window (:func:`slot_strip`), each pixel tinted by its argmax slot."""
+    n, t, size = frames.shape[:3]
+    labels = masks.argmax(axis=2)  # [n, T, h, w]
+    scale = -(-size // labels.shape[-1])
+    full = labels.repeat(scale, axis=-2).repeat(scale, axis=-1)[..., :size, :size]
+    return _stack([slot_strip(frames[i], full[i], masks.shape[2], f"window {i + 1}") for i in range(n)])
+
+
+def alignment_image(first: np.ndarray, second: np.ndarray, similarity: np.ndarray) -> np.ndarray:
+    """Two sequences and how they align: ``first [T1, S, S, 3]``, ``second [T2, S, S, 3]`` uint8
+    as rows, then ``similarity [T1, T2]`` as a heat map (row i: frame i of the first sequence),
+    with each row's most similar frame of the second marked white."""
+    cell = 16
+    low, high = float(similarity.min()), float(similarity.max())
+    scaled = np.uint8(np.round(255 * (similarity - low) / max(high - low, 1e-8)))
+    heat = cv2.cvtColor(cv2.applyColorMap(scaled, cv2.COLORMAP_VIRIDIS), cv2.COLOR_BGR2RGB)
+    heat = heat.repeat(cell, axis=0).repeat(cell, axis=1)
+    for row, column in enumerate(similarity.argmax(axis=1)):
+        centre = (int(column) * cell + cell // 2, row * cell + cell // 2)
+        cv2.circle(heat, centre, cell // 4, (255, 255, 255), -1)
+    side = max(MIN_TILE // 2, first.shape[1])
+    rows = [_row([_tile(f, f"a #{j + 1}", side) for j, f in enumerate(first)]),
+            _row([_tile(f, f"b #{j + 1}", side) for j, f in enumerate(second)]),
+            _tile(heat, f"similarity a x b ({low:.2f}..{high:.2f})", heat.shape[0])]
+    return _stack(rows)
+
+
 def save_png(image: np.ndarray, path: str | Path) -> Path:
     """Write an RGB image as PNG, creating the folder."""
     path = Path(path)

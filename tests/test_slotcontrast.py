@@ -27,8 +27,8 @@ from cltt.eval.slots import (
 )
 from cltt.methods import build_method
 from cltt.methods.slotcontrast import SoftPosition, slot_contrast
-from cltt.models.slots import SlotAttention, SlotDecoder
 from cltt.models.patch_features import PatchFeatures
+from cltt.models.slots import SlotAttention, SlotDecoder
 from cltt.recipe import SyntheticConfig, load_recipe
 from tests.conftest import invoke_in_process
 from tests.test_train import train_in_process, write_recipe

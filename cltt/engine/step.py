@@ -49,12 +49,14 @@ def _gather_extras(extras: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def _objective(method, forward: Forward, extras: dict[str, torch.Tensor],
-               local_units: torch.Tensor | None = None, spreads: list | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               local_units: torch.Tensor | None = None, spreads: list | None = None,
+               terms: list | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(this process's share of L to backpropagate, L itself detached) for one forward pass.
 
     ``local_units`` is the global count of the local loss part when the caller knows it
     (exact accumulation counts it over all sub-batches first); else ``forward.local_units``
-    is summed over processes here.
+    is summed over processes here. ``terms``, when given, gets ``{name: value}`` of L's parts
+    (the method's ``contrast_term`` and ``local_term``), which add up to L.
     """
     embeddings = forward.embeddings
     everyone, first = gather_rows(embeddings)
@@ -66,6 +68,7 @@ def _objective(method, forward: Forward, extras: dict[str, torch.Tensor],
     global_total, global_units = all_reduce_sum(total, units)
     units = global_units.clamp(min=1)
     objective, loss = total / units, global_total / units
+    parts = {method.contrast_term: loss.detach()}
     if forward.local_total is not None:
         local_total = forward.local_total.float()
         if local_units is None:
@@ -74,6 +77,9 @@ def _objective(method, forward: Forward, extras: dict[str, torch.Tensor],
         local_units = local_units.clamp(min=1)
         objective = objective + local_total / local_units
         loss = loss + summed / local_units
+        parts[method.local_term] = (summed / local_units).detach()
+    if terms is not None:
+        terms.append(parts)
     return objective, loss
 
 
@@ -134,7 +140,8 @@ def accumulate_gradients(
     """Backpropagate the loss of ``views [b, V, T, 3, S, S]`` (this process's part of the
     global batch) and its per-sample ``extras`` into ``.grad``, summed over processes.
     Returns the global batch loss; ``stats``, when given, gets the embeddings' ``spread``
-    (:mod:`cltt.engine.collapse`) over the global batch. ``sync`` runs the forward passes and
+    (:mod:`cltt.engine.collapse`) over the global batch and the loss's parts, ``terms``
+    (``{name: value}``, averaged over sub-batches in approximate mode). ``sync`` runs the forward passes and
     sums the gradients (the trainer's DDP wrapper); without one, a flat all-reduce does.
 
     Raises :class:`NonFiniteLoss` when the loss is not finite, before the weights change
@@ -146,6 +153,7 @@ def accumulate_gradients(
     chunks = list(x.split(sub_batch_size)) if sub_batch_size else [x]
     chunk_extras = _split(extras, sub_batch_size, len(chunks))
     spreads: list = []
+    terms: list = []
     if accumulation == "exact" and len(chunks) > 1:
         states = []  # the random state before each sub-batch: its second pass draws the same dropout masks
         with torch.no_grad(), _buffers_restored(method), placement.autocast():
@@ -161,7 +169,7 @@ def accumulate_gradients(
             local = torch.stack([f.local_total.float() for f in passes]).sum()
             (local_units,) = all_reduce_sum(torch.stack([torch.as_tensor(f.local_units, device=x.device).float()
                                                          for f in passes]).sum())
-        objective, loss = _objective(method, Forward(cached, local), extras, local_units, spreads)
+        objective, loss = _objective(method, Forward(cached, local), extras, local_units, spreads, terms)
         _check_finite(loss)
         scaler.scale(objective).backward()  # the local part was computed without a graph: only dL/dz here
         for i, (chunk, more, grad) in enumerate(zip(chunks, chunk_extras, cached.grad.split(sub_batch_size))):
@@ -181,7 +189,7 @@ def accumulate_gradients(
                 with placement.autocast():
                     forward = sync.forward(chunk, more)
                 forward.embeddings = forward.embeddings.float()
-                objective, loss = _objective(method, forward, more, spreads=spreads)
+                objective, loss = _objective(method, forward, more, spreads=spreads, terms=terms)
                 _check_finite(loss)
                 scaler.scale(objective / len(chunks)).backward()
             losses.append(loss)
@@ -190,6 +198,7 @@ def accumulate_gradients(
     if stats is not None:
         found = [value for value in spreads if value is not None]
         stats["spread"] = sum(found) / len(found) if found else None
+        stats["terms"] = {name: float(sum(parts[name] for parts in terms)) / len(terms) for name in terms[0]} if terms else {}
     return float(loss)
 
 

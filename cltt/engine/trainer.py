@@ -32,8 +32,10 @@ from cltt.engine import distributed as dist
 from cltt.engine import preemption
 from cltt.engine.device import resolve_placement
 from cltt.engine.events import EpochDone, Outcome, Reporter, RunStart, StepDone
+from cltt.engine.init_from import initialise_from
 from cltt.engine.metrics_csv import MetricsCSV
-from cltt.engine.optim import build_optimizer, set_learning_rate
+from cltt.engine.monitor import Monitor, TensorBoardSink, WandbSink, step_scalars, training_images
+from cltt.engine.optim import build_optimizer, describe_groups, group_learning_rates, set_learning_rate
 from cltt.engine.provenance import RunRecord, StepMetrics
 from cltt.engine.run_dir import write_recipe
 from cltt.engine.sampler import EpochBatchSampler
@@ -115,7 +117,13 @@ class Trainer:
             min_lr_ratio=train.min_lr_ratio,
         )
 
-        self.method = build_method(recipe).to(self.placement.device)
+        # a resumed run's weights come from its checkpoint: the weights file need not still exist
+        built_from = dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, weights=None)) \
+            if self.resume_state is not None else recipe
+        self.method = build_method(built_from).to(self.placement.device)
+        self.init_report = None
+        if self.resume_state is None and recipe.model.init_from:
+            self.init_report = initialise_from(self.method, recipe, recipe.model.init_from)
         if recipe.model.sync_batchnorm and self.info.distributed:
             convert_to_global_batchnorm(self.method)
         self.method.channels_last = self.placement.channels_last
@@ -139,6 +147,7 @@ class Trainer:
         self.step_metrics = StepMetrics(self.run_dir)
         self.record: RunRecord | None = None
         self.wandb = None
+        self.monitor = Monitor([])
         self.probe_setup = None
         if recipe.probe.every and self.info.is_main:  # labels and splits checked before training starts
             from cltt.eval.probe import prepare_probe
@@ -170,7 +179,11 @@ class Trainer:
                 f"checkpoint {where} was made with {saved['batches_per_epoch']} batches per epoch, the data now "
                 f"give {self.batches_per_epoch}; restore the frames root it was trained on or start a new run"
             )
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+        except ValueError as err:  # another number or size of parameter groups
+            raise CLTTError(f"checkpoint {where} was trained with other parameter groups ({str(err).splitlines()[0]}); "
+                            "resume with the recipe it was trained with (its recipe.yaml)") from None
         self.scaler.load_state_dict(state["scaler"])
         self.progress = Progress(**{k: saved.get(k, 0) for k in Progress().__dict__})
         self.wandb_id = state.get("wandb_id", "")
@@ -191,6 +204,29 @@ class Trainer:
 
         self.wandb_id = self.wandb_id or WandbRun.new_id()
         self.wandb = WandbRun(config, self.run_dir, self.run_dir.name, self.wandb_id, recipe_to_dict(self.recipe))
+
+    def _start_monitor(self) -> None:
+        """TensorBoard (``log.tensorboard``) and W&B, fed the same scalars and images (:mod:`cltt.engine.monitor`)."""
+        if not self.info.is_main:
+            return
+        sinks = [TensorBoardSink(self.run_dir, purge_step=self.progress.step)] if self.recipe.log.tensorboard else []
+        if self.wandb is not None:
+            sinks.append(WandbSink(self.wandb))
+        self.monitor = Monitor(sinks)
+
+    def _say_what_starts_the_model(self) -> None:
+        """One line each: the weights file, the run it continues from, what is frozen, the learning rates."""
+        if not self.info.is_main:
+            return
+        report = getattr(self.method.encoder, "load_report", None)
+        if report is not None:
+            self.reporter.note(f"model.weights: {report.summary()}")
+        if self.init_report is not None:
+            self.reporter.note(f"model.init_from: {self.init_report.summary()}")
+        if self.method.freeze_report.tensors:
+            self.reporter.note(f"model.freeze: {self.method.freeze_report.summary()}")
+        if self.recipe.train.param_groups or self.method.freeze_report.tensors:
+            self.reporter.note(describe_groups(self.optimizer))
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -230,6 +266,8 @@ class Trainer:
         except BaseException as err:
             self._record_stop("failed", str(err).splitlines()[0] if str(err) else type(err).__name__)
             raise
+        finally:
+            self.monitor.close()  # what TensorBoard holds reaches the disk whatever ended the run
         self._record_stop(outcome.status, outcome.message)
         return outcome
 
@@ -252,6 +290,7 @@ class Trainer:
 
                 keep_eval_rows_up_to(self.run_dir, p.epoch)
         self._start_wandb()
+        self._start_monitor()
         self.reporter.start(RunStart(
             run_dir=self.run_dir, backbone=self.recipe.model.backbone,
             method=self.recipe.method.name + (f" (positives: {self.method.positives})" if self.method.positives else ""),
@@ -261,6 +300,7 @@ class Trainer:
             start_epoch=p.epoch, start_step=p.step, resumed_from=self.resume_path, start_batch=p.position,
             sample_kind=self.method.sample_kind,
         ))
+        self._say_what_starts_the_model()
         self._note_sub_batch_normalisation()
         for note in self.pending_notes if self.info.is_main else []:
             self.reporter.note(note)
@@ -293,7 +333,8 @@ class Trainer:
                 fetched = time.perf_counter()
                 replaced += int(batch["replaced"].sum()) if "replaced" in batch else 0
                 views = self.device_augment(batch) if self.device_augment is not None else batch["views"]
-                loss, lr, spread = self._train_step(views, {key: batch[key] for key in self.method.extra_keys})
+                loss, lr, stats = self._train_step(views, {key: batch[key] for key in self.method.extra_keys})
+                spread = stats.get("spread")
                 done = time.perf_counter()
                 p.step += 1
                 p.position += 1
@@ -302,7 +343,7 @@ class Trainer:
                 if spread is not None:
                     p.epoch_spread_sum += spread
                     p.epoch_spread_count += 1
-                self._report_step(loss, lr, views, fetched - waited, done - waited)
+                self._report_step(loss, lr, stats, views, fetched - waited, done - waited)
                 stop, due = dist.any_process(preemption.requested() is not None, self._checkpoint_due(),
                                              device=self.placement.device)  # one all-reduce a step
                 if stop:
@@ -356,11 +397,12 @@ class Trainer:
         self.dataset.store.encoded_bytes(0)  # a store of raw frames says here that it has nothing to decode
         return DeviceAugment(data.image_size, self.placement.device, self.dataset.store.locate)
 
-    def _train_step(self, views: torch.Tensor, extras: dict[str, torch.Tensor]) -> tuple[float, float, float | None]:
-        """One optimizer step -> (global batch loss, learning rate, embedding spread)."""
+    def _train_step(self, views: torch.Tensor, extras: dict[str, torch.Tensor]) -> tuple[float, float, dict]:
+        """One optimizer step -> (global batch loss, learning rate of train.lr's group, the step's
+        stats: embedding ``spread`` and the loss ``terms``)."""
         train = self.recipe.train
         lr = self.schedule.lr_at(self.progress.step)
-        set_learning_rate(self.optimizer, lr)
+        set_learning_rate(self.optimizer, self.schedule.decay_rate(self.progress.step))
         self.method.train()
         self.method.before_step(self.progress.step, self.total_steps)
         stats: dict = {}
@@ -376,21 +418,26 @@ class Trainer:
             ) from None
         optimizer_step(self.method, self.optimizer, self.scaler, train.grad_clip)
         self.method.after_step(self.progress.step + 1, self.total_steps)
-        return loss, lr, stats.get("spread")
+        return loss, lr, stats
 
-    def _report_step(self, loss: float, lr: float, views: torch.Tensor, wait: float, total: float) -> None:
+    def _report_step(self, loss: float, lr: float, stats: dict, views: torch.Tensor, wait: float, total: float) -> None:
         p = self.progress
         frames = views.shape[0] * views.shape[1] * views.shape[2] * self.info.world_size
+        speed, waiting = frames / max(total, 1e-9), wait / max(total, 1e-9)
         self.reporter.step(StepDone(
             epoch=p.epoch + 1, batch=p.position, batches_per_epoch=self.batches_per_epoch, step=p.step,
-            total_steps=self.total_steps, loss=loss, lr=lr, frames_per_second=frames / max(total, 1e-9),
-            data_wait=wait / max(total, 1e-9),
+            total_steps=self.total_steps, loss=loss, lr=lr, frames_per_second=speed, data_wait=waiting,
         ))
-        if self.info.is_main and p.step % self.recipe.log.step_every == 0:
-            self.step_metrics.append(p.step, p.epoch + 1, loss, lr, frames / max(total, 1e-9), wait / max(total, 1e-9))
-        if self.wandb is not None:
-            self.wandb.log({"train/loss": loss, "train/lr": lr, "epoch": p.epoch + p.position / self.batches_per_epoch},
-                           step=p.step)
+        if not self.info.is_main:
+            return
+        log = self.recipe.log
+        if p.step % log.step_every == 0:
+            self.step_metrics.append(p.step, p.epoch + 1, loss, lr, speed, waiting)
+            self.monitor.scalars({**step_scalars(loss, stats.get("terms", {}), group_learning_rates(self.optimizer), lr,
+                                                 speed, waiting), "epoch": p.epoch + p.position / self.batches_per_epoch},
+                                 step=p.step)
+        if self.monitor.active and log.images_every and p.step % log.images_every == 0:
+            self.monitor.images(training_images(self.method, views, self.placement), step=p.step)
 
     def _end_epoch(self, seconds: float) -> Path | None:
         p = self.progress
@@ -409,8 +456,7 @@ class Trainer:
                 logged["epoch/embedding_spread"] = spread
             if self.probe_setup is not None and (p.epoch % self.recipe.probe.every == 0 or p.epoch == self.recipe.train.epochs):
                 logged.update(self._probe(p.epoch))
-            if self.wandb is not None:
-                self.wandb.log(logged, step=p.step)
+            self.monitor.scalars(logged, step=p.step)
         path = None
         if p.epoch % self.recipe.train.save_every == 0 or p.epoch == self.recipe.train.epochs:
             path = self._save(ckpt.epoch_name(p.epoch))
@@ -454,7 +500,6 @@ class Trainer:
             step=self.progress.step, loss=float(rows[-1]["loss"]) if rows else None, checkpoint=path,
             seconds=time.perf_counter() - started,
         )
-        if self.wandb is not None:
-            self.wandb.finish()
+        self.monitor.close()  # finishes the W&B run too
         self.reporter.stop(outcome)
         return outcome

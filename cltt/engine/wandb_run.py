@@ -45,5 +45,9 @@ class WandbRun:
     def log(self, values: dict, step: int) -> None:
         self.run.log(values, step=step)
 
+    def log_images(self, images: dict, step: int) -> None:
+        """RGB uint8 ``[H, W, 3]`` arrays by name."""
+        self.run.log({name: self._wandb.Image(image) for name, image in images.items()}, step=step)
+
     def finish(self) -> None:
         self.run.finish()

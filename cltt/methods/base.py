@@ -40,6 +40,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -176,6 +177,14 @@ class Method(nn.Module):
     def monitored(self, embeddings: torch.Tensor) -> torch.Tensor:
         """The ``[N, D]`` rows whose spread the collapse monitor reports (all embeddings by default)."""
         return embeddings.flatten(0, -2)
+
+    def monitor_images(self, inputs: torch.Tensor, frames: np.ndarray) -> dict[str, np.ndarray]:
+        """Pictures of what the method learns, for TensorBoard and W&B (``log.images_every``).
+
+        ``inputs [n, V, T, 3, S, S]`` model input and the same samples' ``frames [n, V, T, S, S, 3]``
+        uint8 -> ``{name: RGB uint8 [H, W, 3]}``; called in eval mode without a graph. None by default.
+        """
+        return {}
 
     def export_encoder(self) -> tuple[nn.Module, str | None]:
         """(the per-frame encoder ``cltt export`` writes, why its head cannot come along or None).

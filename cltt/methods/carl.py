@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from cltt.data.sequences import SequenceDataset
@@ -162,6 +163,15 @@ class CARL(Method):
         return sequence_contrast_loss(z[:, :t], z[:, t:], times[:, 0], times[:, 1], valid[:, 0], valid[:, 1],
                                       temperature=self.config.temperature,
                                       sigma_squared=self.options.sigma_squared)
+
+    def monitor_images(self, inputs: torch.Tensor, frames) -> dict:
+        """``alignment``: the two sampled sequences of the first video and the cosine similarity
+        of their frame embeddings, each frame's nearest neighbour in the other marked."""
+        from cltt.visualize import alignment_image
+
+        embeddings = F.normalize(self.frame_embeddings(inputs[0]).float(), dim=-1)  # [2, T, E]
+        similarity = (embeddings[0] @ embeddings[1].T).cpu().numpy()
+        return {"alignment": alignment_image(frames[0, 0], frames[0, 1], similarity)}
 
     def frame_embeddings(self, frames: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         """``[N, T, 3, S, S]`` model input -> frame embeddings ``[N, T, E]`` (positions = ranks)."""

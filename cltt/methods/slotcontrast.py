@@ -52,8 +52,8 @@ from torch import nn
 from cltt.errors import CLTTError, RecipeError
 from cltt.methods import register_method
 from cltt.methods.base import Forward, Method
-from cltt.models.slots import SlotAttention, SlotDecoder, SlotPredictor
 from cltt.models.patch_features import PatchFeatures
+from cltt.models.slots import SlotAttention, SlotDecoder, SlotPredictor
 from cltt.recipe import check_min
 
 
@@ -231,6 +231,13 @@ class SlotContrast(Method):
             return embeddings.sum() * 0.0, anchors  # keeps the graph: exact sub-batching needs dL/dz
         total, anchors = slot_contrast(slots, first, count, self.config.temperature)
         return weight * total, anchors
+
+    def monitor_images(self, inputs: torch.Tensor, frames) -> dict:
+        """``slot_masks``: each window's frames, then tinted by the decoder's argmax slot."""
+        from cltt.visualize import slot_mask_grid
+
+        masks = self.all_slot_masks(inputs[:, 0])["decoder"]
+        return {"slot_masks": slot_mask_grid(frames[:, 0], masks.float().cpu().numpy())}
 
     def slot_masks(self, frames: torch.Tensor, chunk_size: int | None = None, kind: str = "decoder") -> torch.Tensor:
         """Masks of whole clips: ``frames [N, T, 3, S, S]`` -> ``[N, T, K, h, w]`` on the patch grid.
