@@ -229,8 +229,9 @@ def _dinov2_names(tensors: dict[str, torch.Tensor], model_state: Mapping[str, to
                   ) -> tuple[dict[str, torch.Tensor], list[str]]:
     """DINOv2's training names in timm's, where that makes keys match: chunked blocks, register tokens."""
     notes = []
-    if not any(key in model_state for key in tensors if _CHUNKED_BLOCK.search(key)) and \
-            any(_CHUNKED_BLOCK.sub(r"\1blocks.\2.", key) in model_state for key in tensors):
+    chunked = [key for key in tensors if _CHUNKED_BLOCK.search(key)]
+    if chunked and not any(key in model_state for key in chunked) and \
+            any(_CHUNKED_BLOCK.sub(r"\1blocks.\2.", key) in model_state for key in chunked):
         tensors = {_CHUNKED_BLOCK.sub(r"\1blocks.\2.", key): value for key, value in tensors.items()}
         notes.append("chunked blocks renamed")
     if "register_tokens" in tensors and "reg_token" in model_state:
