@@ -16,8 +16,8 @@ Names (``log.step_every`` steps apart for ``train/*``, at each epoch's end for t
     images/batch, images/<method's>   every log.images_every steps (slot masks, CARL's alignment)
 
 TensorBoard's event files go to ``RUN_DIR/tensorboard``; no network is used. A resumed run
-opens its writer with ``purge_step`` at the step it resumes from, so TensorBoard drops what
-the killed process logged after its last checkpoint and the curves stay those of one run.
+opens its writer with ``purge_step`` just after the step it resumes from, so TensorBoard drops
+what the stopped process logged after its last checkpoint and the curves stay those of one run.
 """
 
 from __future__ import annotations

@@ -209,7 +209,9 @@ class Trainer:
         """TensorBoard (``log.tensorboard``) and W&B, fed the same scalars and images (:mod:`cltt.engine.monitor`)."""
         if not self.info.is_main:
             return
-        sinks = [TensorBoardSink(self.run_dir, purge_step=self.progress.step)] if self.recipe.log.tensorboard else []
+        # a resumed run drops what the stopped process logged after its checkpoint (steps > progress.step)
+        purge = self.progress.step + 1 if self.resume_state is not None else None
+        sinks = [TensorBoardSink(self.run_dir, purge_step=purge)] if self.recipe.log.tensorboard else []
         if self.wandb is not None:
             sinks.append(WandbSink(self.wandb))
         self.monitor = Monitor(sinks)
