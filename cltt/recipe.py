@@ -639,6 +639,12 @@ def recipe_from_dict(tree: dict[str, Any]) -> Recipe:
     return recipe
 
 
+def without_weights_file(recipe: Recipe) -> Recipe:
+    """``recipe`` with ``model.weights`` unset: for building a model whose weights come from a
+    checkpoint (resume, probe, export), where the file named at training time may be gone."""
+    return dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, weights=None))
+
+
 def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
     """The recipe as plain nested dicts and lists (YAML- and JSON-ready); of the method
     sections only the chosen method's own."""

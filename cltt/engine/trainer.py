@@ -44,7 +44,7 @@ from cltt.engine.step import NonFiniteLoss, accumulate_gradients, optimizer_step
 from cltt.errors import CLTTError
 from cltt.methods import build_method, method_class
 from cltt.models.global_batchnorm import convert_to_global_batchnorm
-from cltt.recipe import Recipe, dump_recipe, recipe_to_dict
+from cltt.recipe import Recipe, dump_recipe, recipe_to_dict, without_weights_file
 
 
 @dataclass
@@ -118,8 +118,7 @@ class Trainer:
         )
 
         # a resumed run's weights come from its checkpoint: the weights file need not still exist
-        built_from = dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, weights=None)) \
-            if self.resume_state is not None else recipe
+        built_from = without_weights_file(recipe) if self.resume_state is not None else recipe
         self.method = build_method(built_from).to(self.placement.device)
         self.init_report = None
         if self.resume_state is None and recipe.model.init_from:

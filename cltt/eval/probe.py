@@ -24,7 +24,6 @@ During training (process 0, every ``probe.every`` epochs):
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +61,7 @@ from cltt.eval.metrics_eval import EvalRow, append_eval_row  # noqa: F401  (re-e
 from cltt.eval.report import ProbeReport, ProbeScore
 from cltt.eval.samples import Samples, pool_samples
 from cltt.methods import build_method
-from cltt.recipe import Recipe, recipe_to_dict
+from cltt.recipe import Recipe, recipe_to_dict, without_weights_file
 
 SPLITS = ("train", "val", "test")
 
@@ -215,15 +214,18 @@ def evaluate_method(method: torch.nn.Module, recipe: Recipe, device: torch.devic
 def random_init_method(recipe: Recipe) -> torch.nn.Module:
     """The recipe's architecture initialised with ``train.seed`` (no weights file), leaving the
     caller's random state untouched: the weights a run of this recipe starts from."""
-    untrained = dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, weights=None))
+    untrained = without_weights_file(recipe)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.train.seed)
         return build_method(untrained)
 
 
 def load_trained_method(recipe: Recipe, state: dict, path: Path) -> torch.nn.Module:
-    """``build_method(recipe)`` with the checkpoint's weights; one clear error if they do not fit."""
-    method = build_method(recipe)
+    """``build_method(recipe)`` with the checkpoint's weights; one clear error if they do not fit.
+
+    The weights file named at training time (``model.weights``) is not read again: the
+    checkpoint holds every weight, and the file may no longer exist here."""
+    method = build_method(without_weights_file(recipe))
     try:
         method.load_state_dict(state["model"])
     except (RuntimeError, KeyError) as err:

@@ -3,7 +3,6 @@ where it came from (run, epoch, step), which every exported file records."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -17,7 +16,7 @@ from cltt.engine.device import IMAGENET_MEAN, IMAGENET_STD
 from cltt.engine.run_dir import changed_keys, resolve_resume_target, saved_recipe
 from cltt.errors import CLTTError
 from cltt.models import ContrastiveEncoder, build_encoder
-from cltt.recipe import Recipe, apply_override, recipe_from_dict, recipe_to_dict
+from cltt.recipe import Recipe, apply_override, recipe_from_dict, recipe_to_dict, without_weights_file
 
 # Overrides an export accepts: its own section, and what only says where data and compute are.
 # Anything else (model.*, data.image_size, ...) would describe a model the weights do not fit.
@@ -138,7 +137,7 @@ def open_checkpoint(target: str | Path, overrides: Sequence[str] = ()) -> Export
     recipe = _with_overrides(saved_recipe(state, path), overrides)
     # The checkpoint holds every weight; a pretrained-weights file named at training time
     # may no longer exist here, so it is not read again.
-    untrained = dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, weights=None))
+    untrained = without_weights_file(recipe)
     from cltt.methods import build_method
 
     method = build_method(untrained)
