@@ -7,6 +7,7 @@ behaviour depends on it: frozen BatchNorm statistics, groups over a real backbon
 from __future__ import annotations
 
 import argparse
+import shutil
 
 import pytest
 import torch
@@ -21,6 +22,7 @@ from tests.conftest import write_clip
 from tests.test_train import Recorder, cltt, train_in_process, write_recipe
 
 RESNET = {"backbone": "resnet18", "projection_dim": 16}  # the default recipe's model, head with BatchNorm
+TINY = {"backbone": "tiny_cnn", "projection_dim": 16}  # for what does not depend on the backbone (120 MB less a run)
 
 
 def trainer_for(recipe_path, *overrides) -> Trainer:
@@ -84,7 +86,7 @@ def test_the_start_lines_name_each_groups_rate(tmp_path, frames_root):
     result = cltt("train", recipe, cwd=tmp_path)
     assert result.returncode == 0, result.stdout
     lines = result.stdout.splitlines()
-    assert any(line.startswith("model.freeze: froze '\\\\.layer1\\\\.': 12 tensors") for line in lines), lines
+    assert any(line.startswith("model.freeze: froze '\\.layer1\\.': 12 tensors") for line in lines), lines
     rates = next(line for line in lines if line.startswith("learning rates:"))
     assert "'backbone' lr 1e-05 wd 1e-06" in rates and "the rest lr 0.001" in rates
 
@@ -105,7 +107,7 @@ def test_bad_groups_and_freezes_exit_2_in_one_line(tmp_path, frames_root, settin
 
 
 def test_a_second_stage_starts_from_the_first_stages_weights_under_its_own_schedule(tmp_path, frames_root):
-    recipe = write_recipe(tmp_path, frames_root, model=RESNET, train={"epochs": 2, "max_batches_per_epoch": 2})
+    recipe = write_recipe(tmp_path, frames_root, model=TINY, train={"epochs": 2, "max_batches_per_epoch": 2})
     train_in_process(recipe, ["train.name=stage1"])
     stage1 = ckpt.load_checkpoint(tmp_path / "runs" / "stage1" / ckpt.FINAL_NAME)
 
@@ -130,12 +132,12 @@ def test_a_second_stage_starts_from_the_first_stages_weights_under_its_own_sched
 
 
 @pytest.mark.parametrize("setting, message", [
-    ("model.backbone=tiny_cnn", "is a run of another architecture: its model.backbone is 'resnet18'"),
+    ("model.backbone=resnet18", "is a run of another architecture: its model.backbone is 'tiny_cnn'"),
     ("method.name=simclr", "is a cltt run, this recipe trains simclr"),
-    ("model.projection_dim=32", "'encoder.head.net.3.weight' is [16, 512]"),
+    ("model.projection_dim=32", "'encoder.head.net.3.weight' is [16, 128]"),
 ])
 def test_init_from_another_architecture_method_or_size_exits_2(tmp_path, frames_root, setting, message):
-    recipe = write_recipe(tmp_path, frames_root, model=RESNET, train={"epochs": 1, "max_batches_per_epoch": 1})
+    recipe = write_recipe(tmp_path, frames_root, model=TINY, train={"epochs": 1, "max_batches_per_epoch": 1})
     train_in_process(recipe, ["train.name=stage1"])
     result = cltt("train", recipe, "train.name=stage2", f"model.init_from={tmp_path / 'runs' / 'stage1'}", setting,
                   cwd=tmp_path)
@@ -169,3 +171,5 @@ def test_slotcontrast_trains_on_vit_b14_patch_tokens_from_a_dino_checkpoint(tmp_
     final = ckpt.load_checkpoint(run_dir / ckpt.FINAL_NAME)["model"]
     for key, value in vit.state_dict().items():  # frozen: exactly the file's
         assert torch.equal(final[f"encoder.features.vit.{key}"], value), key
+    shutil.rmtree(run_dir)  # three ViT-B/14 files of 350 MB: not left for pytest to keep
+    weights.unlink()

@@ -74,6 +74,7 @@ def test_a_vit_b14_in_dino_checkpoint_layout_gives_the_features_it_came_from(tmp
         tokens = loaded.patches.read(loaded.module, frames, -1)
         assert torch.equal(tokens, source.patches.read(source.module, frames, -1))
     assert tokens.shape == (2, 256, 768)  # 16 x 16 patches at 224 px
+    path.unlink()  # 350 MB
 
 
 def small_vit(image_size: int, **timm_args):
@@ -183,3 +184,18 @@ def test_train_says_what_the_weights_file_loaded(tmp_path):
     assert result.exit_code == 0, result.output
     line = next(line for line in result.output.splitlines() if line.startswith("model.weights:"))
     assert f"loaded 12 tensors from {path} (prefix 'module.'); 0 missing" in line  # 4 convs, 4 GroupNorms x 2
+
+
+def test_a_torchvision_resnet_file_loads_into_timms_resnet_with_the_same_features(tmp_path):
+    import torchvision
+
+    torch.manual_seed(0)
+    reference = torchvision.models.resnet18(weights=None).eval()
+    path = tmp_path / "resnet18_torchvision.pth"
+    torch.save(reference.state_dict(), path)
+    built, report = backbone_from_model(model_config("model.backbone=timm/resnet18", f"model.weights={path}"), 64)
+    assert report.loaded == 120 and set(report.ignored) == {"fc.weight", "fc.bias"}
+    reference.fc = torch.nn.Identity()
+    frames = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(built.module.eval()(frames), reference(frames))

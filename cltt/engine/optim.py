@@ -90,12 +90,16 @@ def group_summaries(optimizer: torch.optim.Optimizer) -> list[GroupSummary]:
 def describe_groups(optimizer: torch.optim.Optimizer) -> str:
     """One line: each group's base learning rate, weight decay and size."""
     summaries = group_summaries(optimizer)
-    parts = [f"{'the rest' if s.name == DEFAULT_GROUP else repr(s.name)} lr {s.lr:.3g} wd {s.weight_decay:.3g} "
-             f"({s.tensors} tensors, {s.parameters / 1e6:.2f}M)" for s in summaries]
+    parts = [f"{_label(s.name)} lr {s.lr:.3g} wd {s.weight_decay:.3g} ({s.tensors} tensors, {s.parameters / 1e6:.2f}M)"
+             for s in summaries]
     if len(summaries) == 1:
         return f"learning rate {summaries[0].lr:.3g} for all {summaries[0].tensors} trainable tensors " \
                f"({summaries[0].parameters / 1e6:.2f}M parameters)"
     return "learning rates: " + "; ".join(parts)
+
+
+def _label(group: str) -> str:
+    return "the rest" if group == DEFAULT_GROUP else "'" + group + "'"
 
 
 def set_learning_rate(optimizer: torch.optim.Optimizer, rate: float) -> None:

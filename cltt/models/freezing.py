@@ -59,7 +59,7 @@ def freeze(method: nn.Module, spec: str | list[str]) -> FreezeReport:
                 raise CLTTError(f"model.freeze pattern {pattern!r} matches no trainable parameter; names look like "
                                 f"{', '.join(list(trainable)[:3])} (re.search on each name)")
             chosen.update(found)
-        what = ", ".join(repr(pattern) for pattern in spec)
+        what = ", ".join(f"'{pattern}'" for pattern in spec)
     for p in chosen.values():
         p.requires_grad_(False)
     method.frozen_modules = _static_modules(method, {id(p) for p in chosen.values()})
