@@ -199,3 +199,26 @@ def test_a_torchvision_resnet_file_loads_into_timms_resnet_with_the_same_feature
     frames = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(built.module.eval()(frames), reference(frames))
+
+
+def test_an_exported_timm_backbone_loads_back_with_its_timm_arguments(tmp_path):
+    from cltt.export import load_encoder
+
+    result = run_cli(tmp_path, "model.backbone=timm/vit_tiny_patch16_224", "model.timm.patch_size=8", "model.timm.depth=1",
+                     "model.pool=avg")
+    assert result.exit_code == 0, result.output
+    exported = invoke_in_process(main, ["export", tmp_path / "runs" / "r", "--format", "safetensors", "--out",
+                                        tmp_path / "export"], tmp_path)
+    assert exported.exit_code == 0, exported.output
+    (weights,) = (tmp_path / "export").glob("*.safetensors")
+    encoder = load_encoder(weights)
+    frames = torch.rand(2, 3, 32, 32)
+    from cltt.engine import checkpoint as ckpt
+    from cltt.eval.probe import load_trained_method
+
+    recipe = load_recipe(tmp_path / "runs" / "r" / "recipe.yaml")
+    assert recipe.model.timm == {"patch_size": 8, "depth": 1}
+    final = tmp_path / "runs" / "r" / ckpt.FINAL_NAME
+    trained = load_trained_method(recipe, ckpt.load_checkpoint(final), final).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(frames), trained.encoder.represent(frames))

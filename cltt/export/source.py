@@ -50,6 +50,8 @@ def build_frame_encoder(architecture: dict) -> FrameEncoder:
         projection_hidden=architecture["projection_hidden"],
         projection_dim=architecture["projection_dim"],
         head_batchnorm=architecture["head_batchnorm"],
+        pool=architecture.get("pool"),  # absent from exports written before timm backbones
+        timm_args=architecture.get("timm") or {},
     )
     return FrameEncoder(encoder.backbone, encoder.head if architecture["with_head"] else None)
 
@@ -87,6 +89,8 @@ class ExportSource:
         model = self.recipe.model
         return {
             "backbone": model.backbone,
+            "timm": dict(model.timm),
+            "pool": model.pool,
             "image_size": self.recipe.data.image_size,
             "feature_dim": self.encoder.feature_dim,
             "projection_hidden": model.projection_hidden or self.encoder.feature_dim,
