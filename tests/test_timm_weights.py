@@ -222,3 +222,12 @@ def test_an_exported_timm_backbone_loads_back_with_its_timm_arguments(tmp_path):
     trained = load_trained_method(recipe, ckpt.load_checkpoint(final), final).eval()
     with torch.no_grad():
         torch.testing.assert_close(encoder(frames), trained.encoder.represent(frames))
+
+
+def test_dino_local_crops_are_refused_for_a_timm_vit_built_for_one_size():
+    from cltt.methods import build_method
+
+    recipe = load_recipe(None, ["method.name=dino", "method.dino.local_crops=2", "data.image_size=32",
+                                "model.backbone=timm/vit_tiny_patch16_224", "model.timm.depth=1"])
+    with pytest.raises(CLTTError, match="local_crops needs a backbone that takes any image size"):
+        build_method(recipe)

@@ -41,7 +41,7 @@ def build_timm_backbone(name: str, image_size: int, pool: str | None, timm_args:
     """``timm.create_model(name)`` headless at ``image_size`` (module doc), as a :class:`Backbone`."""
     import timm
 
-    if name not in timm_names():
+    if name.partition(".")[0] not in timm_names():  # a pretrained tag (".dino") only picks a config here
         close = difflib.get_close_matches(name, timm_names(), n=3, cutoff=0.5)
         hint = f"; closest: {', '.join('timm/' + c for c in close)}" if close else \
             "; python -c 'import timm; print(timm.list_models(\"*vit*\"))' lists them"
