@@ -107,7 +107,7 @@ def test_sidecar_describes_the_export(run, tmp_path):
     assert sidecar["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert len(sidecar["weights_sha256"]) == 64
     assert sidecar["architecture"] == {
-        "backbone": "tiny_cnn", "image_size": 32, "feature_dim": 128, "projection_hidden": 128,
+        "backbone": "tiny_cnn", "timm": {}, "pool": None, "image_size": 32, "feature_dim": 128, "projection_hidden": 128,
         "projection_dim": 16, "head_batchnorm": True, "with_head": False, "output": "representation",
         "output_dim": 128,
     }
