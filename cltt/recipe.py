@@ -437,6 +437,11 @@ class ProbeConfig:
     Labels come from ``labels`` (default ROOT/labels.csv: clip,label[,split]) or from folders
     ROOT/<label>/<clip>/. Splits are by clip, never by frame: from the file's split column, or
     drawn with ``split_seed`` in ``split_fractions`` (train, val, test) when it has none.
+
+    probes: ``linear`` (least squares on standardised features, its ridge picked on val from
+    ``ridge``), ``logistic`` (C from ``logistic_c``), ``knn``, ``retrieval`` (recall@1, @5 and
+    mAP of held-out frames against train frames). Every figure has a 95% interval from
+    ``bootstrap_rounds`` resamples of the split's clips.
     """
 
     task: Literal["classes", "phases", "slots"] = "classes"  # phases: CARL's evaluation; slots: FG-ARI/mBO
@@ -444,9 +449,11 @@ class ProbeConfig:
     labels: Optional[str] = None
     split_fractions: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
     split_seed: int = 0
-    probes: list[str] = field(default_factory=lambda: ["linear", "logistic", "knn"])
+    probes: list[str] = field(default_factory=lambda: ["linear", "logistic", "knn", "retrieval"])
     baselines: list[str] = field(default_factory=lambda: ["random_init", "pixels"])
     logistic_c: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0])
+    ridge: list[float] = field(default_factory=lambda: [0.0, 1.0, 10.0, 100.0, 1000.0, 10000.0])  # linear, on val
+    bootstrap_rounds: int = 2000  # resamples of the clips behind every 95% interval
     knn_k: int = 20
     knn_temperature: float = 0.07
     pixels_size: int = 16  # raw-pixel baseline: frames resized to this many pixels a side
@@ -460,8 +467,11 @@ class ProbeConfig:
             raise RecipeError(f"recipe key '{at}.split_fractions' must be [train, val, test] >= 0 summing to 1 "
                               f"with train > 0, got {self.split_fractions}")
         for name in self.probes:
-            if name not in ("linear", "logistic", "knn"):
-                raise RecipeError(f"recipe key '{at}.probes' lists {name!r}; choose from linear, logistic, knn")
+            if name not in ("linear", "logistic", "knn", "retrieval"):
+                raise RecipeError(f"recipe key '{at}.probes' lists {name!r}; choose from linear, logistic, knn, retrieval")
+        if not self.ridge or any(r < 0 for r in self.ridge):
+            raise RecipeError(f"recipe key '{at}.ridge' must be a non-empty list of values >= 0, got {self.ridge}")
+        check_min(self.bootstrap_rounds, f"{at}.bootstrap_rounds", 100)
         for name in self.baselines:
             if name not in ("random_init", "pixels"):
                 raise RecipeError(f"recipe key '{at}.baselines' lists {name!r}; choose from random_init, pixels")

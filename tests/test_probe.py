@@ -38,7 +38,8 @@ from cltt.recipe import SyntheticConfig, load_recipe, recipe_from_dict
 
 from .conftest import write_clip
 
-EXACT_HEADER = "epoch,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc"
+LAB_COLUMNS = "epoch,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc"  # the lab's, first
+EXACT_HEADER = LAB_COLUMNS + ",train_acc_low,train_acc_high,val_acc_low,val_acc_high,test_acc_low,test_acc_high"
 
 
 # --------------------------------------------------------------------------- tiny data and run
@@ -328,14 +329,22 @@ def test_cltt_probe_run_dir(tiny_run):
     report = json.loads((tiny_run / "probe.json").read_text())
     assert report["epoch"] == 1 and report["level"] == "frame" and report["classes"] == ["1", "2", "3"]
     assert {(s["features"], s["probe"]) for s in report["scores"]} == {
-        (f, p) for f in ("trained", "random_init", "pixels") for p in ("linear", "logistic", "knn")}
-    assert all(0 <= s[k] <= 1 for s in report["scores"] for k in ("train", "val", "test"))
+        (f, p) for f in ("trained", "random_init", "pixels")
+        for p in ("linear", "logistic", "knn", "recall@1", "recall@5", "mAP")}
+    assert all(0 <= s[k] <= 1 for s in report["scores"] for k in ("train", "val", "test") if s[k] is not None)
+    for s in report["scores"]:  # every figure has its 95% interval around it
+        for split in ("train", "val", "test"):
+            if s[split] is not None:
+                low, high = s["intervals"][split]
+                assert low <= s[split] + 1e-9 and s[split] <= high + 1e-9
+    assert "[" in result.stdout and "95% interval" in result.stdout
     assert sum(c["clips"] for c in report["counts"].values()) == 12
     lines = (tiny_run / "metrics_eval.csv").read_text().splitlines()
     assert lines[0] == EXACT_HEADER and len(lines) == 2
     row = dict(zip(HEADER, lines[1].split(",")))
     logistic = next(s for s in report["scores"] if s["features"] == "trained" and s["probe"] == "logistic")
     assert row["epoch"] == "1" and float(row["test_acc"]) == pytest.approx(logistic["test"], abs=1e-6)
+    assert [float(row["test_acc_low"]), float(row["test_acc_high"])] == pytest.approx(logistic["intervals"]["test"], abs=1e-6)
     assert float(row["val_loss"]) == pytest.approx(logistic["losses"]["val"], abs=1e-6)
     cached = sorted((tiny_run / "features").glob("*.npz"))
     assert [p.name.split("-")[0] for p in cached] == ["pixels", "random_init", "trained"]
@@ -402,10 +411,17 @@ def test_metrics_eval_rows(tmp_path):
     append_eval_row(tmp_path, EvalRow(1, 0.9, 0.5, 1.0, 0.25, 1.1, 0.2))
     append_eval_row(tmp_path, EvalRow(2, 0.4, 0.8, 0.5, 0.6, None, None))  # replaces epoch 2
     lines = (tmp_path / "metrics_eval.csv").read_text().splitlines()
-    assert lines == [EXACT_HEADER, "1,0.900000,0.500000,1.000000,0.250000,1.100000,0.200000",
-                     "2,0.400000,0.800000,0.500000,0.600000,,"]
+    assert lines == [EXACT_HEADER, "1,0.900000,0.500000,1.000000,0.250000,1.100000,0.200000,,,,,,",
+                     "2,0.400000,0.800000,0.500000,0.600000,,,,,,,,"]
     keep_eval_rows_up_to(tmp_path, 1)
     assert [r["epoch"] for r in read_eval_rows(tmp_path)] == ["1"]
+    # a file with only the lab's columns (written before the intervals) is read and extended
+    (tmp_path / "metrics_eval.csv").write_text(LAB_COLUMNS + "\n1,0.9,0.5,1.0,0.25,1.1,0.2\n")
+    append_eval_row(tmp_path, EvalRow(2, 0.4, 0.8, 0.5, 0.6, 0.7, 0.55, 0.7, 0.9, 0.4, 0.8, 0.3, 0.75))
+    lines = (tmp_path / "metrics_eval.csv").read_text().splitlines()
+    assert lines == [EXACT_HEADER, "1,0.9,0.5,1.0,0.25,1.1,0.2,,,,,,",
+                     "2,0.400000,0.800000,0.500000,0.600000,0.700000,0.550000,0.700000,0.900000,0.400000,0.800000,"
+                     "0.300000,0.750000"]
     (tmp_path / "metrics_eval.csv").write_text("epoch,acc\n1,0.5\n")
     with pytest.raises(CLTTError, match="move it aside"):
         append_eval_row(tmp_path, EvalRow(3, None, None, None, None, None, None))
@@ -434,6 +450,12 @@ def test_labels_layouts_users_have(tiny_run, tmp_path, layout):
     assert "Traceback" not in result.output
     report = json.loads(out.read_text())
     empty = {"train_test": "val", "two_per_class": "val", "train_val": "test"}.get(layout)
+    if layout == "two_per_class":  # 2 clips per class: 1 in test; the figures say how uncertain they are
+        assert "95% interval" in result.stdout and " [" in result.stdout
+        assert "warning: the test split has 3 clips for 3 classes and the fewest" in result.stderr
+        assert "(under 5 a class)" in result.stderr and "wider than +-10 points" in result.stderr
     for score in report["scores"]:
+        retrieval = score["probe"] in ("recall@1", "recall@5", "mAP")  # queries come from held-out clips only
         for split in ("train", "val", "test"):
-            assert (score[split] is None) == (split == empty), (score, split)
+            assert (score[split] is None) == (split == empty or (retrieval and split == "train")), (score, split)
+            assert (score["intervals"][split] is None) == (score[split] is None)

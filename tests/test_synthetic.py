@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from cltt.data.clipwriter import read_marker
+from cltt.data.render3d import MESHES
 from cltt.data.synthetic import GENERATORS, PHASE_NAMES, digit_samples, phase_timeline, write_synthetic
 from cltt.errors import CLTTError
 from cltt.recipe import SyntheticConfig
@@ -77,6 +78,8 @@ def test_labels_match_masks(written):
             assert row["label"] == str(len(ids))
         elif name == "phases":
             assert extra["objects"] == 1 and row["label"] == str(len(PHASE_NAMES))
+        elif name == "rotating-objects":
+            assert extra["objects"] == 1 and row["label"] == extra["object"] in MESHES
         else:
             assert len(extra["digits"]) == len(ids)
             assert row["label"] == (str(extra["digits"][0]) if len(ids) == 1 else "")
@@ -111,10 +114,11 @@ def test_boxes_are_mask_bounding_boxes(written):
 
 
 def test_splits_hold_out_whole_clips(written):
-    _, out, _ = written
+    name, out, _ = written
     _, rows = read_csv(out / "labels.csv")
     splits = [r["split"] for r in rows]
-    assert set(splits) == {"train", "val", "test"}
+    # rotating-objects splits each object's clips: with 2 per object, one train and one test
+    assert set(splits) == ({"train", "test"} if name == "rotating-objects" else {"train", "val", "test"})
     assert len({r["clip"] for r in rows}) == len(rows), "one split per clip"
     assert splits.count("train") > splits.count("val")
 
@@ -299,3 +303,57 @@ def test_phases_rerun_rewrites_phases_csv(tmp_path):
     os.remove(tmp_path / "phases.csv")
     assert {r.status for r in write("phases", tmp_path)} == {"skipped"}
     assert all_files(tmp_path) == first
+
+
+# --------------------------------------------------------------------------- rotating objects
+
+
+@pytest.fixture(scope="module")
+def objects_data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("objects")
+    write("rotating-objects", out, SyntheticConfig(clips=36, frames=6, size=32, max_objects=6, seed=0), workers=2)
+    _, rows = read_csv(out / "labels.csv")
+    return out, rows, {r["clip"]: read_marker(out, r["clip"])["extra"] for r in rows}
+
+
+def test_every_object_has_train_val_and_test_clips_and_held_out_views_are_new(objects_data):
+    out, rows, extras = objects_data
+    names = list(MESHES)[:6]
+    assert sorted({r["label"] for r in rows}) == sorted(names)
+    for name in names:
+        splits = sorted(r["split"] for r in rows if r["label"] == name)
+        assert splits.count("test") == 1 and splits.count("val") == 1 and splits.count("train") == 4
+    generator = GENERATORS["rotating-objects"]
+    for row in rows:
+        low, high = generator.train_elevation if row["split"] == "train" else generator.held_out_elevation
+        assert low <= extras[row["clip"]]["elevation"] <= high  # held-out clips look from higher up
+
+
+def test_colour_says_nothing_about_the_object(objects_data):
+    """Hues come from three families that every object shares, drawn per clip."""
+    _, rows, extras = objects_data
+    families = np.array(GENERATORS["rotating-objects"].hues)
+    by_object: dict[str, set[int]] = {}
+    for row in rows:
+        hue = extras[row["clip"]]["hue"]
+        family = int(np.argmin(np.abs((hue - families + 0.5) % 1.0 - 0.5)))
+        by_object.setdefault(row["label"], set()).add(family)
+    assert all(len(found) >= 2 for found in by_object.values()), by_object
+    assert set().union(*by_object.values()) == {0, 1, 2}
+
+
+def test_the_object_turns_and_the_mask_is_the_object(objects_data):
+    out, rows, _ = objects_data
+    clip = rows[0]["clip"]
+    frames = [cv2.imread(str(out / clip / f"frame_{t:06d}.jpg")).astype(int) for t in (1, 6)]
+    masks = masks_of(out, clip)
+    assert np.abs(frames[0] - frames[1]).mean() > 1  # the view changes through the clip
+    for frame, mask in zip(frames, masks[[0, 5]]):
+        assert 0.05 < (mask > 0).mean() < 0.8
+        inside, outside = frame[mask > 0].mean(axis=0), frame[mask == 0].mean(axis=0)
+        assert np.abs(inside - outside).max() > 20  # a shaded object on a dim background
+
+
+def test_too_few_clips_per_object_is_one_line(tmp_path):
+    with pytest.raises(CLTTError, match="at least 2 clips per object"):
+        write("rotating-objects", tmp_path / "o", SyntheticConfig(clips=5, frames=4, size=32, max_objects=3))

@@ -97,7 +97,7 @@ def command(args: tuple[str, ...], checkpoint: Path | None, out: Path | None, sh
     for name, how in report.cache.items():
         err_console.print(f"[dim]features {name}: {how}[/]", soft_wrap=True)
     for note in report.notes:
-        err_console.print(f"[dim]note:[/] {note}", soft_wrap=True)
+        err_console.print(note if note.startswith("warning:") else f"[dim]note:[/] {note}", soft_wrap=True)
     console.print(_summary(report, json_path, run_dir / EVAL_FILE if report.eval_row else None,
                            time.perf_counter() - started), soft_wrap=True)
 
@@ -161,11 +161,19 @@ def _percent(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}"
 
 
+def _with_interval(score, split: str) -> str:
+    """``84.4 [71–93]``: the figure and its 95% clip-bootstrap interval, in percent."""
+    value, interval = getattr(score, split), score.intervals.get(split)
+    if value is None or interval is None:
+        return _percent(value)
+    return f"{100 * value:.1f} [{100 * interval[0]:.0f}–{100 * interval[1]:.0f}]"
+
+
 def _table(report) -> Table:
     counts = report.counts
     split_text = ", ".join(f"{s} {counts[s]['clips']} clips/{counts[s]['samples']} samples" for s in counts)
     epoch = f" (epoch {report.epoch})" if report.epoch is not None else ""
-    table = Table(title=f"probe of {report.checkpoint}{epoch}, accuracy %", title_justify="left",
+    table = Table(title=f"probe of {report.checkpoint}{epoch}, accuracy % [95% interval over clips]", title_justify="left",
                   caption=f"{report.level} level, {len(report.classes)} classes; {split_text}", caption_justify="left")
     for column, justify in (("features", "left"), ("probe", "left"), ("train", "right"), ("val", "right"),
                             ("test", "right"), ("", "left")):
@@ -175,8 +183,9 @@ def _table(report) -> Table:
         if previous is not None and score.features != previous:
             table.add_section()
         name = f"{score.features} ({report.feature_dims.get(score.features, '?')}-d)" if score.features != previous else ""
-        table.add_row(name, score.probe, _percent(score.train), _percent(score.val), f"[bold]{_percent(score.test)}[/]",
-                      f"[dim]{score.detail}[/]")
+        detail = "" if score.probe in ("recall@5", "mAP") else score.detail  # one description for the three retrieval rows
+        table.add_row(name, score.probe, _with_interval(score, "train"), _with_interval(score, "val"),
+                      f"[bold]{_with_interval(score, 'test')}[/]", f"[dim]{detail}[/]")
         previous = score.features
     return table
 
@@ -187,7 +196,7 @@ def _summary(report, json_path: Path, eval_path: Path | None, seconds: float) ->
         found = [s for s in report.scores if s.probe == probe]
         if found:
             split = "test" if any(s.test is not None for s in found) else "val"
-            parts.append(f"{probe} {split} " + ", ".join(f"{s.features} {_percent(getattr(s, split))}%" for s in found))
+            parts.append(f"{probe} {split} " + ", ".join(f"{s.features} {_with_interval(s, split)}%" for s in found))
             break
     where = f"; report {json_path}" + (f"; row epoch {report.eval_row.epoch} in {eval_path}" if eval_path else "")
     return f"probed {Path(report.checkpoint).name}: " + "; ".join(parts) + f" in {seconds:.1f} s{where}"
@@ -214,6 +223,6 @@ def _finish_task(report, json_path: Path, seconds: float) -> None:
     save_report(report, json_path)
     console.print(table)
     for note in report.notes:
-        err_console.print(f"[dim]note:[/] {note}", soft_wrap=True)
+        err_console.print(note if note.startswith("warning:") else f"[dim]note:[/] {note}", soft_wrap=True)
     console.print(f"probed {Path(report.checkpoint).name} ({report.task}) in {seconds:.1f} s; report {json_path}",
                   soft_wrap=True)

@@ -1,6 +1,6 @@
 """Built-in synthetic datasets, written as frames on disk so everything runs with no download.
 
-Three generators, each a folder of clips ``OUT/clip_0000/frame_000001.jpg ...``:
+Four generators, each a folder of clips ``OUT/clip_0000/frame_000001.jpg ...``:
 
 * ``bouncing-balls``: 1..max_objects coloured balls bouncing off the walls; label = ball count.
 * ``moving-digits``: 1..max_objects handwritten digits (scikit-learn's 8x8 set, upscaled)
@@ -11,6 +11,10 @@ Three generators, each a folder of clips ``OUT/clip_0000/frame_000001.jpg ...``:
   transform, leave; see :class:`Phases`), each clip on its own random time warp, for CARL's
   frame-wise evaluation; label = the number of phases, and ``phases.csv``
   (``clip,frame,phase,progress``) labels every frame.
+* ``rotating-objects``: one 3-D object per clip (``max_objects`` distinct meshes built in
+  code), flat-shaded in a hue every object shares, seen by a camera orbiting it; label = the
+  object; every object has train clips and held-out clips seen from new elevations
+  (:class:`RotatingObjects`, rendered by :mod:`cltt.data.render3d`).
 
 Beside the clips go ``labels.csv`` (``clip,label,split``; splits are by clip, stratified by
 label) and ``boxes.csv`` (``clip,frame,x1,y1,x2,y2``, one row per visible object per frame,
@@ -50,6 +54,7 @@ from cltt.data.clipwriter import (
     frame_file_name,
 )
 from cltt.data.focus import BOX_COLUMNS
+from cltt.data.render3d import MESHES, Mesh, orbit_camera, rasterise, rotation
 from cltt.errors import CLTTError
 from cltt.recipe import SyntheticConfig
 
@@ -98,6 +103,8 @@ class Scene:
     frame_colours: np.ndarray | None = None
     # per-frame rows for the generator's frame table (phases.csv), e.g. (phase, progress)
     frame_labels: list[tuple[Any, ...]] | None = None
+    # a scene that draws itself (3-D objects): draw(images) -> (frames or None, masks), as render returns
+    draw: Callable[[bool], tuple[np.ndarray | None, np.ndarray]] | None = None
 
     def sprites(self, t: int) -> tuple[list[np.ndarray], np.ndarray]:
         """Coverages (K of ``[h, w]``) and colours ``[K, 3]`` of the sprites in frame ``t``."""
@@ -161,6 +168,8 @@ def render(scene: Scene, images: bool = True) -> tuple[np.ndarray | None, np.nda
     instance masks ``[T, H, W]`` uint8 (0 background, k for the k-th sprite; later sprites
     cover earlier ones). Masks alone are cheap, which is how skipped clips get their boxes.
     """
+    if scene.draw is not None:
+        return scene.draw(images)
     frames_n = len(scene.positions)
     height, width = scene.background.shape[:2]
     masks = np.zeros((frames_n, height, width), np.uint8)
@@ -480,7 +489,75 @@ class Phases(Generator):
         )
 
 
-GENERATORS: dict[str, Generator] = {g.name: g for g in (BouncingBalls(), MovingDigits(), Phases())}
+class RotatingObjects(Generator):
+    """One 3-D object per clip, seen by a camera orbiting it; label = which object.
+
+    The objects are the first ``max_objects`` meshes of :data:`cltt.data.render3d.MESHES`
+    (cube, tetrahedron, octahedron, pyramid, hexagonal prism, cylinder, cone, sphere, torus,
+    L-block, T-block, dumbbell), each drawn flat-shaded in a colour drawn per clip from three
+    hues that every object shares, so colour says nothing about the label and shape has to.
+    Each clip has its own orbit: a start azimuth, a direction, 4-9 degrees per frame, a camera
+    distance and a small tilt of the object. Splits hold out whole clips, object by object
+    (about 20% test, 15% val, at least one test clip per object), and held-out clips look from
+    higher up (elevation 25..45 degrees; train clips -20..25), so their views are new ones.
+    """
+
+    name = "rotating-objects"
+    id = 4
+    hues = (0.02, 0.36, 0.62)  # red-orange, green, blue: shared by all objects
+    train_elevation = (-20.0, 25.0)
+    held_out_elevation = (25.0, 45.0)
+
+    def object_names(self, config) -> list[str]:
+        return list(MESHES)[:min(config.max_objects, len(MESHES))]
+
+    def plan(self, config):
+        names = self.object_names(config)
+        if config.clips < 2 * len(names):
+            raise CLTTError(f"rotating-objects needs at least 2 clips per object (a train and a test clip): "
+                            f"{len(names)} objects need extract.synthetic.clips >= {2 * len(names)}, got {config.clips}")
+        rng = np.random.default_rng([config.seed, self.id])
+        objects = [i % len(names) for i in range(config.clips)]
+        splits = [""] * config.clips
+        for k in range(len(names)):
+            clips = rng.permutation([i for i, o in enumerate(objects) if o == k])
+            test = max(1, round(0.2 * len(clips)))
+            val = round(0.15 * len(clips)) if len(clips) - test >= 2 else 0
+            for j, clip in enumerate(clips):
+                splits[clip] = "test" if j < test else "val" if j < test + val else "train"
+        return [ClipPlan(i, 1, (objects[i],), names[objects[i]], splits[i]) for i in range(config.clips)]
+
+    def scene(self, config, plan):
+        rng = self.clip_rng(config, plan.index)
+        low, high = self.train_elevation if plan.split == "train" else self.held_out_elevation
+        orbit = {"elevation": float(rng.uniform(low, high)), "azimuth": float(rng.uniform(0, 360)),
+                 "direction": int(rng.choice([-1, 1])), "speed": float(rng.uniform(4.0, 9.0)),
+                 "distance": float(rng.uniform(3.0, 3.6)), "tilt": [float(a) for a in rng.uniform(-20, 20, 2)]}
+        hue = float(rng.choice(self.hues) + rng.uniform(-0.02, 0.02)) % 1.0
+        colour = np.array(colorsys.hsv_to_rgb(hue, rng.uniform(0.55, 0.8), rng.uniform(0.75, 0.95))) * 255
+        background = textured_background(rng, config.size)
+        name = plan.label
+        mesh = MESHES[name]().normalised()
+        tilted = Mesh(mesh.vertices @ (rotation("x", orbit["tilt"][0]) @ rotation("z", orbit["tilt"][1])).T, mesh.faces)
+
+        def draw(images: bool) -> tuple[np.ndarray | None, np.ndarray]:
+            frames = np.empty((config.frames, config.size, config.size, 3), np.uint8)
+            masks = np.empty((config.frames, config.size, config.size), np.uint8)
+            for t in range(config.frames):
+                azimuth = orbit["azimuth"] + orbit["direction"] * orbit["speed"] * t
+                camera = orbit_camera(azimuth, orbit["elevation"], orbit["distance"])
+                frames[t], covered = rasterise(tilted, camera, colour, config.size, background)
+                masks[t] = covered
+            return (frames if images else None), masks
+
+        return Scene(background=background, alphas=[], colours=np.zeros((1, 3), np.float32),
+                     positions=np.zeros((config.frames, 1, 2), np.int64), blend="over",
+                     extra={"objects": 1, "label": plan.label, "split": plan.split, "object": name,
+                            "hue": round(hue, 4), **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in orbit.items()}},
+                     draw=draw)
+
+
+GENERATORS: dict[str, Generator] = {g.name: g for g in (BouncingBalls(), MovingDigits(), Phases(), RotatingObjects())}
 
 
 def get_generator(name: str) -> Generator:

@@ -1,5 +1,10 @@
 """Closed-form linear readout: least squares onto one-hot targets, the CLTT papers' protocol.
 
+``cltt probe``'s ``linear`` row is :func:`select_ridge`: standardised features, the ridge
+picked on val from ``probe.ridge``. Without a ridge the readout overfits whenever the number
+of features nears the number of train samples (every CPU-sized probe); ridge 0 stays in the
+grid, so the papers' plain least squares wins where it is best.
+
 With train features ``X [N, F]`` (centred by their mean ``mu [F]``), one-hot targets
 ``Y [N, C]`` and ``A = [X - mu, 1] [N, F + 1]``:
 
@@ -74,3 +79,53 @@ def fit_linear(features: np.ndarray, targets: np.ndarray, num_classes: int, ridg
         gram[np.arange(f), np.arange(f)] += ridge
         solution = np.linalg.lstsq(gram, rhs, rcond=None)[0]
     return LinearReadout(mean, solution[:f], solution[f])
+
+
+@dataclass
+class RidgeChoice:
+    readout: LinearReadout  # applies the standardisation itself: it takes raw features
+    ridge: float
+    selected_by: str  # "val", "grouped 3-fold on train" or "only value"
+    scores_by_ridge: dict[float, float]
+
+
+def select_ridge(train_features: np.ndarray, train_targets: np.ndarray, val_features: np.ndarray,
+                 val_targets: np.ndarray, ridges: list[float], num_classes: int,
+                 train_groups: np.ndarray | None = None) -> RidgeChoice:
+    """The least-squares readout whose ``ridge`` (from ``ridges``) classifies val best.
+
+    Features are standardised first with the train split's mean and standard deviation
+    (``z = (x - mu) / sd``, as for the logistic probe), so one ridge grid means the same for
+    every feature source: ``ridge`` is in units of squared standardised features, to compare
+    with the number of train samples. Ties go to the larger ridge. Without val samples each
+    ridge is scored by a grouped 3-fold split of train by clip (``train_groups``), so frames of
+    one clip never sit on both sides. The winner is refitted on all of train.
+    """
+    x = np.asarray(train_features, dtype=np.float64)
+    mu = x.mean(axis=0) if len(x) else np.zeros(x.shape[1])
+    sd = x.std(axis=0) if len(x) else np.ones(x.shape[1])
+    sd = np.where(sd > 1e-12, sd, 1.0)
+
+    def fit(rows_x: np.ndarray, rows_y: np.ndarray, ridge: float) -> LinearReadout:
+        inner = fit_linear((rows_x - mu) / sd, rows_y, num_classes, ridge=ridge)
+        return LinearReadout(mu + inner.mean * sd, inner.weight / sd[:, None], inner.bias)
+
+    ridges = sorted(set(float(r) for r in ridges))
+    scores: dict[float, float] = {}
+    if len(ridges) == 1:
+        selected_by = "only value"
+    elif len(val_targets):
+        selected_by = "val"
+        for ridge in ridges:
+            scores[ridge] = float((fit(x, train_targets, ridge).predict(val_features) == val_targets).mean())
+    else:
+        from sklearn.model_selection import GroupKFold
+
+        selected_by = "grouped 3-fold on train"
+        groups = train_groups if train_groups is not None else np.arange(len(train_targets))
+        folds = list(GroupKFold(n_splits=min(3, len(np.unique(groups)))).split(x, train_targets, groups))
+        for ridge in ridges:
+            correct = [fit(x[a], train_targets[a], ridge).predict(x[b]) == train_targets[b] for a, b in folds]
+            scores[ridge] = float(np.concatenate(correct).mean())
+    best = ridges[0] if len(ridges) == 1 else max(ridges, key=lambda r: (scores[r], r))
+    return RidgeChoice(fit(x, train_targets, best), best, selected_by, scores)

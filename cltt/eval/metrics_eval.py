@@ -1,9 +1,12 @@
 """``metrics_eval.csv`` of a run dir, in the lab's format.
 
-Header ``epoch,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc``; one row per probed
-epoch, from the logistic probe on the trained features: ``*_acc`` is the fraction of samples
-classified correctly (in [0, 1], not percent) and ``*_loss`` the probe's mean cross-entropy
-in nats on that split. A split with no samples leaves its two cells empty. Probing an epoch
+Header ``epoch,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc`` (the lab's), then
+``train_acc_low,train_acc_high,val_acc_low,val_acc_high,test_acc_low,test_acc_high``; one row
+per probed epoch, from the logistic probe on the trained features: ``*_acc`` is the fraction
+of samples classified correctly (in [0, 1], not percent), ``*_acc_low``/``*_acc_high`` its 95%
+interval from a bootstrap over clips, and ``*_loss`` the probe's mean cross-entropy in nats on
+that split. A split with no samples leaves its cells empty. A file with only the lab's
+columns is read and rewritten with all of them. Probing an epoch
 again replaces its row, and rows stay sorted by epoch.
 """
 
@@ -17,7 +20,9 @@ from pathlib import Path
 from cltt.errors import CLTTError
 
 EVAL_FILE = "metrics_eval.csv"
-HEADER = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc"]
+LAB_HEADER = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc"]
+INTERVAL_COLUMNS = [f"{split}_acc_{end}" for split in ("train", "val", "test") for end in ("low", "high")]
+HEADER = LAB_HEADER + INTERVAL_COLUMNS  # the lab's columns first, so its readers keep working
 
 
 @dataclass
@@ -29,6 +34,13 @@ class EvalRow:
     val_acc: float | None
     test_loss: float | None
     test_acc: float | None
+    # the 95% interval of each accuracy (bootstrap over clips), after the lab's columns
+    train_acc_low: float | None = None
+    train_acc_high: float | None = None
+    val_acc_low: float | None = None
+    val_acc_high: float | None = None
+    test_acc_low: float | None = None
+    test_acc_high: float | None = None
 
     def cells(self) -> list[str]:
         return [str(self.epoch)] + ["" if getattr(self, k) is None else f"{getattr(self, k):.6f}" for k in HEADER[1:]]
@@ -44,10 +56,10 @@ def read_eval_rows(run_dir: Path) -> list[dict[str, str]]:
         header = next(reader, None)
         if header is None:
             return []
-        if header != HEADER:
+        if header not in (HEADER, LAB_HEADER):  # a file written before the interval columns is read as it is
             raise CLTTError(f"{path} has the header {','.join(header)}, not {','.join(HEADER)}; move it aside "
                             "so cltt can write its own")
-        return [dict(zip(HEADER, row)) for row in reader if row]
+        return [{**dict.fromkeys(HEADER, ""), **dict(zip(header, row))} for row in reader if row]
 
 
 def _write(run_dir: Path, rows: list[dict[str, str]]) -> Path:

@@ -6,7 +6,8 @@
     features.py   one vector per frame per source, cached in RUN_DIR/features/
     clip_features.py   clip encoders (clip_simclr): per-frame view, or one vector per window
     samples.py    frames -> samples at probe.level (frame | window | clip mean)
-    linear.py, logistic.py, knn.py    the three probes
+    linear.py, logistic.py, knn.py    the classifier probes; retrieval.py recall@k and mAP
+    bootstrap.py  95% intervals by resampling clips
     report.py, metrics_eval.py        the JSON report and the lab's metrics_eval.csv
 
 From Python:
@@ -36,6 +37,7 @@ from cltt.data.windows import WindowSpec
 from cltt.engine.checkpoint import load_checkpoint
 from cltt.engine.device import resolve_device
 from cltt.errors import CLTTError
+from cltt.eval.bootstrap import clip_interval
 from cltt.eval.clip_features import (
     ClipSource,
     check_level,
@@ -55,15 +57,18 @@ from cltt.eval.features import (
 )
 from cltt.eval.knn import knn_predict
 from cltt.eval.labels import LabelTable, assign_splits, check_no_clip_leak, check_splits, load_labels
-from cltt.eval.linear import fit_linear
+from cltt.eval.linear import select_ridge
 from cltt.eval.logistic import LogisticProbe, fit_logistic
 from cltt.eval.metrics_eval import EvalRow, append_eval_row  # noqa: F401  (re-exported for the trainer)
 from cltt.eval.report import ProbeReport, ProbeScore
+from cltt.eval.retrieval import RECALL_AT, retrieval_scores
 from cltt.eval.samples import Samples, pool_samples
 from cltt.methods import build_method
 from cltt.recipe import Recipe, recipe_to_dict, without_weights_file
 
 SPLITS = ("train", "val", "test")
+PROBES = ("linear", "logistic", "knn", "retrieval")
+RETRIEVAL_METRICS = tuple(f"recall@{k}" for k in RECALL_AT) + ("mAP",)
 
 
 @dataclass
@@ -135,14 +140,20 @@ def _features(setup: ProbeSetup, sources: list[FeatureSource], recipe: Recipe, c
     return result
 
 
-def _accuracy(predicted: np.ndarray, targets: np.ndarray) -> float | None:
-    return float((predicted == targets).mean()) if len(targets) else None
-
-
 def _per_split(rows: dict[str, np.ndarray], score) -> dict[str, float | None]:
     """``score(split, rows)`` of every split that has samples; None for an empty one (a labels
     file with only train and test, or train and val), which no predictor is asked about."""
     return {split: score(split, r) if len(r) else None for split, r in rows.items()}
+
+
+def _scored(name: str, probe: str, per_sample: dict[str, np.ndarray | None], clips: np.ndarray,
+            rows: dict[str, np.ndarray], detail: str, seed: int, rounds: int, losses=None) -> ProbeScore:
+    """A :class:`ProbeScore` from per-sample scores of each split (1/0 for right/wrong, or a
+    retrieval metric per query): their mean, and its clip-bootstrap 95% interval."""
+    means = {split: None if values is None else float(np.mean(values)) for split, values in per_sample.items()}
+    intervals = {split: None if values is None else list(clip_interval(values, clips[rows[split]], rounds, seed))
+                 for split, values in per_sample.items()}
+    return ProbeScore(name, probe, means["train"], means["val"], means["test"], detail, losses or {}, intervals)
 
 
 def score_features(name: str, samples: Samples, targets: np.ndarray, splits: np.ndarray, num_classes: int,
@@ -150,32 +161,48 @@ def score_features(name: str, samples: Samples, targets: np.ndarray, splits: np.
     """Every probe in ``probes`` fitted on the train samples of one feature source, scored per split.
 
     ``samples.features [M, F]``, ``targets [M]`` class numbers < ``num_classes``, ``splits [M]``.
+    Each accuracy comes with a 95% interval from a bootstrap over the split's clips
+    (:mod:`cltt.eval.bootstrap`, ``probe.bootstrap_rounds``, seeded by ``probe.split_seed``).
     """
     config = recipe.probe
     x = samples.features
     rows = {split: np.flatnonzero(splits == split) for split in SPLITS}
     train = rows["train"]
     scores, logistic = [], None
+
+    def right(predict) -> dict[str, np.ndarray | None]:
+        return _per_split(rows, lambda s, r: predict(s, r) == targets[r])
+
+    def add(probe: str, per_sample, detail: str, losses=None) -> None:
+        scores.append(_scored(name, probe, per_sample, samples.clip, rows, detail, config.split_seed,
+                              config.bootstrap_rounds, losses))
+
     for probe in probes:
         if probe == "linear":
-            readout = fit_linear(x[train], targets[train], num_classes)
-            acc = _per_split(rows, lambda s, r: _accuracy(readout.predict(x[r]), targets[r]))
-            scores.append(ProbeScore(name, "linear", acc["train"], acc["val"], acc["test"], "least squares"))
+            choice = select_ridge(x[train], targets[train], x[rows["val"]], targets[rows["val"]], config.ridge,
+                                  num_classes, train_groups=samples.clip[train])
+            add("linear", right(lambda s, r: choice.readout.predict(x[r])),
+                f"least squares, ridge={choice.ridge:g} ({choice.selected_by})")
         elif probe == "logistic":
             logistic = fit_logistic(x[train], targets[train], x[rows["val"]], targets[rows["val"]], config.logistic_c,
                                     num_classes, train_groups=samples.clip[train], seed=recipe.train.seed)
-            acc = _per_split(rows, lambda s, r: _accuracy(logistic.predict(x[r]), targets[r]))
             losses = _per_split(rows, lambda s, r: logistic.loss(x[r], targets[r]))
             detail = f"C={logistic.c:g} ({logistic.selected_by})" + ("" if logistic.converged else ", not converged")
-            scores.append(ProbeScore(name, "logistic", acc["train"], acc["val"], acc["test"], detail, losses))
+            add("logistic", right(lambda s, r: logistic.predict(x[r])), detail, losses)
         elif probe == "knn":
-            acc = _per_split(rows, lambda s, r: _accuracy(knn_predict(
+            add("knn", right(lambda s, r: knn_predict(
                 x[train], targets[train], x[r], num_classes, config.knn_k, config.knn_temperature,
-                exclude=np.arange(len(train)) if s == "train" else None), targets[r]))
-            detail = f"k={min(config.knn_k, len(train) - 1)}, T={config.knn_temperature:g}"
-            scores.append(ProbeScore(name, "knn", acc["train"], acc["val"], acc["test"], detail))
+                exclude=np.arange(len(train)) if s == "train" else None)),
+                f"k={min(config.knn_k, len(train) - 1)}, T={config.knn_temperature:g}")
+        elif probe == "retrieval":
+            held_out = {s: rows[s] for s in ("val", "test")}
+            found = {s: retrieval_scores(x[train], targets[train], x[r], targets[r]) if len(r) else None
+                     for s, r in held_out.items()}
+            for metric in RETRIEVAL_METRICS:
+                per_sample = {"train": None, **{s: None if f is None else f[metric] for s, f in found.items()}}
+                add(metric, per_sample, "held-out frames vs train frames, cosine")
         else:
-            raise CLTTError(f"probe.probes lists {probe!r}; choose from linear, logistic, knn")
+            raise CLTTError(f"probe.probes lists {probe!r}; choose from {', '.join(PROBES)}")
     return scores, logistic
 
 
@@ -183,8 +210,37 @@ def eval_row(epoch: int, logistic: LogisticProbe | None, score: ProbeScore | Non
     """The ``metrics_eval.csv`` row of the logistic probe on the trained features."""
     if logistic is None or score is None:
         return None
+    bounds = {split: score.intervals.get(split) or (None, None) for split in SPLITS}
     return EvalRow(epoch, score.losses.get("train"), score.train, score.losses.get("val"), score.val,
-                   score.losses.get("test"), score.test)
+                   score.losses.get("test"), score.test, *bounds["train"], *bounds["val"], *bounds["test"])
+
+
+FEW_CLIPS_PER_CLASS = 5
+WIDE_INTERVAL = 0.10  # half-width, as a fraction
+
+
+def small_sample_warnings(setup: ProbeSetup, scores: list[ProbeScore]) -> list[str]:
+    """Warnings that the test figures rest on few clips: fewer than :data:`FEW_CLIPS_PER_CLASS`
+    test clips of some class, or a 95% interval wider than +-10 points."""
+    notes = []
+    test = setup.splits == "test"
+    if test.any():
+        per_class = np.bincount(setup.targets[test], minlength=len(setup.table.classes))
+        fewest = int(per_class.min())
+        if fewest < FEW_CLIPS_PER_CLASS:
+            short = f"{int((per_class == 0).sum())} classes have none" if fewest == 0 else \
+                f"the fewest, {setup.table.classes[int(per_class.argmin())]}, has {fewest}"
+            notes.append(f"warning: the test split has {int(test.sum())} clips for {len(per_class)} classes and {short} "
+                         f"(under {FEW_CLIPS_PER_CLASS} a class): the test figures are coarse; read their 95% intervals, "
+                         "and hold out more clips to narrow them")
+    wide = [(s, s.intervals["test"]) for s in scores if s.intervals.get("test") and
+            (s.intervals["test"][1] - s.intervals["test"][0]) / 2 > WIDE_INTERVAL]
+    if wide:
+        score, (low, high) = max(wide, key=lambda item: item[1][1] - item[1][0])
+        notes.append(f"warning: {len(wide)} test figure(s) have 95% intervals wider than +-{100 * WIDE_INTERVAL:.0f} points "
+                     f"(widest: {score.probe} on {score.features}, {100 * score.test:.1f} [{100 * low:.0f}-{100 * high:.0f}]); "
+                     "differences smaller than the intervals are not evidence")
+    return notes
 
 
 # --------------------------------------------------------------------------- trainer hook
@@ -283,7 +339,7 @@ def probe_checkpoint(
     epoch = state.get("progress", {}).get("epoch")
     logistic_score = next((s for s in scores if s.features == "trained" and s.probe == "logistic"), None)
     row = eval_row(int(epoch), trained_logistic, logistic_score) if epoch is not None else None
-    notes = []
+    notes = small_sample_warnings(setup, scores)
     if setup.table.unlabelled:
         notes.append(f"{setup.table.unlabelled} clip(s) of {setup.store.root} have no label and are left out")
     if row is None:

@@ -18,7 +18,8 @@ REPORT_FORMAT = "cltt-probe/1"
 
 @dataclass
 class ProbeScore:
-    """Accuracy of one probe on one feature source, per split."""
+    """Accuracy of one probe on one feature source, per split (for ``recall@k`` and ``mAP``, the
+    retrieval metric of the val and test queries), each with its 95% clip-bootstrap interval."""
 
     features: str  # trained | random_init | pixels
     probe: str  # linear | logistic | knn
@@ -27,6 +28,7 @@ class ProbeScore:
     test: float | None
     detail: str = ""  # e.g. "C=1 (val)", "k=20, T=0.07"
     losses: dict[str, float | None] = field(default_factory=dict)  # logistic: cross-entropy per split
+    intervals: dict[str, list[float] | None] = field(default_factory=dict)  # split -> [low, high], 95%, clips resampled
 
 
 @dataclass
