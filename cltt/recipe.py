@@ -69,7 +69,8 @@ class DataConfig:
     """
 
     root: str = "data/digits"  # a folder of clip folders, or a packed store (cltt pack)
-    synthetic: Optional[Literal["moving-digits", "bouncing-balls", "phases"]] = None  # built-in data written to root if missing
+    # built-in data written to root if missing (cltt.data.synthetic.GENERATORS; a test keeps the two equal)
+    synthetic: Optional[Literal["moving-digits", "bouncing-balls", "phases", "rotating-objects"]] = None
     window_size: int = 5
     frame_step: int = 1
     window_stride: int = 1
@@ -456,6 +457,7 @@ class ProbeConfig:
     bootstrap_rounds: int = 2000  # resamples of the clips behind every 95% interval
     knn_k: int = 20
     knn_temperature: float = 0.07
+    standardise: bool = True  # kNN and retrieval: cosine of features standardised by the train split
     pixels_size: int = 16  # raw-pixel baseline: frames resized to this many pixels a side
     batch_size: int = 256
     every: Optional[int] = None  # epochs between probes during training (metrics_eval.csv)

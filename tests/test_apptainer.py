@@ -32,7 +32,7 @@ BASE = Path(os.environ.get("CLTT_APPTAINER_BASE", "/var/tmp/cltt-apptainer/base-
 CONTEXT = ("pyproject.toml", "setup.cfg", "constraints.txt", "README.md", "cltt", "recipes", "slurm", "containers")
 SMOKE = ("train.device=cpu", "model.backbone=tiny_cnn", "data.image_size=32", "data.num_workers=0",
          "extract.synthetic.clips=6", "extract.synthetic.frames=8", "extract.synthetic.size=32",
-         "train.batch_size=4", "train.max_batches_per_epoch=2")
+         "extract.synthetic.max_objects=3", "train.batch_size=4", "train.max_batches_per_epoch=2")
 
 
 def sid(*args: str, cwd: Path, timeout: float = 600, userns: bool = False) -> subprocess.CompletedProcess:
@@ -143,7 +143,7 @@ def test_preempted_train_exits_75_then_resumes(image):
     script = f"""
         export SLURM_JOB_ID=4242
         apptainer exec cltt.sif cltt train /opt/cltt/recipes/quickstart.yaml {smoke} \\
-            data.root=preempt/digits train.out_dir=preempt/runs train.epochs=1000 >preempt/log 2>&1 &
+            data.root=preempt/objects train.out_dir=preempt/runs train.epochs=1000 >preempt/log 2>&1 &
         pid=$!
         tries=0
         until grep -q '^epoch 2/' preempt/log || [ "$tries" -ge 600 ]; do sleep 0.2; tries=$((tries + 1)); done

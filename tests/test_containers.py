@@ -223,7 +223,7 @@ def test_definition_smoke_train_is_a_valid_recipe(tmp_path):
     assert recipe.startswith("/opt/cltt/")
     overrides = [o.replace("$smoke", str(tmp_path)) for o in overrides]
     loaded = load_recipe(REPO / recipe.removeprefix("/opt/cltt/"), overrides)
-    assert loaded.data.root == str(tmp_path / "digits") and loaded.train.device == "cpu"
+    assert loaded.data.root == str(tmp_path / "objects") and loaded.train.device == "cpu"
     assert loaded.data.synthetic, "the smoke run needs built-in data, written where data.root is missing"
 
 

@@ -302,7 +302,7 @@ def test_cltt_train_under_torchrun_with_global_batchnorm(tmp_path, frames_root):
     the checkpoint is a plain BatchNorm state dict that one process resumes."""
     recipe = Path(__file__).parent.parent / "recipes" / "quickstart.yaml"
     args = [f"data.root={frames_root}", "data.image_size=32", "train.epochs=1", "train.batch_size=4",
-            "model.sync_batchnorm=true", "data.num_workers=0", "train.name=ddp"]
+            "model.backbone=resnet18", "model.sync_batchnorm=true", "data.num_workers=0", "train.name=ddp"]
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={WORLD_SIZE}", "--nnodes=1",
            "--master-addr=127.0.0.1", f"--master-port={free_port()}", "-m", "cltt", "train", str(recipe), *args]
     check([subprocess.Popen(cmd, env=base_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)],

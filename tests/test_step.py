@@ -470,8 +470,8 @@ def test_sub_batches_with_batchnorm_are_said_and_really_differ(tmp_path, frames_
 
     recipe = Path(__file__).parent.parent / "recipes" / "quickstart.yaml"
     result = invoke_in_process(main, ["train", recipe, f"data.root={frames_root}", "data.image_size=32",
-                                      "train.batch_size=4", "train.sub_batch_size=2", "train.epochs=1",
-                                      "data.num_workers=0"], tmp_path)
+                                      "model.backbone=resnet18", "train.batch_size=4", "train.sub_batch_size=2",
+                                      "train.epochs=1", "data.num_workers=0"], tmp_path)
     assert result.exit_code == 0, result.output
     line = next(line for line in result.output.splitlines() if "train.sub_batch_size=2" in line)
     assert "BatchNorm normalises each sub-batch of 2" in line and "model.head_batchnorm=false" in line

@@ -323,10 +323,13 @@ def test_every_object_has_train_val_and_test_clips_and_held_out_views_are_new(ob
     for name in names:
         splits = sorted(r["split"] for r in rows if r["label"] == name)
         assert splits.count("test") == 1 and splits.count("val") == 1 and splits.count("train") == 4
-    generator = GENERATORS["rotating-objects"]
-    for row in rows:
-        low, high = generator.train_elevation if row["split"] == "train" else generator.held_out_elevation
-        assert low <= extras[row["clip"]]["elevation"] <= high  # held-out clips look from higher up
+    orbits = {tuple(extras[r["clip"]][k] for k in ("elevation", "azimuth", "distance")) for r in rows}
+    assert len(orbits) == len(rows)  # every clip its own orbit
+    train = [cv2.imread(str(p)) for r in rows if r["split"] == "train" for p in sorted((out / r["clip"]).glob("*.jpg"))]
+    for row in (r for r in rows if r["split"] == "test"):
+        for path in sorted((out / row["clip"]).glob("*.jpg")):
+            frame = cv2.imread(str(path)).astype(int)
+            assert min(np.abs(frame - other).mean() for other in train) > 0.5  # no test frame is a train frame
 
 
 def test_colour_says_nothing_about_the_object(objects_data):
@@ -357,3 +360,12 @@ def test_the_object_turns_and_the_mask_is_the_object(objects_data):
 def test_too_few_clips_per_object_is_one_line(tmp_path):
     with pytest.raises(CLTTError, match="at least 2 clips per object"):
         write("rotating-objects", tmp_path / "o", SyntheticConfig(clips=5, frames=4, size=32, max_objects=3))
+
+
+def test_the_recipe_names_every_generator():
+    import typing
+
+    from cltt.recipe import DataConfig
+
+    (literal,) = [a for a in typing.get_args(typing.get_type_hints(DataConfig)["synthetic"]) if a is not type(None)]
+    assert set(typing.get_args(literal)) == set(GENERATORS)

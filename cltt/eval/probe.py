@@ -69,6 +69,7 @@ from cltt.recipe import Recipe, recipe_to_dict, without_weights_file
 SPLITS = ("train", "val", "test")
 PROBES = ("linear", "logistic", "knn", "retrieval")
 RETRIEVAL_METRICS = tuple(f"recall@{k}" for k in RECALL_AT) + ("mAP",)
+STANDARDISED = {True: ", standardised", False: ""}
 
 
 @dataclass
@@ -173,6 +174,14 @@ def score_features(name: str, samples: Samples, targets: np.ndarray, splits: np.
     def right(predict) -> dict[str, np.ndarray | None]:
         return _per_split(rows, lambda s, r: predict(s, r) == targets[r])
 
+    def cosine_space() -> np.ndarray:
+        """``x`` standardised by the train split (``probe.standardise``) for kNN and retrieval: a
+        cosine of raw ReLU features, which all point one way, ranks neighbours by small differences."""
+        if not config.standardise:
+            return x
+        mean, std = x[train].mean(axis=0), x[train].std(axis=0)
+        return (x - mean) / np.where(std > 1e-12, std, 1.0)
+
     def add(probe: str, per_sample, detail: str, losses=None) -> None:
         scores.append(_scored(name, probe, per_sample, samples.clip, rows, detail, config.split_seed,
                               config.bootstrap_rounds, losses))
@@ -190,17 +199,19 @@ def score_features(name: str, samples: Samples, targets: np.ndarray, splits: np.
             detail = f"C={logistic.c:g} ({logistic.selected_by})" + ("" if logistic.converged else ", not converged")
             add("logistic", right(lambda s, r: logistic.predict(x[r])), detail, losses)
         elif probe == "knn":
+            space = cosine_space()
             add("knn", right(lambda s, r: knn_predict(
-                x[train], targets[train], x[r], num_classes, config.knn_k, config.knn_temperature,
+                space[train], targets[train], space[r], num_classes, config.knn_k, config.knn_temperature,
                 exclude=np.arange(len(train)) if s == "train" else None)),
-                f"k={min(config.knn_k, len(train) - 1)}, T={config.knn_temperature:g}")
+                f"k={min(config.knn_k, len(train) - 1)}, T={config.knn_temperature:g}{STANDARDISED[config.standardise]}")
         elif probe == "retrieval":
+            space = cosine_space()
             held_out = {s: rows[s] for s in ("val", "test")}
-            found = {s: retrieval_scores(x[train], targets[train], x[r], targets[r]) if len(r) else None
+            found = {s: retrieval_scores(space[train], targets[train], space[r], targets[r]) if len(r) else None
                      for s, r in held_out.items()}
             for metric in RETRIEVAL_METRICS:
                 per_sample = {"train": None, **{s: None if f is None else f[metric] for s, f in found.items()}}
-                add(metric, per_sample, "held-out frames vs train frames, cosine")
+                add(metric, per_sample, f"held-out frames vs train frames, cosine{STANDARDISED[config.standardise]}")
         else:
             raise CLTTError(f"probe.probes lists {probe!r}; choose from {', '.join(PROBES)}")
     return scores, logistic
