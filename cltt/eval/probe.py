@@ -211,7 +211,7 @@ def score_features(name: str, samples: Samples, targets: np.ndarray, splits: np.
                      for s, r in held_out.items()}
             for metric in RETRIEVAL_METRICS:
                 per_sample = {"train": None, **{s: None if f is None else f[metric] for s, f in found.items()}}
-                add(metric, per_sample, f"held-out frames vs train frames, cosine{STANDARDISED[config.standardise]}")
+                add(metric, per_sample, f"vs train frames{STANDARDISED[config.standardise]}")
         else:
             raise CLTTError(f"probe.probes lists {probe!r}; choose from {', '.join(PROBES)}")
     return scores, logistic
