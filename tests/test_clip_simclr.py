@@ -256,7 +256,8 @@ def test_train_and_probe_clips_of_bouncing_balls(tmp_path, model):
     report = probe_checkpoint(recipe, run_dir / ckpt.FINAL_NAME, state)
     assert report.level == "clip" and report.classes == ["1", "2", "3"]
     assert {(s.features, s.probe) for s in report.scores} == {
-        (f, p) for f in ("trained", "random_init", "pixels") for p in ("linear", "logistic", "knn")}
+        (f, p) for f in ("trained", "random_init", "pixels")
+        for p in ("linear", "logistic", "knn", "recall@1", "recall@5", "mAP")}
     assert sum(c["clips"] for c in report.counts.values()) == 12
     assert sum(c["samples"] for c in report.counts.values()) == 12  # one sample per clip
     width = 128 if model["backbone"] == "tiny_cnn" else 192
