@@ -215,7 +215,9 @@ class SlotContrast(Method):
         features, inputs = self.encoder.patches(frames.flatten(0, 1))
         slots = self.encoder.track(inputs.unflatten(0, (b, t)))
         recon, _ = self.decoder(slots.flatten(0, 1))
-        error = (recon.float() - features.float()).pow(2).sum()
+        # the target is detached: a ViT being fine-tuned (model.freeze=none) learns through the slots,
+        # not by moving its own features towards what the decoder already predicts
+        error = (recon.float() - features.detach().float()).pow(2).sum()
         units = torch.tensor(float(recon.numel()), device=recon.device)
         return Forward(slots.flatten(1, 2), self.options.recon_weight * error, units)
 
