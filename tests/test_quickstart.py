@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -18,14 +17,13 @@ REPO = Path(__file__).parent.parent
 @pytest.mark.slow
 def test_the_quickstart_beats_random_init_and_pixels_with_intervals_apart(tmp_path):
     """``cltt train recipes/quickstart.yaml && cltt probe runs/quickstart`` from an empty folder:
-    within 5 minutes on 2 cores, the trained logistic probe's 95% interval lies above both baselines'."""
+    the trained logistic probe's 95% interval lies above both baselines'. (How long it takes is
+    measured, not asserted: the README's figures and benchmarks/quickstart_seeds.py.)"""
     shutil.copytree(REPO / "recipes", tmp_path / "recipes")
-    started = time.perf_counter()
     trained = invoke_in_process(main, ["train", "recipes/quickstart.yaml"], tmp_path)
     assert trained.exit_code == 0, trained.output
     probed = invoke_in_process(main, ["probe", "runs/quickstart"], tmp_path)
     assert probed.exit_code == 0, probed.output
-    assert time.perf_counter() - started < 300
     scores = {s["features"]: s for s in json.loads((tmp_path / "runs/quickstart/probe.json").read_text())["scores"]
               if s["probe"] == "logistic"}
     low = scores["trained"]["intervals"]["test"][0]

@@ -91,6 +91,7 @@ def test_grid_expands_in_order_with_readable_names(tmp_path):
     ("data.two_view_offset", 3, "off3"),
     ("train.batch_size", 256, "bs256"),
     ("model.backbone", "resnet18", "resnet18"),
+    ("model.backbone", "timm/resnet18", "timm-resnet18"),  # a backbone name, not a path to shorten
     ("method.name", "simclr", "simclr"),
     ("data.augment.consistent", False, "noconsistent"),
     ("data.augment.flip_p", 0.5, "flip_p0.5"),

@@ -1,4 +1,4 @@
-"""``cltt probe``: linear, logistic and kNN probes of a checkpoint's frozen encoder."""
+"""``cltt probe``: linear, logistic, kNN and retrieval probes of a checkpoint's frozen encoder."""
 
 from __future__ import annotations
 

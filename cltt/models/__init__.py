@@ -5,8 +5,10 @@
     z = encoder(frames)              # [N, 3, 64, 64] -> [N, 128]   what the loss sees
     h = encoder.represent(frames)    # [N, 3, 64, 64] -> [N, 128]   what probes and export use
 
-``backbones`` holds the registry (``resnet18/34/50``, ``vit_s16``, ``vit_b16``, ``tiny_cnn``),
-``heads`` the projection MLP, ``encoder`` the pair, ``weights`` loading from a local file.
+``backbones`` holds the registry (``resnet18/34/50``, ``vit_s16``, ``vit_b16``, ``vit_t8``,
+``tiny_cnn``; ``timm/<name>`` through ``timm_backbones``), ``heads`` the projection MLP,
+``encoder`` the pair, ``weights`` loading from a local file, ``freezing`` ``model.freeze``,
+``patch_features`` patch tokens for object slots.
 """
 
 from cltt.models.backbones import (

@@ -181,7 +181,9 @@ def format_value(value: Any) -> str:
     if isinstance(value, dict):
         return "-".join(f"{k}{format_value(v)}" for k, v in value.items())
     text = str(value)
-    if "/" in text:  # a path: its last part says enough
+    if text.startswith("timm/"):  # a backbone name, not a path: timm/resnet18 -> timm-resnet18
+        text = text.replace("/", "-")
+    elif "/" in text:  # a path: its last part says enough
         text = Path(text.rstrip("/")).name or text
     return _UNSAFE.sub("-", text).strip("-.") or "x"
 
