@@ -163,22 +163,25 @@ def test_train_carl_then_probe_phases(phases_root, tmp_path):
     assert outcome.status == "finished"
     report = probe_phases(load_recipe(recipe_path), outcome.checkpoint, cache_dir=tmp_path / "features")
     assert report.task == "phases" and report.epoch == 2
-    assert report.columns == ["features", "order", "phase_acc", "progress_r2", "kendall_tau", "tau_nan_pairs",
-                              "ap@1", "ap@3"]
+    assert report.columns == ["features", "order", "phase_acc", "phase_acc_95", "progress_r2", "kendall_tau",
+                              "tau_nan_pairs", "ap@1", "ap@3"]
     keys = [(row[0], row[1]) for row in report.rows]
     both = ("ordered", "shuffled")
     assert keys == [*(("trained", o) for o in both), ("trained_backbone", "any"), *(("random_init", o) for o in both),
                     ("random_init_backbone", "any"), *(("position_only", o) for o in both), ("pixels", "any")]
     for row in report.rows:
-        name, order, acc, r2, tau, nan_pairs, *ap = row
+        name, order, acc, interval, r2, tau, nan_pairs, *ap = row
         assert 0 <= acc <= 1 and r2 is not None and all(0 <= v <= 1 for v in ap)
+        found = report.metrics[f"{name}/{order}"]
+        assert found["phase_acc_low"] <= acc <= found["phase_acc_high"]
+        assert interval == f"[{found['phase_acc_low']:.3f}–{found['phase_acc_high']:.3f}]"
         assert tau is None or -1 <= tau <= 1
         assert report.metrics[f"{name}/{order}"]["tau_pairs"] == 2  # two test videos, both ways round
     by_key = {(r[0], r[1]): r for r in report.rows}
     # position alone aligns videos only while frames come in order
-    assert by_key[("position_only", "ordered")][4] > 0.8
-    assert by_key[("position_only", "shuffled")][4] is None or by_key[("position_only", "shuffled")][4] < 0.8
-    assert not math.isclose(by_key[("trained", "ordered")][4] or 0, by_key[("trained", "shuffled")][4] or 0)
+    assert by_key[("position_only", "ordered")][5] > 0.8
+    assert by_key[("position_only", "shuffled")][5] is None or by_key[("position_only", "shuffled")][5] < 0.8
+    assert not math.isclose(by_key[("trained", "ordered")][5] or 0, by_key[("trained", "shuffled")][5] or 0)
     assert any("NaN pair" in note for note in report.notes)
     json.dumps(report.to_dict())
     assert (tmp_path / "features").is_dir() and any((tmp_path / "features").iterdir()), "backbone features cached"

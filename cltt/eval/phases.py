@@ -34,7 +34,9 @@ transformer) are scored too, as ``<source>_backbone``; they and other per-frame 
 Metrics (test videos unless said otherwise):
 
     phase_acc      logistic regression (:mod:`cltt.eval.logistic`, C picked on val) from train
-                   frames' embeddings to their phase; accuracy on test frames
+                   frames' embeddings to their phase; accuracy on test frames, with its 95%
+                   interval (``phase_acc_95``; ``phase_acc_low``/``_high`` in the JSON) from a
+                   bootstrap over test videos (:mod:`cltt.eval.bootstrap`, ``probe.bootstrap_rounds``)
     progress_r2    ridge regression from train frames' standardised embeddings to progress
                    (alpha picked on val); R² = 1 - SS_res / SS_tot on test frames
     kendall_tau    for every ordered pair (u, v) of distinct evaluation videos: each frame i of
@@ -69,6 +71,7 @@ from cltt.data.stores.base import FrameStore
 from cltt.engine.checkpoint import load_checkpoint
 from cltt.engine.device import resolve_device
 from cltt.errors import CLTTError
+from cltt.eval.bootstrap import clip_interval
 from cltt.eval.features import FeatureSource, FrameSet, Progress, checkpoint_identity, encoder_source, extract_features, pixel_source
 from cltt.eval.labels import LabelTable, assign_splits, load_labels
 from cltt.eval.logistic import fit_logistic
@@ -309,17 +312,22 @@ def progress_r2(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val
 
 
 def phase_accuracy(train_x, train_y, val_x, val_y, test_x, test_y, cs: list[float], num_classes: int,
-                   train_groups: np.ndarray, seed: int) -> float | None:
-    """Test accuracy of the logistic probe from embeddings to phase numbers (C picked on val)."""
+                   train_groups: np.ndarray, test_groups: np.ndarray, seed: int,
+                   rounds: int) -> tuple[float | None, tuple[float, float] | None]:
+    """Test accuracy of the logistic probe from embeddings to phase numbers (C picked on val), and
+    its 95% interval from a bootstrap over the test videos (``test_groups [M]``, the video of each
+    frame; :func:`cltt.eval.bootstrap.clip_interval`)."""
     if len(test_y) == 0 or len(np.unique(train_y)) < 2:
-        return None
+        return None, None
     probe = fit_logistic(train_x, train_y, val_x, val_y, cs, num_classes, train_groups=train_groups, seed=seed)
-    return float((probe.predict(test_x) == test_y).mean())
+    correct = probe.predict(test_x) == test_y
+    return float(correct.mean()), clip_interval(correct, test_groups, rounds=rounds, seed=seed)
 
 
 @dataclass
 class PhaseScores:
     phase_acc: float | None
+    phase_acc_interval: tuple[float, float] | None  # 95%, test videos resampled
     progress_r2: float | None
     kendall_tau: float | None
     tau_nan_pairs: int
@@ -342,13 +350,13 @@ def score_embeddings(embeddings: list[np.ndarray], labels: PhaseLabels, splits: 
                 np.concatenate([np.full(len(labels.phase[k]), k) for k in members]))
 
     train, val, test = (stack(s) for s in SPLITS)
-    acc = phase_accuracy(train[0], train[1], val[0], val[1], test[0], test[1], recipe.probe.logistic_c,
-                         len(labels.names), train[3], recipe.train.seed)
+    acc, interval = phase_accuracy(train[0], train[1], val[0], val[1], test[0], test[1], recipe.probe.logistic_c,
+                                   len(labels.names), train[3], test[3], recipe.train.seed, recipe.probe.bootstrap_rounds)
     r2 = progress_r2(train[0], train[2], val[0], val[2], test[0], test[2])
     chosen = [embeddings[k] for k in evaluation]
     tau, nan_pairs, pairs = kendall_alignment(chosen)
     ap = ap_at_k(chosen, [labels.phase[k] for k in evaluation], recipe.probe.ap_k)
-    return PhaseScores(acc, r2, tau, nan_pairs, pairs, ap)
+    return PhaseScores(acc, interval, r2, tau, nan_pairs, pairs, ap)
 
 
 # --------------------------------------------------------------------------- the probe
@@ -359,7 +367,12 @@ POSITION_ONLY_SIZES = (16, 128)
 
 
 def _columns(ks: Sequence[int]) -> list[str]:
-    return ["features", "order", "phase_acc", "progress_r2", "kendall_tau", "tau_nan_pairs", *(f"ap@{k}" for k in ks)]
+    return ["features", "order", "phase_acc", "phase_acc_95", "progress_r2", "kendall_tau", "tau_nan_pairs",
+            *(f"ap@{k}" for k in ks)]
+
+
+def _interval_cell(interval: tuple[float, float] | None) -> str | None:
+    return None if interval is None else f"[{interval[0]:.3f}–{interval[1]:.3f}]"
 
 
 def _sources(recipe: Recipe, checkpoint: Path, state: dict, device: torch.device) -> tuple[list[FeatureSource], dict]:
@@ -446,16 +459,19 @@ def probe_phases(
     rows, metrics = [], {}
     for name, order, embeddings in _settings(sources, methods, per_clip, orders, labels, frames, dim, device):
         scores = score_embeddings(embeddings, labels, splits, evaluation, recipe)
-        row = [name, order, scores.phase_acc, scores.progress_r2, scores.kendall_tau, scores.tau_nan_pairs,
-               *(scores.ap[k] for k in recipe.probe.ap_k)]
+        row = [name, order, scores.phase_acc, _interval_cell(scores.phase_acc_interval), scores.progress_r2,
+               scores.kendall_tau, scores.tau_nan_pairs, *(scores.ap[k] for k in recipe.probe.ap_k)]
         rows.append(row)
-        metrics[f"{name}/{order}"] = dict(zip(_columns(recipe.probe.ap_k)[2:], row[2:])) | {"tau_pairs": scores.tau_pairs}
+        low, high = scores.phase_acc_interval or (None, None)
+        numbers = {k: v for k, v in zip(_columns(recipe.probe.ap_k)[2:], row[2:]) if k != "phase_acc_95"}
+        metrics[f"{name}/{order}"] = numbers | {"phase_acc_low": low, "phase_acc_high": high,
+                                                "tau_pairs": scores.tau_pairs}
 
     counts = {s: int((splits == s).sum()) for s in SPLITS}
     notes.append(f"{len(labels.clips)} videos, {len(labels.names)} phases ({', '.join(labels.names)}); splits "
                  f"{split_source}: " + ", ".join(f"{s} {n}" for s, n in counts.items())
                  + f"; tau and AP@K over {len(evaluation)} videos")
-    nan_total = sum(int(r[5]) for r in rows)
+    nan_total = sum(int(r[6]) for r in rows)
     pairs = len(evaluation) * (len(evaluation) - 1)
     notes.append(f"Kendall's tau: {pairs} ordered video pairs per row; {nan_total} NaN pair(s) in all rows "
                  "(a video matched to one frame throughout), left out of the means")
