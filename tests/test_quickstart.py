@@ -18,7 +18,7 @@ REPO = Path(__file__).parent.parent
 def test_the_quickstart_beats_random_init_and_pixels_with_intervals_apart(tmp_path):
     """``cltt train recipes/quickstart.yaml && cltt probe runs/quickstart`` from an empty folder:
     the trained logistic probe's 95% interval lies above both baselines'. (How long it takes is
-    measured, not asserted: the README's figures and benchmarks/quickstart_seeds.py.)"""
+    measured, not asserted: the README's figures and benchmarks/recipe_seeds.py recipes/quickstart.yaml --threads 1 2.)"""
     shutil.copytree(REPO / "recipes", tmp_path / "recipes")
     trained = invoke_in_process(main, ["train", "recipes/quickstart.yaml"], tmp_path)
     assert trained.exit_code == 0, trained.output
