@@ -17,7 +17,7 @@ training differs), then probes the final checkpoint the way
 
     probe.task classes   every (features, probe) test figure: logistic, linear, kNN, retrieval
     probe.task phases    phase accuracy (interval over test videos), progression R², Kendall's
-                         tau, for every source and order
+                         tau and AP@K, for every source and order
     probe.task slots     video FG-ARI and mBO of the decoder's and slot attention's masks
 
 Prints one row per figure: each run's value with its 95% clip-bootstrap interval where the probe
@@ -61,7 +61,7 @@ def figures(recipe: Recipe, checkpoint: Path) -> dict[str, Figure]:
     if recipe.probe.task == "phases":
         found = {}
         for source, values in metrics.items():
-            for name in PHASE_METRICS:
+            for name in (*PHASE_METRICS, *(key for key in values if key.startswith("ap@"))):
                 interval = ([values["phase_acc_low"], values["phase_acc_high"]]
                             if name == "phase_acc" and values.get("phase_acc_low") is not None else None)
                 found[f"{source} {name}"] = (values.get(name), interval)
@@ -78,15 +78,17 @@ def run_name(recipe_path: Path, seed: int, threads: int, overrides: list[str]) -
 
 
 def run(recipe_path: Path, seed: int, threads: int, out_dir: Path, overrides: list[str],
-        probe_overrides: list[str]) -> tuple[dict[str, Figure], float]:
-    """Train (or reuse) one seed on ``threads`` threads and probe it -> (figures, training seconds)."""
+        probe_overrides: list[str]) -> tuple[dict[str, Figure], float | None]:
+    """Train (or reuse) one seed on ``threads`` threads and probe it -> (figures, training seconds,
+    None for a finished run reused)."""
     torch.set_num_threads(threads)
     common = [*overrides, f"train.seed={seed}", f"train.out_dir={out_dir}",
               f"train.name={run_name(recipe_path, seed, threads, overrides)}", "train.resume=auto"]
     started = time.perf_counter()
     recipe, run_dir, resume, _ = prepare_training(load_recipe(recipe_path, common), recipe_path, False)
+    reused = (run_dir / ckpt.FINAL_NAME).is_file()
     Trainer(recipe, run_dir, None, resume).run()
-    seconds = time.perf_counter() - started
+    seconds = None if reused else time.perf_counter() - started
     probe_recipe = load_recipe(recipe_path, [*common, *probe_overrides])
     open_frames(probe_recipe.data, synthetic=probe_recipe.extract.synthetic)  # built-in probe data, once
     return figures(probe_recipe, run_dir / ckpt.FINAL_NAME), seconds
@@ -125,7 +127,8 @@ def main() -> None:
     found: dict[tuple[int, int], dict[str, Figure]] = {}
     for threads, seed in runs:
         found[(threads, seed)], seconds = run(args.recipe, seed, threads, args.out_dir, args.overrides, args.probe)
-        print(f"trained {args.recipe.stem} seed {seed} on {threads} thread(s) in {seconds:.0f} s", flush=True)
+        how = f"trained in {seconds:.0f} s" if seconds is not None else "reused its finished run"
+        print(f"{args.recipe.stem} seed {seed} on {threads} thread(s): {how}", flush=True)
     names = list(dict.fromkeys(name for figures_ in found.values() for name in figures_))
     percent = {n: any(f.get(n, (None, None))[1] is not None for f in found.values()) for n in names}  # has an interval
     width = max(len(n) for n in names)
