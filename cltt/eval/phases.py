@@ -471,7 +471,7 @@ def probe_phases(
     notes.append(f"{len(labels.clips)} videos, {len(labels.names)} phases ({', '.join(labels.names)}); splits "
                  f"{split_source}: " + ", ".join(f"{s} {n}" for s, n in counts.items())
                  + f"; tau and AP@K over {len(evaluation)} videos")
-    nan_total = sum(int(r[6]) for r in rows)
+    nan_total = sum(int(m["tau_nan_pairs"]) for m in metrics.values())
     pairs = len(evaluation) * (len(evaluation) - 1)
     notes.append(f"Kendall's tau: {pairs} ordered video pairs per row; {nan_total} NaN pair(s) in all rows "
                  "(a video matched to one frame throughout), left out of the means")
