@@ -22,10 +22,11 @@ training differs), then probes the final checkpoint the way
 
 Prints one row per figure: each run's value with its 95% clip-bootstrap interval where the probe
 has one, then mean +- sample sd over the seeds for each thread count, and with two or more
-thread counts the largest per-seed change between the first two. Writes every figure to
-``--out-dir/<recipe>.json``. Finished runs are reused (``train.resume=auto``), so a rerun only
-probes. Float sums are ordered differently on another number of threads, so two thread counts
-part ways after a few steps: compare their gap to the spread over seeds.
+thread counts each seed's change between the first two. Writes every figure to
+``--out-dir/<recipe>[_<digest>].json``. Finished runs are reused (``train.resume=auto``), so a
+rerun only probes, and a run stopped part-way resumes from its last checkpoint. Float sums
+are ordered differently on another number of threads, so two thread counts part ways after a
+few steps: compare their gap to the spread over seeds.
 """
 
 from __future__ import annotations
@@ -70,11 +71,15 @@ def figures(recipe: Recipe, checkpoint: Path) -> dict[str, Figure]:
             for name in SLOT_METRICS if name in values}
 
 
+def digest(overrides: list[str]) -> str:
+    """``_<8 hex digits>`` naming a set of overrides ("" for none)."""
+    return f"_{hashlib.sha1(chr(10).join(overrides).encode()).hexdigest()[:8]}" if overrides else ""
+
+
 def run_name(recipe_path: Path, seed: int, threads: int, overrides: list[str]) -> str:
-    """``<recipe>_s<seed>_t<threads>``, plus a digest of the overrides, so that a run trained under
+    """``<recipe>_s<seed>_t<threads>``, plus the overrides' digest, so that a run trained under
     other overrides is never taken for this one's finished run."""
-    digest = f"_{hashlib.sha1(chr(10).join(overrides).encode()).hexdigest()[:8]}" if overrides else ""
-    return f"{recipe_path.stem}_s{seed}_t{threads}{digest}"
+    return f"{recipe_path.stem}_s{seed}_t{threads}{digest(overrides)}"
 
 
 def run(recipe_path: Path, seed: int, threads: int, out_dir: Path, overrides: list[str],
@@ -150,7 +155,7 @@ def main() -> None:
                     and (y := found[(b, s)].get(name, (None, None))[0]) is not None]
             print(f"{name:{width}}  " + ", ".join(f"{g:.1f}" if percent[name] else f"{g:.3f}" for g in gaps))
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / f"{args.recipe.stem}.json").write_text(json.dumps(
+    (args.out_dir / f"{args.recipe.stem}{digest(args.overrides)}.json").write_text(json.dumps(
         {f"s{s}_t{t}": {name: {"value": v, "interval": i} for name, (v, i) in figs.items()}
          for (t, s), figs in found.items()}, indent=2))
 
