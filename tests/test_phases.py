@@ -23,6 +23,7 @@ from cltt.eval.phases import (
     probe_phases,
     progress_r2,
     r_squared,
+    score_embeddings,
     sequence_embeddings,
     video_order,
 )
@@ -150,6 +151,31 @@ def test_phase_labels_and_splits_come_from_the_files(phases_root, tmp_path):
         load_phase_labels(manifest, broken)
     with pytest.raises(CLTTError, match="extract --synthetic phases"):
         load_phase_labels(manifest, tmp_path / "missing.csv")
+
+
+@pytest.mark.parametrize("layout", ["train_val_test", "no_val", "two_test_videos", "no_test"])
+def test_phase_scores_with_the_split_layouts_users_have(phases_root, tmp_path, layout):
+    """Phase accuracy and its interval over test videos with and without val, with 2 test videos,
+    and without a test split (then no accuracy, and no interval, rather than a crash)."""
+    manifest = open_store(phases_root)
+    labels = load_phase_labels(manifest, phases_root / "phases.csv")
+    splits = np.array({"train_val_test": ["train"] * 5 + ["val"] * 2 + ["test"] * 3,
+                       "no_val": ["train"] * 7 + ["test"] * 3,
+                       "two_test_videos": ["train"] * 6 + ["val"] * 2 + ["test"] * 2,
+                       "no_test": ["train"] * 7 + ["val"] * 3}[layout])
+    rng = np.random.default_rng(0)  # embeddings that carry the phase, plus noise
+    embeddings = [np.eye(4)[p] * 2 + rng.normal(size=(len(p), 4)) for p in labels.phase]
+    recipe = load_recipe(write_recipe(tmp_path, phases_root))
+    evaluation = np.flatnonzero(splits != "train")
+    scores = score_embeddings(embeddings, labels, splits, evaluation, recipe)
+    if layout == "no_test":
+        assert scores.phase_acc is None and scores.phase_acc_interval is None
+        return
+    low, high = scores.phase_acc_interval
+    assert 0.25 < scores.phase_acc <= 1 and low <= scores.phase_acc <= high
+    assert score_embeddings(embeddings, labels, splits, evaluation, recipe).phase_acc_interval == (low, high)
+    other_training_seed = load_recipe(write_recipe(tmp_path, phases_root, train={"seed": 7}))
+    assert score_embeddings(embeddings, labels, splits, evaluation, other_training_seed).phase_acc_interval == (low, high)
 
 
 # --------------------------------------------------------------------------- end to end

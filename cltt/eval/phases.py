@@ -299,10 +299,11 @@ def progress_r2(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val
     if len(train_y) < 2 or len(test_y) < 2:
         return None
     scaler = StandardScaler().fit(np.asarray(train_x, np.float64))
-    z_train, z_val, z_test = (scaler.transform(np.asarray(x, np.float64)) for x in (train_x, val_x, test_x))
+    z_train, z_test = (scaler.transform(np.asarray(x, np.float64)) for x in (train_x, test_x))
     best, best_score = min(alphas), -math.inf
     with blas_threads_for(z_train.size):
         if len(val_y) >= 2:
+            z_val = scaler.transform(np.asarray(val_x, np.float64))
             for alpha in alphas:
                 score = r_squared(Ridge(alpha=alpha).fit(z_train, train_y).predict(z_val), val_y)
                 if score is not None and score > best_score:
@@ -312,16 +313,17 @@ def progress_r2(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val
 
 
 def phase_accuracy(train_x, train_y, val_x, val_y, test_x, test_y, cs: list[float], num_classes: int,
-                   train_groups: np.ndarray, test_groups: np.ndarray, seed: int,
-                   rounds: int) -> tuple[float | None, tuple[float, float] | None]:
+                   train_groups: np.ndarray, test_groups: np.ndarray, seed: int, rounds: int,
+                   bootstrap_seed: int) -> tuple[float | None, tuple[float, float] | None]:
     """Test accuracy of the logistic probe from embeddings to phase numbers (C picked on val), and
     its 95% interval from a bootstrap over the test videos (``test_groups [M]``, the video of each
-    frame; :func:`cltt.eval.bootstrap.clip_interval`)."""
+    frame; :func:`cltt.eval.bootstrap.clip_interval`, seeded by ``bootstrap_seed``, the class
+    probes' ``probe.split_seed``, so the same predictions always get the same interval)."""
     if len(test_y) == 0 or len(np.unique(train_y)) < 2:
         return None, None
     probe = fit_logistic(train_x, train_y, val_x, val_y, cs, num_classes, train_groups=train_groups, seed=seed)
     correct = probe.predict(test_x) == test_y
-    return float(correct.mean()), clip_interval(correct, test_groups, rounds=rounds, seed=seed)
+    return float(correct.mean()), clip_interval(correct, test_groups, rounds=rounds, seed=bootstrap_seed)
 
 
 @dataclass
@@ -351,7 +353,8 @@ def score_embeddings(embeddings: list[np.ndarray], labels: PhaseLabels, splits: 
 
     train, val, test = (stack(s) for s in SPLITS)
     acc, interval = phase_accuracy(train[0], train[1], val[0], val[1], test[0], test[1], recipe.probe.logistic_c,
-                                   len(labels.names), train[3], test[3], recipe.train.seed, recipe.probe.bootstrap_rounds)
+                                   len(labels.names), train[3], test[3], recipe.train.seed, recipe.probe.bootstrap_rounds,
+                                   recipe.probe.split_seed)
     r2 = progress_r2(train[0], train[2], val[0], val[2], test[0], test[2])
     chosen = [embeddings[k] for k in evaluation]
     tau, nan_pairs, pairs = kendall_alignment(chosen)
