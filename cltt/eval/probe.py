@@ -25,6 +25,7 @@ During training (process 0, every ``probe.every`` epochs):
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,17 +175,14 @@ def score_features(name: str, samples: Samples, targets: np.ndarray, splits: np.
     def right(predict) -> dict[str, np.ndarray | None]:
         return _per_split(rows, lambda s, r: predict(s, r) == targets[r])
 
-    standardised: list[np.ndarray] = []  # computed once, for kNN and retrieval both
-
+    @functools.cache  # once, for kNN and retrieval both
     def cosine_space() -> np.ndarray:
         """``x`` standardised by the train split (``probe.standardise``) for kNN and retrieval: a
         cosine of raw ReLU features, which all point one way, ranks neighbours by small differences."""
         if not config.standardise:
             return x
-        if not standardised:
-            mean, std = x[train].mean(axis=0), x[train].std(axis=0)
-            standardised.append((x - mean) / np.where(std > 1e-12, std, 1.0))
-        return standardised[0]
+        mean, std = x[train].mean(axis=0), x[train].std(axis=0)
+        return (x - mean) / np.where(std > 1e-12, std, 1.0)
 
     def add(probe: str, per_sample, detail: str, losses=None) -> None:
         scores.append(_scored(name, probe, per_sample, samples.clip, rows, detail, config.split_seed,
