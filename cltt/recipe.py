@@ -502,6 +502,14 @@ class ExportConfig:
         check_min(self.onnx_opset, f"{at}.onnx_opset", 9)
 
 
+# One #SBATCH option value: letters, digits and the punctuation Slurm's values use (a@b.edu,
+# 2-00:00:00, END,FAIL, 64G, gpu-debug, r00000).
+_SBATCH_WORD = re.compile(r"[A-Za-z0-9_.,:@%+=/-]+")
+# sweep.slurm.scratch: a path in which $VAR and ${VAR} are the only shell syntax; the job script
+# expands them itself, without eval (slurm/array.sh.tmpl).
+_SCRATCH_PATH = re.compile(r"(?:[^$`\\\x00-\x1f\x7f]|\$[A-Za-z_][A-Za-z0-9_]*|\$\{[A-Za-z_][A-Za-z0-9_]*\})*")
+
+
 @dataclass
 class SlurmConfig:
     """The job-array script ``cltt sweep --slurm`` renders (and slurm/train.sh's defaults)."""
@@ -529,6 +537,17 @@ class SlurmConfig:
         check_min(self.signal_seconds, f"{at}.signal_seconds", 0)
         if self.throttle is not None:
             check_min(self.throttle, f"{at}.throttle", 1)
+        # #SBATCH lines take one word per option: a space would smuggle in another option, and a
+        # line break would end the comment and start a command of the batch script.
+        for name in ("partition", "account", "mem", "time", "mail_user", "mail_type"):
+            value = getattr(self, name)
+            if value is not None and not _SBATCH_WORD.fullmatch(str(value)):
+                raise RecipeError(f"recipe key '{at}.{name}' must be one word without spaces, quotes or shell "
+                                  f"characters, got {value!r}")
+        if self.scratch is not None and not _SCRATCH_PATH.fullmatch(self.scratch):
+            raise RecipeError(f"recipe key '{at}.scratch' may name environment variables as $VAR or ${{VAR}} and "
+                              f"nothing else of the shell (no $(...), backticks, ${{VAR:-...}} or line breaks), "
+                              f"got {self.scratch!r}")
 
 
 @dataclass

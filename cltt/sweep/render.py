@@ -110,11 +110,6 @@ def sbatch_lines(slurm: SlurmConfig, job_name: str, tasks: list[int], log_dir: P
     return [f"#SBATCH {option}" for option in options]
 
 
-def _double_quoted(text: str) -> str:
-    """A bash double-quoted word: $VARIABLES expand when the job runs (scratch: "$TMPDIR")."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("`", "\\`") + '"'
-
-
 def unfinished(plan: SweepPlan) -> list[int]:
     """Task ids of the runs without a final checkpoint (all of them for a new sweep)."""
     return [run.index for run in plan.runs if not (plan.run_dir(run) / FINAL_NAME).is_file()]
@@ -151,7 +146,7 @@ def render_script(plan: SweepPlan, template: Path | None = None, tasks: list[int
         "DATA_ROOTS": "\n".join(f"    {shlex.quote(run.recipe.data.root)}" for run in plan.runs),
         "APPTAINER_IMAGE": shlex.quote(slurm.apptainer_image or ""),
         "APPTAINER_ARGS": " ".join(shlex.quote(a) for a in apptainer_args),
-        "SCRATCH": _double_quoted(slurm.scratch or ""),
+        "SCRATCH": shlex.quote(slurm.scratch or ""),  # expanded by the job, never evaluated
         "REQUEUE": "1" if slurm.requeue else "0",
     }
 
