@@ -117,8 +117,18 @@ echo "train.sh: ${cmd[*]} train $recipe train.resume=auto data.num_workers=$work
 # srun makes the trainer a job step, so --signal=USR1@N reaches it. Slurm 22.05 to 23.02's srun
 # does not take --cpus-per-task from the job (the release notes say so; 23.11 does again):
 # pass it, so that where tasks are bound to CPUs the trainer gets all of its CPUs, not one.
+# The trainer also writes its exit code to CLTT_EXIT_CODE_FILE: under torchrun
+# (CLTT_COMMAND="torchrun --nproc-per-node 4 -m cltt") a worker's 75 ("saved, requeue me") comes
+# out of torchrun as 1, and only the file tells a requeue from a failure.
+export CLTT_EXIT_CODE_FILE="${TMPDIR:-/tmp}/cltt-exit-${job:-nojob}-$$"
+rm -f "$CLTT_EXIT_CODE_FILE"
 rc=0
 srun --cpus-per-task="$cpus" "${cmd[@]}" train "$recipe" train.resume=auto "data.num_workers=$workers" "$@" ${stage_args[@]+"${stage_args[@]}"} || rc=$?
+if [ "$rc" -ne 0 ] && [ -f "$CLTT_EXIT_CODE_FILE" ] && [ "$(cat "$CLTT_EXIT_CODE_FILE")" = "$REQUEUE_EXIT" ]; then
+    echo "train.sh: $(basename "${cmd[0]}") exited $rc; the trainer itself exited $REQUEUE_EXIT (saved, requeue me)"
+    rc=$REQUEUE_EXIT
+fi
+rm -f "$CLTT_EXIT_CODE_FILE"
 
 if [ "$rc" -eq "$REQUEUE_EXIT" ]; then
     if [ -z "$job" ]; then

@@ -3,6 +3,10 @@ run by bash under stand-ins for srun, sbatch, scontrol, module and apptainer (ca
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -87,9 +91,6 @@ def test_case_01_scratch_variables_expand_in_the_job_without_eval(tmp_path, fram
     script = tmp_path / "sweeps" / "tiny" / "sweep.sbatch"
     assert "scratch='${TMPDIR}/$USER_PART/stage'" in script.read_text()
 
-    import os
-    import subprocess
-
     hostile_part = f"$(touch {marker})"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     env.update(PATH=f"{tmp_path / 'fake-bin'}:{env['PATH']}", FAKE_CALLS=str(tmp_path / "calls"), CLTT_COMMAND="fake-cltt",
@@ -118,3 +119,112 @@ def test_case_01_hostile_slurm_values_are_one_line_at_load(tmp_path, key, value)
     assert result.exit_code == 2 and len(lines) == 1, result.stderr
     assert f"sweep.slurm.{key}" in lines[0]
     assert not (tmp_path / "sweeps").exists() and not Path(tmp_path / "PWNED").exists()
+
+
+def test_case_06_a_rerun_with_another_base_recipe_is_refused(tmp_path):
+    """Same grid, another base recipe: the runs on disk were trained with the first one."""
+    first = write_recipe(tmp_path, name="base", method={"name": "cltt"})
+    assert sweep(first, "--grid", "train.lr=1e-3,3e-4", "sweep.name=study", cwd=tmp_path).exit_code == 0
+    sweep_dir = tmp_path / "sweeps" / "study"
+    recipes = {p.name: p.read_text() for p in (sweep_dir / "recipes").iterdir()}
+    assert "name: cltt" in (sweep_dir / "base.yaml").read_text()  # what the runs came from
+
+    other = write_recipe(tmp_path, name="other", method={"name": "simclr"})
+    result = sweep(other, "--grid", "train.lr=1e-3,3e-4", "sweep.name=study", cwd=tmp_path)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.stderr
+    assert "was written from another recipe: run lr1e-3 has method.name: 'cltt' -> 'simclr'" in lines[0]
+    assert "1 more runs too" in lines[0] and "sweep.name=NEW_NAME" in lines[0]
+    assert {p.name: p.read_text() for p in (sweep_dir / "recipes").iterdir()} == recipes  # untouched
+
+    # an override for every run is another recipe too; the same command again is fine
+    assert sweep(first, "--grid", "train.lr=1e-3,3e-4", "sweep.name=study", "train.epochs=5", cwd=tmp_path).exit_code == 2
+    assert sweep(first, "--grid", "train.lr=1e-3,3e-4", "sweep.name=study", cwd=tmp_path).exit_code == 0
+    # a Slurm setting is not part of a run's recipe: changing it does not block the rerun
+    assert sweep(first, "--grid", "train.lr=1e-3,3e-4", "sweep.name=study", "sweep.slurm.partition=other",
+                 cwd=tmp_path).exit_code == 0
+
+
+def test_case_06_recipes_written_before_a_key_existed_still_compare_equal(tmp_path):
+    recipe = write_recipe(tmp_path)
+    assert sweep(recipe, "--grid", "train.lr=1e-3", cwd=tmp_path).exit_code == 0
+    path = tmp_path / "sweeps" / "tiny" / "recipes" / "lr1e-3.yaml"
+    tree = yaml.safe_load(path.read_text())
+    del tree["train"]["seed"]  # as if written by a cltt that had no such key (its default)
+    path.write_text(yaml.safe_dump(tree))
+    assert sweep(recipe, "--grid", "train.lr=1e-3", cwd=tmp_path).exit_code == 0
+
+
+@pytest.mark.parametrize("name", ["qs_slurm", "study.v2", "a+b=c"])
+def test_case_20_sweep_name_is_taken_as_given(tmp_path, name):
+    recipe = write_recipe(tmp_path)
+    result = sweep(recipe, "--grid", "train.lr=1e-3", f"sweep.name={name}", "--slurm", "--dry-run", cwd=tmp_path)
+    assert result.exit_code == 0, result.stderr
+    sweep_dir = tmp_path / "sweeps" / name
+    assert (sweep_dir / "sweep.yaml").is_file() and f"--job-name={name}\n" in (sweep_dir / "sweep.sbatch").read_text()
+    assert sweep("status", f"sweeps/{name}", cwd=tmp_path).exit_code == 0
+
+
+@pytest.mark.parametrize("name", ["my sweep", "../escape", ".hidden", "a/b", "-x", "x" * 101])
+def test_case_20_a_sweep_name_that_cannot_be_a_folder_is_one_line(tmp_path, name):
+    recipe = write_recipe(tmp_path)
+    result = sweep(recipe, "--grid", "train.lr=1e-3", f"sweep.name={name}", cwd=tmp_path)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and "sweep.name" in lines[0], result.stderr
+    assert not (tmp_path / "sweeps").exists()
+
+
+def test_case_20_a_sweep_an_earlier_cltt_renamed_says_how_to_continue_it(tmp_path):
+    recipe = write_recipe(tmp_path)
+    assert sweep(recipe, "--grid", "train.lr=1e-3", "sweep.name=qs-slurm", cwd=tmp_path).exit_code == 0  # the old folder
+    result = sweep(recipe, "--grid", "train.lr=1e-3", "sweep.name=qs_slurm", cwd=tmp_path)
+    assert result.exit_code == 2 and "mv sweeps/qs-slurm sweeps/qs_slurm" in result.stderr
+    assert not (tmp_path / "sweeps" / "qs_slurm").exists()
+
+
+def test_case_19_sweep_status_shows_the_grid_values(tmp_path):
+    recipe = write_recipe(tmp_path)
+    assert sweep(recipe, "--grid", "train.lr=1e-3,3e-4", "--grid", "data.window_size=3,5", cwd=tmp_path).exit_code == 0
+    result = sweep("status", "sweeps/tiny", "--csv", "status.csv", cwd=tmp_path)
+    assert result.exit_code == 0, result.stderr
+    header = result.stdout.splitlines()[2]
+    assert "train.lr" in header and "data.window_size" in header, result.stdout
+    rows = (tmp_path / "status.csv").read_text().splitlines()
+    assert rows[0].startswith("index,run,train.lr,data.window_size,state,")
+    assert rows[1].startswith("0,lr1e-3_ws3,0.001,3,not started,") and rows[4].startswith("3,lr3e-4_ws5,0.0003,5,not started,")
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process runs (a zombie that no one reaped yet counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_case_24_a_killed_local_sweep_leaves_no_orphan(tmp_path, frames_root):
+    """SIGKILL of ``cltt sweep --local`` (no handler can run) while its run trains: the run gets
+    SIGTERM from the kernel, saves a checkpoint and exits; rerunning the sweep continues it."""
+    recipe = write_recipe(tmp_path, data={"root": str(frames_root)}, train={"epochs": 400})
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    parent = subprocess.Popen([sys.executable, "-m", "cltt", "sweep", str(recipe), "--grid", "train.lr=1e-3", "--local"],
+                              cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "sweeps" / "tiny" / "logs" / "lr1e-3.local.out"
+    deadline = time.monotonic() + 120
+    try:
+        while not (log.is_file() and "epoch 1/400" in log.read_text()):  # the run trains, its handlers are in
+            assert time.monotonic() < deadline and parent.poll() is None, log.read_text() if log.is_file() else ""
+            time.sleep(0.1)
+        [child] = [int(pid) for pid in Path(f"/proc/{parent.pid}/task/{parent.pid}/children").read_text().split()]
+        parent.kill()
+        parent.wait()
+        while _alive(child):
+            assert time.monotonic() < deadline, "the run trains on after its sweep was killed"
+            time.sleep(0.1)
+    finally:
+        parent.kill()
+    text = log.read_text()
+    assert "SIGTERM" in text and "saved" in text, text
+    assert list((tmp_path / "sweeps" / "tiny" / "runs" / "lr1e-3").glob("*.pth")), text

@@ -249,8 +249,8 @@ def test_local_sweep_runs_both_and_status_shows_them_finished(tmp_path, frames_r
     assert result.exit_code == 0, result.stderr
     assert "2 runs: 2 finished" in result.stdout
     rows = (tmp_path / "status.csv").read_text().splitlines()
-    assert rows[0].startswith("index,run,state,epochs_done,epochs,last_loss,best_val_acc,best_test_acc")
-    assert [r.split(",")[1:5] for r in rows[1:]] == [["lr1e-3", "finished", "1", "1"], ["lr3e-4", "finished", "1", "1"]]
+    assert rows[0].startswith("index,run,train.lr,state,epochs_done,epochs,last_loss,best_val_acc,best_test_acc")
+    assert [r.split(",")[1:6] for r in rows[1:]] == [["lr1e-3", "0.001", "finished", "1", "1"], ["lr3e-4", "0.0003", "finished", "1", "1"]]
 
     result = sweep(recipe, "--grid", "train.lr=1e-3,3e-4", "--local", cwd=tmp_path)  # again: nothing to do
     assert result.exit_code == 0 and "2 skipped" in result.stdout

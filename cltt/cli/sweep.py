@@ -205,7 +205,7 @@ Examples:
   cltt sweep status sweeps/quickstart --csv sweeps/quickstart/status.csv""")
 @click.argument("sweep_dir", type=click.Path(path_type=Path))
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path, dir_okay=False),
-              help="Also write the table as CSV (index,run,state,epochs_done,epochs,last_loss,best_val_acc,...).")
+              help="Also write the table as CSV (index,run, one column per grid key, state,epochs_done,epochs,last_loss,...).")
 def status_command(sweep_dir: Path, csv_path: Path | None) -> None:
     """Where each run of a sweep stands, from its run dir and newest log.
 
@@ -222,12 +222,16 @@ def status_command(sweep_dir: Path, csv_path: Path | None) -> None:
     table = Table()
     table.add_column("#", justify="right")
     table.add_column("run", no_wrap=True, min_width=min(40, max((len(s.run) for s in statuses), default=3)))
+    keys = list(statuses[0].values) if statuses else []
+    for key in keys:  # what varies between the runs
+        table.add_column(key, no_wrap=True)
     table.add_column("state", no_wrap=True)
     for name in ("epochs", "last loss", "val acc", "test acc"):
         table.add_column(name, justify="right", no_wrap=True)
     for s in statuses:
         epochs = f"{s.epochs_done}/{s.epochs}" if s.epochs else str(s.epochs_done)
-        table.add_row(str(s.index), escape(s.run), f"[{STATE_STYLE[s.state]}]{s.state}[/]", epochs,
+        table.add_row(str(s.index), escape(s.run), *(escape(str(s.values.get(k))) for k in keys),
+                      f"[{STATE_STYLE[s.state]}]{s.state}[/]", epochs,
                       fmt_number(s.last_loss, ".4f"), fmt_number(s.best_val_acc, ".3f"), fmt_number(s.best_test_acc, ".3f"))
     console.print(table)
     for s in statuses:

@@ -1,6 +1,7 @@
 """A recipe plus a grid of dotted keys becomes one resolved recipe per run, in a sweep folder.
 
     sweeps/<name>/sweep.yaml              manifest: the grid, and each run's name and overrides
+    sweeps/<name>/base.yaml               the base recipe (with its overrides) the runs came from
     sweeps/<name>/recipes/<run>.yaml      the resolved recipe of each run (what `cltt train` reads)
     sweeps/<name>/runs/<run>/             each run's run dir (train.out_dir = sweeps/<name>/runs)
     sweeps/<name>/logs/                   one log per run (local) or per array task (Slurm)
@@ -31,6 +32,7 @@ from cltt.errors import CLTTError, RecipeError
 from cltt.recipe import Recipe, all_keys, dump_recipe, load_recipe, recipe_from_dict, recipe_to_dict, set_dotted
 
 MANIFEST = "sweep.yaml"
+BASE = "base.yaml"
 RECIPES = "recipes"
 RUNS = "runs"
 LOGS = "logs"
@@ -65,6 +67,8 @@ ALIASES: dict[str, str | None] = {
 RESERVED = ("train.out_dir", "train.name", "train.resume")
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9.+=-]+")
+# A sweep.name the user gives is the folder and the Slurm job name as written, or refused.
+_SWEEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
 _MAX_NAME = 100
 
 
@@ -234,6 +238,21 @@ def safe_name(text: str) -> str:
 # --------------------------------------------------------------------------- the plan
 
 
+def sweep_name(given: str | None, recipe_path: Path, out_dir: Path) -> str:
+    """The sweep's folder and job name: ``sweep.name`` exactly as given (or one line saying why
+    not), else the recipe file's name made safe."""
+    if given is None:
+        return safe_name(recipe_path.stem)
+    if not _SWEEP_NAME.fullmatch(given) or len(given) > _MAX_NAME:
+        raise RecipeError(f"recipe key 'sweep.name' must be a folder and Slurm job name: letters, digits and . _ + = - "
+                          f"(at most {_MAX_NAME}, not starting with . or -), got {given!r}")
+    legacy = safe_name(given)  # what earlier versions made of it (qs_slurm -> qs-slurm)
+    if legacy != given and (out_dir / legacy / MANIFEST).is_file() and not (out_dir / given).exists():
+        raise CLTTError(f"{out_dir / legacy} holds this sweep, written by an earlier cltt that renamed sweep.name={given}; "
+                        f"rename the folder to continue it: mv {out_dir / legacy} {out_dir / given}")
+    return given
+
+
 def plan_sweep(recipe_path: str | Path, overrides: Sequence[str] = (), grid_options: Sequence[str] = ()) -> SweepPlan:
     """Read a recipe, apply ``key=value`` overrides, and expand its grid (and ``--grid`` options)."""
     recipe_path = Path(recipe_path)
@@ -244,7 +263,7 @@ def plan_sweep(recipe_path: str | Path, overrides: Sequence[str] = (), grid_opti
         grid[key] = values
     check_grid_keys(grid)
 
-    name = safe_name(base.sweep.name or recipe_path.stem)
+    name = sweep_name(base.sweep.name, recipe_path, Path(base.sweep.out_dir))
     sweep_dir = Path(base.sweep.out_dir) / name
     tree = recipe_to_dict(base)
     tree["sweep"] = {}  # the runs' recipes leave the sweep out: changing it must not block resuming
@@ -290,14 +309,54 @@ def check_same_grid(plan: SweepPlan) -> None:
                         f"write this grid as a new sweep with sweep.name=NEW_NAME (the earlier runs stay)")
 
 
+def check_same_recipes(plan: SweepPlan) -> None:
+    """Refuse to rewrite a run's recipe with another one: its run dir (finished, or to be resumed)
+    was trained with the recipe on disk. A rerun with another base recipe, or other overrides for
+    every run, would report those runs finished, or resume them under other settings, and
+    leave recipes that describe training they never had."""
+    changed: list[tuple[str, list[str]]] = []
+    for run in plan.runs:
+        path = plan.recipe_path(run)
+        if not path.is_file():
+            continue
+        try:  # through the loader, so keys added to cltt since then compare at their defaults
+            before = _flat(recipe_to_dict(recipe_from_dict(yaml.safe_load(path.read_text()))))
+        except (CLTTError, yaml.YAMLError, OSError):
+            before = None
+        now = _flat(recipe_to_dict(run.recipe))
+        if before is None:
+            changed.append((run.name, ["(its recipe no longer reads)"]))
+        elif before != now:
+            keys = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+            changed.append((run.name, [f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in keys]))
+    if changed:
+        run, keys = changed[0]
+        more = f" ({len(keys) - 3} more keys)" if len(keys) > 3 else ""
+        others = f"; {len(changed) - 1} more runs too" if len(changed) > 1 else ""
+        raise CLTTError(f"{plan.dir} was written from another recipe: run {run} has {', '.join(keys[:3])}{more}{others}; "
+                        f"write this one as a new sweep with sweep.name=NEW_NAME (the earlier runs stay)")
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix[:-1]: tree}
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        flat.update(_flat(value, f"{prefix}{key}."))
+    return flat
+
+
 def write_sweep(plan: SweepPlan) -> Path:
-    """Write each run's recipe and the manifest (after :func:`check_same_grid`); create the logs
-    folder. Returns the manifest path."""
+    """Write each run's recipe, the base recipe (``base.yaml``) and the manifest, after
+    :func:`check_same_grid` and :func:`check_same_recipes`; create the logs folder. Returns the
+    manifest path."""
     check_same_grid(plan)
+    check_same_recipes(plan)
     (plan.dir / RECIPES).mkdir(parents=True, exist_ok=True)
     (plan.dir / LOGS).mkdir(exist_ok=True)  # Slurm fails a job whose log folder is missing
     for run in plan.runs:
         plan.recipe_path(run).write_text(dump_recipe(run.recipe))
+    (plan.dir / BASE).write_text(dump_recipe(plan.base))  # the base recipe as resolved, for the record
     manifest = plan.dir / MANIFEST
     try:
         previous = read_manifest(plan.dir) if manifest.is_file() else {}

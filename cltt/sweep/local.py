@@ -8,6 +8,9 @@ reads both alike. A failed run does not stop the sweep; a finished one is skippe
 
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -17,6 +20,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from cltt.sweep.grid import FINAL_NAME, LOGS, SweepPlan, SweepRun
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 @dataclass
@@ -69,7 +74,8 @@ def _train(run: SweepRun, recipe: Path, log: Path, command: list[str]) -> LocalR
                   f"cltt-sweep: {' '.join(args)}\n")
         out.flush()
         try:
-            process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       preexec_fn=_end_with_parent(os.getpid()))
             try:
                 code = process.wait()
             except KeyboardInterrupt:  # the child got the Ctrl-C too: let it save and exit
@@ -82,6 +88,23 @@ def _train(run: SweepRun, recipe: Path, log: Path, command: list[str]) -> LocalR
         out.write(f"cltt-sweep: run {run.name} exited {code}, {_now()}\n")
     status = "finished" if code == 0 else "failed"
     return LocalResult(run, status, code, time.perf_counter() - started, log, _last_line(log))
+
+
+def _end_with_parent(parent: int) -> Callable[[], None] | None:
+    """In the child, before it runs: ask Linux to send it SIGTERM when the sweep process dies,
+    even by SIGKILL, so no run trains on as an orphan. The trainer takes SIGTERM as a stop: it
+    saves a checkpoint, and rerunning the sweep continues it. Elsewhere (macOS) there is no such
+    request; None."""
+    if not sys.platform.startswith("linux"):
+        return None
+
+    def request() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the sweep died before the request was made
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return request
 
 
 def _last_line(log: Path) -> str:

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import csv
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cltt.engine.checkpoint import FINAL_NAME, latest_checkpoint
 from cltt.engine.run_table import best, epochs_done, number, read_csv_rows
@@ -49,14 +50,21 @@ class RunStatus:
     checkpoint: str  # name of the latest checkpoint, or ""
     log: str  # newest log file, or ""
     note: str  # the error line of a failed run, or how a stopped one stopped
+    values: dict[str, Any] = field(default_factory=dict)  # the run's grid values, {dotted key: value}
 
 
 def sweep_status(sweep_dir: str | Path) -> list[RunStatus]:
     """One :class:`RunStatus` per run of the manifest, in array-task order."""
     sweep_dir = Path(sweep_dir)
     manifest = read_manifest(sweep_dir)
-    return [run_status(sweep_dir, int(entry.get("index", i)), str(entry["name"]), entry.get("run_dir"))
-            for i, entry in enumerate(manifest["runs"])]
+    keys = list(manifest.get("grid") or {})
+    statuses = []
+    for i, entry in enumerate(manifest["runs"]):
+        status = run_status(sweep_dir, int(entry.get("index", i)), str(entry["name"]), entry.get("run_dir"))
+        overrides = entry.get("overrides") if isinstance(entry.get("overrides"), dict) else {}
+        status.values = {key: overrides.get(key) for key in keys}
+        statuses.append(status)
+    return statuses
 
 
 def run_status(sweep_dir: Path, index: int, name: str, run_dir: str | None = None) -> RunStatus:
@@ -138,12 +146,16 @@ def summary(statuses: list[RunStatus]) -> str:
 
 
 def write_csv(statuses: list[RunStatus], path: str | Path) -> Path:
+    """The table as CSV: ``index,run``, one column per grid key (``train.lr``, ...), then the rest of
+    :data:`CSV_FIELDS`, so a script can group runs by what varied."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    keys = list(statuses[0].values) if statuses else []
+    fields = [*CSV_FIELDS[:2], *keys, *CSV_FIELDS[2:]]
     with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
+        writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         for status in statuses:
-            row = asdict(status)
-            writer.writerow({k: "" if row[k] is None else row[k] for k in CSV_FIELDS})
+            row = {**asdict(status), **status.values}
+            writer.writerow({k: "" if row.get(k) is None else row[k] for k in fields})
     return path
