@@ -87,7 +87,8 @@ def test_a_truncated_latest_checkpoint_resumes_from_the_one_before(tmp_path, fra
     assert resumed.exit_code == 0, resumed.output
     line = next(line for line in resumed.output.splitlines() if "is not a readable checkpoint" in line)
     assert f"{final} is not a readable checkpoint" in line
-    assert f"continuing from {ckpt.epoch_name(1)}, the newest checkpoint that loads (1 more unreadable)" in line
+    assert f"continuing from {ckpt.epoch_name(1)} (epoch 1, step " in line
+    assert "the checkpoint of the highest step that loads (1 more unreadable)" in line
     assert_same_weights(final_weights(run_dir), weights)
     assert_same_weights(final_weights(run_dir), final_weights(tmp_path / "runs" / "straight"))
 

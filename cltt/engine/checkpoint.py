@@ -136,30 +136,65 @@ def checkpoint_files(run_dir: Path) -> list[Path]:
                   or p.name == FINAL_NAME)
 
 
+def recorded_progress(path: Path) -> dict | None:
+    """The ``progress`` a checkpoint records (epoch, step, ...), read without its tensors; None
+    when the file does not open (truncated, not a cltt checkpoint).
+
+    ``mmap=True`` maps the tensors instead of reading them, so this costs the zip directory and
+    the small pickle, not the file; a truncated file has no zip directory and fails here.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError):
+        return None
+    progress = state.get("progress") if isinstance(state, dict) and state.get("format") == FORMAT else None
+    return progress if isinstance(progress, dict) and isinstance(progress.get("step"), int) else None
+
+
+def by_recorded_step(files: list[Path]) -> list[Path]:
+    """``files`` newest first by the optimizer step each records, never by modification time
+    (which ``cp -r``, rsync and ``touch`` change). At one step the final checkpoint comes first.
+
+    A file that does not open is placed by its name: ``step_S`` at step S, ``epoch_E`` at
+    E x batches per epoch (as recorded by a file that opens), ``final`` after all of them.
+    """
+    recorded = {path: recorded_progress(path) for path in files}
+    per_epoch = next((int(p["batches_per_epoch"]) for p in recorded.values() if p and p.get("batches_per_epoch")), 1)
+
+    def step_of(path: Path) -> float:
+        if recorded[path] is not None:
+            return recorded[path]["step"]
+        if path.name == FINAL_NAME:
+            return float("inf")
+        epoch, step = _EPOCH.search(path.name), _STEP.search(path.name)
+        return int(step.group(1)) if step else int(epoch.group(1)) * per_epoch if epoch else -1
+
+    return sorted(files, key=lambda path: (step_of(path), path.name == FINAL_NAME), reverse=True)
+
+
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The checkpoint ``latest`` names, else the newest by modification time, else None."""
+    """The checkpoint ``latest`` names (written after each save), else the one of the highest recorded step, else None."""
     run_dir = Path(run_dir)
     pointer = run_dir / LATEST
     if pointer.is_file():
         named = run_dir / pointer.read_text().strip()
         if named.is_file():
             return named
-    files = checkpoint_files(run_dir)
-    return max(files, key=lambda p: p.stat().st_mtime_ns) if files else None
+    files = by_recorded_step(checkpoint_files(run_dir))
+    return files[0] if files else None
 
 
 def load_latest_intact(run_dir: Path) -> tuple[Path, dict, list[str]] | None:
     """The latest checkpoint of ``run_dir`` that loads: ``(path, state, notes)``, None if there is none.
 
-    When the latest is truncated or unreadable (a disk that filled, a copy cut short), the
-    newest older one that loads is taken and ``notes`` says which was skipped and why.
+    When the latest is truncated or unreadable (a disk that filled, a copy cut short), the one
+    of the highest recorded step that loads is taken, and ``notes`` says which was skipped and why.
     """
     run_dir = Path(run_dir)
     latest = latest_checkpoint(run_dir)
     if latest is None:
         return None
-    candidates = [latest] + sorted((p for p in checkpoint_files(run_dir) if p != latest),
-                                   key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    candidates = [latest] + by_recorded_step([p for p in checkpoint_files(run_dir) if p != latest])
     skipped: list[str] = []
     for path in candidates:
         try:
@@ -167,7 +202,9 @@ def load_latest_intact(run_dir: Path) -> tuple[Path, dict, list[str]] | None:
         except CLTTError as err:
             skipped.append(str(err))
             continue
-        notes = [f"{skipped[0]}; continuing from {path.name}, the newest checkpoint that loads"
+        progress = state.get("progress", {})
+        notes = [f"{skipped[0]}; continuing from {path.name} (epoch {progress.get('epoch')}, step {progress.get('step')}), "
+                 "the checkpoint of the highest step that loads"
                  + (f" ({len(skipped) - 1} more unreadable)" if len(skipped) > 1 else "")] if skipped else []
         return path, state, notes
     raise CLTTError(f"no checkpoint in {run_dir} loads ({skipped[0]}); start a new run with another train.name")

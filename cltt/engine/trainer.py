@@ -310,8 +310,12 @@ class Trainer:
             self.reporter.note(f"{splits} gap(s) in the frame numbering: windows are cut there (data.gaps=split); "
                                f"cltt index {self.recipe.data.root} --verify lists them")
         if p.epoch >= train.epochs:
-            return self._finish("already_finished", 0, f"{self.run_dir} already finished its {train.epochs} epochs",
-                                started, ckpt.latest_checkpoint(self.run_dir))
+            final, message = self.run_dir / ckpt.FINAL_NAME, f"{self.run_dir} already finished its {train.epochs} epochs"
+            if self.resume_path is not None and ckpt.recorded_progress(final) is None:  # missing or truncated: the last
+                # epoch's checkpoint, resumed from, holds the state the final one had
+                self._save(ckpt.FINAL_NAME)
+                message += f"; {final.name}, which did not load, rewritten from {self.resume_path.name}"
+            return self._finish("already_finished", 0, message, started, ckpt.latest_checkpoint(self.run_dir))
         loader = DataLoader(
             self.dataset,
             batch_sampler=self.sampler,
