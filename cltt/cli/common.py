@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,18 @@ def show_recipe(recipe: Recipe) -> None:
 
 
 show_option = click.option("--show", is_flag=True, help="Print the resolved recipe (file + overrides + defaults) and exit.")
+
+
+@contextlib.contextmanager
+def writing_run_dir(run_dir: Path, advice: str, take: bool = True):
+    """Hold ``run_dir``'s one-writer lock for the block (:mod:`cltt.engine.run_lock`); a lock taken
+    over from a killed process is said in a note. ``advice`` ends the refusal when another holds it."""
+    from cltt.engine.run_lock import hold_run_dir
+
+    with hold_run_dir(run_dir, advice, take=take) as lock:
+        for note in lock.notes if lock else []:
+            err_console.print(f"[dim]note:[/] {escape(note)}", soft_wrap=True)
+        yield lock
 
 
 def fail(message: str, code: int = 2) -> None:

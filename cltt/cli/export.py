@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import typing
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from cltt.cli.common import console, fail, show_option, show_recipe, split_arguments
+from cltt.cli.common import console, fail, show_option, show_recipe, split_arguments, writing_run_dir
 from cltt.errors import CLTTError
 from cltt.recipe import ExportConfig
 
@@ -85,10 +86,15 @@ def _export(args, fmt, with_head, out, embeddings_root, batch_size, force, show)
         show_recipe(source.recipe)
         return
     where = f"{source.checkpoint} (epoch {source.epoch}, step {source.step})"
-    if embeddings_root is not None:
-        _embeddings(source, embeddings_root, out, batch_size, where, force)
-    else:
-        _weights(source, out, where, force)
+    # an export into the run dir (the default RUN_DIR/exports) is one of its writers; one to --out
+    # elsewhere only reads checkpoints, which are replaced atomically, so a run in training does not block it
+    writes_run_dir = out is None or Path(out).resolve().is_relative_to(source.run_dir.resolve())
+    with writing_run_dir(source.run_dir, "wait for it to finish, or export elsewhere with --out DIR") \
+            if writes_run_dir else contextlib.nullcontext():
+        if embeddings_root is not None:
+            _embeddings(source, embeddings_root, out, batch_size, where, force)
+        else:
+            _weights(source, out, where, force)
 
 
 def _weights(source, out: Path | None, where: str, force: bool) -> None:

@@ -6,10 +6,11 @@ import time
 from pathlib import Path
 
 import click
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from cltt.cli.common import console, err_console, show_option, show_recipe, split_arguments
+from cltt.cli.common import console, err_console, show_option, show_recipe, split_arguments, writing_run_dir
 from cltt.errors import CLTTError
 
 # what cltt probe may change in a checkpoint's own recipe: where the data are, how to probe
@@ -56,6 +57,13 @@ def command(args: tuple[str, ...], checkpoint: Path | None, out: Path | None, sh
     if show:
         show_recipe(recipe)
         return
+    # the features cache, the report and metrics_eval.csv are written into the run dir: one writer at a time
+    with writing_run_dir(path.parent, "wait for it to finish, or probe a copy of the run dir (cp -r)"):
+        _probe(recipe, path, state, out)
+
+
+def _probe(recipe, path: Path, state: dict, out: Path | None) -> None:
+    """Encode, probe, write the report (and a metrics_eval.csv row), print the table."""
     from cltt.eval.metrics_eval import EVAL_FILE, append_eval_row
     from cltt.eval.probe import probe_checkpoint
     from cltt.eval.report import check_writable, save_report
@@ -104,7 +112,7 @@ def command(args: tuple[str, ...], checkpoint: Path | None, out: Path | None, sh
 
 def _resolve(args: tuple[str, ...], checkpoint: Path | None):
     """(recipe, checkpoint path, checkpoint state) from the command line."""
-    from cltt.engine.checkpoint import latest_checkpoint, load_checkpoint
+    from cltt.engine.checkpoint import load_checkpoint
     from cltt.engine.run_dir import changed_keys, run_name, saved_recipe
     from cltt.recipe import apply_override, recipe_from_dict, recipe_to_dict
 
@@ -115,10 +123,8 @@ def _resolve(args: tuple[str, ...], checkpoint: Path | None):
         recipe = parsed.recipe()
         if checkpoint is None:
             run_dir = Path(recipe.train.out_dir) / run_name(recipe, parsed.recipe_path)
-            checkpoint = latest_checkpoint(run_dir)
-            if checkpoint is None:
-                raise CLTTError(f"{run_dir} has no checkpoint to probe; train it first (cltt train {parsed.recipe_path}) "
-                                "or pass --checkpoint PATH")
+            return (recipe, *_latest_that_loads(run_dir, f"{run_dir} has no checkpoint to probe; train it first "
+                                                         f"(cltt train {parsed.recipe_path}) or pass --checkpoint PATH"))
         return recipe, checkpoint, load_checkpoint(checkpoint)
     targets = parsed.paths + ([checkpoint] if checkpoint is not None else [])
     if len(targets) != 1:
@@ -126,14 +132,12 @@ def _resolve(args: tuple[str, ...], checkpoint: Path | None):
                         "cltt probe runs/quickstart")
     target = targets[0]
     if target.is_dir():
-        path = latest_checkpoint(target)
-        if path is None:
-            raise CLTTError(f"{target} holds no checkpoint to probe; pass a run dir (runs/NAME) or a .pth file")
+        path, state = _latest_that_loads(target, f"{target} holds no checkpoint to probe; pass a run dir (runs/NAME) "
+                                                 "or a .pth file")
     elif target.exists():
-        path = target
+        path, state = target, load_checkpoint(target)
     else:
         raise CLTTError(f"{target} does not exist; pass a run dir (runs/NAME) or a checkpoint file")
-    state = load_checkpoint(path)
     saved = saved_recipe(state, path)
     tree = recipe_to_dict(saved)
     for override in parsed.overrides:
@@ -146,6 +150,19 @@ def _resolve(args: tuple[str, ...], checkpoint: Path | None):
                         "it may change probe.*, data.root, data.cache_dir, data.num_workers, the data windows "
                         "and train.device")
     return recipe, path, state
+
+
+def _latest_that_loads(run_dir: Path, none_message: str) -> tuple[Path, dict]:
+    """A run dir's latest checkpoint that loads, (path, state); a skipped unreadable one is said in a note."""
+    from cltt.engine.checkpoint import load_latest_intact
+
+    found = load_latest_intact(run_dir)
+    if found is None:
+        raise CLTTError(none_message)
+    path, state, notes = found
+    for note in notes:
+        err_console.print(f"[dim]note:[/] {escape(note)}", soft_wrap=True)
+    return path, state
 
 
 def _measure_changes(recipe, state: dict, path: Path) -> list[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from cltt.cli.common import console, err_console, show_option, show_recipe, split_arguments
+from cltt.cli.common import console, err_console, show_option, show_recipe, split_arguments, writing_run_dir
 from cltt.engine import preemption
 from cltt.errors import CLTTError
 
@@ -69,9 +69,11 @@ def train_command(args: tuple[str, ...], change_length: bool, show: bool) -> Non
     if show:
         show_recipe(recipe)
         return
-    from cltt.engine.run_dir import prepare_training
+    from cltt.engine.run_dir import prepare_training, run_name
 
-    _run(*prepare_training(recipe, parsed.recipe_path, change_length))
+    run_dir = Path(recipe.train.out_dir) / run_name(recipe, parsed.recipe_path)
+    with _writing(run_dir, "wait for it to finish, or start another run with train.name=NEW_NAME"):
+        _run(*prepare_training(recipe, parsed.recipe_path, change_length))
 
 
 @click.command(
@@ -93,9 +95,19 @@ def resume_command(target: Path, overrides: tuple[str, ...], change_length: bool
     live, the device, workers and logging, and train.epochs with --change-length.
     """
     preemption.install()
-    from cltt.engine.run_dir import prepare_resume
+    from cltt.engine.run_dir import prepare_resume, resolve_resume_target
 
-    _run(*prepare_resume(target, list(overrides), change_length))
+    run_dir = resolve_resume_target(target).parent  # refuses a missing target before any lock file is made
+    with _writing(run_dir, "wait for it to finish; a run dir has one writer"):
+        _run(*prepare_resume(target, list(overrides), change_length))
+
+
+def _writing(run_dir: Path, advice: str):
+    """The run dir's lock, from before its checkpoints are read until the process ends, so two
+    runs never interleave in one dir; held by process 0 of a DDP run (the others write nothing there)."""
+    from cltt.engine import distributed
+
+    return writing_run_dir(run_dir, advice, take=distributed.process_info().is_main)
 
 
 def _run(recipe, run_dir: Path, resume, notes: list[str]) -> None:

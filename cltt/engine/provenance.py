@@ -27,6 +27,8 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from cltt.engine.run_lock import process_alive
+
 RUN_FILE = "run.json"
 STEPS_FILE = "metrics_steps.csv"
 STEPS_HEADER = ["step", "epoch", "loss", "learning_rate", "frames_per_second", "data_wait"]
@@ -98,11 +100,7 @@ def segment_state(segment: dict) -> str:
     if segment.get("stop") is not None:
         return str(segment.get("reason"))
     if segment.get("host") == socket.gethostname():
-        try:
-            os.kill(int(segment.get("pid", 0)), 0)
-        except (OSError, ValueError, TypeError):
-            return "killed"
-        return "running"
+        return "running" if process_alive(segment.get("pid", 0)) else "killed"
     return "running?"  # on another host: alive, or killed without a word
 
 
