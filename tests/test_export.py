@@ -100,7 +100,7 @@ def test_sidecar_describes_the_export(run, tmp_path):
     code, _, stderr = export(run / ckpt.FINAL_NAME, "--out", tmp_path)
     assert code == 0, stderr
     path = written(tmp_path, ".safetensors")
-    sidecar = json.loads(path.with_suffix(".json").read_text())
+    sidecar = json.loads(path.with_name(path.name + ".json").read_text())
     state = ckpt.load_checkpoint(run / ckpt.FINAL_NAME)
 
     assert sidecar["file"] == path.name and sidecar["kind"] == "safetensors"
@@ -143,7 +143,7 @@ def test_torchscript_matches(run, reference, tmp_path):
     x = frames(7)  # traced with 2 frames; any batch size works
     with torch.no_grad():
         torch.testing.assert_close(scripted(x), reference.represent(x))
-    assert json.loads((tmp_path / "encoder.json").read_text())["kind"] == "torchscript"
+    assert json.loads((tmp_path / "encoder.pt.json").read_text())["kind"] == "torchscript"
 
 
 def test_onnx_matches_with_onnxruntime(run, reference, tmp_path):
@@ -198,7 +198,7 @@ def test_embeddings_with_head_to_a_named_file(run, tmp_path):
     assert code == 0, stderr
     assert np.load(target).shape == (51, 16)
     assert (tmp_path / "deep" / "proj.csv").is_file()
-    assert json.loads((tmp_path / "deep" / "proj.json").read_text())["num_frames"] == 51
+    assert json.loads((tmp_path / "deep" / "proj.npy.json").read_text())["num_frames"] == 51
 
 
 # --------------------------------------------------------------------------- bad input
@@ -252,7 +252,7 @@ def test_exports_are_never_overwritten_without_force_and_follow_the_umask(run, t
     os.umask(mask)
     assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask
     target.write_bytes(b"another run's weights")
-    assert_one_line(*export(run, "--out", target)[::2], "encoder.safetensors exists; pass --force")
+    assert_one_line(*export(run, "--out", target)[::2], "encoder.safetensors, ", "encoder.safetensors.json exist; pass --force")
     assert target.read_bytes() == b"another run's weights"
     code, _, stderr = export(run, "--out", target, "--force")
     assert code == 0, stderr
@@ -267,6 +267,7 @@ def test_exports_are_never_overwritten_without_force_and_follow_the_umask(run, t
     assert export(run, "--embeddings", root, "--out", features)[0] == 0
     assert stat.S_IMODE(features.stat().st_mode) == 0o666 & ~mask
     before = features.read_bytes()
-    assert_one_line(*export(run, "--embeddings", root, "--out", features)[::2], "emb.npy exists; pass --force")
+    assert_one_line(*export(run, "--embeddings", root, "--out", features)[::2],
+                    "emb.npy, ", "emb.csv, ", "emb.npy.json exist; pass --force")
     assert features.read_bytes() == before
     assert export(run, "--embeddings", root, "--out", features, "--force")[0] == 0

@@ -28,8 +28,7 @@ from cltt.data.stores import open_store
 from cltt.data.stores.base import FrameStore
 from cltt.data.transforms import center_resize
 from cltt.engine.device import resolve_device, to_model_input
-from cltt.errors import CLTTError
-from cltt.export.files import destination, make_folder, shareable
+from cltt.export.files import destination, make_folder, refuse_existing, shareable, sidecar_of
 from cltt.export.source import ExportSource
 
 Progress = Callable[[int, int], None]  # (frames done, frames in all)
@@ -100,17 +99,18 @@ def export_embeddings(source: ExportSource, root: str | Path, with_head: bool = 
     """Features of every frame under ``root`` from ``source``'s encoder, written for analysis.
 
     Writes ``<run>_epoch<E>[_head]_<root name>.npy`` (float32 ``[num_frames, D]``), ``.csv``
-    (``clip,frame,row``) and ``.json`` (provenance) into ``out`` (a folder, created if missing,
-    default ``RUN_DIR/exports/``), or to ``out`` itself when it ends in ``.npy``. Runs on
-    ``train.device`` of the recipe (override with ``train.device=cpu``).
+    (``clip,frame,row``) and ``.npy.json`` (provenance and preprocessing) into ``out`` (a
+    folder, created if missing, default ``RUN_DIR/exports/``), or to ``out`` itself when it ends
+    in ``.npy``. Runs on ``train.device`` of the recipe (override with ``train.device=cpu``).
+    None of the three replaces a file without ``force``, checked before any frame is read.
     """
     recipe = source.recipe
     store = open_store(root, recipe.data.cache_dir)
     folder, name = destination(out, source.run_dir / "exports", ".npy")
     make_folder(folder)
     features_path = folder / (name or f"{source.stem(with_head)}_{store.root.name}.npy")
-    if features_path.exists() and not force:  # before embedding a single frame
-        raise CLTTError(f"{features_path} exists; pass --force to replace it (and its .csv and .json), or another --out")
+    index_path, sidecar = features_path.with_suffix(".csv"), sidecar_of(features_path)
+    refuse_existing([features_path, index_path, sidecar], force)  # before embedding a single frame
     device = resolve_device(recipe.train.device)
     encoder = source.frame_encoder(with_head).to(device)
     feature_dim = source.architecture(with_head)["output_dim"]
@@ -128,9 +128,7 @@ def export_embeddings(source: ExportSource, root: str | Path, with_head: bool = 
     finally:
         temporary.unlink(missing_ok=True)
 
-    index_path = features_path.with_suffix(".csv")
     write_index(store, index_path)
-    sidecar = features_path.with_suffix(".json")
     description = source.describe(with_head)
     description.update(kind="embeddings", root=str(store.root), num_frames=store.num_frames,
                        feature_dim=feature_dim, features=features_path.name, index=index_path.name)

@@ -3,11 +3,14 @@
 Every format takes ``[N, 3, S, S]`` float32 frames, RGB, ImageNet-normalised, at the recipe's
 image size ``S`` with any batch size ``N``, and returns ``[N, D]``. A file is named after its
 run, epoch and the first 8 hex digits of its SHA-256, as timm and torch.hub name weights
-(``quickstart_epoch010-1a2b3c4d.safetensors``), so ``sha256sum`` checks it. The sidecar
-(same name, ``.json``) holds the architecture, the input convention, the source checkpoint,
-epoch and step, the resolved recipe, and the file's and the weights' SHA-256; the same
-description (without the hashes) is also stored inside the file itself, so
-:func:`load_encoder` needs nothing else.
+(``quickstart_epoch010-1a2b3c4d.safetensors``), so ``sha256sum`` checks it. The sidecar (the
+file's name plus ``.json``: ``X.safetensors.json``, ``X.onnx.json``, never shared by two
+formats) holds the architecture, the input convention, the source checkpoint, epoch and step,
+the resolved recipe, and the file's and the weights' SHA-256; the same description (without
+the hashes) is also stored inside the file itself, so :func:`load_encoder` needs nothing else
+(exports from before this sidecar naming, with ``X.json``, load the same way). The sidecar's
+``input.preprocess_python`` turns an image file into the input exactly as cltt does
+(:mod:`cltt.export.preprocess`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import typing
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -56,15 +59,16 @@ def export_encoder(source: ExportSource, fmt: str, with_head: bool = False, out:
 
     ``out``: a folder (created if missing; the file gets a hashed name) or a file name ending
     in the format's suffix; default ``RUN_DIR/exports/``. ``onnx_opset`` defaults to the
-    recipe's ``export.onnx_opset``. A file of that name with other contents is replaced only
-    with ``force``; hashed names make a repeated export of the same weights a no-op.
+    recipe's ``export.onnx_opset``. The file and its sidecar replace existing files only with
+    ``force``, checked before any work for a named file; a hashed name is known only once the
+    file is written, and a repeated export of the same weights under it is a no-op.
     """
     if fmt not in FORMATS:
         raise CLTTError(f"export format {fmt!r} is not known; choose one of {', '.join(FORMATS)}")
     suffix = SUFFIXES[fmt]
     folder, fixed_name = destination(out, source.run_dir / "exports", suffix)
-    if fixed_name and (folder / fixed_name).exists() and not force:  # refused before any work
-        raise CLTTError(f"{folder / fixed_name} exists; pass --force to replace it, or another --out")
+    if fixed_name:  # refused before any work
+        refuse_existing([folder / fixed_name, sidecar_of(folder / fixed_name)], force)
     make_folder(folder)
     encoder = source.frame_encoder(with_head).cpu()  # traced on the CPU, whatever ran before
     description = source.describe(with_head)
@@ -85,11 +89,13 @@ def export_encoder(source: ExportSource, fmt: str, with_head: bool = False, out:
         path = folder / (fixed_name or f"{stem}-{digest[:8]}{suffix}")
         if path.exists() and not force and file_sha256(path) != digest:
             raise CLTTError(f"{path} exists with other contents; pass --force to replace it, or another --out")
+        if not fixed_name and not describes(sidecar_of(path), digest):  # not this same file's sidecar
+            refuse_existing([sidecar_of(path)], force)
         shareable(temporary)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
-    sidecar = path.with_suffix(".json")
+    sidecar = sidecar_of(path)
     description.update(file=path.name, sha256=digest, weights_sha256=weights_sha256(encoder),
                        load=_load_hint(fmt, path.name))
     sidecar.write_text(json.dumps(description, indent=2) + "\n")
@@ -157,6 +163,31 @@ def destination(out: str | Path | None, default_folder: Path, suffix: str) -> tu
     if out.exists() and not out.is_dir():
         raise CLTTError(f"--out {out} is an existing file; pass a folder or a name ending in {suffix}")
     return out, None
+
+
+def sidecar_of(path: Path) -> Path:
+    """The JSON sidecar of an exported file: its whole name plus ``.json`` (``X.safetensors.json``,
+    ``X.npy.json``), so the exports of one name in two formats never share, or replace, one."""
+    return path.with_name(path.name + ".json")
+
+
+def refuse_existing(paths: Iterable[Path], force: bool) -> None:
+    """Unless ``force``, one error naming every one of ``paths`` that exists (a dangling link
+    included): called with all the files a command will write, before it writes any."""
+    existing = [str(path) for path in paths if path.exists() or path.is_symlink()]
+    if existing and not force:
+        one = len(existing) == 1
+        raise CLTTError(f"{', '.join(existing)} {'exists' if one else 'exist'}; pass --force to replace "
+                        f"{'it' if one else 'them'}, or another --out")
+
+
+def describes(sidecar: Path, digest: str) -> bool:
+    """True when ``sidecar`` is a cltt sidecar of the file whose SHA-256 is ``digest`` (read as
+    JSON data, never run); rewriting it loses nothing."""
+    try:
+        return json.loads(sidecar.read_text()).get("sha256") == digest
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return False
 
 
 def make_folder(folder: Path) -> None:

@@ -15,6 +15,7 @@ from cltt.engine.checkpoint import load_checkpoint
 from cltt.engine.device import IMAGENET_MEAN, IMAGENET_STD
 from cltt.engine.run_dir import changed_keys, resolve_resume_target, saved_recipe
 from cltt.errors import CLTTError
+from cltt.export.preprocess import ENTRY_POINT, preprocess_source
 from cltt.models import ContrastiveEncoder, build_encoder
 from cltt.recipe import Recipe, apply_override, recipe_from_dict, recipe_to_dict, without_weights_file
 
@@ -112,8 +113,11 @@ class ExportSource:
                 "shape": ["N", 3, size, size],
                 "dtype": "float32",
                 "channels": "RGB",
-                "preprocess": "resize the short side to S, crop the centre square, "
-                              "x = (pixel / 255 - mean) / std",
+                "preprocess": "decode at 1/r size (cv2.IMREAD_REDUCED_COLOR_r, r the largest of 8, 4, 2 leaving the "
+                              "short side >= S, else 1), BGR -> RGB, cut the centre square, resize it to S x S "
+                              "(cv2.INTER_AREA when shrinking, else INTER_LINEAR), x = (pixel / 255 - mean) / std; "
+                              f"preprocess_python does exactly this: exec it, then {ENTRY_POINT}(path) -> [1, 3, S, S]",
+                "preprocess_python": preprocess_source(size),
                 "mean": list(IMAGENET_MEAN),
                 "std": list(IMAGENET_STD),
             },
