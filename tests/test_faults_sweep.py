@@ -3,7 +3,9 @@ run by bash under stand-ins for srun, sbatch, scontrol, module and apptainer (ca
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -12,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.sweep_helpers import fake_tools, run_task, sweep, write_recipe
+from tests.sweep_helpers import calls, fake_tools, run_task, sweep, write_recipe
 
 # Each one runs `touch MARKER` if any shell ever evaluates it.
 PAYLOADS = {
@@ -203,6 +205,18 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _processes() -> list[tuple[int, str]]:
+    """(pid, command line) of every live process."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and _alive(int(entry.name)):
+                found.append((int(entry.name), (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")))
+        except OSError:
+            continue
+    return found
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
 def test_case_24_a_killed_local_sweep_leaves_no_orphan(tmp_path, frames_root):
     """SIGKILL of ``cltt sweep --local`` (no handler can run) while its run trains: the run gets
@@ -228,3 +242,36 @@ def test_case_24_a_killed_local_sweep_leaves_no_orphan(tmp_path, frames_root):
     text = log.read_text()
     assert "SIGTERM" in text and "saved" in text, text
     assert list((tmp_path / "sweeps" / "tiny" / "runs" / "lr1e-3").glob("*.pth")), text
+
+
+def test_case_24_torchrun_exits_1_after_a_preemption_and_train_sh_still_requeues(tmp_path, frames_root):
+    """Under torchrun a worker's 75 ("saved, requeue me") comes out as 1; slurm/train.sh reads
+    the trainer's own code from CLTT_EXIT_CODE_FILE and requeues the job all the same."""
+    torchrun = Path(sys.executable).parent / "torchrun"
+    recipe = write_recipe(tmp_path, data={"root": str(frames_root)}, train={"epochs": 400, "out_dir": str(tmp_path / "runs")})
+    bin_dir = fake_tools(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    env.update(PATH=f"{bin_dir}:{env['PATH']}", FAKE_CALLS=str(tmp_path / "calls"), SLURM_JOB_ID="91", OMP_NUM_THREADS="1",
+               CLTT_COMMAND=f"{torchrun} --nproc-per-node 1 -m cltt", TMPDIR=str(tmp_path))
+    out = tmp_path / "job.out"
+    with open(out, "w") as handle:
+        job = subprocess.Popen(["bash", str(Path(__file__).resolve().parents[1] / "slurm" / "train.sh"), str(recipe)],
+                               cwd=tmp_path, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 120
+    try:
+        while "epoch 1/400" not in out.read_text():  # the worker trains, its handlers are installed
+            assert time.monotonic() < deadline and job.poll() is None, out.read_text()
+            time.sleep(0.1)
+        workers = [pid for pid, cmdline in _processes() if str(recipe) in cmdline
+                   and "bin/torchrun" not in cmdline and "train.sh" not in cmdline]
+        assert workers, "no worker process"
+        for pid in workers:
+            os.kill(pid, signal.SIGUSR1)  # what --signal=USR1@N delivers to the job step
+        assert job.wait(timeout=120) == 0, out.read_text()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(job.pid, signal.SIGKILL)  # torchrun and its worker too, whatever happened
+    text = out.read_text()
+    assert "torchrun exited 1; the trainer itself exited 75" in text, text
+    assert calls(tmp_path, "scontrol")[-1] == "requeue 91", text  # by train.sh, from the host
+    assert not list(tmp_path.glob("cltt-exit-*"))  # the code file is removed
