@@ -8,6 +8,7 @@ Labels come from a CSV file (``probe.labels``, default ``ROOT/labels.csv``) with
     table = load_labels(store, labels_path=None)         # every labelled clip of the root
     splits = assign_splits(table, fractions=[0.6, 0.2, 0.2], seed=0)
     check_splits(table.labels, splits, table.source)        # a val/test class absent from train: error
+    check_held_out(splits, table.source)                    # nothing in val or test: error
 
 A row with an empty label (moving-digits' multi-digit clips) marks the clip unlabelled: it is
 left out of the probe, as are clips of the root that the file does not list. A split column
@@ -188,21 +189,44 @@ def _largest_remainder(n: int, fractions: list[float]) -> list[int]:
 
 
 def check_splits(labels: Sequence[str], splits: Sequence[str], source: str) -> None:
-    """Refuse splits a probe cannot be scored on: no train clip, one class, or a val/test
+    """Refuse splits a probe cannot be fitted on: no train clip, one class in train, or a val/test
     class that train never shows (its accuracy would be zero by construction).
 
-    ``labels`` and ``splits``: one entry per clip (or per sample); ``source`` names the labels.
+    ``labels`` and ``splits``: one entry per clip; ``source`` names the labels.
     """
     in_train = {label for label, split in zip(labels, splits) if split == "train"}
     if not in_train:
         raise CLTTError(f"no labelled clip is in the train split ({source}); raise probe.split_fractions[0]")
     if len(in_train) < 2:
-        raise CLTTError(f"the train split holds one class ({next(iter(in_train))}) ({source}); a probe needs at least two")
+        raise CLTTError(f"the train split holds one class ({source}; train clips per class: "
+                        f"{describe_counts(train_clips_per_class(labels, splits))}); a probe needs at least two: put clips of "
+                        "another class in train")
     absent = Counter((label, split) for label, split in zip(labels, splits) if split != "train" and label not in in_train)
     if absent:
         shown = ", ".join(f"{label!r} ({split})" for label, split in list(absent)[:3])
         raise CLTTError(f"class {shown} has val/test clips but no train clip ({source}); move a clip of it to "
                         "train in the split column, or drop the column to draw splits per class with probe.split_seed")
+
+
+def check_held_out(splits: Sequence[str], source: str) -> None:
+    """Refuse splits with no val or test clip: the probe's val and test columns would be empty,
+    and accuracy on the clips a probe was fitted on says nothing about the features."""
+    if not any(split in ("val", "test") for split in splits):
+        raise CLTTError(f"every labelled clip ({len(splits)}) is in the train split ({source}), so the probe has nothing "
+                        "held out to score; mark some clips val or test in the split column, or draw splits "
+                        "(no split column) with val and test probe.split_fractions above 0 and more than one clip per class")
+
+
+def train_clips_per_class(labels: Sequence[str], splits: Sequence[str]) -> dict[str, int]:
+    """Train clips of each class (one entry of ``labels``/``splits`` per clip), every class of
+    ``labels`` in order of first appearance, 0 for a class train lacks."""
+    counts = Counter(label for label, split in zip(labels, splits) if split == "train")
+    return {label: counts[label] for label in dict.fromkeys(labels)}
+
+
+def describe_counts(counts: dict[str, int]) -> str:
+    """``'a' 4, 'b' 1``, for one-line messages."""
+    return ", ".join(f"{label!r} {n}" for label, n in counts.items())
 
 
 def check_no_clip_leak(sample_clips: np.ndarray, sample_splits: np.ndarray, clip_names: list[str] | None = None) -> None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cltt.eval.folds import NOT_CHOSEN, grid_middle, train_folds
 from cltt.eval.threads import blas_threads_for
 
 MAX_DIRECT = 2**26  # 512 MB of float64
@@ -85,7 +86,7 @@ def fit_linear(features: np.ndarray, targets: np.ndarray, num_classes: int, ridg
 class RidgeChoice:
     readout: LinearReadout  # applies the standardisation itself: it takes raw features
     ridge: float
-    selected_by: str  # "val", "grouped 3-fold on train" or "only value"
+    selected_by: str  # "val", "grouped k-fold on train", "only value" or folds.NOT_CHOSEN
     scores_by_ridge: dict[float, float]
 
 
@@ -98,8 +99,9 @@ def select_ridge(train_features: np.ndarray, train_targets: np.ndarray, val_feat
     (``z = (x - mu) / sd``, as for the logistic probe), so one ridge grid means the same for
     every feature source: ``ridge`` is in units of squared standardised features, to compare
     with the number of train samples. Ties go to the larger ridge. Without val samples each
-    ridge is scored by a grouped 3-fold split of train by clip (``train_groups``), so frames of
-    one clip never sit on both sides. The winner is refitted on all of train.
+    ridge is scored by a stratified k-fold split of train grouped by clip (``train_groups``;
+    :mod:`cltt.eval.folds`), so frames of one clip never sit on both sides; with a class of one
+    train clip the middle of the grid is taken. The winner is refitted on all of train.
     """
     x = np.asarray(train_features, dtype=np.float64)
     mu = x.mean(axis=0) if len(x) else np.zeros(x.shape[1])
@@ -118,14 +120,15 @@ def select_ridge(train_features: np.ndarray, train_targets: np.ndarray, val_feat
         selected_by = "val"
         for ridge in ridges:
             scores[ridge] = float((fit(x, train_targets, ridge).predict(val_features) == val_targets).mean())
+    elif (folds := train_folds(train_targets, train_groups)) is None:
+        selected_by = NOT_CHOSEN
     else:
-        from sklearn.model_selection import GroupKFold
-
-        selected_by = "grouped 3-fold on train"
-        groups = train_groups if train_groups is not None else np.arange(len(train_targets))
-        folds = list(GroupKFold(n_splits=min(3, len(np.unique(groups)))).split(x, train_targets, groups))
+        selected_by = f"grouped {len(folds)}-fold on train"
         for ridge in ridges:
             correct = [fit(x[a], train_targets[a], ridge).predict(x[b]) == train_targets[b] for a, b in folds]
             scores[ridge] = float(np.concatenate(correct).mean())
-    best = ridges[0] if len(ridges) == 1 else max(ridges, key=lambda r: (scores[r], r))
+    if len(ridges) == 1:
+        best = ridges[0]
+    else:
+        best = max(ridges, key=lambda r: (scores[r], r)) if scores else grid_middle(ridges)
     return RidgeChoice(fit(x, train_targets, best), best, selected_by, scores)

@@ -10,7 +10,9 @@ on train, C by C in ascending order, each fit warm-started from the previous sol
 objective is strictly convex, so the optimum does not depend on the start). The ``C`` with
 the best validation accuracy wins (ties: the lower validation log
 loss, then the smaller C). Without a validation split the score is the mean over a
-grouped 3-fold split of train by clip, so frames of one clip never sit on both sides.
+stratified k-fold split of train grouped by clip (:mod:`cltt.eval.folds`: frames of one clip
+never sit on both sides, every fold fits on every class); with a class of one train clip no
+C can be chosen that way, and the middle of the grid is taken.
 The winner's model, fitted on train, scores every split: accuracy and log loss
 ``-mean_i log p(y_i | x_i)`` (the ``*_loss`` columns of ``metrics_eval.csv``).
 """
@@ -24,9 +26,9 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
-from sklearn.model_selection import GroupKFold
 from sklearn.preprocessing import StandardScaler
 
+from cltt.eval.folds import NOT_CHOSEN, grid_middle, train_folds
 from cltt.eval.threads import blas_threads_for
 
 
@@ -36,7 +38,7 @@ class LogisticProbe:
     num_classes: int
     scaler: StandardScaler
     model: LogisticRegression
-    selected_by: str  # "val", "grouped 3-fold on train" or "only value"
+    selected_by: str  # "val", "grouped k-fold on train", "only value" or folds.NOT_CHOSEN
     scores_by_c: dict[float, float] = field(default_factory=dict)  # selection accuracy per C
     converged: bool = True
 
@@ -98,10 +100,10 @@ def fit_logistic(
             proba = probe.probabilities(val_features)
             scores[c] = float((proba.argmax(axis=1) == val_targets).mean())
             tie_break[c] = float(log_loss(val_targets, proba, labels=np.arange(num_classes)))
+    elif (folds := train_folds(train_targets, train_groups)) is None:
+        selected_by = NOT_CHOSEN
     else:
-        selected_by = "grouped 3-fold on train"
-        groups = train_groups if train_groups is not None else np.arange(len(train_targets))
-        folds = list(GroupKFold(n_splits=min(3, len(np.unique(groups)))).split(z, train_targets, groups))
+        selected_by = f"grouped {len(folds)}-fold on train"
         for c in cs:
             correct = []
             for fit_rows, score_rows in folds:
@@ -109,6 +111,11 @@ def fit_logistic(
                 correct.append(model.predict(z[score_rows]) == train_targets[score_rows])
             scores[c] = float(np.concatenate(correct).mean())
             tie_break[c] = 0.0
-    best = cs[0] if len(cs) == 1 else max(cs, key=lambda c: (scores[c], -tie_break[c], -c))
+    if len(cs) == 1:
+        best = cs[0]
+    elif scores:
+        best = max(cs, key=lambda c: (scores[c], -tie_break[c], -c))
+    else:
+        best = grid_middle(cs)
     model, converged = models[best] if best in models else _fit(z, train_targets, best, seed, max_iter)
     return LogisticProbe(best, num_classes, scaler, model, selected_by, scores, converged)

@@ -56,8 +56,18 @@ from cltt.eval.features import (
     extract_features,
     pixel_source,
 )
+from cltt.eval.folds import fold_count, grid_middle
 from cltt.eval.knn import knn_predict
-from cltt.eval.labels import LabelTable, assign_splits, check_no_clip_leak, check_splits, load_labels
+from cltt.eval.labels import (
+    LabelTable,
+    assign_splits,
+    check_held_out,
+    check_no_clip_leak,
+    check_splits,
+    describe_counts,
+    load_labels,
+    train_clips_per_class,
+)
 from cltt.eval.linear import select_ridge
 from cltt.eval.logistic import LogisticProbe, fit_logistic
 from cltt.eval.metrics_eval import EvalRow, append_eval_row  # noqa: F401  (re-exported for the trainer)
@@ -93,6 +103,7 @@ def prepare_probe(recipe: Recipe) -> ProbeSetup:
     table = load_labels(index, recipe.probe.labels)
     splits = assign_splits(table, recipe.probe.split_fractions, recipe.probe.split_seed)
     check_splits(table.labels, splits, table.source)
+    check_held_out(splits, table.source)
     return ProbeSetup(
         store=index,
         table=table,
@@ -118,8 +129,9 @@ def _samples(setup: ProbeSetup, source: FeatureSource, features: np.ndarray) -> 
     check_no_clip_leak(samples.clip, splits, setup.table.clips)
     present = np.unique(samples.clip)
     if len(present) < len(setup.splits):  # clips too short for a window drop out; the classes must still hold
-        check_splits([setup.table.labels[i] for i in present], setup.splits[present].tolist(),
-                     f"{setup.table.source}, windows of {setup.spec.describe()}")
+        where = f"{setup.table.source}, windows of {setup.spec.describe()}"
+        check_splits([setup.table.labels[i] for i in present], setup.splits[present].tolist(), where)
+        check_held_out(setup.splits[present].tolist(), where)
     return samples, setup.targets[samples.clip], splits
 
 
@@ -256,6 +268,26 @@ def small_sample_warnings(setup: ProbeSetup, scores: list[ProbeScore]) -> list[s
     return notes
 
 
+def unchosen_warning(setup: ProbeSetup, recipe: Recipe, samples: Samples, splits: np.ndarray) -> str | None:
+    """The warning that C and the ridge were not chosen but taken from the middle of their
+    grids (:mod:`cltt.eval.folds`): no val samples, and a class with one train clip."""
+    grids = {"logistic": ("C", "probe.logistic_c", recipe.probe.logistic_c),
+             "linear": ("ridge", "probe.ridge", recipe.probe.ridge)}
+    open_choices = [grids[p] for p in recipe.probe.probes if p in grids and len(set(grids[p][2])) > 1]
+    train = splits == "train"
+    if not open_choices or (splits == "val").any() or fold_count(setup.targets[samples.clip[train]], samples.clip[train]) >= 2:
+        return None
+    present = np.unique(samples.clip)
+    per_class = train_clips_per_class([setup.table.labels[i] for i in present], setup.splits[present])
+    single = [label for label, n in per_class.items() if n == 1]
+    taken = ", ".join(f"{name}={grid_middle(grid):g}" for name, _, grid in open_choices)
+    keys = " and ".join(f"{key}=[{grid_middle(grid):g}]" for _, key, grid in open_choices)
+    return (f"warning: there is no val split and {len(single)} class(es) have 1 train clip (train clips per class: "
+            f"{describe_counts(per_class)}), so no grouped split of train can choose "
+            f"{' and '.join(name for name, _, _ in open_choices)}: the middle of the grid is taken ({taken}); add a val "
+            f"split or a second train clip of each class to choose, or set {keys}")
+
+
 # --------------------------------------------------------------------------- trainer hook
 
 
@@ -340,6 +372,7 @@ def probe_checkpoint(
     scores: list[ProbeScore] = []
     trained_logistic = None
     counts: dict[str, dict[str, int]] = {}
+    notes = []
     for source in sources:
         samples, targets, splits = _samples(setup, source, result.features[source.name])
         found, logistic = score_features(source.name, samples, targets, splits, len(setup.table.classes), recipe,
@@ -349,10 +382,12 @@ def probe_checkpoint(
             trained_logistic = logistic
             counts = {s: {"clips": int(len(np.unique(samples.clip[splits == s]))), "samples": int((splits == s).sum())}
                       for s in SPLITS}
+            unchosen = unchosen_warning(setup, recipe, samples, splits)
+            notes += [unchosen] if unchosen else []
     epoch = state.get("progress", {}).get("epoch")
     logistic_score = next((s for s in scores if s.features == "trained" and s.probe == "logistic"), None)
     row = eval_row(int(epoch), trained_logistic, logistic_score) if epoch is not None else None
-    notes = small_sample_warnings(setup, scores)
+    notes += small_sample_warnings(setup, scores)
     if setup.table.unlabelled:
         notes.append(f"{setup.table.unlabelled} clip(s) of {setup.store.root} have no label and are left out")
     if row is None:
