@@ -275,3 +275,15 @@ def test_case_24_torchrun_exits_1_after_a_preemption_and_train_sh_still_requeues
     assert "torchrun exited 1; the trainer itself exited 75" in text, text
     assert calls(tmp_path, "scontrol")[-1] == "requeue 91", text  # by train.sh, from the host
     assert not list(tmp_path.glob("cltt-exit-*"))  # the code file is removed
+
+
+def test_case_01_a_plan_built_in_python_is_checked_when_rendered(tmp_path):
+    """The recipe loader refuses hostile values; render_script checks again, for a plan whose
+    sweep.slurm was set in Python after loading."""
+    from cltt.errors import RecipeError
+    from cltt.sweep import grid, render
+
+    plan = grid.plan_sweep(write_recipe(tmp_path), grid_options=["train.lr=1e-3"])
+    plan.base.sweep.slurm.scratch = "$(touch PWNED)"
+    with pytest.raises(RecipeError, match="sweep.slurm.scratch"):
+        render.render_script(plan)

@@ -126,6 +126,7 @@ def render_script(plan: SweepPlan, template: Path | None = None, tasks: list[int
         raise CLTTError(f"the job-array template {template} is missing; pass --template PATH "
                         "(slurm/array.sh.tmpl of the cltt repository)")
     slurm = plan.base.sweep.slurm
+    slurm.validate("sweep.slurm")  # again here: a plan built in Python skips the recipe loader
     sweep_dir = str(plan.dir)
     if any(c.isspace() for c in sweep_dir):
         raise CLTTError(f"the sweep folder {sweep_dir!r} has a space in its path, which #SBATCH --output cannot "
