@@ -46,7 +46,9 @@ Load an exported encoder in Python with one call:
                    "[num_frames, D] and an index CSV clip,frame,row.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
               help="Frames per forward pass with --embeddings; lower it if the GPU runs out of memory.")
-@click.option("--force", is_flag=True, help="Replace an existing file of the same name (refused without it).")
+@click.option("--force", is_flag=True,
+              help="Replace existing files of the names this export writes: the file, its .json sidecar, "
+                   "the .csv index (refused without it, before any work).")
 @show_option
 def command(args: tuple[str, ...], fmt: str | None, with_head: bool, out: Path | None,
             embeddings_root: Path | None, batch_size: int, force: bool, show: bool) -> None:
@@ -55,9 +57,10 @@ def command(args: tuple[str, ...], fmt: str | None, with_head: bool, out: Path |
     ARGS: CHECKPOINT|RUN_DIR [key.sub=value ...]. The model comes from the recipe inside the
     checkpoint; overrides may set export.* and data.root, data.cache_dir, data.num_workers,
     train.device. Every format takes [N, 3, S, S] float32 RGB frames at the training image
-    size S, centre-cropped and ImageNet-normalised (the JSON sidecar records S, mean and std),
-    and returns [N, D]: the representation, or the projection with --with-head. Files are
-    named RUN_epochNNN-SHA8.EXT, SHA8 being the start of the file's SHA-256.
+    size S, centre-cropped and ImageNet-normalised (the JSON sidecar X.EXT.json holds
+    input.preprocess_python, which prepares an image file exactly as cltt does), and returns
+    [N, D]: the representation, or the projection with --with-head. Files are named
+    RUN_epochNNN-SHA8.EXT, SHA8 being the start of the file's SHA-256.
     """
     try:
         _export(args, fmt, with_head, out, embeddings_root, batch_size, force, show)
