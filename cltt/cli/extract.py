@@ -13,6 +13,7 @@ from rich.table import Table
 from cltt.cli.common import console, err_console, show_option, show_recipe, split_arguments
 from cltt.cli.pack import check_raw, raw_option, shard_size_option, show_summary
 from cltt.data.clipwriter import ClipResult
+from cltt.data.formats import VIDEO_EXTENSIONS, listed
 from cltt.errors import CLTTError
 
 # option name -> recipe key; an option given on the command line wins over the recipe
@@ -31,6 +32,8 @@ OPTION_KEYS = {
     "max_objects": "extract.synthetic.max_objects",
     "seed": "extract.synthetic.seed",
 }
+# options that shape frames taken from a video; the built-in data has no source to take them from
+VIDEO_ONLY_OPTIONS = ("fps", "every_nth", "short_side", "center_crop", "quality", "start", "end")
 
 
 @click.command(
@@ -39,7 +42,10 @@ OPTION_KEYS = {
 Examples:
   cltt extract --synthetic moving-digits --out data/digits
   cltt extract recordings/ --out data/frames --fps 5 --short-side 256 --workers 8
-  cltt extract clevrer/video_train/ --out data/clevrer --every-nth 2 --short-side 128""",
+  cltt extract clevrer/video_train/ --out data/clevrer --every-nth 2 --short-side 128
+
+\b
+Video extensions searched in folders: """ + listed(VIDEO_EXTENSIONS),
 )
 @click.argument("args", nargs=-1)
 @click.option("--out", "-o", type=click.Path(path_type=Path), required=False, help="Frames root to write OUT/<clip>/frame_000001.jpg into.")
@@ -65,8 +71,9 @@ def command(args: tuple[str, ...], out: Path | None, synthetic: str | None, show
             shard_size: str, **options) -> None:
     """Extract frames from videos, or write built-in synthetic data.
 
-    ARGS: [RECIPE] [VIDEO_OR_FOLDER] [key.sub=value ...]. A folder is searched recursively for
-    mp4, avi, mov, mkv and webm files. Resumable: finished clips are skipped, a clip cut short
+    ARGS: [RECIPE] [VIDEO_OR_FOLDER] [key.sub=value ...]. A video file named explicitly is
+    extracted if OpenCV opens it, whatever its extension; a folder is searched recursively for
+    the video extensions listed below. Resumable: finished clips are skipped, a clip cut short
     by a kill is redone, nothing finished is rewritten. Exits 1 if any video failed.
 
     With --pack, OUT is a packed store: each clip is extracted into OUT/.staging/, packed into
@@ -97,6 +104,11 @@ def command(args: tuple[str, ...], out: Path | None, synthetic: str | None, show
             raise CLTTError("give either videos or --synthetic NAME, not both")
         from cltt.data.synthetic import write_synthetic
 
+        ignored = [f"--{name.replace('_', '-')}" for name in VIDEO_ONLY_OPTIONS if options.get(name) is not None]
+        if ignored:
+            err_console.print(f"[yellow]warning:[/] {', '.join(ignored)} {'is' if len(ignored) == 1 else 'are'} for videos and "
+                              "ignored with --synthetic: the built-in data has no frame rate or source size "
+                              "(--frames and --size set its length and side)", soft_wrap=True)
         config = recipe.extract.synthetic
         total = config.clips
         results = write_synthetic(synthetic, target, config, workers=recipe.extract.workers, on_frames=lambda n: counter(n))

@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cltt.cli.common import console, err_console, show_option, show_recipe, split_arguments
+from cltt.data.formats import FRAME_EXTENSIONS, listed
 from cltt.data.stores import open_store
 from cltt.data.verify import verify_frames
 from cltt.data.windows import WindowSpec, build_windows
@@ -22,7 +23,12 @@ from cltt.errors import CLTTError
 Examples:
   cltt index data/digits
   cltt index recipes/quickstart.yaml data.window_size=8 data.frame_step=2
-  cltt index /scratch/frames --verify        # also decode every frame, list corrupt ones""",
+  cltt index /scratch/frames --verify        # also decode every frame, list corrupt ones
+
+\b
+Frame files: """ + listed(FRAME_EXTENSIONS) + """
+Other files are skipped. A frame whose header says it has more than
+data.max_pixels pixels counts as corrupt.""",
 )
 @click.argument("args", nargs=-1)
 @click.option("--verify", is_flag=True, help="Decode every frame and list corrupt or unreadable ones (exit 1 if any).")

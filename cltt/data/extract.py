@@ -38,11 +38,11 @@ from cltt.data.clipwriter import (
     describe_status,
     read_marker,
 )
+from cltt.data.formats import VIDEO_EXTENSIONS, listed
 from cltt.data.manifest import natural_key
 from cltt.errors import CLTTError
 from cltt.recipe import ExtractConfig
 
-VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm"})
 ASSUMED_FPS = 30.0  # used when the container does not say its frame rate
 FINGERPRINT_OPTIONS = ("fps", "every_nth", "short_side", "center_crop", "jpeg_quality", "start", "end")
 _PROGRESS_EVERY = 8  # frames between on_frames calls with one worker
@@ -64,17 +64,20 @@ def is_video_file(path: Path) -> bool:
 def find_videos(path: Path) -> list[Path]:
     """The video at ``path``, or every video under the folder ``path`` in natural order.
 
-    Folders are searched recursively (following symlinks, each real folder once); hidden files and
-    folders and macOS ``._*`` sidecars are ignored. Raises :class:`CLTTError` when ``path`` does
-    not exist, is a file that is not a video, or is a folder without videos.
+    A file named explicitly is a video if it has a video extension or OpenCV's FFmpeg backend
+    opens it (a ``.mpeg``, ``.dv`` or extension-less recording is judged by its content).
+    Folders are searched recursively for :data:`~cltt.data.formats.VIDEO_EXTENSIONS` (following
+    symlinks, each real folder once); hidden files and folders and macOS ``._*`` sidecars are
+    ignored. Raises :class:`CLTTError` when ``path`` does not exist, is a file that is not a
+    video, or is a folder without videos.
     """
     path = Path(path)
-    extensions = ", ".join(sorted(VIDEO_EXTENSIONS))
+    extensions = listed(VIDEO_EXTENSIONS)
     if not path.exists():
         raise CLTTError(f"{path} does not exist; pass a video file or a folder of videos")
     if path.is_file():
-        if path.suffix.lower() not in VIDEO_EXTENSIONS:
-            raise CLTTError(f"{path} is not a video ({extensions}); pass a video file or a folder of videos")
+        if path.suffix.lower() not in VIDEO_EXTENSIONS and not _opens_as_video(path):
+            raise CLTTError(f"{path} is not a video OpenCV can open; pass a video file or a folder of videos ({extensions})")
         return [path]
     found: list[Path] = []
     seen: set[str] = set()
@@ -89,6 +92,15 @@ def find_videos(path: Path) -> list[Path]:
     if not found:
         raise CLTTError(f"no videos ({extensions}) found under {path}; check the folder and the file extensions")
     return sorted(found, key=lambda p: natural_key(p.relative_to(path).as_posix()))
+
+
+def _opens_as_video(path: Path) -> bool:
+    """True when OpenCV's FFmpeg backend opens ``path`` and decodes a first frame."""
+    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    try:
+        return capture.isOpened() and capture.read()[0]
+    finally:
+        capture.release()
 
 
 def clip_names(videos: list[Path], input_root: Path) -> dict[Path, str]:

@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cltt.data.formats import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, listed
 from cltt.errors import CLTTError
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 MANIFEST_DIR = ".cltt"  # hidden folder beside the clips for cltt's own files
 FORMAT_VERSION = 1
 _DIGITS = re.compile(r"(\d+)")
@@ -56,7 +56,7 @@ def is_frame_file(name: str) -> bool:
     """True for image files that count as frames (not hidden, not a macOS ``._`` sidecar)."""
     if name.startswith("."):
         return False
-    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+    return os.path.splitext(name)[1].lower() in FRAME_EXTENSIONS
 
 
 def default_cache_dir() -> Path:
@@ -207,6 +207,7 @@ class Manifest(FrameNames):
     root: Path = Path(".")
     dirs: list[str] = field(default_factory=list)  # every directory scanned, relative to root ("" is the root)
     dir_mtimes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # [len(dirs)] int64 ns
+    skipped: dict[str, int] = field(default_factory=dict)  # files that are not frames, by extension (scan only, not saved)
 
     def path_of(self, global_frame: int) -> str:
         """Path of frame number ``global_frame`` (global numbering)."""
@@ -271,10 +272,22 @@ class Manifest(FrameNames):
 # --------------------------------------------------------------------------- scanning
 
 
-def _scan_dir(path: str) -> tuple[list[str], list[str], int]:
-    """Frame names and subdirectory names directly in ``path``, and its mtime."""
-    frames, subdirs = [], []
-    mtime = os.stat(path).st_mtime_ns
+@dataclass
+class _Listing:
+    """One directory's entries: frame names, subdirectory names, other file names; its mtime
+    and ``(st_dev, st_ino)``, which names the directory whatever path (symlink) reached it."""
+
+    frames: list[str]
+    subdirs: list[str]
+    others: list[str]
+    mtime: int
+    identity: tuple[int, int]
+
+
+def _scan_dir(path: str) -> _Listing:
+    """List ``path`` (hidden entries left out)."""
+    frames, subdirs, others = [], [], []
+    stat = os.stat(path)
     with os.scandir(path) as entries:
         for entry in entries:
             if entry.name.startswith("."):
@@ -283,27 +296,42 @@ def _scan_dir(path: str) -> tuple[list[str], list[str], int]:
                 subdirs.append(entry.name)
             elif is_frame_file(entry.name):
                 frames.append(entry.name)
-    return frames, subdirs, mtime
+            else:
+                others.append(entry.name)
+    return _Listing(frames, subdirs, others, stat.st_mtime_ns, (stat.st_dev, stat.st_ino))
 
 
 def scan_frames(root: str | Path, threads: int = 16) -> Manifest:
     """Walk ``root`` and build a manifest of every clip directory and its frames.
 
     Directories are listed by a thread pool, which hides the latency of network file systems.
+    Symlinks are followed, but each directory is read once, by ``(st_dev, st_ino)``, at the
+    first path that reached it (breadth first): a link to a folder already seen (``self -> .``,
+    ``clip/up -> ..``) adds nothing. Files that are not frames are counted by extension in
+    ``skipped`` (for the error when no frame is found).
     """
     root = Path(root).absolute()
     check_root(root)
     clips: dict[str, list[str]] = {}
     dirs: dict[str, int] = {}
+    seen: set[tuple[int, int]] = set()
+    skipped: dict[str, int] = {}
     with ThreadPoolExecutor(max_workers=threads) as pool:
         pending = {pool.submit(_scan_dir, str(root)): ""}
         while pending:
             done = next(iter(pending))
             rel = pending.pop(done)
-            frames, subdirs, mtime = done.result()
-            dirs[rel] = mtime
+            listing = done.result()
+            if listing.identity in seen:
+                continue
+            seen.add(listing.identity)
+            dirs[rel] = listing.mtime
+            frames, subdirs = listing.frames, listing.subdirs
             if frames:
                 clips[rel or "."] = frames
+            for name in listing.others:
+                extension = os.path.splitext(name)[1].lower() or "(no extension)"
+                skipped[extension] = skipped.get(extension, 0) + 1
             for sub in subdirs:
                 sub_rel = f"{rel}/{sub}" if rel else sub
                 pending[pool.submit(_scan_dir, str(root / sub_rel))] = sub_rel
@@ -318,6 +346,7 @@ def scan_frames(root: str | Path, threads: int = 16) -> Manifest:
         names_blob=np.frombuffer(blob, dtype=np.uint8).copy(),
         dirs=dir_names,
         dir_mtimes=np.array([dirs[d] for d in dir_names], dtype=np.int64),
+        skipped=skipped,
     )
 
 
@@ -330,6 +359,19 @@ def check_root(root: Path) -> None:
         )
     if not root.is_dir():
         raise CLTTError(f"frames root {root} is a file, not a folder of clip folders")
+
+
+def no_frames_message(root: Path, skipped: dict[str, int]) -> str:
+    """Why ``root`` holds no frame: what was found instead, and what to do about it."""
+    expected = f"frames are {root}/<clip>/<frame> files of {listed(FRAME_EXTENSIONS)}"
+    if not skipped:
+        return f"no frames under {root}: the folder holds no files; {expected} (cltt extract VIDEOS --out {root} writes them)"
+    total = sum(skipped.values())
+    kinds = ", ".join(f"{count} {extension}" for extension, count in sorted(skipped.items(), key=lambda item: (-item[1], item[0])))
+    found = f"no frames under {root}: found {total} file{'s' * (total != 1)}, none a frame: {kinds}; {expected}"
+    if VIDEO_EXTENSIONS & skipped.keys():
+        return found + f"; videos become frames with cltt extract VIDEOS --out {root}"
+    return found + "; convert them to one of those"
 
 
 def manifest_locations(root: Path, cache_dir: str | Path | None) -> list[Path]:
@@ -364,10 +406,7 @@ def index_frames(root: str | Path, cache_dir: str | Path | None = None, rebuild:
                 return IndexResult(stored, path, "reused")
     manifest = scan_frames(root)
     if manifest.num_clips == 0:
-        raise CLTTError(
-            f"no frames under {root}: expected {root}/<clip>/<frame>.jpg (or .png); "
-            f"run cltt extract first"
-        )
+        raise CLTTError(no_frames_message(root, manifest.skipped))
     saved_to = None
     for path in locations:
         try:
