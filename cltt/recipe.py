@@ -59,6 +59,9 @@ class AugmentConfig:
             )
 
 
+DEFAULT_MAX_PIXELS = 50_000_000  # data.max_pixels: 50 MP (a 4K video frame is 8.3 MP)
+
+
 @dataclass
 class DataConfig:
     """Where the frames are and how they become windows.
@@ -80,6 +83,9 @@ class DataConfig:
     num_workers: int = 2
     decode: Literal["cpu", "gpu"] = "cpu"  # gpu: workers read bytes, JPEGs decoded and augmented on the CUDA device
     cache_dir: Optional[str] = None  # manifests of read-only roots; default ~/.cache/cltt
+    # a frame whose header says H * W is larger is corrupt (index --verify lists it, training skips it):
+    # decoding costs 3 * H * W bytes at every read, 1.2 GB for 20000 x 20000
+    max_pixels: int = DEFAULT_MAX_PIXELS
     boxes: Optional[str] = None  # CSV clip,frame,x1,y1,x2,y2; default ROOT/boxes.csv
     object_focus: Literal["none", "boxes", "boxes_or_center"] = "none"
     focus_blur_sigma: float = 6.0
@@ -87,7 +93,7 @@ class DataConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def validate(self, at: str) -> None:
-        for name in ("window_size", "frame_step", "window_stride", "image_size"):
+        for name in ("window_size", "frame_step", "window_stride", "image_size", "max_pixels"):
             check_min(getattr(self, name), f"{at}.{name}", 1)
         check_min(self.two_view_offset, f"{at}.two_view_offset", 0)
         check_min(self.num_workers, f"{at}.num_workers", 0)

@@ -53,7 +53,7 @@ def command(args: tuple[str, ...], verify: bool, rebuild: bool, show: bool) -> N
         return
     started = time.perf_counter()
     with console.status(f"indexing {recipe.data.root} ..."):
-        store = open_store(recipe.data.root, recipe.data.cache_dir, rebuild=rebuild)
+        store = open_store(recipe.data.root, recipe.data.cache_dir, rebuild=rebuild, max_pixels=recipe.data.max_pixels)
     seconds = time.perf_counter() - started
     spec = WindowSpec.from_recipe(recipe.data)
     gaps = store.names.gaps()

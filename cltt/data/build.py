@@ -31,7 +31,7 @@ def open_frames(data: DataConfig, rebuild: bool = False, synthetic: SyntheticCon
                   if r.status == "failed"]
         if failed:
             raise CLTTError(f"writing built-in data to {data.root} failed: {failed[0].message}")
-    return open_store(data.root, data.cache_dir, rebuild=rebuild)
+    return open_store(data.root, data.cache_dir, rebuild=rebuild, max_pixels=data.max_pixels)
 
 
 def windows_dataset(

@@ -170,7 +170,7 @@ class WindowDataset(Dataset):
             if frame not in files:
                 data = np.frombuffer(self.store.encoded_bytes(frame), dtype=np.uint8).copy()
                 try:
-                    check_encoded(data)
+                    check_encoded(data, max_pixels=self.store.max_pixels)
                 except CorruptFrameError as err:  # named only on failure: locate() costs a search
                     raise CorruptFrameError(self.store.locate(frame), err.why) from None
                 files[frame] = data

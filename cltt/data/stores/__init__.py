@@ -37,12 +37,20 @@ def store_kinds() -> dict[str, type[FrameStore]]:
     return dict(sorted(_KINDS.items(), key=lambda item: item[1].priority))
 
 
-def open_store(root: str | Path, cache_dir: str | Path | None = None, rebuild: bool = False) -> FrameStore:
-    """The store at ``root``: a packed store, else a folder of clip folders (indexed, cached)."""
+def open_store(root: str | Path, cache_dir: str | Path | None = None, rebuild: bool = False,
+               max_pixels: int | None = None) -> FrameStore:
+    """The store at ``root``: a packed store, else a folder of clip folders (indexed, cached).
+
+    ``max_pixels`` (``data.max_pixels``; the default when None): a frame whose header says it
+    has more pixels is refused as corrupt before it is decoded.
+    """
     root = Path(root).absolute()
     for cls in store_kinds().values():
         if cls.detect(root):
-            return cls.open(root, cache_dir=cache_dir, rebuild=rebuild)
+            store = cls.open(root, cache_dir=cache_dir, rebuild=rebuild)
+            if max_pixels is not None:
+                store.max_pixels = max_pixels
+            return store
     raise AssertionError("the folder store accepts every path")  # pragma: no cover
 
 

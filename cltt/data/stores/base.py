@@ -24,6 +24,7 @@ import numpy as np
 
 from cltt.data.decode import CorruptFrameError, reduction_for
 from cltt.data.manifest import FrameNames
+from cltt.recipe import DEFAULT_MAX_PIXELS
 
 
 class FrameStore(ABC):
@@ -40,6 +41,7 @@ class FrameStore(ABC):
     def __init__(self, root: Path, names: FrameNames):
         self.root = Path(root)
         self.names = names
+        self.max_pixels = DEFAULT_MAX_PIXELS  # data.max_pixels: a frame whose header says more is corrupt
         self._reductions: dict[int, int] = {}
 
     # ------------------------------------------------------------------ naming

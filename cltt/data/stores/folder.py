@@ -33,7 +33,7 @@ class FolderStore(FrameStore):
         return cls(index.manifest, index)
 
     def read(self, global_frame: int, reduction: int = 1) -> np.ndarray:
-        return read_rgb(self.manifest.path_of(global_frame), reduction)
+        return read_rgb(self.manifest.path_of(global_frame), reduction, self.max_pixels)
 
     def encoded_bytes(self, global_frame: int) -> bytes:
         path = self.manifest.path_of(global_frame)
