@@ -634,9 +634,30 @@ def load_recipe(path: str | Path | None = None, overrides: Sequence[str] = ()) -
         if not isinstance(loaded, dict):
             raise RecipeError(f"recipe file {path} must hold a mapping of sections (data:, train:, ...)")
         tree = loaded
+    apply_overrides(tree, overrides)
+    return recipe_from_dict(tree)
+
+
+def apply_overrides(tree: dict[str, Any], overrides: Sequence[str]) -> None:
+    """Apply ``key=value`` overrides in order (:func:`apply_override`), then refuse a ``data.root``
+    set here that does not exist while ``data.synthetic`` comes from the recipe: built-in data
+    are written only at the recipe's own ``data.root``, so a mistyped root given on the command
+    line (or a copied quickstart pointed at the user's frames) never trains on synthetic frames.
+    """
+    data = tree.get("data")
+    own_root = data.get("root") if isinstance(data, dict) else None
+    keys = set()
     for override in overrides:
         apply_override(tree, override)
-    return recipe_from_dict(tree)
+        keys.add(override.partition("=")[0].strip())
+    data = tree.get("data")
+    if "data.root" not in keys or "data.synthetic" in keys or not isinstance(data, dict) or not data.get("synthetic"):
+        return
+    root = data.get("root")
+    if root is not None and not Path(str(root)).exists():
+        own = f" ({own_root})" if own_root is not None else ""
+        raise RecipeError(f"data.root {root} does not exist; the recipe's data.synthetic={data['synthetic']} writes built-in "
+                          f"data only at its own data.root{own}: fix the path, or add data.synthetic=null to use your own frames")
 
 
 def apply_override(tree: dict[str, Any], override: str) -> None:

@@ -92,7 +92,7 @@ def command(args: tuple[str, ...], out: Path | None, synthetic: str | None, show
         raise CLTTError("say where the frames go with --out DIR, e.g. --out data/frames")
     if (raw is not None or shard_size != "1G") and not pack:
         raise CLTTError("--raw and --shard-size describe a packed store; add --pack")
-    writer, target = None, out
+    writer, target, already_packed = None, out, []
     if pack:
         from cltt.data.stores.pack import StoreWriter, parse_size
 
@@ -116,15 +116,16 @@ def command(args: tuple[str, ...], out: Path | None, synthetic: str | None, show
     else:
         if len(parsed.paths) != 1:
             raise CLTTError("give one video file or folder to extract (or --synthetic NAME for built-in data)")
-        from cltt.data.extract import clip_names, extract_videos, find_videos
+        from cltt.data.extract import clip_names, extract_videos, find_videos, fingerprint
 
         source = parsed.paths[0]
         videos = find_videos(source)
         root = source if source.is_dir() else source.parent
-        if writer is not None:  # clips already packed are not extracted again (when that keeps the names)
+        if writer is not None:  # clips packed from the same video and options are not extracted again
             names = clip_names(videos, root)
-            todo = [video for video in videos if names[video] not in writer.packed]
-            if clip_names(todo, root) == {video: names[video] for video in todo}:
+            todo = [video for video in videos if not writer.holds(names[video], fingerprint(video, recipe.extract))]
+            if clip_names(todo, root) == {video: names[video] for video in todo}:  # when that keeps the names
+                already_packed = [ClipResult(names[video], str(video), "skipped") for video in videos if video not in todo]
                 videos = todo
         total = len(videos)
         results = extract_videos(videos, target, recipe.extract, root, on_frames=lambda n: counter(n))
@@ -134,7 +135,7 @@ def command(args: tuple[str, ...], out: Path | None, synthetic: str | None, show
     if writer is not None:
         from cltt.data.stores.pack import PackSummary, pack_as_extracted
 
-        summary = PackSummary(writer.out)
+        summary = PackSummary(writer.out, clips_present=len(already_packed))
         results = pack_as_extracted(results, target, writer, summary, workers=recipe.extract.workers)
     frames_done = 0
     started = time.perf_counter()
@@ -154,7 +155,7 @@ def command(args: tuple[str, ...], out: Path | None, synthetic: str | None, show
             rate = frames_done / max(time.perf_counter() - started, 1e-6)
             progress.update(task, frames=frames_done, rate=rate)
 
-        finished = list(_advance(results, progress, task))
+        finished = already_packed + list(_advance(results, progress, task))
     if summary is not None:
         show_summary(summary, exit_on_corrupt=False)
     _summarize(finished, time.perf_counter() - started, out)

@@ -84,7 +84,7 @@ def _slots_image(parsed, clip: str | None, num_frames: int, mask_kind: str):
     from cltt.eval.probe import load_trained_method
     from cltt.eval.slots import clip_frames, clip_slot_masks, predicted_labels
     from cltt.models.representation import SlotMasks
-    from cltt.recipe import apply_override, recipe_from_dict, recipe_to_dict
+    from cltt.recipe import apply_overrides, recipe_from_dict, recipe_to_dict
     from cltt.visualize import slot_strip
 
     if len(parsed.paths) != 1 or parsed.recipe_path is not None:
@@ -95,8 +95,7 @@ def _slots_image(parsed, clip: str | None, num_frames: int, mask_kind: str):
     path = resolve_resume_target(parsed.paths[0])
     state = load_checkpoint(path)
     tree = recipe_to_dict(saved_recipe(state, path))
-    for override in parsed.overrides:
-        apply_override(tree, override)
+    apply_overrides(tree, parsed.overrides)
     recipe = recipe_from_dict(tree)
     method = load_trained_method(recipe, state, path)
     if not isinstance(method, SlotMasks):

@@ -16,7 +16,7 @@ import yaml
 
 from cltt.engine.checkpoint import latest_checkpoint, load_checkpoint, load_latest_intact
 from cltt.errors import CLTTError
-from cltt.recipe import Recipe, apply_override, dump_recipe, recipe_from_dict, recipe_to_dict
+from cltt.recipe import Recipe, apply_overrides, dump_recipe, recipe_from_dict, recipe_to_dict
 
 RECIPE_FILE = "recipe.yaml"
 
@@ -142,8 +142,7 @@ def prepare_resume(target: Path, overrides: list[str], change_length: bool):
     """For ``cltt resume TARGET [key=value ...]``: same tuple as :func:`prepare_training`."""
     path, state, saved, notes = load_for_resume(Path(target))
     tree = recipe_to_dict(saved)
-    for override in overrides:
-        apply_override(tree, override)
+    apply_overrides(tree, overrides)
     recipe = recipe_from_dict(tree)
     changes = check_continuation(saved, recipe, change_length, path)
     run_dir = path.parent
