@@ -18,6 +18,11 @@ Rows:
   raw-112       the same dataset reading a store packed with --raw 112 (no decoding at all)
 Targets: cltt-224 uint8 >= 3x original, cltt-112 uint8 >= 6x (issue 2); packed-224 >= 3.8x,
 packed-112 >= 6x, raw-112 >= 20x (issue 13).
+
+Then the cost of the CRC-32 check of every frame read from a packed store (issue 24):
+``store.read`` of the timed windows' frames, at the reductions of the packed-112, packed-224 and
+raw-112 rows, with the check on and off alternated over a few rounds, and the median ratio of
+the rates. Target: packed JPEG reads lose under 5%.
 """
 
 from __future__ import annotations
@@ -88,6 +93,23 @@ def frames_per_second(dataset, indices: list[int], window_size: int) -> float:
     return len(indices) * window_size / (time.perf_counter() - started)
 
 
+def crc_check_cost(store, reduction: int, frames: list[int], rounds: int = 7) -> tuple[float, float, float]:
+    """Frames/s of ``store.read(frame, reduction)`` over ``frames`` with and without the CRC-32
+    check of the stored bytes, and the median over ``rounds`` of the per-round ratio on / off.
+    On and off alternate within each round, so a machine busy with other work slows both alike."""
+    def rate(verify: bool) -> float:
+        store.verify_crc = verify
+        started = time.perf_counter()
+        for frame in frames:
+            store.read(frame, reduction)
+        return len(frames) / (time.perf_counter() - started)
+
+    rate(True)  # warm the page cache and the descriptors
+    pairs = [(rate(True), rate(False)) for _ in range(rounds)]
+    store.verify_crc = True
+    return max(on for on, _ in pairs), max(off for _, off in pairs), float(np.median([on / off for on, off in pairs]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--windows", type=int, default=120, help="windows timed per row")
@@ -131,6 +153,14 @@ def main() -> None:
     targets = {"cltt-224 uint8": 3, "cltt-112 uint8": 6, "packed-224 uint8": 3.8, "packed-112 uint8": 6, "raw-112 uint8": 20}
     print("targets: " + ", ".join(f"{name} >= {goal}x ({results[name] / base:.1f}x{'' if results[name] / base >= goal else ', NOT met'})"
                                   for name, goal in targets.items()))
+    print(f"{'store.read, CRC-32':<22}{'on':>8}{'off':>8}{'on/off (median)':>17}")
+    frames = sorted({frame for i in indices for view in rows["packed-112 uint8"].window_frames(i) for frame in view})
+    for name in ("packed-112 uint8", "packed-224 uint8", "raw-112 uint8"):
+        dataset = rows[name]
+        checked, unchecked, ratio = crc_check_cost(dataset.store, dataset.reduction, frames)
+        label = f"{name.split()[0]} (1/{dataset.reduction})"
+        print(f"{label:<22}{checked:>8.0f}{unchecked:>8.0f}{ratio:>17.3f}")
+    print("target: the check costs packed JPEG reads under 5% (on/off >= 0.95)")
     shutil.rmtree(stores)
     if args.frames_dir is None:
         shutil.rmtree(root)

@@ -167,6 +167,8 @@ def add_clip(self, clip, frames, side_files=None):
     global calls
     calls += 1
     if calls == int(sys.argv[3]):  # the frames of this clip are half written when the process dies
+        if self.handle is None:  # a shard is opened by the first clip written into it
+            self._open_shard()
         self.handle.write(b"partial frame bytes")
         self.handle.flush()
         os.kill(os.getpid(), signal.SIGKILL)
@@ -324,7 +326,8 @@ def test_extract_pack_writes_a_store_without_a_folder_per_clip(tmp_path):
     assert cltt(["extract", videos, "--out", "frames", "--fps", "10"], tmp_path).exit_code == 0
     result = cltt(["extract", videos, "--out", "store", "--fps", "10", "--pack", "--shard-size", "50k"], tmp_path)
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in (tmp_path / "store").iterdir()) == [STORE_FILE, SHARDS_DIR]  # staging gone
+    # staging gone; clips/ keeps each clip's extraction marker (which video, which options)
+    assert sorted(p.name for p in (tmp_path / "store").iterdir()) == ["clips", STORE_FILE, SHARDS_DIR]
     store, folder = open_store(tmp_path / "store"), open_store(tmp_path / "frames")
     assert store.clips == folder.clips == ["v0", "v1", "v2"]
     assert all(np.array_equal(store.read(f), folder.read(f)) for f in range(folder.num_frames))

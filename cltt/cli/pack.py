@@ -39,7 +39,8 @@ def command(root: Path, out: Path, raw: int | None, shard_size: str, workers: in
     Every frame is decoded once; corrupt ones are listed, left out and counted (exit 1). The
     JPEG bytes are kept exactly (training gives the same batches as from ROOT), or with --raw
     stored decoded at training size. Resumable: a killed pack is finished by the same command,
-    and packing into an existing store appends the clips it lacks. Side files (labels.csv,
+    and packing into an existing store appends the clips it lacks; a clip it holds under the same
+    name with other frames (names, sizes, CRC-32) is refused before anything is written. Side files (labels.csv,
     boxes.csv, phases.csv, each clip's masks.npz) come along.
     """
     from cltt.data.stores.pack import pack_folder, parse_size
@@ -75,12 +76,13 @@ def frames_progress(label: str):
 
 def show_summary(summary, exit_on_corrupt: bool = True) -> None:
     """The pack's table; corrupt frames one per line, then (``exit_on_corrupt``) exit 1 if there were any."""
-    table = Table(title=f"packed into {summary.store}", title_justify="left")
+    table = Table(title=f"packed into {summary.store} (shards and MB: the whole store)", title_justify="left")
     for column in ("clips packed", "already there", "frames", "corrupt", "shards", "MB", "seconds", "frames/s"):
         table.add_column(column, justify="right")
     table.add_row(f"{summary.clips_packed:,}", f"{summary.clips_present:,}", f"{summary.frames:,}",
                   f"[red]{len(summary.corrupt)}[/]" if summary.corrupt else "0", str(summary.shards),
-                  f"{summary.bytes / 1e6:,.1f}", f"{summary.seconds:.1f}", f"{summary.frames / max(summary.seconds, 1e-9):,.0f}")
+                  f"{summary.bytes / 1e6:,.{1 if summary.bytes >= 100_000 else 3}f}", f"{summary.seconds:.1f}",
+                  f"{summary.frames / max(summary.seconds, 1e-9):,.0f}")
     console.print(table)
     for name in summary.side_files_kept:
         err_console.print(f"[yellow]warning:[/] {escape(name)} differs from the store's copy; kept the store's, merge them by hand",

@@ -7,7 +7,9 @@ then its index written atomically, then the header's shard list updated atomical
 passes ``shard_bytes``, and at the end. A killed pack therefore leaves sealed shards, which are
 intact, and at most one unsealed ``.bin`` that no index points to; the rerun deletes it and
 packs the clips it held again. The header says ``complete: false`` until a pack finishes, and
-readers refuse such a store. Packing into an existing store appends the clips it lacks.
+readers refuse such a store. Packing into an existing store appends the clips it lacks; a clip
+it already holds is skipped when its frames are the same (:func:`clip_difference`: names, byte
+sizes, CRC-32s) and refused, before anything is written, when they are not.
 
 Every frame is decoded once while packing: a frame that does not decode is reported, left
 out and counted, never stored.
@@ -21,13 +23,14 @@ import shutil
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 import cv2
 import numpy as np
 
+from cltt.data.clipwriter import MARKER, clip_status
 from cltt.data.decode import CorruptFrameError, decode_rgb
 from cltt.data.manifest import is_frame_file
 from cltt.data.stores.folder import FolderStore
@@ -37,7 +40,9 @@ from cltt.data.stores.packed import (
     STORE_FILE,
     STORE_FORMAT,
     STORE_VERSION,
+    PackedStore,
     is_store,
+    load_shard_index,
     read_header,
 )
 from cltt.errors import CLTTError
@@ -52,9 +57,9 @@ class PackSummary:
 
     store: Path
     clips_packed: int = 0
-    clips_present: int = 0  # already in the store, skipped
+    clips_present: int = 0  # already in the store with the same frames, skipped
     frames: int = 0
-    bytes: int = 0
+    bytes: int = 0  # the store's shards, all of them
     corrupt: list[tuple[str, str]] = field(default_factory=list)  # (frame, why), left out
     side_files_kept: list[str] = field(default_factory=list)  # root files that differ from the store's copy
     shards: int = 0
@@ -63,10 +68,16 @@ class PackSummary:
 
 @dataclass
 class PackedFrame:
+    """One frame to store: ``data`` as stored, its CRC-32 (computed when None), and the byte size
+    and CRC-32 of the file it came from (None: ``data`` is that file's bytes)."""
+
     name: str
     data: bytes
     height: int
     width: int
+    crc32: int | None = None
+    source_size: int | None = None
+    source_crc32: int | None = None
 
 
 def parse_size(text: str) -> int:
@@ -85,7 +96,11 @@ def parse_size(text: str) -> int:
 
 
 class StoreWriter:
-    """Appends clips to a new or existing store; :meth:`close` seals it and marks it complete."""
+    """Appends clips to a new or existing store; :meth:`close` seals it and marks it complete.
+
+    ``existing`` is the store as its sealed shards hold it when the writer opened (what a rerun
+    compares the root's clips against); ``packed`` the names of every clip in it, this run's too.
+    """
 
     def __init__(self, out: Path, raw_size: int | None = None, shard_bytes: int = DEFAULT_SHARD_BYTES):
         self.out = Path(out)
@@ -111,10 +126,17 @@ class StoreWriter:
         self._remove_unsealed()
         if not self.header["shards"]:  # a new store says at once that it is not finished
             self._write_header()
-        self.packed = self._packed_clips()
-        self._open_shard()
+        self.existing = PackedStore.from_parts(self.out, self.header, [load_shard_index(self.out, shard)
+                                                                       for shard in self.header["shards"]])
+        self.packed = set(self.existing.clips)
+        self.handle = None  # the open shard's .bin; opened by the first clip written, so a refused pack leaves no file
 
     # ------------------------------------------------------------------ state on disk
+
+    def holds(self, clip: str, fingerprint: dict) -> bool:
+        """``clip`` is in the store and was extracted with ``fingerprint`` (a video's file and the
+        extract options, :mod:`cltt.data.clipwriter`), by its marker kept at pack time."""
+        return clip in self.packed and clip_status(self.out / CLIPS_DIR, clip, fingerprint) == "complete"
 
     def _remove_unsealed(self) -> None:
         """Delete shard files no header entry names (the open shard of a killed pack), and temp files."""
@@ -123,14 +145,6 @@ class StoreWriter:
             if path.stem not in sealed or path.name.startswith("."):
                 path.unlink()
 
-    def _packed_clips(self) -> set[str]:
-        clips: set[str] = set()
-        for shard in self.header["shards"]:
-            with np.load(self.out / SHARDS_DIR / f"{shard}.npz", allow_pickle=False) as data:
-                names = str(data["clips"])
-                clips.update(names.split("\n") if names else [])
-        return clips
-
     def _write_header(self) -> None:
         atomic_write(self.out / STORE_FILE, (json.dumps(self.header, indent=2) + "\n").encode())
 
@@ -138,15 +152,19 @@ class StoreWriter:
         self.shard_name = f"shard-{len(self.header['shards']):06d}"
         self.handle = open(self.out / SHARDS_DIR / f"{self.shard_name}.bin", "wb")
         self.position = 0
-        self.entries: dict[str, list] = {k: [] for k in ("names", "offset", "length", "crc32", "height", "width")}
+        self.entries: dict[str, list] = {k: [] for k in ("names", "offset", "length", "crc32", "height", "width",
+                                                          "source_length", "source_crc32")}
         self.shard_clips: list[str] = []
         self.shard_counts: list[int] = []
 
     def _seal(self) -> None:
         """Make the open shard permanent: data synced, index written, header updated, in that order."""
+        if self.handle is None:
+            return
         self.handle.flush()
         os.fsync(self.handle.fileno())
         self.handle.close()
+        self.handle = None
         if not self.shard_clips:
             (self.out / SHARDS_DIR / f"{self.shard_name}.bin").unlink()
             return
@@ -161,6 +179,9 @@ class StoreWriter:
             "width": np.array(self.entries["width"], dtype=np.uint16),
             "bin_bytes": np.int64(self.position),
         }
+        if self.header["encoding"] == "raw":  # what a rerun compares the root's files against
+            index["source_length"] = np.array(self.entries["source_length"], dtype=np.int64)
+            index["source_crc32"] = np.array(self.entries["source_crc32"], dtype=np.uint32)
         path = self.out / SHARDS_DIR / f"{self.shard_name}.npz"
         tmp = path.with_name(f".{path.name}.tmp")
         with open(tmp, "wb") as handle:
@@ -185,11 +206,17 @@ class StoreWriter:
             self._write_header()
         for name, source in (side_files or {}).items():
             copy_atomic(source, self.out / CLIPS_DIR / clip / name)
+        if self.handle is None:
+            self._open_shard()
         count = 0
         for frame in frames:
             self.handle.write(frame.data)
+            crc32 = zlib.crc32(frame.data) if frame.crc32 is None else frame.crc32
+            source_size = len(frame.data) if frame.source_size is None else frame.source_size
+            source_crc32 = crc32 if frame.source_crc32 is None else frame.source_crc32
             for key, value in (("names", frame.name), ("offset", self.position), ("length", len(frame.data)),
-                               ("crc32", zlib.crc32(frame.data)), ("height", frame.height), ("width", frame.width)):
+                               ("crc32", crc32), ("height", frame.height), ("width", frame.width),
+                               ("source_length", source_size), ("source_crc32", source_crc32)):
                 self.entries[key].append(value)
             self.position += len(frame.data)
             count += 1
@@ -199,7 +226,6 @@ class StoreWriter:
             self.packed.add(clip)
         if self.position >= self.shard_bytes:
             self._seal()
-            self._open_shard()
         return count
 
     def close(self) -> None:
@@ -279,26 +305,97 @@ def pack_folder(root: Path, out: Path, raw_size: int | None = None, shard_bytes:
     own_writer = writer is None
     writer = writer or StoreWriter(out, raw_size, shard_bytes)
     summary = summary or PackSummary(out)
-    wanted = set(clips) if clips is not None else None
+    wanted = [c for c, clip in enumerate(source.clips) if clips is None or clip in clips]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for c, clip in enumerate(source.clips):
-            if wanted is not None and clip not in wanted:
-                continue
-            if clip in writer.packed:
-                summary.clips_present += 1
+        # every clip the store already has is compared before anything is written, so a refusal leaves it as it was
+        present = [c for c in wanted if source.clips[c] in writer.packed]
+        refuse_other_clips_of_the_same_name(source, [c for c in present if source.clips[c] in writer.existing.clips],
+                                            writer, pool)
+        summary.clips_present += len(present)
+        for c in wanted:
+            if c in present:
                 continue
             first, count = int(source.clip_offsets[c]), int(source.frame_counts[c])
             frames = _clip_frames(source, range(first, first + count), raw_size, pool, summary, on_frames)
-            written = writer.add_clip(clip, frames, side_files_of(root / clip))
+            written = writer.add_clip(source.clips[c], frames, side_files_of(root / source.clips[c]))
             summary.frames += written
             summary.clips_packed += bool(written)
     copy_root_files(root, out, summary)
     if own_writer:
         writer.close()
-    summary.shards = len(writer.header["shards"])
-    summary.bytes = sum((out / SHARDS_DIR / f"{s}.bin").stat().st_size for s in writer.header["shards"])
+    count_shards(writer, summary)
     summary.seconds += time.perf_counter() - started
     return summary
+
+
+def count_shards(writer: StoreWriter, summary: PackSummary) -> None:
+    """The summary's shards and bytes: those of the store's sealed shards (all of them after close)."""
+    summary.shards = len(writer.header["shards"])
+    summary.bytes = sum((writer.out / SHARDS_DIR / f"{shard}.bin").stat().st_size for shard in writer.header["shards"])
+
+
+class OtherClipError(CLTTError):
+    """The store holds a clip of this name with other frames; ``why`` says what differs."""
+
+    def __init__(self, store: Path, clip: str, source: Path, why: str, more: int):
+        more_text = f" (and {more} more clip(s))" if more else ""
+        super().__init__(f"the store {store} already holds a clip {clip!r} with other frames than {source}: "
+                         f"{why}{more_text}; nothing was packed: pack into another --out")
+        self.clip, self.why = clip, why
+
+
+def refuse_other_clips_of_the_same_name(source: FolderStore, clips: list[int], writer: StoreWriter, pool) -> None:
+    """:class:`OtherClipError` naming the first of ``clips`` (numbers in ``source``, each also in
+    the writer's store) whose frames differ from the store's clip of that name (:func:`clip_difference`)."""
+    differing = [(source.clips[c], why) for c in clips if (why := clip_difference(source, c, writer.existing, pool))]
+    if differing:
+        clip, why = differing[0]
+        raise OtherClipError(writer.out, clip, source.root / clip, why, len(differing) - 1)
+
+
+def clip_difference(source: FolderStore, clip: int, store: PackedStore, pool) -> str | None:
+    """What differs between clip number ``clip`` of the frames root ``source`` and the clip of the
+    same name in ``store``; None when packing it again would store the same frames.
+
+    Compared: frame names, then each file's byte size and CRC-32 against those recorded when it
+    was packed (names only for a raw store packed before cltt recorded them). Reading the files
+    for their CRC-32 costs a read of the clip, far less than the decode that packing it costs. A
+    frame the store lacks was left out as corrupt when packing: the same while it still fails.
+    """
+    stored = store.clip_index(source.clips[clip])
+    root_names, stored_names = source.frame_names(clip), store.frame_names(stored)
+    position = {name: i for i, name in enumerate(root_names)}
+    counts = f"{len(root_names)} frames in the root, {len(stored_names)} in the store"
+    extra = [name for name in stored_names if name not in position]
+    if extra:
+        return f"{counts}, the store's include {extra[0]}"
+    first = int(source.clip_offsets[clip])
+    frames = first + np.array([position[name] for name in stored_names], dtype=np.int64)
+    recorded = store.packed_from(stored)
+    if recorded is not None and len(frames):
+        sizes = source.frame_sizes(first, first + len(root_names))[frames - first]
+        changed = np.flatnonzero(sizes != recorded[0])
+        if not len(changed):
+            changed = np.flatnonzero(np.fromiter(pool.map(_file_crc32, [source] * len(frames), frames.tolist()),
+                                                 dtype=np.int64, count=len(frames)) != recorded[1])
+        if len(changed):
+            return f"{len(changed)} of {len(frames)} frames differ in content, first {stored_names[changed[0]]}"
+    stored_set = set(stored_names)
+    for name in (name for name in root_names if name not in stored_set):
+        try:
+            frame_payload(source.encoded_bytes(first + position[name]), name, None)
+        except CorruptFrameError:
+            continue  # left out as corrupt when packing, and still corrupt
+        return f"{counts}; {name} is not in the store"
+    return None
+
+
+def _file_crc32(source: FolderStore, frame: int) -> int:
+    """CRC-32 of a frame file's bytes, -1 when it cannot be read (matches no recorded CRC)."""
+    try:
+        return zlib.crc32(source.encoded_bytes(frame))
+    except CorruptFrameError:
+        return -1
 
 
 def copy_root_files(root: Path, out: Path, summary: PackSummary) -> None:
@@ -314,17 +411,31 @@ def copy_root_files(root: Path, out: Path, summary: PackSummary) -> None:
 def pack_as_extracted(results, staging: Path, writer: StoreWriter, summary: PackSummary, workers: int = 4):
     """Pass on extraction ``results`` (:class:`ClipResult`), packing each finished clip from
     ``staging`` into ``writer``'s store and deleting its folder, so only the clips in flight
-    exist as files. At the end the root's side files are copied and the store is sealed."""
+    exist as files; a clip the store already held (the same frames) is passed on as ``skipped``.
+    Each packed clip's marker goes along (``STORE/clips/<clip>/``), so a rerun knows which video
+    and options it came from (:meth:`StoreWriter.holds`). At the end the root's side files are
+    copied and the store is sealed."""
     for result in results:
         if result.status != "failed" and (staging / result.clip).is_dir():
-            pack_folder(staging, writer.out, clips=[result.clip], writer=writer, summary=summary, workers=workers)
+            present = summary.clips_present
+            try:
+                pack_folder(staging, writer.out, clips=[result.clip], writer=writer, summary=summary, workers=workers)
+            except OtherClipError as err:  # the clips packed before it stay readable: seal them
+                writer.close()
+                raise CLTTError(f"the store {writer.out} already holds a clip {err.clip!r} with other frames than "
+                                f"{result.source} gives ({err.why}); the clips before it are packed: extract that "
+                                "video into another --out, or rename it") from None
+            if result.clip in writer.packed and (staging / result.clip / MARKER).is_file():
+                copy_atomic(staging / result.clip / MARKER, writer.out / CLIPS_DIR / result.clip / MARKER)
             shutil.rmtree(staging / result.clip)
+            if summary.clips_present > present:
+                result = replace(result, status="skipped")
         yield result
     if staging.is_dir():
         copy_root_files(staging, writer.out, summary)
         shutil.rmtree(staging)
     writer.close()
-    summary.shards = len(writer.header["shards"])
+    count_shards(writer, summary)
 
 
 def _clip_frames(source: FolderStore, frames: range, raw_size, pool, summary: PackSummary, on_frames):
@@ -332,10 +443,14 @@ def _clip_frames(source: FolderStore, frames: range, raw_size, pool, summary: Pa
 
     def load(frame: int) -> PackedFrame | tuple[str, str]:
         try:
-            payload, height, width = frame_payload(source.encoded_bytes(frame), source.path_of(frame), raw_size)
+            data = source.encoded_bytes(frame)
+            payload, height, width = frame_payload(data, source.path_of(frame), raw_size)
         except CorruptFrameError as err:
             return err.path, err.why
-        return PackedFrame(source.frame_name(frame), payload, height, width)
+        crc32 = zlib.crc32(payload)  # here, in the pool's threads (zlib releases the GIL)
+        if payload is data:
+            return PackedFrame(source.frame_name(frame), payload, height, width, crc32)
+        return PackedFrame(source.frame_name(frame), payload, height, width, crc32, len(data), zlib.crc32(data))
 
     for start in range(frames.start, frames.stop, _CHUNK):
         chunk = range(start, min(start + _CHUNK, frames.stop))

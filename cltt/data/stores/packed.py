@@ -6,13 +6,15 @@ Layout (written by :mod:`cltt.data.stores.pack`, ``cltt pack``)::
     STORE/shards/shard-000000.bin    frames back to back: the original JPEG/PNG bytes, or raw RGB
     STORE/shards/shard-000000.npz    that shard's index: clip, frame name, offset, length, CRC-32,
                                      height and width of every frame, and the .bin's byte count
+                                     (raw: also each source file's byte count and CRC-32)
     STORE/clips/<clip>/masks.npz     per-clip side files, as in the clip folder
     STORE/labels.csv, boxes.csv ...  the root's side files
 
 ``encoding`` is ``encoded`` (the files' bytes exactly as they were, decoded like the folder's
 files, so batches are bit-for-bit those of the folder) or ``raw`` (uint8 ``[H, W, 3]`` with the
 short side ``raw_size``, no decoding at all). Frames of a clip are contiguous and in order, so
-windows are cut as from folders. Reads are ``os.pread`` on file descriptors opened lazily per
+windows are cut as from folders. Every read checks the bytes against their CRC-32 (a mismatch is
+a corrupt frame). Reads are ``os.pread`` on file descriptors opened lazily per
 process: no shared file position, so any number of DataLoader workers and processes can read.
 """
 
@@ -96,6 +98,11 @@ class PackedStore(FrameStore):
         self.length = length  # [N] int64 bytes stored
         self.crc32 = crc32  # [N] uint32 CRC-32 of the stored bytes
         self.shape = shape  # [N, 2] uint16 height, width
+        # [N] byte size and CRC-32 of the file each raw frame was packed from (None: encoded, where the
+        # stored bytes are that file, or raw from a cltt that did not record them); see packed_from
+        self.source_length: np.ndarray | None = None
+        self.source_crc32: np.ndarray | None = None
+        self.verify_crc = True  # False only to measure what the check costs (benchmarks/data_pipeline.py)
         self._fds: dict[int, int] = {}
 
     @classmethod
@@ -143,13 +150,20 @@ class PackedStore(FrameStore):
         )
         shape = np.stack([gather("height", np.uint16), gather("width", np.uint16)], axis=1)
         shard = np.concatenate(shard_of) if shard_of else np.zeros(0, np.uint16)
-        return cls(root, header, names, shard, gather("offset", np.int64), gather("length", np.int64),
-                   gather("crc32", np.uint32), shape)
+        store = cls(root, header, names, shard, gather("offset", np.int64), gather("length", np.int64),
+                    gather("crc32", np.uint32), shape)
+        if parts and all("source_crc32" in part for part in parts):
+            store.source_length, store.source_crc32 = gather("source_length", np.int64), gather("source_crc32", np.uint32)
+        return store
 
     # ------------------------------------------------------------------ reading
 
     def stored_bytes(self, global_frame: int) -> bytes:
-        """The frame's bytes as stored (encoded file, or raw RGB)."""
+        """The frame's bytes as stored (encoded file, or raw RGB), checked against the CRC-32
+        recorded when packing: bytes that changed since (bit rot, a shard overwritten in place)
+        raise :class:`CorruptFrameError`, so datasets replace and count the frame like a corrupt
+        file instead of training on what libjpeg makes of it. The check costs about 1 µs per
+        10 KB (zlib.crc32), a few per cent of decoding the same JPEG (benchmarks/data_pipeline.py)."""
         shard = int(self.shard[global_frame])
         fd = self._fds.get(shard)
         if fd is None:
@@ -165,6 +179,8 @@ class PackedStore(FrameStore):
             raise CorruptFrameError(self.locate(global_frame), err.strerror or str(err)) from None
         if len(data) != length:
             raise CorruptFrameError(self.locate(global_frame), f"shard ends after {len(data)} of {length} bytes")
+        if self.verify_crc and zlib.crc32(data) != int(self.crc32[global_frame]):
+            raise CorruptFrameError(self.locate(global_frame), "bytes differ from the CRC-32 recorded when packing")
         return data
 
     def read(self, global_frame: int, reduction: int = 1) -> np.ndarray:
@@ -183,11 +199,16 @@ class PackedStore(FrameStore):
                             "nothing to decode; use data.decode=cpu")
         return self.stored_bytes(global_frame)
 
-    def check(self, global_frame: int) -> None:
-        """The stored bytes match the CRC-32 recorded when packing, and decode."""
-        if zlib.crc32(self.stored_bytes(global_frame)) != int(self.crc32[global_frame]):
-            raise CorruptFrameError(self.locate(global_frame), "bytes differ from the CRC-32 recorded when packing")
-        self.read(global_frame)
+    def packed_from(self, clip: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Byte sizes and CRC-32s ``[n]`` of the files clip number ``clip``'s frames were packed from:
+        what was stored when encoded; recorded beside raw frames (None for a raw store packed
+        before cltt recorded them)."""
+        first, last = int(self.clip_offsets[clip]), int(self.clip_offsets[clip + 1])
+        if self.encoding == "encoded":
+            return self.length[first:last], self.crc32[first:last]
+        if self.source_length is None:
+            return None
+        return self.source_length[first:last], self.source_crc32[first:last]
 
     def frame_shape(self, global_frame: int) -> tuple[int, int]:
         height, width = self.shape[global_frame]
