@@ -7,7 +7,9 @@
     image = slot_strip(frames, labels, num_slots, "clip_0003")   # frames, then tinted by slot
 
 Frames are enlarged (nearest neighbour, so pixels stay honest) to at least ``MIN_TILE`` pixels
-and captioned with the clip name and the frame numbers (1-based, as in the file names).
+and captioned with the clip name and the frame numbers (1-based, as in the file names). A
+caption wider than its tile takes two lines, the frame number whole on the second
+(:func:`caption_lines`).
 """
 
 from __future__ import annotations
@@ -24,21 +26,54 @@ from cltt.engine.provenance import STEPS_FILE
 from cltt.errors import CLTTError
 
 MIN_TILE = 96
-CAPTION = 14  # pixels of caption band above each tile
+CAPTION = 14  # pixels of one caption line above each tile
+CAPTION_MARGIN = 2  # pixels left of the text
+CAPTION_FONT, CAPTION_SCALE = cv2.FONT_HERSHEY_PLAIN, 0.8
+BAND_GREY = 24
 GAP = 4
 
 
+def caption_width(text: str) -> int:
+    """Pixels ``text`` takes in a caption, margin included."""
+    return cv2.getTextSize(text, CAPTION_FONT, CAPTION_SCALE, 1)[0][0] + CAPTION_MARGIN
+
+
+def caption_lines(caption: str, width: int) -> list[str]:
+    """``caption`` as lines that each fit ``width`` pixels: the caption itself when it fits, else
+    the text before its last space (the clip name) over the rest (the frame number, ``#12``), a
+    line still too wide losing characters from its start (``..ip_0003``), so a frame number is
+    never cut off."""
+    if caption_width(caption) <= width:
+        return [caption]
+    head, _, tail = caption.rpartition(" ")
+    return [_shortened(line, width) for line in ([head, tail] if head else [tail])]
+
+
+def _shortened(text: str, width: int) -> str:
+    """``text``, or ``..`` and its longest ending that fits ``width`` pixels."""
+    cut = 0
+    while caption_width(text if cut == 0 else ".." + text[cut:]) > width and cut < len(text) - 1:
+        cut += 1
+    return text if cut == 0 else ".." + text[cut:]
+
+
 def _tile(frame: np.ndarray, caption: str, side: int) -> np.ndarray:
-    """One frame [H, W, 3] enlarged to ``side`` with a caption band on top."""
+    """One frame [H, W, 3] enlarged to ``side`` with a caption band on top (one or two lines)."""
     scale = max(1, -(-side // frame.shape[0]))  # ceiling: small frames are enlarged to at least side
     image = cv2.resize(frame, (frame.shape[1] * scale, frame.shape[0] * scale), interpolation=cv2.INTER_NEAREST)
-    band = np.full((CAPTION, image.shape[1], 3), 24, dtype=np.uint8)
-    cv2.putText(band, caption, (2, CAPTION - 4), cv2.FONT_HERSHEY_PLAIN, 0.8, (235, 235, 235), 1, cv2.LINE_AA)
+    lines = caption_lines(caption, image.shape[1])
+    band = np.full((CAPTION * len(lines), image.shape[1], 3), BAND_GREY, dtype=np.uint8)
+    for number, line in enumerate(lines, start=1):
+        cv2.putText(band, line, (CAPTION_MARGIN, CAPTION * number - 4), CAPTION_FONT, CAPTION_SCALE, (235, 235, 235), 1,
+                    cv2.LINE_AA)
     return np.concatenate([band, image], axis=0)
 
 
 def _row(tiles: list[np.ndarray]) -> np.ndarray:
-    gap = np.full((tiles[0].shape[0], GAP, 3), 255, dtype=np.uint8)
+    """Tiles side by side; a tile with a one-line caption beside two-line ones gets a taller band."""
+    height = max(tile.shape[0] for tile in tiles)
+    tiles = [np.pad(tile, ((height - tile.shape[0], 0), (0, 0), (0, 0)), constant_values=BAND_GREY) for tile in tiles]
+    gap = np.full((height, GAP, 3), 255, dtype=np.uint8)
     parts = []
     for tile in tiles:
         parts += [tile, gap]
