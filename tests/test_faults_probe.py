@@ -188,3 +188,85 @@ def test_case_13_a_train_split_of_one_class_names_the_counts(tiny, tmp_path):
     line = one_error_line(cltt("probe", tiny / "runs" / "tiny", f"probe.labels={write_labels(tmp_path / 'one.csv', rows)}",
                                cwd=tiny))
     assert f"train clips per class: '{big}' 3, '{small}' 0" in line and "put clips of another class in train" in line
+
+
+# --------------------------------------------------------------------------- case 19
+
+SWEEP_NAMES = ("timm_resnet50_lr0.001_bs256_seed0", "timm_resnet50_lr0.001_bs256_seed1",
+               "timm_vit_small_patch16_224_lr3e-4_seed0")
+EVERY_FIELD = ["run", "path", "method", "backbone", "epochs_done", "epochs", "last_loss", "best_val_acc",
+               "best_test_acc", "state", "note"]
+
+
+@pytest.fixture(scope="module")
+def sweep_folder(tiny) -> Path:
+    """A folder of runs with a sweep's long names: two copies of the trained run (one with a long
+    timm backbone name, one whose final checkpoint is gone: stopped) and a run that diverged."""
+    import shutil
+
+    folder = tiny / "sweep"
+    folder.mkdir()
+    trained = tiny / "runs" / "tiny"
+    for name in SWEEP_NAMES[:2]:
+        shutil.copytree(trained, folder / name, ignore=shutil.ignore_patterns("features", "run.lock"))
+    recipe = folder / SWEEP_NAMES[0] / "recipe.yaml"
+    recipe.write_text(recipe.read_text().replace("backbone: tiny_cnn", "backbone: timm/resnet50.a1_in1k"))
+    (folder / SWEEP_NAMES[1] / "simclr_final.pth").unlink()
+    failed = cltt("train", "tiny.yaml", f"train.out_dir={folder}", f"train.name={SWEEP_NAMES[2]}", "train.lr=1e30",
+                  "train.optimizer=sgd", cwd=tiny)
+    assert failed.returncode == 2 and "the loss is" in failed.stderr, failed.stderr
+    return folder
+
+
+@pytest.mark.slow  # python -m cltt processes on a trained run
+def test_case_19_runs_fits_80_columns_without_cutting_names(sweep_folder):
+    from rich.cells import cell_len
+
+    narrow = cltt("runs", sweep_folder, cwd=sweep_folder, columns=80)
+    assert narrow.returncode == 0, narrow.stderr
+    lines = narrow.stdout.rstrip("\n").splitlines()
+    assert max(cell_len(line.rstrip()) for line in lines) <= 80, narrow.stdout
+    table = [line for line in lines if line[:1] in "┏┃┡│└"]
+    assert table[0].startswith("┏") and table[0].rstrip().endswith("┓")  # the whole border, right edge included
+    assert table[-1].startswith("└") and table[-1].rstrip().endswith("┘")
+    assert "…" not in narrow.stdout
+    rows = {line.split("│")[1].strip(): line.split("│")[-2].strip() for line in table if line.startswith("│")}
+    assert rows == {SWEEP_NAMES[0]: "finished", SWEEP_NAMES[1]: "stopped", SWEEP_NAMES[2]: "failed"}
+    header = [cell.strip() for cell in table[1].split("┃")[1:-1]]
+    assert header[0] == "run" and header[-1] == "state" and "backbone" not in header
+    dropped = next(line for line in narrow.stderr.splitlines() if line.startswith("left out at 80 columns"))
+    assert "backbone" in dropped and "--csv or --json" in dropped
+    assert all(column not in dropped for column in header)  # what is named as left out is left out, and only that
+
+    wide = cltt("runs", sweep_folder, cwd=sweep_folder, columns=200)
+    assert wide.returncode == 0 and "left out" not in wide.stderr
+    header = next(line for line in wide.stdout.splitlines() if line.startswith("┃"))
+    assert [cell.strip() for cell in header.split("┃")[1:-1]] == \
+        ["run", "method", "backbone", "epochs", "last loss", "val acc", "test acc", "state"]
+    assert "timm/resnet50.a1_in1k" in wide.stdout and f"{SWEEP_NAMES[2]}: " in wide.stderr
+
+
+@pytest.mark.slow  # python -m cltt processes on a trained run
+def test_case_19_runs_csv_and_json_give_every_column_in_full(sweep_folder, tmp_path):
+    as_csv = cltt("runs", sweep_folder, "--csv", cwd=sweep_folder, columns=40)
+    assert as_csv.returncode == 0, as_csv.stderr
+    rows = list(csv.DictReader(as_csv.stdout.splitlines()))
+    assert list(rows[0]) == EVERY_FIELD and [r["run"] for r in rows] == sorted(SWEEP_NAMES)
+    as_json = cltt("runs", sweep_folder, "--json", cwd=sweep_folder, columns=40)
+    assert as_json.returncode == 0, as_json.stderr
+    records = json.loads(as_json.stdout)
+    assert [list(r) for r in records] == [EVERY_FIELD] * 3
+    by_run = {r["run"]: r for r in records}
+    first = by_run[SWEEP_NAMES[0]]
+    last_loss = float(list(csv.DictReader(open(sweep_folder / SWEEP_NAMES[0] / "metrics.csv")))[-1]["loss"])
+    assert first["backbone"] == "timm/resnet50.a1_in1k" and first["last_loss"] == last_loss  # not rounded to 4 places
+    assert first["epochs_done"] == 1 and first["epochs"] == 1 and first["state"] == "finished"
+    assert Path(first["path"]) == sweep_folder / SWEEP_NAMES[0]
+    failed = by_run[SWEEP_NAMES[2]]
+    assert failed["state"] == "failed" and "the loss is" in failed["note"] and failed["best_val_acc"] is None
+    # the CSV holds the same values as the JSON (None as an empty cell)
+    assert rows == [{k: "" if v is None else str(v) for k, v in r.items()} for r in records]
+    # both at once: one line; an empty folder: an empty list and a bare header, for scripts polling a sweep
+    assert "one of --csv and --json" in one_error_line(cltt("runs", sweep_folder, "--csv", "--json", cwd=sweep_folder))
+    assert json.loads(cltt("runs", tmp_path, "--json", cwd=tmp_path).stdout) == []
+    assert cltt("runs", tmp_path, "--csv", cwd=tmp_path).stdout.splitlines() == [",".join(EVERY_FIELD)]

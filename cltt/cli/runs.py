@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import io
+import json
 from pathlib import Path
 
 import click
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 
 from cltt.cli.common import console, err_console, fmt_number
 from cltt.errors import CLTTError
 
 STYLES = {"finished": "green", "running": "cyan", "failed": "red", "stopped": "yellow", "new": "dim"}
+COLUMNS = (("run", "left"), ("method", "left"), ("backbone", "left"), ("epochs", "right"), ("last loss", "right"),
+           ("val acc", "right"), ("test acc", "right"), ("state", "left"))
+# a narrow terminal loses whole columns, least telling first (a sweep's names often say method
+# and backbone), never letters of a name or a state: "timm_r…" could be any of several runs
+DROP_ORDER = ("backbone", "method", "last loss", "epochs", "test acc", "val acc")
 
 
 @click.command(
@@ -22,25 +32,73 @@ Examples:
   cltt runs sweeps/egocentric/runs""",
 )
 @click.argument("folder", type=click.Path(path_type=Path), default="runs", required=False)
-def command(folder: Path) -> None:
+@click.option("--csv", "as_csv", is_flag=True, help="Write CSV to stdout: every column, full values, no table.")
+@click.option("--json", "as_json", is_flag=True, help="Write a JSON list to stdout: every column, full values, no table.")
+def command(folder: Path, as_csv: bool, as_json: bool) -> None:
     """A table of the runs in FOLDER (default runs/): method, backbone, epochs, last loss, best
-    probe accuracies and state (finished, running, stopped, failed), from each run dir's files."""
+    probe accuracies and state (finished, running, stopped, failed), from each run dir's files.
+
+    A terminal too narrow for every column loses whole columns (backbone first, then method, last
+    loss, epochs, test and val accuracy) and says which; names and states are never cut. --csv
+    and --json give every field of every run for scripts: run, path, method, backbone,
+    epochs_done, epochs, last_loss, best_val_acc, best_test_acc, state, note (empty / null when
+    unknown; an empty folder of runs gives a header or [])."""
     from cltt.engine.run_table import run_summaries
 
+    if as_csv and as_json:
+        raise CLTTError("cltt runs takes one of --csv and --json")
     if not folder.is_dir():
         raise CLTTError(f"{folder} is not a folder of runs; give the train.out_dir runs were written to (default runs)")
     summaries = run_summaries(folder)
+    if as_csv or as_json:
+        records = [{"run": s.run, "path": str(folder / s.run)} | {k: v for k, v in dataclasses.asdict(s).items() if k != "run"}
+                   for s in summaries]
+        click.echo(_csv_text(records) if as_csv else json.dumps(records, indent=2), nl=not as_csv)
+        return
     if not summaries:
         raise CLTTError(f"no run dirs in {folder} (a run dir holds recipe.yaml); train one with cltt train RECIPE")
-    table = Table(title=str(folder), title_justify="left")
-    for name, justify in (("run", "left"), ("method", "left"), ("backbone", "left"), ("epochs", "right"),
-                          ("last loss", "right"), ("val acc", "right"), ("test acc", "right"), ("state", "left")):
-        table.add_column(name, justify=justify, no_wrap=True, min_width=8 if name == "state" else None)
-    for s in summaries:
-        epochs = f"{s.epochs_done}/{s.epochs}" if s.epochs else str(s.epochs_done)
-        table.add_row(escape(s.run), escape(s.method), escape(s.backbone), epochs, fmt_number(s.last_loss, ".4f"),
-                      fmt_number(s.best_val_acc, ".3f"), fmt_number(s.best_test_acc, ".3f"), f"[{STYLES[s.state]}]{s.state}[/]")
+    table, dropped = _fitting_table(str(folder), [_cells(s) for s in summaries], console.width)
     console.print(table)
+    if dropped:
+        err_console.print(f"[dim]left out at {console.width} columns: {', '.join(dropped)} (--csv or --json has every "
+                          "column)[/]", soft_wrap=True)
     for s in summaries:
         if s.note and s.state != "finished":
             err_console.print(f"[dim]{escape(s.run)}:[/] {escape(s.note)}", soft_wrap=True)
+
+
+def _cells(s) -> dict[str, str]:
+    """One run's table cells by column name, as rich markup."""
+    return {"run": escape(s.run), "method": escape(s.method), "backbone": escape(s.backbone),
+            "epochs": f"{s.epochs_done}/{s.epochs}" if s.epochs else str(s.epochs_done),
+            "last loss": fmt_number(s.last_loss, ".4f"), "val acc": fmt_number(s.best_val_acc, ".3f"),
+            "test acc": fmt_number(s.best_test_acc, ".3f"), "state": f"[{STYLES[s.state]}]{s.state}[/]"}
+
+
+def _fitting_table(title: str, rows: list[dict[str, str]], width: int) -> tuple[Table, list[str]]:
+    """The table with as many columns as fit ``width`` at their natural width, and the columns
+    left out. With run and state alone still too wide, long run names wrap (fold) whole."""
+    for leave_out in range(len(DROP_ORDER) + 1):
+        dropped = list(DROP_ORDER[:leave_out])
+        table = Table(title=title, title_justify="left")
+        for name, justify in COLUMNS:
+            if name not in dropped:
+                table.add_column(name, justify=justify, no_wrap=name != "run", overflow="fold",
+                                 min_width=max(len(state) for state in STYLES) if name == "state" else None)
+        for row in rows:
+            table.add_row(*(row[name] for name, _ in COLUMNS if name not in dropped))
+        if Measurement.get(console, console.options.update_width(1 << 16), table).maximum <= width:  # unclamped
+            break
+    return table, dropped
+
+
+def _csv_text(records: list[dict]) -> str:
+    """``records`` as CSV with a header of their fields; None as an empty cell."""
+    from cltt.engine.run_table import RunSummary
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["run", "path"] + [f.name for f in dataclasses.fields(RunSummary)][1:],
+                            lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in records)
+    return buffer.getvalue()
