@@ -200,6 +200,36 @@ def test_case_16_pgm_ppm_tiff_bmp_webp_frames_are_read(tmp_path):
     assert "all 30 frames decode" in result.stdout
 
 
+def test_case_16_gpu_decode_reads_the_formats_torchvision_does_not(tmp_path):
+    """data.decode=gpu: JPEGs go to the device decoder, TIFF/PGM/BMP/PPM by OpenCV (torchvision
+    refuses them); the samples match the CPU path's as closely as for JPEG frames."""
+    import torch
+
+    from cltt.data.dataset import WindowDataset
+    from cltt.data.device_augment import DeviceAugment, collate_encoded
+    from cltt.data.stores import open_store
+    from cltt.data.windows import WindowSpec
+    from cltt.recipe import AugmentConfig
+
+    root = tmp_path / "frames"
+    source = write_clip(tmp_path / "jpeg", "clip", 6, size=(40, 40))
+    for extension in (".tif", ".pgm", ".bmp", ".ppm"):
+        (root / extension[1:]).mkdir(parents=True)
+        for frame in sorted(source.iterdir()):
+            image = cv2.imread(str(frame))
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if extension == ".pgm" else image
+            cv2.imwrite(str(root / extension[1:] / (frame.stem + extension)), image)
+    store = open_store(root)
+    centre = AugmentConfig(enabled=False)
+    cpu = WindowDataset(store, WindowSpec(3), 32, centre)
+    encoded = WindowDataset(store, WindowSpec(3), 32, centre, encoded=True)
+    keys = [(i, 0) for i in range(len(cpu))]
+    views = DeviceAugment(32, torch.device("cpu"), store.locate)(collate_encoded([encoded[k] for k in keys]))
+    reference = torch.stack([cpu[k]["views"] for k in keys])
+    assert views.shape == reference.shape
+    assert (views.int() - reference.int()).abs().float().mean() < 4
+
+
 def test_case_16_no_frames_says_what_was_found_and_skipped(tmp_path):
     notes = tmp_path / "notes"
     (notes / "clip").mkdir(parents=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -29,6 +30,7 @@ from cltt.data.decode import CorruptFrameError
 from cltt.data.transforms import BRIGHTNESS, CONTRAST, HUE, SATURATION, FrameParams
 from cltt.errors import CLTTError
 
+_CANNOT_SKIP = "data.decode=gpu cannot skip it: run cltt index ROOT --verify and remove it, or use data.decode=cpu"
 PARAMS = 16  # top, left, height, width, flip, grayscale, blur sigma (-1: none), steps, 4 x (operation, factor)
 
 
@@ -89,8 +91,8 @@ class DeviceAugment:
         return out.view(*shape, 3, self.size, self.size)
 
     def decode(self, encoded: list[torch.Tensor], frames: list[int]) -> list[torch.Tensor]:
-        """RGB uint8 ``[3, H, W]`` of each file, decoded on the device in one call where it can."""
-        from torchvision.io import ImageReadMode, decode_image, decode_jpeg
+        """RGB uint8 ``[3, H, W]`` of each file: JPEGs decoded on the device in one call, the rest by OpenCV."""
+        from torchvision.io import ImageReadMode, decode_jpeg
 
         jpeg = [bool(len(e) > 1 and int(e[0]) == 0xFF and int(e[1]) == 0xD8) for e in encoded]
         images: list[torch.Tensor | None] = [None] * len(encoded)
@@ -100,10 +102,15 @@ class DeviceAugment:
                 decoded = decode_jpeg([encoded[i] for i in which], mode=ImageReadMode.RGB, device=self.device)
                 for i, image in zip(which, decoded):
                     images[i] = image
-            for i in (i for i, is_jpeg in enumerate(jpeg) if not is_jpeg):  # PNG and others: on the CPU
-                images[i] = decode_image(encoded[i], mode=ImageReadMode.RGB).to(self.device)
         except RuntimeError:
-            raise self._name_the_bad_frame(encoded, frames) from None
+            raise self._name_the_bad_frame([encoded[i] for i in which], [frames[i] for i in which]) from None
+        # PNG, TIFF, PGM, BMP, ...: by OpenCV on the CPU, as the CPU path decodes them (torchvision
+        # reads none of TIFF, BMP or PBM/PGM/PPM)
+        for i in (i for i, is_jpeg in enumerate(jpeg) if not is_jpeg):
+            image = cv2.imdecode(encoded[i].numpy(), cv2.IMREAD_COLOR)
+            if image is None:
+                raise CLTTError(f"{CorruptFrameError(self.locate(frames[i]), 'not a decodable image')}; {_CANNOT_SKIP}")
+            images[i] = torch.from_numpy(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)).permute(2, 0, 1).to(self.device)
         return images
 
     def _name_the_bad_frame(self, encoded: list[torch.Tensor], frames: list[int]) -> CLTTError:
@@ -114,8 +121,7 @@ class DeviceAugment:
                 decode_image(data, mode=ImageReadMode.RGB)
             except RuntimeError as err:
                 why = str(err).splitlines()[0].rsplit(", ", 1)[-1]  # torchvision prefixes its source file and line
-                return CLTTError(f"{CorruptFrameError(self.locate(frame), why)}; data.decode=gpu "
-                                 "cannot skip it: run cltt index ROOT --verify and remove it, or use data.decode=cpu")
+                return CLTTError(f"{CorruptFrameError(self.locate(frame), why)}; {_CANNOT_SKIP}")
         return CLTTError("a batch failed to decode on the device although every frame decodes on the CPU; "
                          "use data.decode=cpu")
 
