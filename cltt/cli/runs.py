@@ -12,6 +12,7 @@ import click
 from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
 from cltt.cli.common import console, err_console, fmt_number
 from cltt.errors import CLTTError
@@ -72,19 +73,20 @@ def _cells(s) -> dict[str, str]:
     return {"run": escape(s.run), "method": escape(s.method), "backbone": escape(s.backbone),
             "epochs": f"{s.epochs_done}/{s.epochs}" if s.epochs else str(s.epochs_done),
             "last loss": fmt_number(s.last_loss, ".4f"), "val acc": fmt_number(s.best_val_acc, ".3f"),
-            "test acc": fmt_number(s.best_test_acc, ".3f"), "state": f"[{STYLES[s.state]}]{s.state}[/]"}
+            "test acc": fmt_number(s.best_test_acc, ".3f"), "state": f"[{STYLES.get(s.state, 'bold')}]{escape(s.state)}[/]"}
 
 
 def _fitting_table(title: str, rows: list[dict[str, str]], width: int) -> tuple[Table, list[str]]:
     """The table with as many columns as fit ``width`` at their natural width, and the columns
     left out. With run and state alone still too wide, long run names wrap (fold) whole."""
+    state_width = max(Text.from_markup(row["state"]).cell_len for row in rows)  # a state is never squeezed
     for leave_out in range(len(DROP_ORDER) + 1):
         dropped = list(DROP_ORDER[:leave_out])
         table = Table(title=title, title_justify="left")
         for name, justify in COLUMNS:
             if name not in dropped:
                 table.add_column(name, justify=justify, no_wrap=name != "run", overflow="fold",
-                                 min_width=max(len(state) for state in STYLES) if name == "state" else None)
+                                 min_width=state_width if name == "state" else None)
         for row in rows:
             table.add_row(*(row[name] for name, _ in COLUMNS if name not in dropped))
         if Measurement.get(console, console.options.update_width(1 << 16), table).maximum <= width:  # unclamped
