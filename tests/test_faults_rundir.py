@@ -116,6 +116,33 @@ def test_case_02_resume_probe_and_export_into_the_run_dir_are_refused_while_it_i
     assert invoke_in_process(main, ["export", run_dir], tmp_path).exit_code == 0  # free again
 
 
+def test_case_02_every_process_of_a_multi_process_run_is_refused_when_the_run_dir_is_held(tmp_path, frames_root):
+    """Two processes as srun starts them: process 0 is refused by the lock; process 1, which takes
+    no lock, must not wait for process 0 in the rendezvous (srun would leave it there 30 minutes)."""
+    recipe = tiny_recipe(tmp_path, frames_root)
+    run_dir = tmp_path / "runs" / "ddp"
+    lock = acquire(run_dir, "unused")
+    try:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        processes = []
+        for rank in range(2):
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "TORCHELASTIC_"))} | {
+                "OMP_NUM_THREADS": "1", "COLUMNS": "300", "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank),
+                "SLURM_NTASKS": "2", "SLURM_STEP_NUM_TASKS": "2", "SLURM_JOB_ID": "4242", "SLURM_STEP_ID": "0",
+                "SLURM_JOB_NODELIST": "127.0.0.1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+            processes.append(subprocess.Popen([sys.executable, "-m", "cltt", "train", recipe, "train.name=ddp"], cwd=tmp_path,
+                                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        for process in processes:
+            _, stderr = process.communicate(timeout=120)
+            assert process.returncode == 2, stderr
+            assert f"{run_dir} is in use by " in error_line(stderr) and f"(pid {os.getpid()} on " in stderr
+    finally:
+        lock.release()
+    assert not (run_dir / "run.json").exists()
+
+
 def test_case_02_the_lock_of_a_killed_run_is_taken_over_with_a_note(tmp_path, frames_root):
     """A process killed with SIGKILL while it held the lock (OOM, a node failure, Slurm's kill
     before a requeue): the next start takes the lock and says whose it was."""

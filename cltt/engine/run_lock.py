@@ -14,6 +14,12 @@ A file system without locks (``flock`` fails with ENOLCK or ENOSYS) falls back t
 text: a live process on this host is refused, a dead one taken over, one on another host refused
 with what to delete.
 
+In a run of several processes (torchrun, srun) process 0 takes the lock and writes its job key
+(:func:`job_key`: rendezvous address and port, torchrun's run id, Slurm's job and step) into the
+text; the other processes write nothing and wait (:func:`follow`) until the text names their own
+job, so when process 0 is refused they are refused too, in one line, instead of waiting for it
+in the rendezvous (30 minutes under srun, which does not stop the other tasks).
+
 The file is kept and emptied on release (never unlinked: a process that opened it just before
 would lock a file no other process can see). Only this module's text decides what is free: an
 empty file. Torch-free, so the CLI takes the lock before the heavy imports.
@@ -29,6 +35,7 @@ import os
 import shlex
 import socket
 import sys
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -56,6 +63,16 @@ def process_alive(pid: int) -> bool:
 def command_line() -> str:
     """``cltt train recipe.yaml train.name=x``: this process's command as a person typed it."""
     return shlex.join(["cltt", *sys.argv[1:]])
+
+
+JOB_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID", "SLURM_JOB_ID", "SLURM_STEP_ID")
+
+
+def job_key(env: dict | None = None) -> str:
+    """What the processes of one multi-process run share and two runs at one time do not: the
+    rendezvous address and port, torchrun's run id, Slurm's job and step ids."""
+    env = os.environ if env is None else env
+    return "|".join(env.get(name, "") for name in JOB_VARIABLES)
 
 
 def _describe(holder: dict) -> str:
@@ -107,7 +124,7 @@ def acquire(run_dir: Path, advice: str) -> RunLock:
     try:
         notes = _lock(handle, run_dir, advice)
         holder = {"host": socket.gethostname(), "pid": os.getpid(), "command": command_line(),
-                  "since": datetime.now().astimezone().isoformat(timespec="seconds")}
+                  "since": datetime.now().astimezone().isoformat(timespec="seconds"), "job": job_key()}
         handle.truncate(0)
         handle.write(json.dumps(holder) + "\n")
         handle.flush()
@@ -156,11 +173,36 @@ def _holder(handle) -> dict:
     return holder if isinstance(holder, dict) else {"command": "an unknown process"}
 
 
+def follow(run_dir: Path, advice: str, timeout: float = 120.0, poll: float = 0.1) -> None:
+    """For a process other than 0 of a multi-process run: return once process 0 of this job
+    holds the lock of ``run_dir``; raise :class:`CLTTError` when another live process on this
+    host holds it, or when process 0 has not taken it within ``timeout`` seconds."""
+    path = Path(run_dir) / LOCK_FILE
+    ours = job_key()
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with open(path) as handle:
+                holder = _holder(handle)
+        except FileNotFoundError:
+            holder = {}
+        if holder.get("job") == ours:
+            return
+        refusal = f"{run_dir} is in use by {_describe(holder)}; {advice}"
+        if holder.get("host") == socket.gethostname() and process_alive(holder.get("pid")):
+            raise CLTTError(refusal)  # another run's live holder: process 0 is refused too
+        if time.monotonic() > deadline:
+            raise CLTTError(f"process 0 did not take the lock of {run_dir} within {timeout:.0f} s"
+                            + (f"; {refusal}" if holder else ""))
+        time.sleep(poll)
+
+
 @contextlib.contextmanager
 def hold_run_dir(run_dir: Path, advice: str, take: bool = True):
-    """``acquire`` for the ``with`` block, released however it ends; ``take=False`` (a DDP rank
-    other than 0, whose rank 0 holds it) yields None and locks nothing."""
+    """``acquire`` for the ``with`` block, released however it ends; ``take=False`` (a process
+    other than 0 of a multi-process run) locks nothing and waits for process 0 (:func:`follow`)."""
     if not take:
+        follow(run_dir, advice)
         yield None
         return
     lock = acquire(run_dir, advice)
