@@ -97,6 +97,23 @@ def test_case_8_a_mistyped_root_override_is_refused_not_filled_with_synthetic_fr
     assert not typo.exists()
 
 
+def test_case_8_the_rule_holds_for_every_command_that_overrides_a_saved_recipe(tmp_path):
+    """resume, probe, export and visualize --mode slots apply overrides to a checkpoint's recipe
+    with the same function as train does."""
+    from cltt.errors import RecipeError
+    from cltt.recipe import apply_overrides
+
+    saved = {"data": {"root": str(tmp_path / "digits"), "synthetic": "moving-digits"}}
+    with pytest.raises(RecipeError, match="add data.synthetic=null"):
+        apply_overrides(yaml.safe_load(yaml.safe_dump(saved)), [f"data.root={tmp_path / 'typo'}"])
+    asked = yaml.safe_load(yaml.safe_dump(saved))  # built-in data asked for on the command line itself
+    apply_overrides(asked, [f"data.root={tmp_path / 'elsewhere'}", "data.synthetic=bouncing-balls"])
+    assert asked["data"] == {"root": str(tmp_path / "elsewhere"), "synthetic": "bouncing-balls"}
+    existing = yaml.safe_load(yaml.safe_dump(saved))
+    apply_overrides(existing, [f"data.root={tmp_path}"])  # an existing folder: the user's frames
+    assert existing["data"]["root"] == str(tmp_path)
+
+
 def test_case_10_fps_with_synthetic_is_named_as_ignored(tmp_path):
     result = cltt("extract", "--synthetic", "moving-digits", "--clips", 3, "--frames", 4, "--size", 32, "--fps", 5,
                   "--out", tmp_path / "digits", cwd=tmp_path)

@@ -114,7 +114,7 @@ def _resolve(args: tuple[str, ...], checkpoint: Path | None):
     """(recipe, checkpoint path, checkpoint state) from the command line."""
     from cltt.engine.checkpoint import load_checkpoint
     from cltt.engine.run_dir import changed_keys, run_name, saved_recipe
-    from cltt.recipe import apply_override, recipe_from_dict, recipe_to_dict
+    from cltt.recipe import apply_overrides, recipe_from_dict, recipe_to_dict
 
     parsed = split_arguments(args)
     if parsed.recipe_path is not None:
@@ -140,8 +140,7 @@ def _resolve(args: tuple[str, ...], checkpoint: Path | None):
         raise CLTTError(f"{target} does not exist; pass a run dir (runs/NAME) or a checkpoint file")
     saved = saved_recipe(state, path)
     tree = recipe_to_dict(saved)
-    for override in parsed.overrides:
-        apply_override(tree, override)
+    apply_overrides(tree, parsed.overrides)
     recipe = recipe_from_dict(tree)
     refused = [k for k in changed_keys(recipe_to_dict(saved), recipe_to_dict(recipe))
                if k not in FREE_KEYS and not k.startswith(FREE_PREFIXES)]

@@ -17,7 +17,7 @@ from cltt.engine.run_dir import changed_keys, resolve_resume_target, saved_recip
 from cltt.errors import CLTTError
 from cltt.export.preprocess import ENTRY_POINT, preprocess_source
 from cltt.models import ContrastiveEncoder, build_encoder
-from cltt.recipe import Recipe, apply_override, recipe_from_dict, recipe_to_dict, without_weights_file
+from cltt.recipe import Recipe, apply_overrides, recipe_from_dict, recipe_to_dict, without_weights_file
 
 # Overrides an export accepts: its own section, and what only says where data and compute are.
 # Anything else (model.*, data.image_size, ...) would describe a model the weights do not fit.
@@ -178,8 +178,7 @@ def _frame_encoder_of(method, path: Path):
 
 def _with_overrides(saved: Recipe, overrides: Sequence[str]) -> Recipe:
     tree = recipe_to_dict(saved)
-    for override in overrides:
-        apply_override(tree, override)
+    apply_overrides(tree, overrides)
     recipe = recipe_from_dict(tree)
     refused = [key for key in changed_keys(recipe_to_dict(saved), recipe_to_dict(recipe))
                if not key.startswith(EXPORT_PREFIX) and key not in FREE_KEYS]

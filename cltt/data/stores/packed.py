@@ -189,7 +189,7 @@ class PackedStore(FrameStore):
             height, width = (int(v) for v in self.shape[global_frame])
             return shrink(np.frombuffer(data, np.uint8).reshape(height, width, 3).copy(), reduction)
         try:
-            return decode_rgb(np.frombuffer(data, np.uint8), reduction)
+            return decode_rgb(np.frombuffer(data, np.uint8), reduction, max_pixels=self.max_pixels)
         except CorruptFrameError as err:  # named only on failure: locate() costs a search per frame
             raise CorruptFrameError(self.locate(global_frame), err.why) from None
 
