@@ -82,7 +82,7 @@ class DataConfig:
     image_size: int = 64
     num_workers: int = 2
     decode: Literal["cpu", "gpu"] = "cpu"  # gpu: workers read bytes, JPEGs decoded and augmented on the CUDA device
-    cache_dir: Optional[str] = None  # manifests of read-only roots; default ~/.cache/cltt
+    cache_dir: Optional[str] = None  # frames roots' manifests; default $CLTT_CACHE, else ~/.cache/cltt
     # a frame whose header says H * W is larger is corrupt (index --verify lists it, training skips it):
     # decoding costs 3 * H * W bytes at every read, 1.2 GB for 20000 x 20000
     max_pixels: int = DEFAULT_MAX_PIXELS

@@ -34,6 +34,15 @@ def write_clip(root: Path, clip: str, num_frames: int, size: tuple[int, int] = (
     return folder
 
 
+@pytest.fixture(autouse=True, scope="session")
+def cltt_cache_dir(tmp_path_factory) -> Path:
+    """cltt's cache folder (manifests) for this test session, and every process it starts: tests
+    never write into the user's ~/.cache/cltt."""
+    path = tmp_path_factory.mktemp("cltt-cache")
+    os.environ["CLTT_CACHE"] = str(path)
+    return path
+
+
 @pytest.fixture
 def frames_root(tmp_path: Path) -> Path:
     """Three clips of 12, 17 and 22 frames (48x64 JPEGs) under tmp_path/frames."""

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 import yaml
 
 from cltt.data.stores import open_store
@@ -227,3 +228,73 @@ def test_case_21_synthetic_rerun_counts_its_clips_as_skipped(tmp_path):
     assert (table_row(again.stdout, "done")["done"], table_row(again.stdout, "done")["skipped"]) == ("0", "3")
     assert table_row(again.stdout, "clips packed")["MB"] != "0.000"
     assert json.loads((tmp_path / "balls" / STORE_FILE).read_text())["frames"] == 12
+
+
+# --------------------------------------------------------------------------- case 25
+
+
+def tree_of(root: Path) -> dict[str, int]:
+    """Every path under ``root``, hidden ones too, with its size (0 for folders)."""
+    return {str(p.relative_to(root)): p.stat().st_size if p.is_file() else 0 for p in sorted(root.rglob("*"))}
+
+
+def test_case_25_an_indexed_root_still_opens_in_imagefolder(frames_root, tmp_path, cltt_cache_dir):
+    from torchvision.datasets import ImageFolder
+
+    before = tree_of(frames_root)
+    indexed = run_cltt("index", frames_root, cwd=tmp_path)
+    assert indexed.returncode == 0, indexed.stdout + indexed.stderr
+    assert tree_of(frames_root) == before  # nothing of cltt's inside the root
+    assert str(cltt_cache_dir / "manifests") in indexed.stdout and "(built)" in indexed.stdout, indexed.stdout
+    again = run_cltt("index", frames_root, cwd=tmp_path)
+    assert "(reused)" in again.stdout, again.stdout
+    images = ImageFolder(str(frames_root))
+    assert images.classes == ["clip0", "clip1", "clip2"] and len(images) == 12 + 17 + 22
+    assert images[0][0].size == (64, 48)
+
+
+def test_case_25_a_manifest_an_earlier_cltt_left_in_the_root_is_read_and_named(frames_root, tmp_path):
+    from cltt.data.manifest import LEGACY_MANIFEST_DIR, index_frames
+
+    legacy = frames_root / LEGACY_MANIFEST_DIR  # made before scanning, as earlier versions did
+    legacy.mkdir()
+    built = index_frames(frames_root, cache_dir=tmp_path / "old")
+    shutil.move(built.path, legacy / "manifest.npz")
+    reused = index_frames(frames_root, cache_dir=tmp_path / "new")
+    assert (reused.status, reused.path) == ("reused", legacy / "manifest.npz")
+    assert reused.manifest.frame_counts.tolist() == [12, 17, 22]
+    indexed = run_cltt("index", frames_root, cwd=tmp_path)
+    output = " ".join((indexed.stdout + indexed.stderr).split())  # rich wraps the warning
+    assert indexed.returncode == 0 and f"delete {legacy}, which torchvision's ImageFolder takes for an empty class" in output
+
+
+def test_case_25_a_read_only_root_is_indexed_and_trained_on(frames_root, tmp_path, cltt_cache_dir):
+    """A real read-only root: a read-only bind mount when running as root (root ignores file
+    modes), else the folders' write bits removed."""
+    tree = json.loads(json.dumps(TINY))
+    tree["data"]["root"] = str(frames_root)
+    tree["train"]["out_dir"] = str(tmp_path / "runs")
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(tree))
+    commands = [f"{sys.executable} -m cltt index {frames_root}", f"{sys.executable} -m cltt index {frames_root}",
+                f"{sys.executable} -m cltt train {tmp_path / 'tiny.yaml'}", f"touch {frames_root}/written"]
+    before = tree_of(frames_root)
+    if os.geteuid() == 0:
+        mount = f"mount --bind {frames_root} {frames_root} && mount -o remount,bind,ro {frames_root}"
+        if subprocess.run(["unshare", "-m", "sh", "-c", mount], capture_output=True).returncode != 0:
+            pytest.skip("running as root without a mount namespace: cannot make a read-only root")
+        argv = ["unshare", "-m", "sh", "-c", f"{mount} && " + " && ".join(commands[:3]) + f"; {commands[3]}"]
+    else:
+        for folder in [frames_root, *(p for p in frames_root.rglob("*") if p.is_dir())]:
+            folder.chmod(0o555)
+        argv = ["sh", "-c", " && ".join(commands[:3]) + f"; {commands[3]}"]
+    env = os.environ | {"OMP_NUM_THREADS": "1", "COLUMNS": "300"}
+    try:
+        result = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        for folder in [frames_root, *(p for p in frames_root.rglob("*") if p.is_dir())]:
+            folder.chmod(0o755)
+    output = result.stdout + result.stderr
+    assert "touch: cannot touch" in result.stderr, output  # the root really was read-only
+    assert output.count(str(cltt_cache_dir / "manifests")) == 2 and "(built)" in output and "(reused)" in output, output
+    assert "trained 1 epochs" in output, output
+    assert tree_of(frames_root) == before

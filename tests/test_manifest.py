@@ -61,7 +61,7 @@ def test_nested_clips_are_named_by_relative_path(tmp_path):
 
 def test_index_reuses_fresh_and_rebuilds_stale(frames_root, tmp_path):
     first = index_frames(frames_root, cache_dir=tmp_path / "cache")
-    assert first.status == "built" and first.path == frames_root / ".cltt" / "manifest.npz"
+    assert first.status == "built" and first.path.parent == tmp_path / "cache" / "manifests"
     again = index_frames(frames_root, cache_dir=tmp_path / "cache")
     assert again.status == "reused"
     assert again.manifest.frame_counts.tolist() == first.manifest.frame_counts.tolist()

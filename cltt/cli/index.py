@@ -38,9 +38,10 @@ def command(args: tuple[str, ...], verify: bool, rebuild: bool, show: bool) -> N
     """Index a frames root or packed store: clips, frames in natural order, and the windows a recipe gives.
 
     ARGS: [RECIPE] [ROOT] [key.sub=value ...]. ROOT defaults to the recipe's data.root. A
-    folder's manifest is stored beside the frames (ROOT/.cltt/) or, when ROOT is read-only, in
-    the cache folder (data.cache_dir, default ~/.cache/cltt); training reuses it while it is
-    fresh. A packed store (cltt pack) carries its own index; --verify also checks its CRCs.
+    folder's manifest is stored in the cache folder (data.cache_dir, else $CLTT_CACHE, else
+    ~/.cache/cltt), never inside ROOT, so other tools reading ROOT see only frames and a
+    read-only ROOT works; training reuses it while it is fresh. A packed store (cltt pack)
+    carries its own index; --verify also checks its CRCs.
     """
     parsed = split_arguments(args)
     if len(parsed.paths) > 1:

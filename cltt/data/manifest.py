@@ -14,9 +14,12 @@ their names and byte sizes, never an mtime: :meth:`FrameNames.content_key`, with
 read when the key is asked for. A million frame names take about 20 MB of memory in this form,
 against hundreds of MB as Python lists of paths.
 
-It is written to ``root/.cltt/manifest.npz`` (a hidden folder, so rewriting the manifest never
-changes the root's own mtime); when the root is read-only (shared cluster
-storage) it goes to ``cache_dir/manifests/<hash of the root path>.npz`` instead.
+It is written to the cache folder, ``cache_dir/manifests/<root name>-<hash of the root path>.npz``
+(:func:`default_cache_dir`), never into the root: researchers point several tools at one frames
+folder, and a folder cltt added (``ROOT/.cltt/``, where earlier versions kept the manifest) is
+an empty class to torchvision's ``ImageFolder``, which then refuses the root. A read-only root
+(project storage) indexes the same way. A manifest an earlier cltt left in ``ROOT/.cltt/`` is
+still read while it is fresh.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import numpy as np
 from cltt.data.formats import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, listed
 from cltt.errors import CLTTError
 
-MANIFEST_DIR = ".cltt"  # hidden folder beside the clips for cltt's own files
+LEGACY_MANIFEST_DIR = ".cltt"  # ROOT/.cltt/: where earlier versions kept the manifest; read, never written
 FORMAT_VERSION = 1
 _DIGITS = re.compile(r"(\d+)")
 
@@ -375,10 +378,12 @@ def no_frames_message(root: Path, skipped: dict[str, int]) -> str:
 
 
 def manifest_locations(root: Path, cache_dir: str | Path | None) -> list[Path]:
-    """Where the manifest of ``root`` may live: beside the frames, then in the cache."""
+    """Where the manifest of ``root`` may be read: the cache folder (``cache_dir``, else
+    :func:`default_cache_dir`), keyed by the root's absolute path, which is also where it is
+    written; then ``ROOT/.cltt/``, where an earlier cltt wrote it."""
     digest = hashlib.sha1(str(root.absolute()).encode()).hexdigest()[:16]
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    return [root / MANIFEST_DIR / "manifest.npz", cache / "manifests" / f"{root.name}-{digest}.npz"]
+    return [cache / "manifests" / f"{root.name}-{digest}.npz", root / LEGACY_MANIFEST_DIR / "manifest.npz"]
 
 
 @dataclass
@@ -393,10 +398,6 @@ def index_frames(root: str | Path, cache_dir: str | Path | None = None, rebuild:
     root = Path(root).absolute()
     check_root(root)
     locations = manifest_locations(root, cache_dir)
-    try:  # created before scanning, so the root's recorded mtime already includes it
-        locations[0].parent.mkdir(exist_ok=True)
-    except OSError:
-        locations = locations[1:]
     existed = False
     if not rebuild:
         for path in locations:
@@ -407,12 +408,9 @@ def index_frames(root: str | Path, cache_dir: str | Path | None = None, rebuild:
     manifest = scan_frames(root)
     if manifest.num_clips == 0:
         raise CLTTError(no_frames_message(root, manifest.skipped))
-    saved_to = None
-    for path in locations:
-        try:
-            manifest.save(path)
-        except OSError:
-            continue
-        saved_to = path
-        break
+    try:
+        manifest.save(locations[0])
+        saved_to = locations[0]
+    except OSError:  # an unwritable cache: the manifest serves this process only
+        saved_to = None
     return IndexResult(manifest, saved_to, "rebuilt" if existed else "built")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from cltt.data.decode import CorruptFrameError, header_size, read_rgb
-from cltt.data.manifest import IndexResult, Manifest, index_frames, is_frame_file
+from cltt.data.manifest import LEGACY_MANIFEST_DIR, IndexResult, Manifest, index_frames, is_frame_file
 from cltt.data.stores import register_store
 from cltt.data.stores.base import FrameStore
 
@@ -71,9 +71,15 @@ class FolderStore(FrameStore):
 
     def warnings(self) -> list[str]:
         """Folders named like frames (``clip/frame_000003.jpg/``): never read as frames, so the
-        clip lacks that frame; the gap report shows the hole, this names the cause."""
-        return [f"{self.root / d} is a folder named like a frame; it is not read as one: rename or remove it"
-                for d in self.manifest.dirs if is_frame_file(os.path.basename(d))]
+        clip lacks that frame; the gap report shows the hole, this names the cause. And the
+        manifest folder an earlier cltt wrote into the root, which other tools' readers trip on."""
+        found = [f"{self.root / d} is a folder named like a frame; it is not read as one: rename or remove it"
+                 for d in self.manifest.dirs if is_frame_file(os.path.basename(d))]
+        if (self.root / LEGACY_MANIFEST_DIR / "manifest.npz").is_file():
+            found.append(f"{self.root / LEGACY_MANIFEST_DIR} holds a manifest an earlier cltt wrote; cltt now keeps it in "
+                         f"its cache folder: delete {self.root / LEGACY_MANIFEST_DIR}, which torchvision's ImageFolder "
+                         "takes for an empty class and refuses the root for")
+        return found
 
     def index_row(self) -> tuple[str, str]:
         where = str(self.index.path) if self.index.path else "[yellow]not stored (no writable location)[/]"
