@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from cltt.data.decode import CorruptFrameError, check_encoded, header_size
+from cltt.data.decode import CorruptFrameError, check_encoded, header_dimensions
 from cltt.data.focus import FrameBoxes, blur_outside, center_box
 from cltt.data.stores.base import FrameStore
 from cltt.data.transforms import WindowAugment
@@ -176,7 +176,7 @@ class WindowDataset(Dataset):
                 files[frame] = data
 
         def decoded_shape(frame: int) -> tuple[int, int]:  # the size the CPU path decodes at
-            height, width = header_size(files[frame]) or self.store.frame_shape(frame)
+            height, width = header_dimensions(files[frame]) or self.store.frame_shape(frame)
             return -(-height // self.reduction), -(-width // self.reduction)
 
         shapes = [[decoded_shape(f) for f in frames] for frames in per_view]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cltt.data.decode import CorruptFrameError, header_size, read_rgb
+from cltt.data.decode import CorruptFrameError, header_dimensions, read_rgb
 from cltt.data.manifest import LEGACY_MANIFEST_DIR, IndexResult, Manifest, index_frames, is_frame_file
 from cltt.data.stores import register_store
 from cltt.data.stores.base import FrameStore
@@ -43,10 +43,10 @@ class FolderStore(FrameStore):
             raise CorruptFrameError(path, err.strerror or str(err)) from None
 
     def frame_shape(self, global_frame: int) -> tuple[int, int]:
-        """From the file's JPEG or PNG header (its first 64 KB read), else by decoding it."""
+        """From the file's header (its first 64 KB read, :func:`header_dimensions`), else by decoding it."""
         try:
             with open(self.manifest.path_of(global_frame), "rb") as handle:
-                size = header_size(handle.read(65536))
+                size = header_dimensions(handle.read(65536))
         except OSError:
             size = None
         return size or self.read(global_frame).shape[:2]
