@@ -144,12 +144,36 @@ def test_case_07_same_names_other_frames_are_refused_in_one_line(tmp_path):
         before = store_state(out)
         line = error_line(run_cltt("pack", second, "--out", out, *raw, cwd=tmp_path))
         assert "already holds a clip 'clip0' with other frames" in line and "6 of 6 frames differ" in line, line
-        assert "(and 1 more clip(s))" in line and "nothing was packed: pack into another --out" in line, line
+        assert "(and 1 more clip(s))" in line and "nothing was packed: pack into another --out, or add --force" in line, line
         assert store_state(out) == before
         # the same pack again still skips its finished clips
         again = run_cltt("pack", first, "--out", out, *raw, cwd=tmp_path)
         row = table_row(again.stdout, "clips packed")
         assert again.returncode == 0 and (row["clips packed"], row["already there"]) == ("0", "2"), again.stdout
+
+
+def test_case_07_force_replaces_the_clips_that_differ(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    for clip in ("clip0", "clip1", "clip2"):
+        write_clip(first, clip, 6)
+    np.savez(first / "clip0" / "masks.npz", masks=np.zeros((6, 4, 4), np.uint8))  # a side file of the old clip
+    shutil.copytree(first / "clip2", second / "clip2")  # the same clip
+    write_other_clip(second, "clip0", 7)
+    write_other_clip(second, "clip1", 5)
+    store = tmp_path / "store"
+    assert run_cltt("pack", first, "--out", store, "--shard-size", "4k", cwd=tmp_path).returncode == 0
+    forced = run_cltt("pack", second, "--out", store, "--force", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    row = table_row(forced.stdout, "clips packed")
+    assert (row["clips packed"], row["already there"]) == ("2", "1"), forced.stdout
+    assert "replaced 2 clip(s) the store held with other frames (--force): clip0, clip1" in forced.stdout
+    packed, folder = open_store(store), open_store(second)
+    assert packed.clips == folder.clips and packed.frame_counts.tolist() == [7, 5, 6]
+    assert all(np.array_equal(packed.read(f), folder.read(f)) for f in range(folder.num_frames))
+    assert not packed.clip_file(0, "masks.npz").exists()  # the replaced clip's side file went with it
+    again = run_cltt("pack", second, "--out", store, cwd=tmp_path)
+    assert again.returncode == 0 and table_row(again.stdout, "clips packed")["already there"] == "3"
+    assert "'clip0'" in error_line(run_cltt("pack", first, "--out", store, cwd=tmp_path))
 
 
 def test_case_07_identity_is_by_content_not_size_names_or_count(tmp_path):

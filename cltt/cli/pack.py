@@ -33,15 +33,18 @@ Examples:
 @raw_option
 @shard_size_option
 @click.option("--workers", "-j", type=int, default=8, show_default=True, help="Threads reading and checking frames.")
-def command(root: Path, out: Path, raw: int | None, shard_size: str, workers: int) -> None:
+@click.option("--force", is_flag=True, help="Replace clips the store holds under ROOT's clip names but with other frames "
+                                            "(their old bytes stay in the shards, unreferenced).")
+def command(root: Path, out: Path, raw: int | None, shard_size: str, workers: int, force: bool) -> None:
     """Pack the frames root ROOT into a store: shards of frames plus an index, in temporal order.
 
     Every frame is decoded once; corrupt ones are listed, left out and counted (exit 1). The
     JPEG bytes are kept exactly (training gives the same batches as from ROOT), or with --raw
     stored decoded at training size. Resumable: a killed pack is finished by the same command,
     and packing into an existing store appends the clips it lacks; a clip it holds under the same
-    name with other frames (names, sizes, CRC-32) is refused before anything is written. Side files (labels.csv,
-    boxes.csv, phases.csv, each clip's masks.npz) come along.
+    name with other frames (names, sizes, CRC-32) is refused before anything is written, or
+    with --force replaced. Side files (labels.csv, boxes.csv, phases.csv, each clip's
+    masks.npz) come along.
     """
     from cltt.data.stores.pack import pack_folder, parse_size
 
@@ -53,7 +56,7 @@ def command(root: Path, out: Path, raw: int | None, shard_size: str, workers: in
     shard_bytes = parse_size(shard_size)
     try:
         with frames_progress("packing") as advance:
-            summary = pack_folder(root, out, raw, shard_bytes, workers=workers, on_frames=advance)
+            summary = pack_folder(root, out, raw, shard_bytes, workers=workers, on_frames=advance, replace=force)
     except OSError as err:  # an unwritable or full destination; sealed shards stay, a rerun continues
         raise CLTTError(f"cannot write the store {out}: {err.strerror or err}; the shards sealed so far are kept: "
                         f"fix that and rerun the same command to continue") from None
@@ -84,6 +87,9 @@ def show_summary(summary, exit_on_corrupt: bool = True) -> None:
                   f"{summary.bytes / 1e6:,.{1 if summary.bytes >= 100_000 else 3}f}", f"{summary.seconds:.1f}",
                   f"{summary.frames / max(summary.seconds, 1e-9):,.0f}")
     console.print(table)
+    if summary.clips_replaced:
+        console.print(f"replaced {len(summary.clips_replaced)} clip(s) the store held with other frames (--force): "
+                      f"{escape(', '.join(summary.clips_replaced))}", soft_wrap=True)
     for name in summary.side_files_kept:
         err_console.print(f"[yellow]warning:[/] {escape(name)} differs from the store's copy; kept the store's, merge them by hand",
                           soft_wrap=True)

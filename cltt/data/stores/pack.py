@@ -62,6 +62,7 @@ class PackSummary:
     bytes: int = 0  # the store's shards, all of them
     corrupt: list[tuple[str, str]] = field(default_factory=list)  # (frame, why), left out
     side_files_kept: list[str] = field(default_factory=list)  # root files that differ from the store's copy
+    clips_replaced: list[str] = field(default_factory=list)  # held with other frames, dropped and packed anew (--force)
     shards: int = 0
     seconds: float = 0.0
 
@@ -182,15 +183,47 @@ class StoreWriter:
         if self.header["encoding"] == "raw":  # what a rerun compares the root's files against
             index["source_length"] = np.array(self.entries["source_length"], dtype=np.int64)
             index["source_crc32"] = np.array(self.entries["source_crc32"], dtype=np.uint32)
-        path = self.out / SHARDS_DIR / f"{self.shard_name}.npz"
+        self._write_index(self.shard_name, index)
+        self.header["shards"].append(self.shard_name)
+        self._write_header()
+
+    def _write_index(self, shard: str, index: dict[str, np.ndarray]) -> None:
+        path = self.out / SHARDS_DIR / f"{shard}.npz"
         tmp = path.with_name(f".{path.name}.tmp")
         with open(tmp, "wb") as handle:
             np.savez(handle, **index)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-        self.header["shards"].append(self.shard_name)
+
+    def drop_clips(self, clips: set[str]) -> None:
+        """Take ``clips`` out of the store so they can be packed again (``cltt pack --force``).
+
+        Each sealed shard that holds one gets its index rewritten without that clip's rows
+        (atomically; the frames' bytes stay in the ``.bin``, referenced by nothing), and the
+        clip's side files go. The header says incomplete first: a kill before this pack closes
+        leaves the clips missing, and the rerun packs them.
+        """
+        self.header["complete"] = False
         self._write_header()
+        per_frame = ("offset", "length", "crc32", "height", "width", "source_length", "source_crc32")
+        for shard in self.header["shards"]:
+            index = load_shard_index(self.out, shard)
+            names = str(index["clips"]).split("\n") if str(index["clips"]) else []
+            if not clips & set(names):
+                continue
+            keep = np.array([name not in clips for name in names], dtype=bool)
+            keep_frames = np.repeat(keep, index["frame_counts"])
+            frame_names = index["names_blob"].tobytes().decode().split("\n") if len(keep_frames) else []
+            index |= {key: index[key][keep_frames] for key in per_frame if key in index}
+            index |= {"clips": np.array("\n".join(np.array(names)[keep])), "frame_counts": index["frame_counts"][keep],
+                      "names_blob": np.frombuffer("\n".join(np.array(frame_names)[keep_frames]).encode(), dtype=np.uint8)}
+            self._write_index(shard, index)
+        for clip in clips:
+            shutil.rmtree(self.out / CLIPS_DIR / clip, ignore_errors=True)
+        self.existing = PackedStore.from_parts(self.out, self.header, [load_shard_index(self.out, shard)
+                                                                       for shard in self.header["shards"]])
+        self.packed -= clips
 
     # ------------------------------------------------------------------ writing
 
@@ -288,12 +321,13 @@ def side_files_of(folder: Path) -> dict[str, Path]:
 def pack_folder(root: Path, out: Path, raw_size: int | None = None, shard_bytes: int = DEFAULT_SHARD_BYTES,
                 workers: int = 8, on_frames: Callable[[int], None] | None = None,
                 clips: list[str] | None = None, writer: StoreWriter | None = None,
-                summary: PackSummary | None = None) -> PackSummary:
+                summary: PackSummary | None = None, replace: bool = False) -> PackSummary:
     """Pack the frames root ``root`` into the store ``out`` (appending to it when it exists).
 
     ``clips`` limits packing to those clip names; a given ``writer`` is left open (the caller
     closes it), else one is made and closed. ``on_frames(n)`` counts frames read; a given
-    ``summary`` is added to and returned.
+    ``summary`` is added to and returned. A clip the store holds with other frames is refused
+    (:class:`OtherClipError`), or with ``replace`` dropped from the store and packed anew.
     """
     started = time.perf_counter()
     root, out = Path(root).absolute(), Path(out).absolute()
@@ -309,8 +343,15 @@ def pack_folder(root: Path, out: Path, raw_size: int | None = None, shard_bytes:
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         # every clip the store already has is compared before anything is written, so a refusal leaves it as it was
         present = [c for c in wanted if source.clips[c] in writer.packed]
-        refuse_other_clips_of_the_same_name(source, [c for c in present if source.clips[c] in writer.existing.clips],
-                                            writer, pool)
+        differing = other_clips_of_the_same_name(source, [c for c in present if source.clips[c] in writer.existing.clips],
+                                                 writer.existing, pool)
+        if differing and not replace:
+            clip, why = differing[0]
+            raise OtherClipError(writer.out, clip, source.root / clip, why, len(differing) - 1)
+        if differing:
+            writer.drop_clips({clip for clip, _ in differing})
+            summary.clips_replaced += [clip for clip, _ in differing]
+            present = [c for c in present if source.clips[c] in writer.packed]
         summary.clips_present += len(present)
         for c in wanted:
             if c in present:
@@ -340,17 +381,15 @@ class OtherClipError(CLTTError):
     def __init__(self, store: Path, clip: str, source: Path, why: str, more: int):
         more_text = f" (and {more} more clip(s))" if more else ""
         super().__init__(f"the store {store} already holds a clip {clip!r} with other frames than {source}: "
-                         f"{why}{more_text}; nothing was packed: pack into another --out")
+                         f"{why}{more_text}; nothing was packed: pack into another --out, or add --force to "
+                         "replace the store's clips of those names")
         self.clip, self.why = clip, why
 
 
-def refuse_other_clips_of_the_same_name(source: FolderStore, clips: list[int], writer: StoreWriter, pool) -> None:
-    """:class:`OtherClipError` naming the first of ``clips`` (numbers in ``source``, each also in
-    the writer's store) whose frames differ from the store's clip of that name (:func:`clip_difference`)."""
-    differing = [(source.clips[c], why) for c in clips if (why := clip_difference(source, c, writer.existing, pool))]
-    if differing:
-        clip, why = differing[0]
-        raise OtherClipError(writer.out, clip, source.root / clip, why, len(differing) - 1)
+def other_clips_of_the_same_name(source: FolderStore, clips: list[int], store: PackedStore, pool) -> list[tuple[str, str]]:
+    """``(name, what differs)`` of each of ``clips`` (numbers in ``source``, each also in
+    ``store``) whose frames differ from the store's clip of that name (:func:`clip_difference`)."""
+    return [(source.clips[c], why) for c in clips if (why := clip_difference(source, c, store, pool))]
 
 
 def clip_difference(source: FolderStore, clip: int, store: PackedStore, pool) -> str | None:

@@ -162,8 +162,9 @@ class PackedStore(FrameStore):
         """The frame's bytes as stored (encoded file, or raw RGB), checked against the CRC-32
         recorded when packing: bytes that changed since (bit rot, a shard overwritten in place)
         raise :class:`CorruptFrameError`, so datasets replace and count the frame like a corrupt
-        file instead of training on what libjpeg makes of it. The check costs about 1 µs per
-        10 KB (zlib.crc32), a few per cent of decoding the same JPEG (benchmarks/data_pipeline.py)."""
+        file instead of training on what libjpeg makes of it. The check (zlib.crc32, about 6 µs
+        per 10 KB here) costs 2-4% of reading a 640x480 JPEG at 1/4 or 1/2 size, and halves the
+        rate of bare raw reads, which decode nothing (benchmarks/data_pipeline.py)."""
         shard = int(self.shard[global_frame])
         fd = self._fds.get(shard)
         if fd is None:
