@@ -26,9 +26,10 @@ from cltt.eval.slots import (
     video_fg_ari,
 )
 from cltt.methods import build_method
-from cltt.methods.slotcontrast import SoftPosition, slot_contrast
 from cltt.models.patch_features import PatchFeatures
+from cltt.models.slot_encoder import SoftPosition
 from cltt.models.slots import SlotAttention, SlotDecoder
+from cltt.objectives.slot_contrast import slot_contrast
 from cltt.recipe import SyntheticConfig, load_recipe
 from tests.conftest import invoke_in_process
 from tests.test_train import train_in_process, write_recipe

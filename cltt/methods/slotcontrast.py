@@ -12,28 +12,19 @@ A sample is one window of T consecutive frames (one view). Per frame:
     L = recon_weight * mean over elements of (recon_t - h_t)^2
       + contrast_weight * slot-slot contrast
 
-Slot-slot contrast (``method.temperature`` tau; cosine similarity of L2-normalised slots): for
-every t < T-1, the slot k of video i at t+1 is an anchor, every slot of every video in the
-global batch at t is a candidate (B*K of them) and the one positive is slot k of video i at
-t, so slot k must keep following the same object:
-
-    l(i, t, k) = -log  exp(<z_{i,t+1,k}, z_{i,t,k}> / tau) / sum_{j, m} exp(<z_{i,t+1,k}, z_{j,t,m}> / tau)
-
-averaged over anchors (units = anchors). The reconstruction needs no other sample, so it is
-the engine's *local* part (units = elements); the contrast is :meth:`loss_terms`. With
-``contrast_weight: 0`` the same model trains on reconstruction alone (the ablation).
-
-``pos`` is slot attention's soft position embedding (Locatello et al. 2020): a learned linear
-map of each patch's grid coordinates ``(x, y, 1-x, 1-y)`` to ``[C]``. Without it a slot knows
-what it attends to but not where, so the decoder cannot place objects: a frozen ViT with
-random weights keeps almost nothing of its own position embedding (initialised at std 0.02
-beside patch embeddings of order 1).
+The encoder (everything up to ``s_t``, and ``pos``, slot attention's soft position embedding)
+is :class:`~cltt.models.slot_encoder.SlotEncoder`; the slot-slot contrast (``method.temperature``
+tau: slot k of video i at t+1 against every slot of the global batch at t, its positive slot k
+of video i at t) is :func:`~cltt.objectives.slot_contrast.slot_contrast`, averaged over anchors
+(units = anchors). The reconstruction needs no other sample, so it is the engine's *local*
+part (units = elements); the contrast is :meth:`loss_terms`. With ``contrast_weight: 0`` the
+same model trains on reconstruction alone (the ablation).
 
 SlotContrast trains without strong augmentation: colour jitter would change what an object
 looks like between the windows the model sees; see ``recipes/slotcontrast.yaml`` for the
 recommended ``data.augment`` (a mild, window-consistent crop and flip, no colour changes).
 
-``method.encoder`` (what ``cltt probe`` and export read) is :class:`SlotEncoder`: frames to
+``method.encoder`` (what ``cltt probe`` and export read) is the :class:`SlotEncoder`: frames to
 slots. Its ``represent(frames)`` is the mean of a frame's slots, the frame taken on its own
 (learned init, ``first_iterations``): ``[N, 3, S, S] -> [N, slot_dim]``.
 :meth:`SlotContrast.slot_masks` gives masks of whole clips for :mod:`cltt.eval.slots` and
@@ -46,14 +37,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from cltt.errors import CLTTError, RecipeError
 from cltt.methods import register_method
 from cltt.methods.base import Forward, Method
 from cltt.models.patch_features import PatchFeatures
-from cltt.models.slots import SlotAttention, SlotDecoder, SlotPredictor
+from cltt.models.slot_encoder import SlotEncoder
+from cltt.models.slots import SlotDecoder
+from cltt.objectives.slot_contrast import slot_contrast
 from cltt.recipe import check_min
 
 
@@ -89,94 +80,6 @@ class SlotsConfig:
 MASK_KINDS = ("decoder", "attention")
 
 
-class SoftPosition(nn.Module):
-    """Learned position embedding of a ``grid x grid`` patch grid: ``Linear(x, y, 1-x, 1-y) -> [P, C]``."""
-
-    def __init__(self, grid: int, width: int) -> None:
-        super().__init__()
-        ticks = torch.linspace(0.0, 1.0, grid)
-        y, x = torch.meshgrid(ticks, ticks, indexing="ij")  # row-major, as the ViT orders patches
-        self.register_buffer("coords", torch.stack([x, y, 1 - x, 1 - y], dim=-1).reshape(grid * grid, 4),
-                             persistent=False)
-        self.project = nn.Linear(4, width)
-
-    def forward(self) -> torch.Tensor:
-        return self.project(self.coords)
-
-
-class SlotEncoder(nn.Module):
-    """Frames to object slots: frozen ViT patches, MLP transform, slot attention, predictor."""
-
-    def __init__(self, recipe) -> None:
-        super().__init__()
-        slots = recipe.method.slotcontrast
-        self.features = PatchFeatures(recipe.model, recipe.data.image_size)
-        self.load_report = self.features.load_report
-        width = self.features.feature_dim
-        self.position = SoftPosition(self.features.grid, width)
-        self.transform = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, slots.mlp_hidden), nn.ReLU(),
-                                       nn.Linear(slots.mlp_hidden, slots.slot_dim))
-        self.slot_attention = SlotAttention(slots.slot_dim, slots.slot_dim, slots.num_slots, slots.mlp_hidden)
-        self.predictor = SlotPredictor(slots.slot_dim, slots.predictor_heads)
-        self.iterations = slots.iterations
-        self.first_iterations = slots.first_iterations
-        self.num_slots = slots.num_slots
-        self.feature_dim = slots.slot_dim  # width of represent()
-
-    def patches(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``[N, 3, S, S]`` -> (frozen features ``[N, P, C]``, slot-attention inputs ``[N, P, D]``)."""
-        features = self.features(frames)
-        return features, self.transform(features + self.position())
-
-    def track(self, inputs: torch.Tensor, previous: torch.Tensor | None = None,
-              with_attention: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Slots of each frame of ``inputs [b, T, P, D]`` -> ``[b, T, K, D]`` (and, with
-        ``with_attention``, each frame's last slot-attention map ``[b, T, K, P]``).
-
-        Frame 0 starts from the learned slots (``first_iterations``) or, when ``previous``
-        ``[b, K, D]`` (the last slots of an earlier chunk of the same clip) is given, from
-        ``predictor(previous)`` (``iterations``); every later frame from the predictor.
-        """
-        b, frames = inputs.shape[:2]
-        if previous is None:
-            slots, attn = self.slot_attention(inputs[:, 0], self.slot_attention.initial(b), self.first_iterations)
-        else:
-            slots, attn = self.slot_attention(inputs[:, 0], self.predictor(previous), self.iterations)
-        out, maps = [slots], [attn]
-        for t in range(1, frames):
-            slots, attn = self.slot_attention(inputs[:, t], self.predictor(slots), self.iterations)
-            out.append(slots)
-            maps.append(attn)
-        if with_attention:
-            return torch.stack(out, dim=1), torch.stack(maps, dim=1)
-        return torch.stack(out, dim=1)
-
-    def represent(self, frames: torch.Tensor) -> torch.Tensor:
-        """Mean slot of each frame on its own: ``[..., 3, S, S] -> [..., slot_dim]``."""
-        leading = frames.shape[:-3]
-        _, inputs = self.patches(frames.reshape(-1, *frames.shape[-3:]))
-        slots = self.track(inputs.unsqueeze(1))[:, 0]
-        return slots.mean(dim=1).reshape(*leading, -1)
-
-
-def slot_contrast(slots: torch.Tensor, first: int, count: int, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Slot-slot InfoNCE of the anchors of samples ``first .. first+count-1`` (module doc).
-
-    ``slots [B, T, K, D]`` of the whole (global) batch -> (sum of the anchors' terms, number of
-    anchors = ``count * (T - 1) * K``). Anchor (i, t+1, k) is scored against the ``B * K``
-    slots at t; its positive is (i, t, k).
-    """
-    num_videos, frames, k, _ = slots.shape
-    z = F.normalize(slots.float(), dim=-1)
-    anchors = z[first:first + count, 1:]  # [count, T-1, K, D]
-    candidates = z[:, :-1]  # [B, T-1, K, D]
-    logits = torch.einsum("itkd,jtmd->tikjm", anchors, candidates).reshape(frames - 1, count * k, num_videos * k)
-    positives = torch.arange(first * k, (first + count) * k, device=slots.device)
-    targets = positives.expand(frames - 1, -1)
-    total = F.cross_entropy((logits / temperature).flatten(0, 1), targets.reshape(-1), reduction="sum")
-    return total, torch.tensor(float(targets.numel()), device=slots.device)
-
-
 @register_method("slotcontrast", config=SlotsConfig)
 class SlotContrast(Method):
     """Object slots tracked through time on frozen ViT features, with a slot-slot contrast (SlotContrast)."""
@@ -199,7 +102,9 @@ class SlotContrast(Method):
                             "(or set method.slotcontrast.contrast_weight=0)")
 
     def build_encoder(self, recipe) -> SlotEncoder:
-        return SlotEncoder(recipe)
+        slots = recipe.method.slotcontrast
+        return SlotEncoder(PatchFeatures(recipe.model, recipe.data.image_size), slots.num_slots, slots.slot_dim,
+                           slots.mlp_hidden, slots.predictor_heads, slots.iterations, slots.first_iterations)
 
     def __init__(self, recipe) -> None:
         super().__init__(recipe)
