@@ -3,9 +3,9 @@
 A sample is two temporally augmented views of one whole video (:mod:`cltt.data.sequences`:
 T sorted frames from an overlapping random region each, padding masked, one spatial
 augmentation per view). Each frame goes through the backbone alone; a small transformer over
-the view's frames (:class:`~cltt.models.sequence.SequenceEncoder`, positions = the frames'
-ranks 0..T-1 in the view, as CARL does) turns them into ``method.carl.embedding_dim``-d frame
-embeddings; a projection MLP maps those to what the loss sees. The loss is the sequence
+the view's frames (positions = the frames' ranks 0..T-1 in the view, as CARL does) turns them
+into ``method.carl.embedding_dim``-d frame embeddings; a projection MLP maps those to what the
+loss sees: :class:`~cltt.models.carl_encoder.CarlEncoder`. The loss is the sequence
 contrastive KL of :mod:`cltt.objectives.sequence_contrast` between the two views of each
 sample only, its Gaussian target over original frame numbers with variance
 ``method.carl.sigma_squared`` and temperature ``method.temperature``.
@@ -27,14 +27,13 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from cltt.data.sequences import SequenceDataset
 from cltt.errors import CLTTError, RecipeError
 from cltt.methods import register_method
 from cltt.methods.base import Forward, Method
 from cltt.models.backbones import backbone_from_model
-from cltt.models.sequence import SequenceEncoder
+from cltt.models.carl_encoder import CarlEncoder
 from cltt.objectives.sequence_contrast import sequence_contrast_loss
 from cltt.recipe import check_min, check_pair, check_positive
 
@@ -71,55 +70,6 @@ class CarlConfig:
                               f"'{at}.heads' ({self.heads})")
 
 
-class CarlEncoder(nn.Module):
-    """Backbone per frame, transformer per sequence, projection for the loss.
-
-    ``backbone`` ``[N, 3, S, S] -> [N, F]``; ``sequence`` ``[B, T, F] -> [B, T, E]``;
-    ``projection`` ``[..., E] -> [..., P]``.
-    """
-
-    def __init__(self, backbone: nn.Module, feature_dim: int, embedding_dim: int, layers: int, heads: int,
-                 projection_hidden: int, projection_dim: int, sequence_frames: int) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.feature_dim = feature_dim
-        self.embedding_dim = embedding_dim
-        self.sequence_frames = sequence_frames  # T: the positions the transformer is trained on
-        self.out_dim = projection_dim
-        self.sequence = SequenceEncoder(feature_dim, embedding_dim, layers, heads)
-        self.projection = nn.Sequential(nn.Linear(embedding_dim, projection_hidden), nn.ReLU(inplace=True),
-                                        nn.Linear(projection_hidden, projection_dim))
-        self.load_report = None
-
-    @classmethod
-    def from_recipe(cls, recipe) -> "CarlEncoder":
-        carl, model = recipe.method.carl, recipe.model
-        built, report = backbone_from_model(model, recipe.data.image_size)
-        encoder = cls(built.module, built.feature_dim, carl.embedding_dim, carl.layers, carl.heads,
-                      model.projection_hidden or carl.embedding_dim, model.projection_dim, carl.frames)
-        encoder.load_report = report
-        return encoder
-
-    def represent(self, frames: torch.Tensor) -> torch.Tensor:
-        """Backbone features of each frame on its own: ``[..., 3, S, S]`` -> ``[..., F]``."""
-        leading = frames.shape[:-3]
-        features = self.backbone(frames.reshape(-1, *frames.shape[-3:]))
-        return features.reshape(*leading, features.shape[-1])
-
-    def contextualise(self, features: torch.Tensor, valid: torch.Tensor | None = None,
-                      positions: torch.Tensor | None = None) -> torch.Tensor:
-        """Frame embeddings from backbone features: ``[B, T, F]`` -> ``[B, T, E]``."""
-        return self.sequence(features, valid, positions)
-
-    def frame_embeddings(self, frames: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-        """``[B, T, 3, S, S]`` model input (and ``valid [B, T]``) -> ``[B, T, E]``."""
-        return self.contextualise(self.represent(frames), valid)
-
-    def forward(self, frames: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-        """The projections the loss sees: ``[B, T, 3, S, S]`` -> ``[B, T, P]``."""
-        return self.projection(self.frame_embeddings(frames, valid))
-
-
 @register_method("carl", config=CarlConfig)
 class CARL(Method):
     """Frame embeddings of whole videos by sequence contrast between two temporal views (CARL)."""
@@ -131,7 +81,12 @@ class CARL(Method):
                "train": {"batch_size": 4}}
 
     def build_encoder(self, recipe) -> CarlEncoder:
-        return CarlEncoder.from_recipe(recipe)
+        carl, model = recipe.method.carl, recipe.model
+        built, report = backbone_from_model(model, recipe.data.image_size)
+        encoder = CarlEncoder(built.module, built.feature_dim, carl.embedding_dim, carl.layers, carl.heads,
+                              model.projection_hidden or carl.embedding_dim, model.projection_dim, carl.frames)
+        encoder.load_report = report
+        return encoder
 
     @classmethod
     def training_dataset(cls, recipe, store, seed: int):
