@@ -28,10 +28,10 @@ from torch import nn
 from cltt.engine.checkpoint import latest_checkpoint, load_checkpoint
 from cltt.engine.device import resolve_device
 from cltt.eval.bootstrap import clip_interval
-from cltt.eval.clip_features import source_for
 from cltt.eval.features import pixel_source
 from cltt.eval.knn import knn_predict
 from cltt.eval.probe import _features, _samples, load_trained_method, prepare_probe, random_init_method
+from cltt.eval.window_features import source_for
 from cltt.export.source import saved_recipe
 from cltt.recipe import apply_override, recipe_from_dict, recipe_to_dict
 

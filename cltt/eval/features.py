@@ -20,8 +20,8 @@ identity (root, clip names, frame names and the clips' folder modification times
 store). A changed checkpoint, a re-extracted clip or another image size is another hash,
 so a stale file is never read; delete ``RUN_DIR/features/`` to reclaim the space.
 
-Clip encoders (``encoder.is_clip_encoder``: ``represent`` takes clips) come through
-:mod:`cltt.eval.clip_features`, which reuses this module's cache files.
+Window encoders (a :class:`~cltt.models.representation.WindowRepresentation` without per-frame
+features) come through :mod:`cltt.eval.window_features`, which reuses this module's cache files.
 
     frames = FrameSet(store, table.clip_index)
     result = extract_features(frames, [trained, pixels], cache_dir=run_dir / "features")

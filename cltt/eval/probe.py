@@ -4,7 +4,7 @@
 
     labels.py     clip labels, splits by clip (file or drawn), checks
     features.py   one vector per frame per source, cached in RUN_DIR/features/
-    clip_features.py   clip encoders (clip_simclr): per-frame view, or one vector per window
+    window_features.py window encoders (clip_simclr): per-frame view, or one vector per window
     samples.py    frames -> samples at probe.level (frame | window | clip mean)
     linear.py, logistic.py, knn.py    the classifier probes; retrieval.py recall@k and mAP
     bootstrap.py  95% intervals by resampling clips
@@ -39,14 +39,6 @@ from cltt.engine.checkpoint import load_checkpoint
 from cltt.engine.device import resolve_device
 from cltt.errors import CLTTError
 from cltt.eval.bootstrap import clip_interval
-from cltt.eval.clip_features import (
-    ClipSource,
-    check_level,
-    extract_window_features,
-    pool_windows,
-    probe_windows,
-    source_for,
-)
 from cltt.eval.features import (
     FeatureResult,
     FeatureSource,
@@ -74,6 +66,14 @@ from cltt.eval.metrics_eval import EvalRow, append_eval_row  # noqa: F401  (re-e
 from cltt.eval.report import ProbeReport, ProbeScore
 from cltt.eval.retrieval import RECALL_AT, retrieval_scores
 from cltt.eval.samples import Samples, pool_samples
+from cltt.eval.window_features import (
+    WindowSource,
+    check_level,
+    extract_window_features,
+    pool_windows,
+    probe_windows,
+    source_for,
+)
 from cltt.methods import build_method
 from cltt.recipe import Recipe, recipe_to_dict, without_weights_file
 
@@ -119,9 +119,9 @@ def _samples(setup: ProbeSetup, source: FeatureSource, features: np.ndarray) -> 
     """Pooled samples of one source, their class numbers ``[M]`` and split names ``[M]``, checked for leaks.
 
     ``features`` are per frame (``[N, F]``, pooled at ``probe.level``) or, for a
-    :class:`ClipSource`, per window of :func:`probe_windows` (``[M', F]``).
+    :class:`WindowSource`, per window of :func:`probe_windows` (``[M', F]``).
     """
-    if isinstance(source, ClipSource):
+    if isinstance(source, WindowSource):
         samples = pool_windows(features, probe_windows(setup.frames.frame_counts, setup.spec, setup.level), setup.level)
     else:
         samples = pool_samples(features, setup.frames.offsets, setup.level, setup.spec)
@@ -137,20 +137,20 @@ def _samples(setup: ProbeSetup, source: FeatureSource, features: np.ndarray) -> 
 
 def _features(setup: ProbeSetup, sources: list[FeatureSource], recipe: Recipe, cache_dir: Path | None,
               on_progress: Progress | None) -> FeatureResult:
-    """Every source's features: per frame for frame sources, per window for each :class:`ClipSource`."""
-    frame_sources = [s for s in sources if not isinstance(s, ClipSource)]
-    clip_sources = [s for s in sources if isinstance(s, ClipSource)]
+    """Every source's features: per frame for frame sources, per window for each :class:`WindowSource`."""
+    frame_sources = [s for s in sources if not isinstance(s, WindowSource)]
+    window_sources = [s for s in sources if isinstance(s, WindowSource)]
     workers = max(1, recipe.data.num_workers)
     result = FeatureResult({}, [], [], {})
     if frame_sources:
         result = extract_features(setup.frames, frame_sources, cache_dir=cache_dir, batch_size=recipe.probe.batch_size,
                                   workers=workers, on_progress=on_progress, decode_at_least=recipe.data.image_size)
-    if clip_sources:
+    if window_sources:
         table = probe_windows(setup.frames.frame_counts, setup.spec, setup.level)
-        clips = extract_window_features(setup.frames, clip_sources, table, cache_dir=cache_dir,
-                                        batch_size=recipe.probe.batch_size, workers=workers, on_progress=on_progress)
-        result = FeatureResult(result.features | clips.features, result.reused + clips.reused,
-                               result.computed + clips.computed, result.paths | clips.paths)
+        windows = extract_window_features(setup.frames, window_sources, table, cache_dir=cache_dir,
+                                          batch_size=recipe.probe.batch_size, workers=workers, on_progress=on_progress)
+        result = FeatureResult(result.features | windows.features, result.reused + windows.reused,
+                               result.computed + windows.computed, result.paths | windows.paths)
     return result
 
 

@@ -190,7 +190,7 @@ class ModelConfig:
     backbone: resnet18|resnet34|resnet50 (pooled features), vit_s16|vit_b16|vit_t8 (class token;
     image_size a multiple of the patch), tiny_cnn (fast, for tests and CPU quickstarts), or
     ``timm/<name>`` for any timm model, built with the keyword arguments in ``timm`` and
-    pooled by ``pool`` (timm's ``global_pool``: token, avg, ...); vivit (a clip encoder,
+    pooled by ``pool`` (timm's ``global_pool``: token, avg, ...); vivit (a window encoder,
     clip_simclr only, sized by ``vivit``). Object-centric methods read patch tokens after
     block ``patch_block`` (-1: the last). The projection head is Linear -> BatchNorm -> ReLU
     -> Linear(projection_dim), as in SimCLR. ``sync_batchnorm`` makes every BatchNorm use the

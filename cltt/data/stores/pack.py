@@ -339,11 +339,13 @@ def pack_folder(root: Path, out: Path, raw_size: int | None = None, shard_bytes:
     own_writer = writer is None
     writer = writer or StoreWriter(out, raw_size, shard_bytes)
     summary = summary or PackSummary(out)
-    wanted = [c for c, clip in enumerate(source.clips) if clips is None or clip in clips]
+    chosen = set(clips) if clips is not None else None
+    wanted = [c for c, clip in enumerate(source.clips) if chosen is None or clip in chosen]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         # every clip the store already has is compared before anything is written, so a refusal leaves it as it was
-        present = [c for c in wanted if source.clips[c] in writer.packed]
-        differing = other_clips_of_the_same_name(source, [c for c in present if source.clips[c] in writer.existing.clips],
+        sealed = set(writer.existing.clips)  # packed before this run (the rest of writer.packed is this run's)
+        present = {c for c in wanted if source.clips[c] in writer.packed}
+        differing = other_clips_of_the_same_name(source, sorted(c for c in present if source.clips[c] in sealed),
                                                  writer.existing, pool)
         if differing and not replace:
             clip, why = differing[0]
@@ -351,7 +353,7 @@ def pack_folder(root: Path, out: Path, raw_size: int | None = None, shard_bytes:
         if differing:
             writer.drop_clips({clip for clip, _ in differing})
             summary.clips_replaced += [clip for clip, _ in differing]
-            present = [c for c in present if source.clips[c] in writer.packed]
+            present = {c for c in present if source.clips[c] in writer.packed}
         summary.clips_present += len(present)
         for c in wanted:
             if c in present:
