@@ -1,4 +1,4 @@
-"""clip_simclr: ViViT, the frame-mean clip encoder, the clip NT-Xent, training and clip-level probes
+"""clip_simclr: ViViT, the frame-mean window encoder, the window NT-Xent, training and clip-level probes
 on tiny real data (JPEG clips on disk, random init, CPU)."""
 
 from __future__ import annotations
@@ -15,20 +15,20 @@ from cltt.data.stores import open_store
 from cltt.data.windows import WindowSpec
 from cltt.engine import checkpoint as ckpt
 from cltt.errors import CLTTError
-from cltt.eval.clip_features import (
-    CLIP_WINDOWS,
-    ClipSource,
+from cltt.eval.features import FrameSet, encoder_source, extract_features, pixel_source
+from cltt.eval.probe import evaluate_method, prepare_probe, probe_checkpoint
+from cltt.eval.samples import pool_samples
+from cltt.eval.window_features import (
+    WINDOWS_PER_CLIP,
+    WindowSource,
     extract_window_features,
     pool_windows,
     probe_windows,
     source_for,
 )
-from cltt.eval.features import FrameSet, encoder_source, extract_features, pixel_source
-from cltt.eval.probe import evaluate_method, prepare_probe, probe_checkpoint
-from cltt.eval.samples import pool_samples
 from cltt.methods import build_method
 from cltt.methods.clip_simclr import ClipSimCLR
-from cltt.models.representation import ClipRepresentation, FrameRepresentation
+from cltt.models.representation import FrameRepresentation, WindowRepresentation
 from cltt.models.vivit import SIZES, ViViT, build_vivit
 from cltt.objectives import nt_xent
 from cltt.recipe import ViViTConfig, load_recipe
@@ -93,7 +93,7 @@ def test_vivit_errors_name_the_keys():
     with pytest.raises(CLTTError, match=r"data.window_size.*model.vivit.tubelet"):
         build_vivit(ViViTConfig(patch_size=8, tubelet=2), frames=5, image_size=32)
     vivit = build_vivit(ViViTConfig(patch_size=8, tubelet=1, spatial_depth=1, temporal_depth=1), frames=3, image_size=32)
-    with pytest.raises(CLTTError, match="built for clips"):
+    with pytest.raises(CLTTError, match="built for windows"):
         vivit(torch.randn(1, 4, 3, 32, 32))
     with pytest.raises(CLTTError, match="model.vivit.tubelet"):
         ClipSimCLR(recipe_of("model.backbone=vivit", "model.vivit.patch_size=8", "data.window_size=3"))
@@ -105,18 +105,18 @@ def test_vivit_errors_name_the_keys():
 def test_frame_mean_encoder_is_the_mean_of_per_frame_backbone_features():
     torch.manual_seed(2)
     method = ClipSimCLR(recipe_of("model.backbone=tiny_cnn")).eval()
-    assert isinstance(method.encoder, ClipRepresentation) and isinstance(method.encoder, FrameRepresentation)
+    assert isinstance(method.encoder, WindowRepresentation) and isinstance(method.encoder, FrameRepresentation)
     clips = torch.randn(3, 4, 3, 32, 32)
     frame_module = method.encoder.backbone.backbone  # the TinyCNN itself
     per_frame = torch.stack([frame_module(clips[:, t]) for t in range(4)], dim=1)  # [N, T, F], time step by step
-    torch.testing.assert_close(method.encoder.represent_clips(clips), per_frame.mean(dim=1), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(method.encoder.represent_windows(clips), per_frame.mean(dim=1), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(method.encoder.represent(clips[:, 2]), per_frame[:, 2], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(method.encoder(clips), method.encoder.head(per_frame.mean(dim=1)), rtol=1e-5, atol=1e-5)
     frame_encoder = method.encoder.frame_encoder()  # what export would write: the same weights, per frame
     torch.testing.assert_close(frame_encoder.represent(clips[:, 2]), per_frame[:, 2], rtol=1e-5, atol=1e-6)
     assert frame_encoder.backbone is frame_module and frame_encoder.head is method.encoder.head
-    with pytest.raises(CLTTError, match="clips"):
-        method.encoder.represent_clips(clips[:, 0])
+    with pytest.raises(CLTTError, match="takes windows"):
+        method.encoder.represent_windows(clips[:, 0])
 
 
 def test_embed_gives_one_projection_per_view():
@@ -175,7 +175,7 @@ def test_probe_windows_are_evenly_spaced_and_skip_short_clips():
     windows = probe_windows(counts, spec, "window")
     assert np.bincount(windows.clip, minlength=4).tolist() == [0, 1, 26, 5]
     clips = probe_windows(counts, spec, "clip")
-    assert np.bincount(clips.clip, minlength=4).tolist() == [0, 1, CLIP_WINDOWS, 5]
+    assert np.bincount(clips.clip, minlength=4).tolist() == [0, 1, WINDOWS_PER_CLIP, 5]
     starts = clips.start[clips.clip == 2]
     assert starts[0] == 0 and starts[-1] == 25 and np.all(np.diff(starts) >= 3)
     with pytest.raises(CLTTError, match="probe.level=clip"):
@@ -183,15 +183,15 @@ def test_probe_windows_are_evenly_spaced_and_skip_short_clips():
 
 
 def test_window_features_of_a_frame_mean_encoder_match_its_frame_features(tmp_path, frames_root):
-    """Windows that tile a clip: the mean of their clip vectors is the mean of all frame features."""
+    """Windows that tile a clip: the mean of their window vectors is the mean of all frame features."""
     torch.manual_seed(5)
     recipe = recipe_of("model.backbone=tiny_cnn", "data.window_size=3")
     encoder = ClipSimCLR(recipe).encoder
     frames = FrameSet(open_store(frames_root), [0, 1, 2])  # 12, 17 and 22 frames
     spec = WindowSpec(3, frame_step=1, window_stride=3)  # clip 0: starts 0, 3, 6, 9 tile all 12 frames
     table = probe_windows(frames.frame_counts, spec, "clip")
-    clip_source = ClipSource(name="trained", identity={"weights": 1}, decode_size=32, encoder=encoder)
-    windowed = extract_window_features(frames, [clip_source], table, cache_dir=tmp_path / "cache", batch_size=7)
+    window_source = WindowSource(name="trained", identity={"weights": 1}, decode_size=32, encoder=encoder)
+    windowed = extract_window_features(frames, [window_source], table, cache_dir=tmp_path / "cache", batch_size=7)
     frame_source = source_for("trained", encoder, 32, torch.device("cpu"), None, "frame")
     assert frame_source.encoder is encoder  # a frame-mean encoder is probed per frame
     per_frame = extract_features(frames, [frame_source]).features["trained"]
@@ -200,11 +200,11 @@ def test_window_features_of_a_frame_mean_encoder_match_its_frame_features(tmp_pa
     np.testing.assert_allclose(by_windows.features[0], by_frames.features[0], rtol=1e-4, atol=1e-5)
     one_window = pool_windows(windowed.features["trained"], table, "window")
     np.testing.assert_allclose(one_window.features[0], per_frame[0:3].mean(0), rtol=1e-4, atol=1e-5)
-    again = extract_window_features(frames, [clip_source], table, cache_dir=tmp_path / "cache")
+    again = extract_window_features(frames, [window_source], table, cache_dir=tmp_path / "cache")
     assert again.reused == ["trained"]
     np.testing.assert_array_equal(again.features["trained"], windowed.features["trained"])
     other = probe_windows(frames.frame_counts, WindowSpec(3, 1, 2), "clip")  # other windows: not the cached file
-    assert extract_window_features(frames, [clip_source], other, cache_dir=tmp_path / "cache").computed == ["trained"]
+    assert extract_window_features(frames, [window_source], other, cache_dir=tmp_path / "cache").computed == ["trained"]
 
 
 def test_pixels_do_not_depend_on_the_sources_beside_them(frames_root):
@@ -222,10 +222,10 @@ def test_sources_by_encoder_kind():
     cpu = torch.device("cpu")
     vivit = ClipSimCLR(recipe_of(*[f"model.vivit.{k}={v}" for k, v in TINY_VIVIT["vivit"].items()],
                                  "model.backbone=vivit")).encoder
-    assert isinstance(source_for("t", vivit, 32, cpu, None, "clip"), ClipSource)
+    assert isinstance(source_for("t", vivit, 32, cpu, None, "clip"), WindowSource)
     with pytest.raises(CLTTError, match="use probe.level=clip"):
         source_for("t", vivit, 32, cpu, None, "frame")
-    assert isinstance(vivit, ClipRepresentation) and not isinstance(vivit, FrameRepresentation)
+    assert isinstance(vivit, WindowRepresentation) and not isinstance(vivit, FrameRepresentation)
     with pytest.raises(CLTTError, match="no per-frame encoder to export"):
         ClipSimCLR(recipe_of(*[f"model.vivit.{k}={v}" for k, v in TINY_VIVIT["vivit"].items()],
                              "model.backbone=vivit")).export_encoder()
@@ -285,4 +285,4 @@ def test_recipes_build(name, backbone):
     augment = recipe.data.augment
     assert augment.consistent and augment.crop_scale == [0.5, 1.0] and augment.jitter == [0.8, 0.8, 0.8, 0.2]
     assert (augment.jitter_p, augment.grayscale_p) == (0.8, 0.2) and augment.blur_p > 0
-    assert isinstance(ClipSimCLR(recipe).encoder, ClipRepresentation)
+    assert isinstance(ClipSimCLR(recipe).encoder, WindowRepresentation)

@@ -1,18 +1,18 @@
-"""Probe features of any encoder: per frame, or of clips for clip-only encoders (ViViT).
+"""Probe features of any encoder: per frame, or of windows for window-only encoders (ViViT).
 
 What an encoder offers is asked through :mod:`cltt.models.representation`. Two cases:
 
-* A :class:`FrameRepresentation` (every frame encoder, and frame-mean clip encoders: a frame
+* A :class:`FrameRepresentation` (every frame encoder, and frame-mean window encoders: a frame
   backbone ``h`` averaged over time) keeps the frame pipeline of :mod:`cltt.eval.features`:
-  for a frame-mean encoder ``f(clip) = (1/T) Σ_t h(x_t)``, so the
-  mean of per-frame features over a window *is* the clip representation of that window, and
+  for a frame-mean encoder ``f(window) = (1/T) Σ_t h(x_t)``, so the
+  mean of per-frame features over a window *is* the window representation, and
   the mean over all frames of a clip is the representation of the whole clip. Every
   ``probe.level`` works and shares the frame cache.
-* A :class:`ClipRepresentation` alone (ViViT) runs on windows of frames (:class:`ClipSource`):
+* A :class:`WindowRepresentation` alone (ViViT) runs on windows of frames (:class:`WindowSource`):
   ``T = data.window_size`` frames ``data.frame_step`` apart, centre views, no augmentation::
 
       window   the recipe's windows (one view, data.window_stride apart): x = f(window)
-      clip     up to CLIP_WINDOWS of those windows, evenly spaced over the clip (first and last
+      clip     up to WINDOWS_PER_CLIP of those windows, evenly spaced over the clip (first and last
                included): x_k = mean over them of f(window)
       frame    refused: a ViViT has no per-frame features (use probe.level=clip)
 
@@ -45,10 +45,10 @@ from cltt.eval.features import (
     encoder_source,
 )
 from cltt.eval.samples import Samples
-from cltt.models.representation import ClipRepresentation, FrameRepresentation
+from cltt.models.representation import FrameRepresentation, WindowRepresentation
 
-CLIP_WINDOWS = 8  # windows per clip averaged at probe.level=clip
-FRAME_LEVEL_REFUSED = ("probe.level=frame needs per-frame features and this clip encoder has none; "
+WINDOWS_PER_CLIP = 8  # windows of a clip averaged at probe.level=clip
+FRAME_LEVEL_REFUSED = ("probe.level=frame needs per-frame features and this window encoder has none; "
                        "use probe.level=clip (or window)")
 
 
@@ -64,8 +64,8 @@ def check_level(recipe) -> None:
 
 
 @dataclass
-class ClipSource(FeatureSource):
-    """``encoder.represent_clips`` of windows of centre views ``[w, T, 3, S, S]``, ImageNet-normalised."""
+class WindowSource(FeatureSource):
+    """``encoder.represent_windows`` of windows of centre views ``[w, T, 3, S, S]``, ImageNet-normalised."""
 
     encoder: torch.nn.Module = field(default=None, repr=False)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
@@ -74,7 +74,7 @@ class ClipSource(FeatureSource):
         """uint8 centre views ``[w, T, S, S, 3]`` -> features ``[w, F]`` float32."""
         batch = torch.from_numpy(windows).permute(0, 1, 4, 2, 3)
         with torch.no_grad():
-            features = self.encoder.represent_clips(to_model_input(batch, self.device))
+            features = self.encoder.represent_windows(to_model_input(batch, self.device))
         return features.float().cpu().numpy()
 
 
@@ -83,21 +83,21 @@ def source_for(name: str, encoder: torch.nn.Module, image_size: int, device: tor
     """The feature source of ``encoder`` at ``probe.level`` ``level`` (see the module docstring)."""
     if isinstance(encoder, FrameRepresentation):
         return encoder_source(name, encoder, image_size, device, identity)
-    if not isinstance(encoder, ClipRepresentation):
-        raise CLTTError(f"this encoder ({type(encoder).__name__}) offers neither per-frame nor clip features to probe")
+    if not isinstance(encoder, WindowRepresentation):
+        raise CLTTError(f"this encoder ({type(encoder).__name__}) offers neither per-frame nor window features to probe")
     if level == "frame":
         raise CLTTError(FRAME_LEVEL_REFUSED)
-    return ClipSource(name=name, identity=identity, decode_size=image_size, encoder=encoder, device=device)
+    return WindowSource(name=name, identity=identity, decode_size=image_size, encoder=encoder, device=device)
 
 
 # --------------------------------------------------------------------------- windows
 
 
 def probe_windows(frame_counts: np.ndarray, spec: WindowSpec, level: str) -> WindowTable:
-    """The windows a :class:`ClipSource` encodes for ``level`` over clips of ``frame_counts``.
+    """The windows a :class:`WindowSource` encodes for ``level`` over clips of ``frame_counts``.
 
     ``window``: every window of the recipe (one view). ``clip``: per clip, at most
-    :data:`CLIP_WINDOWS` of them at evenly spaced positions, the first and the last included.
+    :data:`WINDOWS_PER_CLIP` of them at evenly spaced positions, the first and the last included.
     """
     one_view = WindowSpec(spec.window_size, spec.frame_step, spec.window_stride, 0)
     table = build_windows(frame_counts, one_view)
@@ -110,7 +110,7 @@ def probe_windows(frame_counts: np.ndarray, spec: WindowSpec, level: str) -> Win
     first = np.concatenate([[0], np.cumsum(counts)[:-1]])
     for clip, count in enumerate(counts):
         if count:
-            chosen = np.unique(np.round(np.linspace(0, count - 1, min(CLIP_WINDOWS, count))).astype(np.int64))
+            chosen = np.unique(np.round(np.linspace(0, count - 1, min(WINDOWS_PER_CLIP, count))).astype(np.int64))
             keep.append(first[clip] + chosen)
     rows = np.concatenate(keep) if keep else np.zeros(0, np.int64)
     return WindowTable(one_view, table.clip[rows], table.start[rows], table.clips_skipped)
@@ -134,7 +134,7 @@ def pool_windows(features: np.ndarray, table: WindowTable, level: str) -> Sample
 
 def extract_window_features(
     frames: FrameSet,
-    sources: Sequence[ClipSource],
+    sources: Sequence[WindowSource],
     table: WindowTable,
     cache_dir=None,
     batch_size: int = 256,
@@ -163,7 +163,7 @@ def _digest(table: WindowTable) -> str:
     return hashlib.sha256(table.clip.astype(np.int64).tobytes() + table.start.astype(np.int64).tobytes()).hexdigest()
 
 
-def _compute(frames: FrameSet, sources: Sequence[ClipSource], table: WindowTable, batch_size: int, workers: int,
+def _compute(frames: FrameSet, sources: Sequence[WindowSource], table: WindowTable, batch_size: int, workers: int,
              on_progress: Progress | None) -> dict[str, np.ndarray]:
     length = table.spec.window_size
     if len(table) == 0:
@@ -197,8 +197,8 @@ def _compute(frames: FrameSet, sources: Sequence[ClipSource], table: WindowTable
                 if i + 1 < len(batches):
                     pending = submit(batches[i + 1], decoded)
                 for source in sources:
-                    clips = np.stack([[decoded[int(j)][source.decode_size] for j in row] for row in batch])
-                    out[source.name].append(source.encode_windows(clips))
+                    windows = np.stack([[decoded[int(j)][source.decode_size] for j in row] for row in batch])
+                    out[source.name].append(source.encode_windows(windows))
                 done += int(batch.size)
                 if on_progress is not None:
                     on_progress(done, total)

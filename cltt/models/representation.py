@@ -1,11 +1,11 @@
 """What evaluation and export may ask of a trained model, stated once.
 
-A method's ``encoder`` offers a per-frame representation, a clip representation, both, or
+A method's ``encoder`` offers a per-frame representation, a window representation, both, or
 neither; probes, export and visualisation ask these protocols (``isinstance``), never
 ``hasattr`` on a concrete class:
 
     FrameRepresentation   represent(frames [..., 3, S, S]) -> [..., feature_dim]
-    ClipRepresentation    represent_clips(clips [N, T, 3, S, S]) -> [N, feature_dim]
+    WindowRepresentation  represent_windows(windows [N, T, 3, S, S]) -> [N, feature_dim]
     SequenceRepresentation  frame embeddings in the context of a sequence (CARL):
                           represent(frames) per frame, contextualise(features [B, T, F],
                           valid, positions) -> [B, T, embedding_dim], trained on
@@ -13,8 +13,9 @@ neither; probes, export and visualisation ask these protocols (``isinstance``), 
     SlotMasks             (on the method) all_slot_masks(frames [N, T, 3, S, S], chunk) ->
                           {kind: [N, T, K, h, w]}, with ``num_slots``
 
-A frame-mean clip encoder is both a frame and a clip representation: the mean over a clip's
-frames of ``represent`` is its ``represent_clips``.
+A frame-mean window encoder is both a frame and a window representation: the mean over a
+window's frames of ``represent`` is its ``represent_windows``. (A *clip* is a whole video; a
+window is T of its frames, :mod:`cltt.data.windows`.)
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ class FrameRepresentation(Protocol):
 
 
 @runtime_checkable
-class ClipRepresentation(Protocol):
+class WindowRepresentation(Protocol):
     feature_dim: int
 
-    def represent_clips(self, clips: torch.Tensor) -> torch.Tensor:
+    def represent_windows(self, windows: torch.Tensor) -> torch.Tensor:
         """``[N, T, 3, S, S]`` model input -> ``[N, feature_dim]``."""
 
 

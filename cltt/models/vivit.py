@@ -1,6 +1,6 @@
 """ViViT's factorised encoder (Arnab et al. 2021, "ViViT: A Video Vision Transformer", model 2).
 
-A clip ``x [N, T, 3, S, S]`` becomes one vector ``[N, width]`` in three stages:
+A window of T frames ``x [N, T, 3, S, S]`` becomes one vector ``[N, width]`` in three stages:
 
 1. Tubelet embedding. Each run of ``t = tubelet`` frames is cut into ``p x p`` patches
    (``p = patch_size``); every ``t x p x p x 3`` tubelet is projected linearly to ``width``:
@@ -13,15 +13,15 @@ A clip ``x [N, T, 3, S, S]`` becomes one vector ``[N, width]`` in three stages:
    token after a final LayerNorm is that time step's vector: ``[N, n_t, width]``.
 3. Temporal transformer over the ``n_t`` time-step vectors: a temporal class token is
    prepended, learned temporal positions ``[n_t + 1, width]`` are added, ``temporal_depth``
-   blocks run, and the temporal class token after a final LayerNorm is the clip vector.
+   blocks run, and the temporal class token after a final LayerNorm is the window's vector.
 
 Blocks are pre-norm: ``x += MHA(LN(x)); x += MLP(LN(x))`` with an MLP of ``4 x width`` (GELU)
 and dropout ``dropout`` after attention and in the MLP. Sizes: tiny (width 192, 3 heads),
-small (384, 6), base (768, 12), as ViT's. Only LayerNorm: a clip's vector never depends on
-the other clips of the batch.
+small (384, 6), base (768, 12), as ViT's. Only LayerNorm: a window's vector never depends on
+the other windows of the batch.
 
     vivit = build_vivit(recipe.model.vivit, frames=8, image_size=64)
-    vivit(clips)            # [N, 8, 3, 64, 64] -> [N, 192]
+    vivit(windows)          # [N, 8, 3, 64, 64] -> [N, 192]
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class ViViT(nn.Module):
     """Factorised space-time transformer: ``[N, frames, 3, S, S]`` -> ``[N, width]``.
 
     ``frames`` and ``image_size`` fix the number of learned temporal and spatial positions,
-    so a clip must have exactly those dimensions.
+    so a window must have exactly those dimensions.
     """
 
     def __init__(self, frames: int, image_size: int, width: int = 192, heads: int = 3, patch_size: int = 16,
@@ -80,22 +80,22 @@ class ViViT(nn.Module):
         for parameter in (self.spatial_token, self.spatial_positions, self.temporal_token, self.temporal_positions):
             nn.init.trunc_normal_(parameter, std=0.02)
 
-    def tubelets(self, clips: torch.Tensor) -> torch.Tensor:
+    def tubelets(self, windows: torch.Tensor) -> torch.Tensor:
         """``[N, T, 3, S, S]`` -> tubelet tokens ``[N, n_t, n_s, width]`` (stage 1)."""
-        n = clips.shape[0]
-        x = clips.reshape(n, self.time_steps, self.tubelet, 3, self.image_size, self.image_size)
+        n = windows.shape[0]
+        x = windows.reshape(n, self.time_steps, self.tubelet, 3, self.image_size, self.image_size)
         x = x.transpose(2, 3).reshape(n * self.time_steps, 3 * self.tubelet, self.image_size, self.image_size)
         tokens = self.embed(x).flatten(2).transpose(1, 2)  # [N n_t, n_s, width], patches row by row
         return tokens.reshape(n, self.time_steps, self.patches, self.width)
 
-    def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        """``[N, T, 3, S, S]`` float -> clip vectors ``[N, width]``."""
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        """``[N, T, 3, S, S]`` float -> window vectors ``[N, width]``."""
         expected = (self.frames, 3, self.image_size, self.image_size)
-        if clips.dim() != 5 or tuple(clips.shape[1:]) != expected:
-            raise CLTTError(f"ViViT was built for clips [N, {', '.join(map(str, expected))}] "
-                            f"(data.window_size frames of data.image_size px), got {list(clips.shape)}")
-        n = clips.shape[0]
-        tokens = self.tubelets(clips).flatten(0, 1)  # [N n_t, n_s, width]
+        if windows.dim() != 5 or tuple(windows.shape[1:]) != expected:
+            raise CLTTError(f"ViViT was built for windows [N, {', '.join(map(str, expected))}] "
+                            f"(data.window_size frames of data.image_size px), got {list(windows.shape)}")
+        n = windows.shape[0]
+        tokens = self.tubelets(windows).flatten(0, 1)  # [N n_t, n_s, width]
         tokens = torch.cat([self.spatial_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
         per_step = self.spatial(self.dropout(tokens + self.spatial_positions))[:, 0]  # [N n_t, width]
         steps = per_step.reshape(n, self.time_steps, self.width)
