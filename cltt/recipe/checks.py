@@ -1,0 +1,37 @@
+"""Range checks of recipe values; each failure is one :class:`~cltt.errors.RecipeError` line
+naming the key."""
+
+from __future__ import annotations
+
+import re
+
+from cltt.errors import RecipeError
+
+
+def check_min(value: float, key: str, low: float) -> None:
+    if value < low:
+        raise RecipeError(f"recipe key '{key}' must be >= {low}, got {value}")
+
+
+def check_positive(value: float, key: str) -> None:
+    if not value > 0:
+        raise RecipeError(f"recipe key '{key}' must be > 0, got {value}")
+
+
+def check_probability(value: float, key: str) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise RecipeError(f"recipe key '{key}' is a probability and must be in [0, 1], got {value}")
+
+
+def check_regex(pattern: str, key: str) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as err:
+        raise RecipeError(f"recipe key '{key}' holds {pattern!r}, which is not a regular expression ({err})") from None
+
+
+def check_pair(pair: list[float], key: str, low: float, high: float | None = None) -> None:
+    ok = len(pair) == 2 and low <= pair[0] <= pair[1] and (high is None or pair[1] <= high)
+    if not ok:
+        bound = f" within [{low}, {high}]" if high is not None else f" >= {low}"
+        raise RecipeError(f"recipe key '{key}' must be [low, high] with low <= high{bound}, got {pair}")

@@ -1,0 +1,140 @@
+"""The recipe sections of the data: ``data`` (frames and windows, ``data.augment``) and
+``extract`` (videos to frames, ``extract.synthetic``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+from cltt.errors import RecipeError
+from cltt.recipe.checks import check_min, check_pair, check_probability
+
+
+@dataclass
+class AugmentConfig:
+    """Spatial and photometric augmentation of every view of a window."""
+
+    enabled: bool = True
+    consistent: bool = True  # one draw per window (True) or an independent draw per frame
+    crop_scale: list[float] = field(default_factory=lambda: [0.2, 1.0])
+    crop_ratio: list[float] = field(default_factory=lambda: [3 / 4, 4 / 3])
+    flip_p: float = 0.5
+    jitter_p: float = 0.8
+    jitter: list[float] = field(default_factory=lambda: [0.4, 0.4, 0.4, 0.1])  # b, c, s, hue
+    grayscale_p: float = 0.2
+    blur_p: float = 0.0
+    blur_sigma: list[float] = field(default_factory=lambda: [0.1, 2.0])
+
+    def validate(self, at: str) -> None:
+        check_pair(self.crop_scale, f"{at}.crop_scale", low=0.0, high=1.0)
+        check_pair(self.crop_ratio, f"{at}.crop_ratio", low=0.0)
+        check_pair(self.blur_sigma, f"{at}.blur_sigma", low=0.0)
+        for name in ("flip_p", "jitter_p", "grayscale_p", "blur_p"):
+            check_probability(getattr(self, name), f"{at}.{name}")
+        if len(self.jitter) != 4 or any(v < 0 for v in self.jitter) or self.jitter[3] > 0.5:
+            raise RecipeError(
+                f"recipe key '{at}.jitter' must be [brightness, contrast, saturation, hue] "
+                f"with values >= 0 and hue <= 0.5, got {self.jitter}"
+            )
+
+
+DEFAULT_MAX_PIXELS = 50_000_000  # data.max_pixels: 50 MP (a 4K video frame is 8.3 MP)
+
+
+@dataclass
+class DataConfig:
+    """Where the frames are and how they become windows.
+
+    window(t) = [t, t+s, ..., t+(W-1)s] with W = window_size and s = frame_step; the next
+    window starts at t + window_stride; two_view_offset = k > 0 pairs window(t) with
+    window(t+k) of the same clip.
+    """
+
+    root: str = "data/digits"  # a folder of clip folders, or a packed store (cltt pack)
+    # built-in data written to root if missing (cltt.data.synthetic.GENERATORS; a test keeps the two equal)
+    synthetic: Optional[Literal["moving-digits", "bouncing-balls", "phases", "rotating-objects"]] = None
+    window_size: int = 5
+    frame_step: int = 1
+    window_stride: int = 1
+    two_view_offset: int = 0
+    gaps: Literal["split", "ignore", "error"] = "split"  # missing frame numbers in a clip: cut windows there, or not, or stop
+    image_size: int = 64
+    num_workers: int = 2
+    decode: Literal["cpu", "gpu"] = "cpu"  # gpu: workers read bytes, JPEGs decoded and augmented on the CUDA device
+    cache_dir: Optional[str] = None  # frames roots' manifests; default $CLTT_CACHE, else ~/.cache/cltt
+    # a frame whose header says H * W is larger is corrupt (index --verify lists it, training skips it):
+    # decoding costs 3 * H * W bytes at every read, 1.2 GB for 20000 x 20000
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    boxes: Optional[str] = None  # CSV clip,frame,x1,y1,x2,y2; default ROOT/boxes.csv
+    object_focus: Literal["none", "boxes", "boxes_or_center"] = "none"
+    focus_blur_sigma: float = 6.0
+    center_box_fraction: float = 0.5
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def validate(self, at: str) -> None:
+        for name in ("window_size", "frame_step", "window_stride", "image_size", "max_pixels"):
+            check_min(getattr(self, name), f"{at}.{name}", 1)
+        check_min(self.two_view_offset, f"{at}.two_view_offset", 0)
+        check_min(self.num_workers, f"{at}.num_workers", 0)
+        if not 0 < self.center_box_fraction <= 1:
+            raise RecipeError(
+                f"recipe key '{at}.center_box_fraction' must be in (0, 1], "
+                f"got {self.center_box_fraction}"
+            )
+
+
+@dataclass
+class SyntheticConfig:
+    """Size of the built-in data that ``cltt extract --synthetic NAME`` writes."""
+
+    clips: int = 60
+    frames: int = 48
+    size: int = 64
+    max_objects: int = 3
+    seed: int = 0
+
+    def validate(self, at: str) -> None:
+        for name in ("clips", "frames", "max_objects"):
+            check_min(getattr(self, name), f"{at}.{name}", 1)
+        check_min(self.size, f"{at}.size", 24)
+        check_min(self.seed, f"{at}.seed", 0)
+        if self.clips < 3:
+            raise RecipeError(
+                f"recipe key '{at}.clips' must be at least 3 (one clip per split), got {self.clips}"
+            )
+
+
+@dataclass
+class ExtractConfig:
+    """How ``cltt extract`` turns videos into frames."""
+
+    fps: Optional[float] = None  # target frames per second; None keeps the video's rate
+    every_nth: int = 1  # keep every n-th decoded frame (used when fps is None)
+    short_side: Optional[int] = None  # resize so the short side has this many pixels
+    center_crop: bool = False  # crop the centre square after resizing
+    jpeg_quality: int = 95
+    start: Optional[float] = None  # seconds
+    end: Optional[float] = None  # seconds
+    workers: int = 1
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+    def validate(self, at: str) -> None:
+        if self.fps is not None and self.fps <= 0:
+            raise RecipeError(f"recipe key '{at}.fps' must be > 0, got {self.fps}")
+        check_min(self.every_nth, f"{at}.every_nth", 1)
+        if self.fps is not None and self.every_nth != 1:
+            raise RecipeError(f"recipe keys '{at}.fps' and '{at}.every_nth' both choose the kept frames; "
+                              f"give one of them (--fps {self.fps:g} or --every-nth {self.every_nth})")
+        if self.short_side is not None:
+            check_min(self.short_side, f"{at}.short_side", 8)
+        if not 1 <= self.jpeg_quality <= 100:
+            raise RecipeError(
+                f"recipe key '{at}.jpeg_quality' must be in 1..100, got {self.jpeg_quality}"
+            )
+        if self.start is not None and self.start < 0:
+            raise RecipeError(f"recipe key '{at}.start' must be >= 0 seconds, got {self.start}")
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise RecipeError(
+                f"recipe key '{at}.end' ({self.end}) must be after '{at}.start' ({self.start})"
+            )
+        check_min(self.workers, f"{at}.workers", 1)

@@ -1,0 +1,183 @@
+"""Reading a recipe: YAML file (or dict) and overrides to a typed, validated :class:`Recipe`.
+
+Every key is checked against its annotation; an unknown key is an error naming the closest
+valid one, and each section's ``validate(at)`` runs once the whole tree is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import yaml
+
+from cltt.errors import RecipeError
+from cltt.recipe.method_section import LEGACY_METHOD_SECTIONS, MethodConfig, concrete_schema
+from cltt.recipe.overrides import apply_overrides
+from cltt.recipe.schema import Recipe, all_keys
+
+
+def load_recipe(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Recipe:
+    """Read a recipe file (or the defaults when ``path`` is None) and apply ``key=value`` overrides."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise RecipeError(f"recipe file {path} does not exist; pass a YAML file such as recipes/quickstart.yaml")
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            raise RecipeError(f"recipe file {path} is not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise RecipeError(f"recipe file {path} must hold a mapping of sections (data:, train:, ...)")
+        tree = loaded
+    apply_overrides(tree, overrides)
+    return recipe_from_dict(tree)
+
+
+def recipe_from_dict(tree: dict[str, Any]) -> Recipe:
+    """Build a typed, validated :class:`Recipe` from a nested dict (missing keys take defaults)."""
+    recipe = _build(Recipe, tree, "")
+    _validate(recipe, "")
+    return recipe
+
+
+def without_weights_file(recipe: Recipe) -> Recipe:
+    """``recipe`` with ``model.weights`` unset: for building a model whose weights come from a
+    checkpoint (resume, probe, export), where the file named at training time may be gone."""
+    return dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, weights=None))
+
+
+def _build(cls: type, tree: Any, at: str) -> Any:
+    if tree is None:
+        tree = {}
+    if not isinstance(tree, dict):
+        raise RecipeError(f"recipe key '{at.rstrip('.') or '<top>'}' must be a mapping of keys, got {tree!r}")
+    cls = concrete_schema(cls)
+    if issubclass(cls, MethodConfig):
+        if "name" in tree:
+            MethodConfig.entry_of(tree["name"], at.rstrip("."))  # an unknown method before its unknown section
+        tree = {LEGACY_METHOD_SECTIONS.get(key, key): value for key, value in tree.items()}
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in tree:
+        if key not in names:
+            raise RecipeError(_unknown_key_message(f"{at}{key}"))
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name in tree:
+            values[f.name] = _coerce(tree[f.name], hints[f.name], f"{at}{f.name}")
+    return cls(**values)
+
+
+def _validate(node: Any, at: str) -> None:
+    for f in dataclasses.fields(node):
+        value = getattr(node, f.name)
+        if dataclasses.is_dataclass(value):
+            _validate(value, f"{at}{f.name}.")
+    check = getattr(node, "validate", None)
+    if check is not None:
+        check(at.rstrip("."))
+
+
+def _unknown_key_message(key: str) -> str:
+    candidates = all_keys()
+    parent = key.rpartition(".")[0]
+    siblings = [k for k in candidates if k.rpartition(".")[0] == parent]
+    close = difflib.get_close_matches(key, siblings, n=1, cutoff=0.5) or difflib.get_close_matches(
+        key, candidates, n=1, cutoff=0.6
+    )
+    hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys here: {', '.join(siblings)}"
+    return f"recipe key '{key}' is not known{hint}"
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(c) for c in typing.get_args(tp))
+    if origin is typing.Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return " or ".join(_type_name(a) for a in args) + " or null"
+    if origin in (list, tuple):
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if origin is dict:
+        return "a mapping"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping of keys"
+    return {int: "an int", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` and return it in canonical form."""
+
+    def wrong() -> RecipeError:
+        return RecipeError(
+            f"recipe key '{key}' must be {_type_name(tp)}, got {value!r} ({type(value).__name__})"
+        )
+
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key + ".")
+    if origin is typing.Union:
+        if value is None and type(None) in typing.get_args(tp):
+            return None
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        for candidate in inner:
+            try:
+                return _coerce(value, candidate, key)
+            except RecipeError:
+                continue
+        raise wrong()
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value in choices:
+            return value
+        close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.4)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise RecipeError(
+            f"recipe key '{key}' must be one of {', '.join(str(c) for c in choices)}, got {value!r}{hint}"
+        )
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise wrong()
+        (item,) = typing.get_args(tp)
+        return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise wrong()
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise wrong()
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise wrong()
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                raise wrong() from None
+        raise wrong()
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise wrong()
+    raise TypeError(f"recipe schema uses an unsupported type {tp!r} at {key}")

@@ -1,0 +1,90 @@
+"""The recipe section ``method``: the method's name, the keys methods share, and one
+section ``method.<name>.*`` per registered method that declares one."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+from cltt.errors import CLTTError, RecipeError
+from cltt.recipe.checks import check_positive
+
+
+@dataclass
+class MethodConfig:
+    """How a batch of samples becomes a loss: ``method.name`` and the keys methods share.
+
+    ``name`` is any registered method (``cltt train --help`` lists them, each with one line);
+    each method's own settings are its section ``method.<name>.*``, declared in the method's
+    file (:mod:`cltt.methods`). The keys here are read by the methods that say so
+    (``Method.shared_keys``); setting one that the chosen method does not read is an error.
+
+    positives: time (frames apart in time, one augmentation draw: SimCLR-TT), augment (two
+    augmentations of one frame: SimCLR), both (apart in time and augmented apart: TT+); null
+    takes the method's own default. temperature: of InfoNCE-style losses. reduction
+    l_out|pairwise|l_in, pairing group|aligned|first_last and decoupled: the multi-positive
+    InfoNCE of ``cltt`` (decoupled also for ``simclr``).
+    """
+
+    name: str = "cltt"
+    positives: Optional[Literal["time", "augment", "both"]] = None
+    temperature: float = 0.1
+    reduction: Literal["l_out", "pairwise", "l_in"] = "l_out"
+    pairing: Literal["group", "aligned", "first_last"] = "group"
+    decoupled: bool = False
+
+    @staticmethod
+    def entry_of(name: Any, at: str = "method"):
+        """The registry entry of method ``name``, or a :class:`RecipeError` naming the closest."""
+        from cltt.methods.registry import method_entry
+
+        try:
+            return method_entry(name)
+        except CLTTError as err:
+            raise RecipeError(f"recipe key '{at}.name': {err}") from None
+
+    def validate(self, at: str) -> None:
+        from cltt.methods.registry import registered_methods
+
+        check_positive(self.temperature, f"{at}.temperature")
+        cls = self.entry_of(self.name, at).cls
+        shared = set(cls.shared_keys)
+        for f in dataclasses.fields(MethodConfig):
+            if f.name == "name" or f.name in shared:
+                continue
+            if getattr(self, f.name) != f.default:
+                readers = [n for n, e in registered_methods().items() if f.name in e.cls.shared_keys]
+                raise RecipeError(f"recipe key '{at}.{f.name}' is not read by method {self.name} (it is read by "
+                                  f"{', '.join(readers) or 'no method'}); remove it")
+        supported = tuple(cls.supported_positives)
+        if self.positives is not None and self.positives not in supported:
+            raise RecipeError(f"recipe key '{at}.positives={self.positives}' does not apply to method {self.name}; "
+                              + (f"it takes {', '.join(supported)}" if supported else "remove it"))
+        for other, section in registered_methods().items():
+            if other == self.name or section.config is None:
+                continue
+            if getattr(self, other) != section.config():
+                raise RecipeError(f"recipe key '{at}.{other}' belongs to method {other}, but {at}.name is "
+                                  f"{self.name}; remove the section or set {at}.name={other}")
+
+
+_METHOD_CLASSES: dict[tuple, type] = {}
+# sections that were renamed, so recipes saved in run dirs before the rename still load
+LEGACY_METHOD_SECTIONS = {"slots": "slotcontrast"}
+
+
+def method_config_class() -> type:
+    """:class:`MethodConfig` with one section field per registered method that declares one."""
+    from cltt.methods.registry import registered_methods
+
+    sections = tuple((name, entry.config) for name, entry in registered_methods().items() if entry.config is not None)
+    if sections not in _METHOD_CLASSES:
+        fields = [(name, config, field(default_factory=config)) for name, config in sections]
+        _METHOD_CLASSES[sections] = dataclasses.make_dataclass("MethodConfig", fields, bases=(MethodConfig,))
+    return _METHOD_CLASSES[sections]
+
+
+def concrete_schema(cls: type) -> type:
+    """The concrete dataclass for a schema node (the method section grows with the registry)."""
+    return method_config_class() if cls is MethodConfig else cls

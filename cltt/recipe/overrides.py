@@ -1,0 +1,62 @@
+"""Command-line overrides ``key.sub=value`` applied to a recipe's tree before it is built."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from cltt.errors import RecipeError
+
+
+def apply_overrides(tree: dict[str, Any], overrides: Sequence[str]) -> None:
+    """Apply ``key=value`` overrides in order (:func:`apply_override`), then refuse a ``data.root``
+    set here that does not exist while ``data.synthetic`` comes from the recipe: built-in data
+    are written only at the recipe's own ``data.root``, so a mistyped root given on the command
+    line (or a copied quickstart pointed at the user's frames) never trains on synthetic frames.
+    """
+    data = tree.get("data")
+    own_root = data.get("root") if isinstance(data, dict) else None
+    keys = set()
+    for override in overrides:
+        apply_override(tree, override)
+        keys.add(override.partition("=")[0].strip())
+    data = tree.get("data")
+    if "data.root" not in keys or "data.synthetic" in keys or not isinstance(data, dict) or not data.get("synthetic"):
+        return
+    root = data.get("root")
+    if root is not None and not Path(str(root)).exists():
+        own = f" ({own_root})" if own_root is not None else ""
+        raise RecipeError(f"data.root {root} does not exist; the recipe's data.synthetic={data['synthetic']} writes built-in "
+                          f"data only at its own data.root{own}: fix the path, or add data.synthetic=null to use your own frames")
+
+
+def apply_override(tree: dict[str, Any], override: str) -> None:
+    """Set ``a.b.c=value`` in a nested dict, the value parsed as a YAML scalar."""
+    key, sep, raw = override.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise RecipeError(f"override '{override}' must look like section.key=value, e.g. train.epochs=5")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    set_dotted(tree, key, value)
+
+
+def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    """``tree[a][b][c] = value`` for ``key = "a.b.c"``, creating mappings on the way (an empty
+    section becomes one); a section that holds something else is an error, never replaced."""
+    node = tree
+    parts = key.split(".")
+    for depth, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif not isinstance(child, dict):
+            section = ".".join(parts[:depth + 1])
+            raise RecipeError(f"recipe key '{section}' must be a mapping of keys, got {child!r}; "
+                              f"fix it in the recipe (the override {key}=... sets a key inside it)")
+        node = child
+    node[parts[-1]] = value
