@@ -12,12 +12,12 @@ import pytest
 
 from cltt.data.clipwriter import read_marker
 from cltt.data.render3d import MESHES
-from cltt.data.synthetic import GENERATORS, PHASE_NAMES, digit_samples, phase_timeline, write_synthetic
+from cltt.data.synthetic import PHASE_NAMES, digit_samples, phase_timeline, registered_generators, write_synthetic
 from cltt.errors import CLTTError
 from cltt.recipe import SyntheticConfig
 
 TINY = SyntheticConfig(clips=6, frames=8, size=32, max_objects=3, seed=0)
-NAMES = sorted(GENERATORS)
+NAMES = sorted(registered_generators())
 
 
 def write(name: str, out: Path, config: SyntheticConfig = TINY, workers: int = 1) -> list:
@@ -335,7 +335,7 @@ def test_every_object_has_train_val_and_test_clips_and_held_out_views_are_new(ob
 def test_colour_says_nothing_about_the_object(objects_data):
     """Hues come from three families that every object shares, drawn per clip."""
     _, rows, extras = objects_data
-    families = np.array(GENERATORS["rotating-objects"].hues)
+    families = np.array(registered_generators()["rotating-objects"].hues)
     by_object: dict[str, set[int]] = {}
     for row in rows:
         hue = extras[row["clip"]]["hue"]
@@ -362,10 +362,40 @@ def test_too_few_clips_per_object_is_one_line(tmp_path):
         write("rotating-objects", tmp_path / "o", SyntheticConfig(clips=5, frames=4, size=32, max_objects=3))
 
 
-def test_the_recipe_names_every_generator():
-    import typing
+def test_every_module_of_the_package_is_one_registered_generator():
+    import importlib
+    import pkgutil
 
-    from cltt.recipe import DataConfig
+    import cltt.data.synthetic as package
 
-    (literal,) = [a for a in typing.get_args(typing.get_type_hints(DataConfig)["synthetic"]) if a is not type(None)]
-    assert set(typing.get_args(literal)) == set(GENERATORS)
+    shared = {"base", "registry", "writer"}
+    modules = {m.name for m in pkgutil.iter_modules(package.__path__)} - shared
+    generators = registered_generators()
+    assert {type(g).__module__.rpartition(".")[2] for g in generators.values()} == modules
+    assert {"bouncing-balls", "moving-digits", "phases", "rotating-objects"} <= set(generators)
+    assert len({g.id for g in generators.values()}) == len(generators)  # every generator seeds its own clips
+    assert importlib.import_module("cltt.data.synthetic.registry").get_generator("phases") is generators["phases"]
+
+
+def test_a_second_generator_under_a_taken_name_or_id_is_refused():
+    from cltt.data.synthetic import Generator, register_generator
+
+    for name, seed_id in (("phases", 99), ("another", registered_generators()["phases"].id)):
+        with pytest.raises(CLTTError, match="clashes with 'phases'"):
+            register_generator(name, id=seed_id)(type("Clash", (Generator,), {"__module__": "elsewhere"}))
+    assert type(registered_generators()["phases"]).__module__ == "cltt.data.synthetic.phases"
+
+
+def test_the_recipe_and_extract_help_take_their_names_from_the_registry(tmp_path):
+    from click.testing import CliRunner
+
+    from cltt.cli import main
+    from cltt.errors import RecipeError
+    from cltt.recipe import load_recipe
+
+    for name in registered_generators():
+        assert load_recipe(None, [f"data.synthetic={name}"]).data.synthetic == name
+    with pytest.raises(RecipeError, match="data.synthetic.*did you mean 'bouncing-balls'.*rotating-objects"):
+        load_recipe(None, ["data.synthetic=bouncing-ball"])
+    helped = " ".join(CliRunner().invoke(main, ["extract", "--help"], terminal_width=400).output.split())
+    assert all(name in helped for name in registered_generators()), helped

@@ -14,6 +14,7 @@ from cltt.cli.common import console, err_console, show_option, show_recipe, spli
 from cltt.cli.pack import check_raw, raw_option, shard_size_option, show_summary
 from cltt.data.clipwriter import ClipResult
 from cltt.data.formats import VIDEO_EXTENSIONS, listed
+from cltt.data.synthetic import registered_generators
 from cltt.errors import CLTTError
 
 # option name -> recipe key; an option given on the command line wins over the recipe
@@ -49,7 +50,8 @@ Video extensions searched in folders: """ + listed(VIDEO_EXTENSIONS),
 )
 @click.argument("args", nargs=-1)
 @click.option("--out", "-o", type=click.Path(path_type=Path), required=False, help="Frames root to write OUT/<clip>/frame_000001.jpg into.")
-@click.option("--synthetic", metavar="NAME", help="Write built-in data instead: bouncing-balls, moving-digits or phases.")
+@click.option("--synthetic", metavar="NAME",
+              help="Write built-in data instead: " + ", ".join(registered_generators()) + ".")
 @click.option("--fps", type=float, help="Target frames per second (default: the video's own rate).")
 @click.option("--every-nth", type=int, help="Keep every n-th frame (when --fps is not given).")
 @click.option("--short-side", type=int, help="Resize so the short side has this many pixels.")
