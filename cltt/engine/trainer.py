@@ -303,6 +303,9 @@ class Trainer:
         ))
         self._say_what_starts_the_model()
         self._note_sub_batch_normalisation()
+        batch_warning = method_class(self.recipe.method.name).batch_warning(self.recipe)
+        if batch_warning and self.info.is_main:
+            self.reporter.note(batch_warning)
         for note in self.pending_notes if self.info.is_main else []:
             self.reporter.note(note)
         splits = getattr(getattr(self.dataset, "table", None), "splits", 0)

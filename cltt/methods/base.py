@@ -26,6 +26,9 @@ What a method overrides, each optional but the loss:
                                  encoder by default); what probes and export read, through
                                  the protocols of :mod:`cltt.models.representation`
     check_recipe(recipe)         refuse, in one line, data the method cannot run with
+    negatives(recipe)            where an anchor's negatives come from (a batch of one sample is
+                                 refused when they all come from other samples, warned about
+                                 when only those inside its own sample are left)
     training_dataset(...)        its kind of sample (windows by default)
     forward_step / loss_terms    embeddings and the loss
     after_step(step, total)      runs after every optimizer step (momentum teachers, loss state)
@@ -112,6 +115,32 @@ class Method(nn.Module):
             raise CLTTError(f"method.name={cls.name}'s loss uses statistics of the whole batch, so a loss per "
                             "sub-batch would change the objective; use train.accumulation=exact (same loss and "
                             "gradients as the full batch) or drop train.sub_batch_size")
+        if recipe.train.batch_size == 1:
+            if cls.batch_statistics:
+                raise CLTTError(f"train.batch_size=1: method.name={cls.name}'s loss uses statistics over the samples of "
+                                "a batch (variances, correlations), which one sample does not have; use train.batch_size=2 "
+                                "or more")
+            if cls.negatives(recipe) == "batch":
+                raise CLTTError(f"train.batch_size=1: method.name={cls.name} contrasts each sample with the other samples "
+                                "of the batch, so a batch of one has no negatives and its loss could only pull embeddings together; "
+                                "use train.batch_size=2 or more")
+
+    @classmethod
+    def negatives(cls, recipe) -> str:
+        """Where an anchor's negatives come from with ``recipe``: ``batch`` (only the other samples of
+        the global batch), ``batch+sample`` (those and other frames or slots of its own sample),
+        ``sample`` (its own sample only) or ``none`` (a loss without negatives: BYOL, DINO, VICReg)."""
+        return "none"
+
+    @classmethod
+    def batch_warning(cls, recipe) -> str | None:
+        """A line to show when ``recipe`` trains but contrasts less than it seems to (None otherwise):
+        a batch of one whose anchors keep only the negatives inside their own sample."""
+        if recipe.train.batch_size == 1 and cls.negatives(recipe) == "batch+sample":
+            return (f"warning: train.batch_size=1: method.name={cls.name} has no other sample to contrast with; each "
+                    "anchor's only negatives are the other frames (or slots) of its own sample; raise train.batch_size "
+                    "for negatives from other windows")
+        return None
 
     def build_encoder(self, recipe) -> nn.Module:
         """The frame encoder with its projection head (``model.*``)."""
@@ -203,6 +232,10 @@ class InfoNCEMethod(Method):
     global batch a negative, at ``method.temperature`` with ``method.decoupled``."""
 
     shared_keys = ("temperature", "decoupled")
+
+    @classmethod
+    def negatives(cls, recipe) -> str:
+        return "batch"
 
     def frame_groups(self, num_samples: int, frames: int, device: torch.device) -> torch.Tensor:
         """Group id of each of the ``num_samples * frames`` embeddings; equal ids are positives."""

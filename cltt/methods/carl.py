@@ -80,6 +80,10 @@ class CARL(Method):
     example = {"method": {"carl": {"frames": 4, "layers": 1, "heads": 2, "embedding_dim": 16, "samples_per_clip": 4}},
                "train": {"batch_size": 4}}
 
+    @classmethod
+    def negatives(cls, recipe) -> str:
+        return "sample"  # the other frames of the two views of one video
+
     def build_encoder(self, recipe) -> CarlEncoder:
         carl, model = recipe.method.carl, recipe.model
         built, report = backbone_from_model(model, recipe.data.image_size)

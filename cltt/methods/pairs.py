@@ -59,6 +59,12 @@ class PairMethod(Method):
         return 1 if positives == "time" and not recipe.data.two_view_offset else 2
 
     @classmethod
+    def pairs_per_window(cls, recipe) -> int:
+        """P of :meth:`pairs`: one pair (first and last frame of a window) without a second window, else T."""
+        one_window = not recipe.data.two_view_offset and cls.resolved_positives(recipe) in ("time", "both")
+        return 1 if one_window else recipe.data.window_size
+
+    @classmethod
     def training_dataset(cls, recipe, index, seed: int, extras=None):
         from cltt.data.build import windows_dataset
 

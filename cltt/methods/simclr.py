@@ -35,5 +35,10 @@ class SimCLR(PairMethod, InfoNCEMethod):
                             "which NT-Xent would count as negatives of themselves; set data.window_size=1 or "
                             f"data.two_view_offset > {(data.window_size - 1) * data.frame_step}")
 
+    @classmethod
+    def negatives(cls, recipe) -> str:
+        # the other pairs of a sample (its temporal neighbours) are negatives too
+        return "batch+sample" if cls.pairs_per_window(recipe) > 1 else "batch"
+
     def frame_groups(self, num_samples: int, frames: int, device: torch.device) -> torch.Tensor:
         return aligned_groups(num_samples, frames, device)

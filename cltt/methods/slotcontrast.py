@@ -101,6 +101,11 @@ class SlotContrast(Method):
             raise CLTTError("the slot-slot contrast compares frames t and t+1, so data.window_size must be >= 2 "
                             "(or set method.slotcontrast.contrast_weight=0)")
 
+    @classmethod
+    def negatives(cls, recipe) -> str:
+        # every slot at t is a candidate, the other slots of the anchor's own video included
+        return "batch+sample" if recipe.method.slotcontrast.contrast_weight > 0 else "none"
+
     def build_encoder(self, recipe) -> SlotEncoder:
         slots = recipe.method.slotcontrast
         return SlotEncoder(PatchFeatures(recipe.model, recipe.data.image_size), slots.num_slots, slots.slot_dim,

@@ -45,6 +45,11 @@ class TemporalContrast(InfoNCEMethod):
                             "per view) or data.augment.consistent=false (one draw per frame)")
 
     @classmethod
+    def negatives(cls, recipe) -> str:
+        # aligned pairs frame i of two views: the other frames of the same window are its negatives
+        return "batch+sample" if recipe.method.pairing == "aligned" else "batch"
+
+    @classmethod
     def training_dataset(cls, recipe, index, seed: int):
         from cltt.data.build import windows_dataset
 
