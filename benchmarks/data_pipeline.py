@@ -40,8 +40,8 @@ from PIL import Image
 from torchvision import transforms
 
 from cltt.data.dataset import WindowDataset
+from cltt.data.pack import pack_folder
 from cltt.data.stores import open_store
-from cltt.data.stores.pack import pack_folder
 from cltt.data.windows import WindowSpec
 from cltt.recipe import AugmentConfig
 

@@ -37,8 +37,8 @@ import torch
 from torch.utils.data import DataLoader, RandomSampler
 
 from cltt.data.dataset import WindowDataset
+from cltt.data.pack import PackedFrame, StoreWriter, pack_folder
 from cltt.data.stores import open_store
-from cltt.data.stores.pack import PackedFrame, StoreWriter, pack_folder
 from cltt.data.windows import WindowSpec
 from cltt.recipe import AugmentConfig
 

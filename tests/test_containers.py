@@ -299,7 +299,7 @@ def test_train_script_runs_the_image_and_requeues_its_own_task(tmp_path):
 def test_train_script_stages_a_packed_store_to_node_local_disk(tmp_path, frames_root):
     """CLTT_STAGE: slurm/train.sh copies a store (a few files) to CLTT_SCRATCH, trains from the
     copy inside the image (bound), and removes it when the job ends."""
-    from cltt.data.stores.pack import pack_folder
+    from cltt.data.pack import pack_folder
 
     store = pack_folder(frames_root, tmp_path / "frames.store").store
     fake = tmp_path / "bin"

@@ -13,8 +13,8 @@ import torch
 from cltt.cli import main
 from cltt.data.dataset import WindowDataset
 from cltt.data.device_augment import DeviceAugment, collate_encoded, pack_params, unpack_params
+from cltt.data.pack import pack_folder
 from cltt.data.stores import open_store
-from cltt.data.stores.pack import pack_folder
 from cltt.data.transforms import sample_params
 from cltt.data.windows import WindowSpec
 from cltt.errors import CLTTError

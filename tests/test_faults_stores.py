@@ -99,7 +99,7 @@ def test_case_05_crc_mismatch_is_replaced_named_and_counted_in_training(frames_r
 def test_case_05_crc_checked_on_every_read_path(frames_root, tmp_path):
     """CPU decoding, the bytes handed to GPU decoding, and raw stores all refuse changed bytes."""
     from cltt.data.decode import CorruptFrameError
-    from cltt.data.stores.pack import pack_folder
+    from cltt.data.pack import pack_folder
 
     for raw_size in (None, 32):
         out = tmp_path / f"store{raw_size}"

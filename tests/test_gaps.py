@@ -11,8 +11,8 @@ import pytest
 from cltt.cli import main
 from cltt.data.dataset import WindowDataset
 from cltt.data.manifest import find_gaps
+from cltt.data.pack import pack_folder
 from cltt.data.stores import open_store
-from cltt.data.stores.pack import pack_folder
 from cltt.data.windows import WindowSpec, build_windows
 from cltt.recipe import AugmentConfig
 from tests.conftest import invoke_in_process, write_clip

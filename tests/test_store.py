@@ -17,9 +17,9 @@ from torch.utils.data import DataLoader
 
 from cltt.cli import main
 from cltt.data.dataset import WindowDataset
+from cltt.data.pack import StoreWriter, pack_folder, parse_size
 from cltt.data.stores import open_store, store_kinds
 from cltt.data.stores.folder import FolderStore
-from cltt.data.stores.pack import StoreWriter, pack_folder, parse_size
 from cltt.data.stores.packed import SHARDS_DIR, STORE_FILE, PackedStore
 from cltt.data.windows import WindowSpec
 from cltt.errors import CLTTError
@@ -158,7 +158,7 @@ def test_append_clips_in_natural_order(tmp_path):
 KILLER = """
 import os, signal, sys
 from pathlib import Path
-from cltt.data.stores import pack
+from cltt.data import pack
 
 original = pack.StoreWriter.add_clip
 calls = 0

@@ -220,7 +220,7 @@ def test_script_stages_frames_to_scratch_inside_apptainer(tmp_path, frames_root)
 
 
 def test_script_stages_a_packed_store_as_a_few_files(tmp_path, frames_root):
-    from cltt.data.stores.pack import pack_folder
+    from cltt.data.pack import pack_folder
 
     pack_folder(frames_root, tmp_path / "frames.store")
     fake_tools(tmp_path)

@@ -96,7 +96,7 @@ def command(args: tuple[str, ...], out: Path | None, synthetic: str | None, show
         raise CLTTError("--raw and --shard-size describe a packed store; add --pack")
     writer, target, already_packed = None, out, []
     if pack:
-        from cltt.data.stores.pack import StoreWriter, parse_size
+        from cltt.data.pack import StoreWriter, parse_size
 
         check_raw(raw)
         writer = StoreWriter(out, raw, parse_size(shard_size))
@@ -135,7 +135,7 @@ def command(args: tuple[str, ...], out: Path | None, synthetic: str | None, show
 
     summary = None
     if writer is not None:
-        from cltt.data.stores.pack import PackSummary, pack_as_extracted
+        from cltt.data.pack import PackSummary, pack_as_extracted
 
         summary = PackSummary(writer.out, clips_present=len(already_packed))
         results = pack_as_extracted(results, target, writer, summary, workers=recipe.extract.workers)

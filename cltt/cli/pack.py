@@ -46,7 +46,7 @@ def command(root: Path, out: Path, raw: int | None, shard_size: str, workers: in
     with --force replaced. Side files (labels.csv, boxes.csv, phases.csv, each clip's
     masks.npz) come along.
     """
-    from cltt.data.stores.pack import pack_folder, parse_size
+    from cltt.data.pack import pack_folder, parse_size
 
     check_raw(raw)
     if workers < 1:

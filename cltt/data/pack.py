@@ -1,4 +1,4 @@
-"""Write a packed store (:mod:`cltt.data.stores.packed`) from a folder of frames, resumably.
+"""Write a packed store (:mod:`cltt.data.stores.packed`) from a folder of frames, resumably (``cltt pack``).
 
     summary = pack_folder(Path("data/frames"), Path("data/frames.store"), raw_size=None, workers=8)
 

@@ -1,6 +1,6 @@
 """A packed store: a few large shard files instead of one file per frame.
 
-Layout (written by :mod:`cltt.data.stores.pack`, ``cltt pack``)::
+Layout (written by :mod:`cltt.data.pack`, ``cltt pack``)::
 
     STORE/cltt-store.json            format, version, encoding, the sealed shards, complete or not
     STORE/shards/shard-000000.bin    frames back to back: the original JPEG/PNG bytes, or raw RGB
