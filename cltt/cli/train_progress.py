@@ -23,7 +23,7 @@ def _start_line(e: RunStart) -> str:
         at = (f"epoch {e.start_epoch + 1} batch {e.start_batch}" if e.start_batch else f"the end of epoch {e.start_epoch}")
         where = f"resumed from {e.resumed_from.name} at {at} (step {e.start_step})"
     procs = f" x{e.processes} processes" if e.processes > 1 else ""
-    return (f"{e.method} on {e.backbone}, {e.device}{procs}, {e.precision}: {e.windows} {e.sample_kind}, "
+    return (f"{e.method} on {e.backbone}, {e.device}{procs}, {e.precision}: {e.samples} {e.sample_kind}, "
             f"batch {e.batch_size}, {e.batches_per_epoch} batches x {e.epochs} epochs = {e.total_steps} steps; "
             f"{where}; run dir {e.run_dir}")
 

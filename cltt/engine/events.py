@@ -5,8 +5,12 @@ The engine never prints: it calls a :class:`Reporter`. Every method has a no-op 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+# How frame-by-frame work (feature extraction for probes, embedding export) reports: (frames done, frames in all).
+Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -17,7 +21,7 @@ class RunStart:
     device: str
     precision: str
     processes: int
-    windows: int  # training samples per epoch
+    samples: int  # training samples per epoch, each one sample_kind
     batch_size: int
     batches_per_epoch: int
     epochs: int
@@ -25,7 +29,7 @@ class RunStart:
     start_epoch: int  # epochs already finished
     start_step: int  # optimizer steps already taken
     resumed_from: Path | None
-    sample_kind: str = "windows"  # what a sample is: windows, videos
+    sample_kind: str = "windows"  # what a sample is: windows (most methods), videos (CARL)
     start_batch: int = 0  # batches of the unfinished epoch already taken
 
 

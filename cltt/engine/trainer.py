@@ -296,7 +296,7 @@ class Trainer:
             run_dir=self.run_dir, backbone=self.recipe.model.backbone,
             method=self.recipe.method.name + (f" (positives: {self.method.positives})" if self.method.positives else ""),
             device=str(self.placement.device), precision=self.placement.precision,
-            processes=self.info.world_size, windows=len(self.dataset), batch_size=train.batch_size,
+            processes=self.info.world_size, samples=len(self.dataset), batch_size=train.batch_size,
             batches_per_epoch=self.batches_per_epoch, epochs=train.epochs, total_steps=self.total_steps,
             start_epoch=p.epoch, start_step=p.step, resumed_from=self.resume_path, start_batch=p.position,
             sample_kind=self.method.sample_kind,

@@ -44,9 +44,9 @@ import torch
 from cltt.data.stores.base import FrameStore
 from cltt.data.transforms import center_resize
 from cltt.engine.device import to_model_input
+from cltt.engine.events import Progress
 
 CACHE_VERSION = 1
-Progress = Callable[[int, int], None]  # (frames done, frames in all)
 
 
 class FrameSet:

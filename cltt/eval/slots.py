@@ -50,6 +50,7 @@ from cltt.data.stores.base import FrameStore
 from cltt.data.transforms import center_resize
 from cltt.engine.checkpoint import load_checkpoint
 from cltt.engine.device import resolve_device, to_model_input
+from cltt.engine.events import Progress
 from cltt.errors import CLTTError
 from cltt.eval.report import TaskReport
 from cltt.models.representation import SlotMasks
@@ -58,8 +59,6 @@ from cltt.recipe import Recipe
 MASKS_FILE = "masks.npz"
 COLUMNS = ["features", "masks", "clips", "video FG-ARI", "± std", "mBO", "± std"]
 MASK_KINDS = ("decoder", "attention")  # metrics keys: fg_ari, ... for decoder; attention_fg_ari, ... for attention
-
-Progress = Callable[[int, int], None]  # (frames done, frames in all)
 
 
 # --------------------------------------------------------------------------- metrics

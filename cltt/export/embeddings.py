@@ -18,7 +18,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -28,10 +28,9 @@ from cltt.data.stores import open_store
 from cltt.data.stores.base import FrameStore
 from cltt.data.transforms import center_resize
 from cltt.engine.device import resolve_device, to_model_input
+from cltt.engine.events import Progress
 from cltt.export.files import destination, make_folder, refuse_existing, shareable, sidecar_of
 from cltt.export.source import ExportSource
-
-Progress = Callable[[int, int], None]  # (frames done, frames in all)
 
 
 @dataclass
