@@ -1,7 +1,9 @@
 """Training methods: how a batch of samples becomes a loss. ``method.name`` picks one.
 
 A method is one file: a :class:`~cltt.methods.base.Method` subclass decorated with
-:func:`register_method`, with its config section declared beside it. Files in this package
+:func:`register_method`, with what the recipe must know of it (its section, the shared keys it
+reads, its positives) declared without torch in ``cltt/recipe/methods/`` under the same file
+name, so loading a recipe imports no method. Files in this package
 and plugins of the ``cltt.methods`` entry-point group are found by
 :mod:`cltt.methods.registry`, the one list of methods: the recipe, ``cltt train --help``, the
 README's method table and the engine tests all read it.

@@ -13,26 +13,13 @@ over it): every process scores the gathered embeddings, exact sub-batches keep i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from cltt.methods import register_method
 from cltt.methods.base import batch_share
 from cltt.methods.pairs import PairMethod
 from cltt.objectives.barlow_twins import barlow_twins_loss
-from cltt.recipe import check_min
 
 
-@dataclass
-class BarlowTwinsConfig:
-    """``method.barlow_twins``: λ, the weight of the off-diagonal (redundancy) term."""
-
-    off_diagonal_weight: float = 5e-3
-
-    def validate(self, at: str) -> None:
-        check_min(self.off_diagonal_weight, f"{at}.off_diagonal_weight", 0)
-
-
-@register_method("barlow_twins", config=BarlowTwinsConfig)
+@register_method("barlow_twins")
 class BarlowTwins(PairMethod):
     """The two frames' cross-correlation matrix is pushed to the identity (Barlow Twins)."""
 

@@ -35,8 +35,9 @@ What a method overrides, each optional but the loss:
     export_encoder()             the per-frame encoder ``cltt export`` writes
     monitored(embeddings)        what the collapse monitor measures
 
-Its own recipe section ``method.<name>.*`` is the dataclass given to ``register_method``; an
-instance reads it as ``self.options``.
+Its own recipe section ``method.<name>.*``, the shared keys it reads and the positives it takes
+are declared in :mod:`cltt.recipe.methods` (a plugin: given to ``register_method`` and set as
+class attributes); an instance reads its section as ``self.options``.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ class Method(nn.Module):
     extra_keys: tuple[str, ...] = ()  # per-sample dataset fields besides "views" the method reads
     loss_extra_keys: tuple[str, ...] | None = None  # of those, what loss_terms reads (gathered); None: all
     sample_kind = "windows"  # what one training sample is, for progress lines
+    # set by register_method from the declaration (a plugin's own class attributes are its declaration)
     shared_keys: tuple[str, ...] = ()  # keys of the shared method section this method reads
     supported_positives: tuple[str, ...] = ()  # method.positives values it takes; the first is its default
     batch_statistics = False  # the loss depends on statistics of the whole batch (no sub-batch approximation)

@@ -18,8 +18,6 @@ Embeddings per sample: ``[p_a, p_b, t_a, t_b]``, each P rows (``[b, 4P, D]``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from cltt.methods import register_method
@@ -27,24 +25,9 @@ from cltt.methods.base import Forward
 from cltt.methods.teacher import TeacherMethod
 from cltt.models.heads import ProjectionHead
 from cltt.objectives.byol import byol_terms
-from cltt.recipe import check_min, check_probability
 
 
-@dataclass
-class BYOLConfig:
-    """``method.byol``: the predictor's hidden width and the target's momentum range."""
-
-    predictor_hidden: int = 256
-    momentum_start: float = 0.996
-    momentum_end: float = 1.0
-
-    def validate(self, at: str) -> None:
-        check_min(self.predictor_hidden, f"{at}.predictor_hidden", 1)
-        check_probability(self.momentum_start, f"{at}.momentum_start")
-        check_probability(self.momentum_end, f"{at}.momentum_end")
-
-
-@register_method("byol", config=BYOLConfig)
+@register_method("byol")
 class BYOL(TeacherMethod):
     """An online network predicts an EMA target network's projection of the other frame (BYOL-TT)."""
 

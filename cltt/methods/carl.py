@@ -23,60 +23,24 @@ sample's embeddings never depend on the other samples of a batch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 import torch.nn.functional as F
 
 from cltt.data.sequences import SequenceDataset
-from cltt.errors import CLTTError, RecipeError
+from cltt.errors import CLTTError
 from cltt.methods import register_method
 from cltt.methods.base import Forward, Method
 from cltt.models.backbones import backbone_from_model
 from cltt.models.carl_encoder import CarlEncoder
 from cltt.objectives.sequence_contrast import sequence_contrast_loss
-from cltt.recipe import check_min, check_pair, check_positive
 
 
-@dataclass
-class CarlConfig:
-    """``method.carl``: sequence contrast between two temporal views of one video.
-
-    Each view takes ``frames`` sorted frames from a random region covering a fraction in
-    ``region`` of the video (fewer frames than that: the rest is padding, masked); the target
-    over the other view's frames is a Gaussian of timestamp difference with variance
-    ``sigma_squared`` (in frames).
-    """
-
-    frames: int = 16
-    region: list[float] = field(default_factory=lambda: [0.5, 1.0])
-    samples_per_clip: int = 1  # samples of each clip per epoch (fills batches when clips are few)
-    sigma_squared: float = 10.0
-    layers: int = 2
-    heads: int = 8
-    embedding_dim: int = 128
-
-    def validate(self, at: str) -> None:
-        check_min(self.frames, f"{at}.frames", 2)
-        check_min(self.samples_per_clip, f"{at}.samples_per_clip", 1)
-        check_pair(self.region, f"{at}.region", 0.0, 1.0)
-        if self.region[0] <= 0:
-            raise RecipeError(f"recipe key '{at}.region' must be fractions in (0, 1], got {self.region}")
-        check_positive(self.sigma_squared, f"{at}.sigma_squared")
-        for name in ("layers", "heads", "embedding_dim"):
-            check_min(getattr(self, name), f"{at}.{name}", 1)
-        if self.embedding_dim % self.heads:
-            raise RecipeError(f"recipe key '{at}.embedding_dim' ({self.embedding_dim}) must be divisible by "
-                              f"'{at}.heads' ({self.heads})")
-
-
-@register_method("carl", config=CarlConfig)
+@register_method("carl")
 class CARL(Method):
     """Frame embeddings of whole videos by sequence contrast between two temporal views (CARL)."""
 
     extra_keys = ("times", "valid")
     sample_kind = "video samples"
-    shared_keys = ("temperature",)
     example = {"method": {"carl": {"frames": 4, "layers": 1, "heads": 2, "embedding_dim": 16, "samples_per_clip": 4}},
                "train": {"batch_size": 4}}
 

@@ -1,22 +1,30 @@
 """The method registry: the one list of what ``method.name`` may be.
 
 A method is a :class:`~cltt.methods.base.Method` subclass decorated with
-:func:`register_method`. Its file declares everything else the rest of cltt needs:
+:func:`register_method`. What the recipe must know of it without importing it (and torch) is
+declared once in :mod:`cltt.recipe.methods`: its section's dataclass, the shared keys it reads,
+the ``method.positives`` it takes. The class takes those facts from there:
 
-    @register_method("byol", config=BYOLConfig)      # method.byol.* is BYOLConfig
+    # cltt/recipe/methods/byol.py
+    declare_method("byol", BYOLConfig, shared_keys=PAIR_SHARED_KEYS, supported_positives=PAIR_POSITIVES)
+
+    # cltt/methods/byol.py
+    @register_method("byol")
     class BYOL(PairMethod):
         '''Online network predicts an EMA target network's projection of the other view.'''
 
 Methods come from two places, found the first time anything asks:
 
-* every module of the ``cltt.methods`` package (a new file there is a new method);
+* every module of the ``cltt.methods`` package (a new file there is a new method, with its
+  declaration in ``cltt/recipe/methods/`` of the same file name);
 * the entry-point group ``cltt.methods`` of installed distributions: a plugin package declares
   ``[project.entry-points."cltt.methods"] mymethod = "my_package.my_method"`` and its module
-  registers itself when imported (the entry point may also name the class,
+  registers itself when imported, with ``register_method(name, config=...)`` and the class's
+  ``shared_keys`` and ``supported_positives`` (the entry point may also name the class,
   ``"my_package.my_method:MyMethod"``; it is then registered under the entry point's name).
 
 The recipe's accepted names, each method's config section, ``cltt train --help`` and the
-engine tests all read :func:`registered_methods`; nothing keeps a second list.
+engine tests all read these; nothing keeps a second list.
 """
 
 from __future__ import annotations
@@ -25,12 +33,12 @@ import difflib
 import importlib
 import pkgutil
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
 from cltt.errors import CLTTError
+from cltt.recipe.methods import ENTRY_POINT_GROUP, declare_method, load_plugins, loading_origin, method_sections
 
-ENTRY_POINT_GROUP = "cltt.methods"
+__all__ = ["ENTRY_POINT_GROUP", "MethodEntry", "method_entry", "register_method", "registered_methods"]
 
 
 @dataclass(frozen=True)
@@ -47,15 +55,17 @@ class MethodEntry:
 
 _METHODS: dict[str, MethodEntry] = {}
 _loaded = False
-_loading_origin = "cltt"
 
 
 def register_method(name: str, config: Any = None):
     """Class decorator: register a :class:`Method` as ``method.name=<name>``.
 
-    ``config`` is a dataclass whose fields become the recipe section ``method.<name>.*``
-    (validated by its ``validate(at)`` method if it has one). A second registration of the
-    same name from another module is an error; re-importing the same module is not.
+    A built-in method's section, shared keys and positives are its declaration in
+    :mod:`cltt.recipe.methods` and are set on the class here. A plugin passes ``config``, a
+    dataclass whose fields become the recipe section ``method.<name>.*`` (validated by its
+    ``validate(at)`` method if it has one), and declares the class's ``shared_keys`` and
+    ``supported_positives``. A second registration of the same name from another module is an
+    error; re-importing the same module is not.
     """
     if not name.isidentifier():
         raise CLTTError(f"method name {name!r} must be a Python identifier (it names the recipe section method.{name})")
@@ -64,10 +74,20 @@ def register_method(name: str, config: Any = None):
         previous = _METHODS.get(name)
         if previous is not None and previous.cls.__module__ != cls.__module__:
             raise CLTTError(f"method {name!r} is registered twice: by {previous.cls.__module__} and {cls.__module__}")
+        section = method_sections().get(name)
+        if cls.__module__.startswith("cltt."):
+            if section is None or config is not None:
+                raise CLTTError(f"method {name!r} ({cls.__module__}) declares its section, shared keys and positives "
+                                f"in cltt/recipe/methods/ with declare_method({name!r}, ...), not here")
+        elif section is None or config is not None:  # a class named by an entry point is declared by then
+            section = declare_method(name, config, shared_keys=cls.shared_keys,
+                                     supported_positives=cls.supported_positives)
         cls.name = name
-        cls.config_class = config
+        cls.config_class = section.config
+        cls.shared_keys = section.shared_keys
+        cls.supported_positives = section.supported_positives
         doc = (cls.__doc__ or "").strip().splitlines()
-        _METHODS[name] = MethodEntry(name, cls, config, doc[0].strip() if doc else "", _loading_origin)
+        _METHODS[name] = MethodEntry(name, cls, section.config, doc[0].strip() if doc else "", loading_origin())
         return cls
 
     return register
@@ -90,7 +110,7 @@ def method_entry(name: str) -> MethodEntry:
 
 
 def _load_all() -> None:
-    global _loaded, _loading_origin
+    global _loaded
     if _loaded:
         return
     _loaded = True
@@ -99,17 +119,15 @@ def _load_all() -> None:
     for module in pkgutil.iter_modules(package.__path__):  # shared parts (base, pairs, ...) register nothing
         if not module.name.startswith("_"):
             importlib.import_module(f"cltt.methods.{module.name}")
-    for point in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        dist = point.dist.name if point.dist is not None else "?"
-        _loading_origin = f"{dist} ({point.value})"
-        try:
-            loaded = point.load()
-            if isinstance(loaded, type) and point.name not in _METHODS:
-                register_method(point.name, getattr(loaded, "config_class", None))(loaded)
-        except Exception as err:  # noqa: BLE001  any failure while importing a plugin is the plugin's
-            last = (str(err).strip().splitlines() or [""])[-1]
-            _loaded = False  # asked again, the plugin is tried again (and fails the same way)
-            raise CLTTError(f"method plugin {point.name!r} from {dist} ({point.value}) failed to import: "
-                            f"{type(err).__name__}: {last}; fix or uninstall that package") from None
-        finally:
-            _loading_origin = "cltt"
+    try:
+        plugins = load_plugins()
+    except CLTTError:
+        _loaded = False  # asked again, the plugin is tried again (and fails the same way)
+        raise
+    for name, loaded in plugins:
+        if isinstance(loaded, type) and name not in _METHODS:
+            register_method(name)(loaded)
+    missing = sorted(set(method_sections()) - set(_METHODS))
+    if missing:
+        raise CLTTError(f"method {missing[0]!r} is declared in cltt/recipe/methods/ but no module of cltt.methods "
+                        f"registers it with @register_method({missing[0]!r})")

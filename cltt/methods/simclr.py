@@ -23,9 +23,6 @@ from cltt.methods.pairs import PairMethod
 class SimCLR(PairMethod, InfoNCEMethod):
     """Two views of a frame are positives, every other frame a negative (NT-Xent; -TT with positives=time)."""
 
-    supported_positives = ("augment", "time", "both")
-    shared_keys = ("positives", "temperature", "decoupled")
-
     @classmethod
     def check_recipe(cls, recipe) -> None:
         super().check_recipe(recipe)

@@ -34,57 +34,23 @@ choice) or slot attention's own attention maps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from cltt.errors import CLTTError, RecipeError
+from cltt.errors import CLTTError
 from cltt.methods import register_method
 from cltt.methods.base import Forward, Method
 from cltt.models.patch_features import PatchFeatures
 from cltt.models.slot_encoder import SlotEncoder
 from cltt.models.slots import SlotDecoder
 from cltt.objectives.slot_contrast import slot_contrast
-from cltt.recipe import check_min
-
-
-@dataclass
-class SlotsConfig:
-    """``method.slotcontrast``: object slots on frozen ViT patch features.
-
-    Slot attention with ``num_slots`` slots of ``slot_dim``, ``iterations`` per frame
-    (``first_iterations`` on the first); loss = ``recon_weight`` x feature reconstruction MSE
-    + ``contrast_weight`` x slot-slot contrast at ``method.temperature``.
-    """
-
-    num_slots: int = 7
-    slot_dim: int = 64
-    iterations: int = 2
-    first_iterations: int = 3
-    mlp_hidden: int = 256
-    decoder_hidden: int = 256
-    predictor_heads: int = 4
-    recon_weight: float = 1.0
-    contrast_weight: float = 0.5
-
-    def validate(self, at: str) -> None:
-        for name in ("num_slots", "slot_dim", "iterations", "first_iterations", "mlp_hidden", "decoder_hidden",
-                     "predictor_heads"):
-            check_min(getattr(self, name), f"{at}.{name}", 1)
-        check_min(self.recon_weight, f"{at}.recon_weight", 0)
-        check_min(self.contrast_weight, f"{at}.contrast_weight", 0)
-        if self.slot_dim % self.predictor_heads:
-            raise RecipeError(f"recipe key '{at}.slot_dim' ({self.slot_dim}) must be divisible by "
-                              f"'{at}.predictor_heads' ({self.predictor_heads})")
 
 MASK_KINDS = ("decoder", "attention")
 
 
-@register_method("slotcontrast", config=SlotsConfig)
+@register_method("slotcontrast")
 class SlotContrast(Method):
     """Object slots tracked through time on frozen ViT features, with a slot-slot contrast (SlotContrast)."""
 
-    shared_keys = ("temperature",)
     default_freeze = "backbone"  # the ViT's features are the targets; model.freeze=none fine-tunes it too
     contrast_term = "slot_contrast"
     local_term = "reconstruction"

@@ -28,9 +28,6 @@ from cltt.methods.base import InfoNCEMethod, aligned_groups, window_groups
 class TemporalContrast(InfoNCEMethod):
     """Every frame of a window is a positive of every other (multi-positive InfoNCE through time)."""
 
-    shared_keys = ("positives", "temperature", "reduction", "pairing", "decoupled")
-    supported_positives = ("time", "both")
-
     @classmethod
     def check_recipe(cls, recipe) -> None:
         super().check_recipe(recipe)

@@ -14,29 +14,13 @@ take them per sub-batch, so it is refused.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from cltt.methods import register_method
 from cltt.methods.base import batch_share
 from cltt.methods.pairs import PairMethod
 from cltt.objectives.vicreg import vicreg_loss
-from cltt.recipe import check_min
 
 
-@dataclass
-class VICRegConfig:
-    """``method.vicreg``: the weights of the three terms."""
-
-    invariance_weight: float = 25.0
-    variance_weight: float = 25.0
-    covariance_weight: float = 1.0
-
-    def validate(self, at: str) -> None:
-        for name in ("invariance_weight", "variance_weight", "covariance_weight"):
-            check_min(getattr(self, name), f"{at}.{name}", 0)
-
-
-@register_method("vicreg", config=VICRegConfig)
+@register_method("vicreg")
 class VICReg(PairMethod):
     """Invariance between the two frames, variance and decorrelation over the batch (VICReg-TT)."""
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional
+from typing import Any, Iterable, Literal, Optional
 
 from cltt.errors import CLTTError, RecipeError
 from cltt.recipe.checks import check_positive
+from cltt.recipe.methods import MethodSection, find_method_section, method_sections
 
 
 @dataclass
@@ -16,8 +17,8 @@ class MethodConfig:
     """How a batch of samples becomes a loss: ``method.name`` and the keys methods share.
 
     ``name`` is any registered method (``cltt train --help`` lists them, each with one line);
-    each method's own settings are its section ``method.<name>.*``, declared in the method's
-    file (:mod:`cltt.methods`). The keys here are read by the methods that say so
+    each method's own settings are its section ``method.<name>.*``, declared without torch in
+    :mod:`cltt.recipe.methods`. The keys here are read by the methods that say so
     (``Method.shared_keys``); setting one that the chosen method does not read is an error.
 
     positives: time (frames apart in time, one augmentation draw: SimCLR-TT), augment (two
@@ -35,29 +36,25 @@ class MethodConfig:
     decoupled: bool = False
 
     @staticmethod
-    def entry_of(name: Any, at: str = "method"):
-        """The registry entry of method ``name``, or a :class:`RecipeError` naming the closest."""
-        from cltt.methods.registry import method_entry
-
+    def entry_of(name: Any, at: str = "method") -> MethodSection:
+        """What the recipe knows of method ``name`` (:mod:`cltt.recipe.methods`; a plugin is
+        imported only for a name no built-in has), or a :class:`RecipeError` naming the closest."""
         try:
-            return method_entry(name)
+            return find_method_section(name)
         except CLTTError as err:
             raise RecipeError(f"recipe key '{at}.name': {err}") from None
 
     def validate(self, at: str) -> None:
-        from cltt.methods.registry import registered_methods
-
         check_positive(self.temperature, f"{at}.temperature")
-        cls = self.entry_of(self.name, at).cls
-        shared = set(cls.shared_keys)
+        chosen = self.entry_of(self.name, at)
         for f in dataclasses.fields(MethodConfig):
-            if f.name == "name" or f.name in shared:
+            if f.name == "name" or f.name in chosen.shared_keys:
                 continue
             if getattr(self, f.name) != f.default:
-                readers = [n for n, e in registered_methods().items() if f.name in e.cls.shared_keys]
+                readers = [n for n, s in method_sections().items() if f.name in s.shared_keys]
                 raise RecipeError(f"recipe key '{at}.{f.name}' is not read by method {self.name} (it is read by "
                                   f"{', '.join(readers) or 'no method'}); remove it")
-        supported = tuple(cls.supported_positives)
+        supported = chosen.supported_positives
         if self.positives is not None and self.positives not in supported:
             raise RecipeError(f"recipe key '{at}.positives={self.positives}' does not apply to method {self.name}; "
                               + (f"it takes {', '.join(supported)}" if supported else "remove it"))
@@ -74,11 +71,15 @@ _METHOD_CLASSES: dict[tuple, type] = {}
 LEGACY_METHOD_SECTIONS = {"slots": "slotcontrast"}
 
 
-def method_config_class() -> type:
-    """:class:`MethodConfig` with one section field per registered method that declares one."""
-    from cltt.methods.registry import registered_methods
-
-    sections = tuple((name, entry.config) for name, entry in registered_methods().items() if entry.config is not None)
+def method_config_class(keys: Iterable[str] = ()) -> type:
+    """:class:`MethodConfig` with one section field per declared method that has one: the
+    built-ins and the plugins imported so far, or every plugin when one of ``keys`` (of a
+    recipe's method section) is neither a shared key nor a section known yet."""
+    declared = method_sections()
+    known = {f.name for f in dataclasses.fields(MethodConfig)} | set(declared)
+    if any(key not in known for key in keys):
+        declared = method_sections(with_plugins=True)
+    sections = tuple((name, entry.config) for name, entry in declared.items() if entry.config is not None)
     if sections not in _METHOD_CLASSES:
         fields = [(name, config, field(default_factory=config)) for name, config in sections]
         _METHOD_CLASSES[sections] = dataclasses.make_dataclass("MethodConfig", fields, bases=(MethodConfig,))
