@@ -62,10 +62,97 @@ def test_case_10_a_batch_of_one_with_negatives_inside_the_sample_trains_and_says
     assert result.exit_code == 0, result.output
     warnings = [line for line in result.output.splitlines() if line.startswith("warning: train.batch_size=1")]
     assert len(warnings) == 1 and "only negatives are the other frames" in warnings[0], result.output
-    assert ckpt.load_checkpoint(tmp_path / "runs" / "one" / ckpt.FINAL_NAME)["progress"]["step"] == 2
+    assert ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path / "runs" / "one"))["progress"]["step"] == 2
 
 
 def test_case_10_methods_without_negatives_train_a_batch_of_one_silently(tmp_path, frames_root):
     result = train(tmp_path, frames_root, "method.name=byol", "method.positives=augment", "train.batch_size=1",
                    "train.name=byol")
     assert result.exit_code == 0 and "train.batch_size=1" not in result.output, result.output
+
+
+# --------------------------------------------------------------------------- cases 14 and 24
+
+
+def cltt_session(*args, cwd: Path) -> subprocess.Popen:
+    """``python -m cltt ARGS`` as the leader of its own process group, so a Ctrl-C can be sent as a
+    terminal sends it: to the main process and its DataLoader workers at once."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")} | {"OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "cltt", *map(str, args)], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+# a checkpoint after every step, and far more steps than a signal needs to arrive in
+LONG_RUN = ["data.image_size=32", "data.num_workers=0", "train.batch_size=4", "train.epochs=1000", "train.device=cpu",
+            "model.backbone=tiny_cnn", "model.projection_dim=16", "train.checkpoint_minutes=0"]
+
+
+def wait_for_a_checkpoint(process: subprocess.Popen, run_dir: Path) -> None:
+    """Until the run has saved its first step (``train.checkpoint_minutes=0``), failing if it ends first."""
+    deadline = time.monotonic() + 120
+    while ckpt.latest_checkpoint(run_dir) is None:
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.005)
+
+
+def ctrl_c(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGINT)
+
+
+@pytest.mark.parametrize("backbone", ["tiny_cnn", pytest.param("resnet18", marks=pytest.mark.slow)])
+def test_case_14_two_ctrl_c_50_ms_apart_exit_130_quietly_and_keep_a_checkpoint(tmp_path, frames_root, backbone):
+    """With DataLoader workers, after the first step's checkpoint: the first Ctrl-C asks for a save
+    at the step's end, the second (50 ms later) either waits for that save or aborts the step; both
+    end in exit 130 without a traceback, from the workers or the main process. resnet18's step
+    outlasts the 50 ms, so its second Ctrl-C aborts; tiny_cnn's save is done by then."""
+    run_dir = tmp_path / "runs" / "twice"
+    process = cltt_session("train", QUICKSTART, f"data.root={frames_root}", *LONG_RUN, "data.num_workers=2",
+                           f"model.backbone={backbone}", "train.name=twice", cwd=tmp_path)
+    wait_for_a_checkpoint(process, run_dir)
+    ctrl_c(process)
+    time.sleep(0.05)
+    ctrl_c(process)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130 and "Traceback" not in out + err and "Exception ignored" not in err, out + err
+    latest = ckpt.latest_checkpoint(run_dir)
+    assert ckpt.load_checkpoint(latest)["progress"]["step"] >= 1
+    (segment,) = json.loads((run_dir / "run.json").read_text())["segments"]
+    assert segment["reason"] == "interrupted", segment  # case 24: a Ctrl-C is not a preemption
+
+
+def test_case_14_ctrl_c_while_the_cli_imports_exits_130_quietly(tmp_path, frames_root):
+    """The Ctrl-C lands once NumPy's core library is mapped into the process: cltt.cli is then
+    importing its heavy modules (NumPy, OpenCV, rich), where it used to print a traceback."""
+    process = cltt_session("train", QUICKSTART, f"data.root={frames_root}", *TINY, cwd=tmp_path)
+    deadline = time.monotonic() + 60
+    while "_multiarray_umath" not in Path(f"/proc/{process.pid}/maps").read_text():
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.001)
+    ctrl_c(process)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130 and "Traceback" not in out + err, out + err
+
+
+def test_case_24_a_ctrl_c_is_recorded_as_interrupted_and_cltt_runs_reads_old_records(tmp_path, frames_root):
+    """SIGINT ends the segment as "interrupted", SIGUSR1 as "preempted" (as before); a run.json
+    written before this change (reason "preempted" for a Ctrl-C) still reads in cltt runs."""
+    from cltt.engine.run_table import run_summary
+
+    for name, sent in (("ctrl_c", signal.SIGINT), ("usr1", signal.SIGUSR1)):
+        process = cltt_session("train", QUICKSTART, f"data.root={frames_root}", *LONG_RUN, f"train.name={name}",
+                               cwd=tmp_path)
+        wait_for_a_checkpoint(process, tmp_path / "runs" / name)
+        os.killpg(process.pid, sent)
+        process.communicate(timeout=120)
+        segment = json.loads((tmp_path / "runs" / name / "run.json").read_text())["segments"][-1]
+        assert segment["reason"] == ("interrupted" if sent == signal.SIGINT else "preempted"), segment
+        assert segment["message"].startswith(signal.Signals(sent).name + ": saved"), segment
+    old = tmp_path / "runs" / "ctrl_c" / "run.json"
+    record = json.loads(old.read_text())
+    record["segments"][-1]["reason"] = "preempted"
+    old.write_text(json.dumps(record))
+    for name in ("ctrl_c", "usr1"):
+        summary = run_summary(tmp_path / "runs" / name)
+        assert summary.state == "stopped" and summary.note.startswith("SIG"), summary
+    table = invoke_in_process(main, ["runs", tmp_path / "runs"], tmp_path)
+    assert table.exit_code == 0 and table.output.count("stopped") == 2, table.output

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import logging
 
-import click
-from rich.markup import escape
+from cltt.engine import preemption
 
-from cltt import __version__
-from cltt.cli.common import OneLineErrors, err_console
+with preemption.interrupt_exits_quietly():  # first: a Ctrl-C while click, rich and OpenCV load exits 130, no traceback
+    import click
+    from rich.markup import escape
+
+    from cltt import __version__
+    from cltt.cli.common import OneLineErrors, err_console
 
 SUBCOMMANDS = ("extract", "pack", "index", "visualize", "train", "resume", "runs", "probe", "export", "sweep")
 
@@ -71,4 +74,5 @@ def _register() -> None:
         main.add_command(command)
 
 
-_register()
+with preemption.interrupt_exits_quietly():
+    _register()

@@ -123,7 +123,7 @@ def _run(recipe, run_dir: Path, resume, notes: list[str]) -> None:
         outcome = trainer.run()
     finally:
         distributed.shutdown_processes()
-    if outcome.status == "preempted" and info.is_main and preemption.slurm_job_to_requeue() is None \
+    if outcome.status in ("preempted", "interrupted") and info.is_main and preemption.slurm_job_to_requeue() is None \
             and outcome.exit_code in (preemption.REQUEUE_EXIT_CODE, preemption.INTERRUPTED_EXIT_CODE):
         err_console.print(f"continue with: cltt resume {escape(str(run_dir))}", soft_wrap=True)  # the stop itself: the summary line
     console.file.flush()

@@ -60,7 +60,7 @@ class EpochDone:
 
 @dataclass
 class Outcome:
-    status: str  # finished | preempted | already_finished
+    status: str  # finished | preempted (a scheduler's signal) | interrupted (Ctrl-C) | already_finished
     exit_code: int
     message: str
     run_dir: Path

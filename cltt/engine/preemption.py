@@ -5,8 +5,17 @@ Slurm warns a job before its time limit with ``--signal=USR1@N`` and an external
 import (the warning can arrive seconds after a restart) and turns SIGUSR1, SIGUSR2, SIGTERM and
 a first Ctrl-C into a flag; the trainer checks the flag after each optimizer step, writes a
 checkpoint with its position inside the epoch, and calls :func:`requeue_or_exit_code`.
-DataLoader workers ignore these signals (:func:`ignore_in_worker`): only the main process
-decides when to stop. A second Ctrl-C aborts at once.
+DataLoader workers ignore these signals (:func:`ignore_in_worker`, and the handler a worker
+inherits when it is forked does nothing outside the process that installed it): only the main
+process decides when to stop, so a Ctrl-C at a terminal (which signals every process of the
+group) prints nothing from the workers.
+
+A second Ctrl-C before the run stops aborts at once (KeyboardInterrupt, which the CLI turns into
+one line and exit 130). It never interrupts a checkpoint being written (:func:`saving`: the
+save finishes, then the run stops as the first Ctrl-C asked), nor a run that is already saving
+its last checkpoint and exiting (:func:`finishing`), where a KeyboardInterrupt would only land
+in some finaliser and print its traceback. :func:`interrupt_exits_quietly` covers the imports
+before any of this is installed.
 
 Requeueing inside a job array must name ``${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}``:
 ``scontrol requeue $SLURM_JOB_ID`` in the task whose job id equals the array id requeues the
@@ -22,6 +31,8 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
+from contextlib import contextmanager
 
 REQUEUE_EXIT_CODE = 75  # EX_TEMPFAIL: "saved; run me again"
 INTERRUPTED_EXIT_CODE = 130  # Ctrl-C outside Slurm, as a shell reports it
@@ -31,26 +42,97 @@ PREEMPTION_SIGNALS = ("SIGUSR1", "SIGUSR2", "SIGTERM")
 class _State:
     requested: str | None = None  # name of the first signal received
     interrupts: int = 0
+    main_pid: int | None = None  # the process that installed the handler (forked workers inherit it)
+    saving: bool = False  # a checkpoint is being written: a second Ctrl-C waits for it
 
 
 _state = _State()
 
 
 def _handler(signum, frame) -> None:
+    if os.getpid() != _state.main_pid:  # a DataLoader worker before its worker_init_fn ran
+        return
     name = signal.Signals(signum).name
     if name == "SIGINT":
         _state.interrupts += 1
-        if _state.interrupts > 1:
+        if _state.interrupts > 1 and not _state.saving and not _inside_finaliser(frame):
+            finishing()  # one abort; a later Ctrl-C would land in its cleanup
             raise KeyboardInterrupt
     if _state.requested is None:
         _state.requested = name
 
 
+def _inside_finaliser(frame) -> bool:
+    """Whether the signal interrupted a ``__del__`` (a DataLoader iterator joining its workers at
+    an epoch's end): an exception there is printed and dropped, and the half-stopped workers,
+    which ignore SIGTERM, would block the exit. The first Ctrl-C's stop follows at the step's end."""
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _quiet_unraisable(unraisable) -> None:
+    """A KeyboardInterrupt that landed in a finaliser all the same (a weakref callback) is dropped
+    without its traceback: the first Ctrl-C still stops the run at the end of the step."""
+    if issubclass(unraisable.exc_type, KeyboardInterrupt):
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def install() -> None:
     """Catch the preemption signals and a first Ctrl-C in this (main) process."""
+    _state.main_pid = os.getpid()
     for name in PREEMPTION_SIGNALS + ("SIGINT",):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), _handler)
+    if sys.unraisablehook is sys.__unraisablehook__:  # not one a test runner or the user installed
+        sys.unraisablehook = _quiet_unraisable
+
+
+@contextmanager
+def saving():
+    """Around a checkpoint write: a second Ctrl-C does not abort it (the first one's stop follows)."""
+    was, _state.saving = _state.saving, True
+    try:
+        yield
+    finally:
+        _state.saving = was
+
+
+def finishing() -> None:
+    """The run saves its last checkpoint and exits: from here a Ctrl-C changes nothing, so it is
+    ignored by the process itself (a Python handler would be reset at interpreter shutdown, and
+    a Ctrl-C then would kill the process by the signal instead of letting it exit 130)."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread, which alone receives signals
+        pass
+
+
+def _exit_at_once(signum, frame) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the exit
+    raise SystemExit(INTERRUPTED_EXIT_CODE)
+
+
+@contextmanager
+def interrupt_exits_quietly():
+    """Around the CLI's imports: a Ctrl-C exits 130 without a traceback from inside click, rich or
+    OpenCV. The previous handler is back afterwards (unless the Ctrl-C came: the process exits)."""
+    try:
+        previous = signal.signal(signal.SIGINT, _exit_at_once)
+    except ValueError:  # not the main thread, which alone receives signals
+        yield
+        return
+    try:
+        yield
+    except SystemExit:
+        raise
+    except BaseException:
+        signal.signal(signal.SIGINT, previous)
+        raise
+    signal.signal(signal.SIGINT, previous)
 
 
 def requested() -> str | None:
@@ -61,6 +143,7 @@ def requested() -> str | None:
 def reset() -> None:
     _state.requested = None
     _state.interrupts = 0
+    _state.saving = False
 
 
 def ignore_in_worker(_worker_id: int | None = None) -> None:

@@ -16,8 +16,11 @@ the batches, learning rates and weights an uninterrupted run would have seen.
 from __future__ import annotations
 
 import dataclasses
+import gc
+import multiprocessing
 import random
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +70,18 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def _stop_data_workers(abort: BaseException) -> None:
+    """After a second Ctrl-C, stop the DataLoader workers now. The loader the abort unwound is
+    released (its frames cleared), so it shuts its workers down itself; a worker it had started but
+    not yet registered is SIGKILLed: Python's exit would SIGTERM it, which workers ignore (a scancel
+    must not kill them before the main process saves), and then wait for it forever."""
+    traceback.clear_frames(abort.__traceback__)
+    gc.collect()
+    for child in multiprocessing.active_children():
+        if child.daemon:
+            child.kill()
 
 
 def _worker_init(worker_id: int) -> None:
@@ -250,8 +265,9 @@ class Trainer:
         dist.average_buffers(self.method)
         path = None
         if self.info.is_main:
-            path = ckpt.save_checkpoint(self._state(), self.run_dir / name)
-            ckpt.prune_checkpoints(self.run_dir, self.recipe.train.keep_last)
+            with preemption.saving():  # a second Ctrl-C waits for the checkpoint
+                path = ckpt.save_checkpoint(self._state(), self.run_dir / name)
+                ckpt.prune_checkpoints(self.run_dir, self.recipe.train.keep_last)
         dist.barrier()
         return path
 
@@ -261,8 +277,9 @@ class Trainer:
         """Train to the end, a preemption or a failure, recording each in ``run.json``."""
         try:
             outcome = self._run()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as abort:
             self._record_stop("interrupted", "interrupted")
+            _stop_data_workers(abort)
             raise
         except BaseException as err:
             self._record_stop("failed", str(err).splitlines()[0] if str(err) else type(err).__name__)
@@ -491,14 +508,16 @@ class Trainer:
 
     def _preempted(self, started: float) -> Outcome:
         signal_name = preemption.requested() or "a signal on another process"
+        status = "interrupted" if signal_name == "SIGINT" else "preempted"  # a Ctrl-C is the user's stop, not the scheduler's
+        preemption.finishing()
         path = self._save(ckpt.step_name(self.progress.step))
         code, how = 0, ""
         if self.info.is_main:
-            self._record_stop("preempted", f"{signal_name}: saved {path}")  # before a requeue, after which Slurm may kill us
+            self._record_stop(status, f"{signal_name}: saved {path}")  # before a requeue, after which Slurm may kill us
             code, how = preemption.requeue_or_exit_code(self.recipe.train.requeue, preemption.requested())
         message = (f"{signal_name}: saved epoch {self.progress.epoch + 1} batch {self.progress.position} "
                    f"(step {self.progress.step}) to {path}; {how}")
-        return self._finish("preempted", code if self.info.is_main else preemption.REQUEUE_EXIT_CODE, message,
+        return self._finish(status, code if self.info.is_main else preemption.REQUEUE_EXIT_CODE, message,
                             started, path)
 
     def _finish(self, status: str, code: int, message: str, started: float, path: Path | None) -> Outcome:
