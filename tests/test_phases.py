@@ -29,7 +29,7 @@ from cltt.eval.phases import (
 )
 from cltt.models.sequence import sinusoidal_encoding
 from cltt.recipe import SyntheticConfig, load_recipe
-from tests.test_train import train_in_process, write_recipe
+from tests.helpers.training import train_in_process, write_recipe
 
 # --------------------------------------------------------------------------- sequences
 
@@ -184,7 +184,7 @@ def test_phase_scores_with_the_split_layouts_users_have(phases_root, tmp_path, l
 def test_train_carl_then_probe_phases(phases_root, tmp_path):
     recipe_path = write_recipe(tmp_path, phases_root, method={"name": "carl", "carl": {
         "frames": 4, "layers": 1, "heads": 2, "embedding_dim": 16}}, model={"projection_dim": 8},
-        train={"epochs": 2, "batch_size": 4}, probe={"task": "phases", "ap_k": [1, 3]})
+        train={"epochs": 2, "batch_size": 4}, probe={"task": "phases", "phases": {"ap_k": [1, 3]}})
     outcome = train_in_process(recipe_path)
     assert outcome.status == "finished"
     report = probe_phases(load_recipe(recipe_path), outcome.checkpoint, cache_dir=tmp_path / "features")

@@ -15,10 +15,11 @@ import yaml
 
 from cltt.cli import main
 from cltt.engine import checkpoint as ckpt
-from cltt.engine import preemption
+from cltt.engine import preemption, run_files
 from cltt.engine.events import Reporter
 from cltt.engine.run_dir import prepare_resume, prepare_training
 from cltt.engine.trainer import Trainer
+from cltt.eval.tasks import training_probe
 from cltt.recipe import load_recipe
 from tests.conftest import invoke_in_process
 
@@ -53,17 +54,17 @@ class Recorder(Reporter):
 def train_in_process(recipe_path: Path, overrides=(), reporter=None, change_length=False):
     recipe = load_recipe(recipe_path, list(overrides))
     recipe, run_dir, resume, _ = prepare_training(recipe, recipe_path, change_length)
-    return Trainer(recipe, run_dir, reporter, resume).run()
+    return Trainer(recipe, run_dir, reporter, resume, training_probe(recipe, run_dir)).run()  # as cltt train does
 
 
 def resume_in_process(target: Path, reporter=None, overrides=()):
     preemption.reset()
     recipe, run_dir, resume, _ = prepare_resume(target, list(overrides), False)
-    return Trainer(recipe, run_dir, reporter, resume).run()
+    return Trainer(recipe, run_dir, reporter, resume, training_probe(recipe, run_dir)).run()
 
 
 def final_weights(run_dir: Path) -> dict:
-    return ckpt.load_checkpoint(run_dir / ckpt.FINAL_NAME)["model"]
+    return ckpt.load_checkpoint(run_dir / run_files.FINAL_CHECKPOINT)["model"]
 
 
 def assert_same_weights(a: dict, b: dict) -> None:
@@ -94,15 +95,15 @@ def test_train_writes_the_lab_run_dir(tmp_path, frames_root):
     run_dir = tmp_path / "runs" / "tiny"
     assert outcome.status == "finished" and outcome.exit_code == 0 and outcome.epoch == 3
     names = sorted(p.name for p in run_dir.glob("*.pth"))
-    assert names == ["simclr_epoch_003.pth", "simclr_final.pth"]  # keep_last=1 pruned epochs 1-2
-    assert (run_dir / "latest").read_text().strip() == "simclr_final.pth"
+    assert names == [run_files.epoch_checkpoint(3), run_files.FINAL_CHECKPOINT]  # keep_last=1 pruned epochs 1-2
+    assert (run_dir / run_files.LATEST_FILE).read_text().strip() == run_files.FINAL_CHECKPOINT
     lines = (run_dir / "metrics.csv").read_text().splitlines()
     assert lines[0] == "epoch,loss,learning_rate,decay_rate"
     assert [line.split(",")[0] for line in lines[1:]] == ["1", "2", "3"]
     for line in lines[1:]:
         _, loss, lr, decay = map(float, line.split(","))
         assert abs(decay - lr / 1e-3) < 1e-5
-    state = torch.load(run_dir / "simclr_final.pth", weights_only=True)  # loads without pickled objects
+    state = torch.load(run_dir / run_files.FINAL_CHECKPOINT, weights_only=True)  # loads without pickled objects
     assert state["progress"]["epoch"] == 3 and state["progress"]["position"] == 0
     assert yaml.safe_load(state["recipe"])["train"]["epochs"] == 3
     assert yaml.safe_load((run_dir / "recipe.yaml").read_text()) == yaml.safe_load(state["recipe"])
@@ -136,7 +137,7 @@ def test_interrupt_and_resume_equals_uninterrupted(tmp_path, frames_root, preemp
     run_dir = broken_dir / "runs" / "tiny"
     batches = len(straight.lrs) // 2  # batches per epoch
     assert outcome.status == "preempted" and outcome.exit_code == preemption.REQUEUE_EXIT_CODE
-    assert ckpt.latest_checkpoint(run_dir).name == "simclr_step_0000002.pth"
+    assert ckpt.latest_checkpoint(run_dir).name == run_files.step_checkpoint(2)
     assert not (run_dir / "metrics.csv").exists() or len((run_dir / "metrics.csv").read_text().splitlines()) == 1
 
     second = Recorder(signal_at_steps={batches + 2})
@@ -151,7 +152,7 @@ def test_interrupt_and_resume_equals_uninterrupted(tmp_path, frames_root, preemp
                                torch.tensor(straight.losses), rtol=1e-5, atol=1e-6)
     assert (run_dir / "metrics.csv").read_text() == (straight_dir / "runs" / "tiny" / "metrics.csv").read_text()
     assert_same_weights(final_weights(run_dir), final_weights(straight_dir / "runs" / "tiny"))
-    assert not list(run_dir.glob("simclr_step_*.pth"))  # superseded step checkpoints are pruned
+    assert not [p for p in run_dir.iterdir() if run_files.step_of(p.name) is not None]  # superseded step checkpoints are pruned
 
 
 def test_sigusr1_to_the_cli_saves_and_resume_finishes(tmp_path, frames_root):
@@ -204,7 +205,7 @@ def test_resume_from_a_named_checkpoint_file(tmp_path, frames_root):
     recipe = write_recipe(tmp_path, frames_root, train={"epochs": 2})
     train_in_process(recipe)
     run_dir = tmp_path / "runs" / "tiny"
-    outcome = resume_in_process(run_dir / "simclr_epoch_001.pth")
+    outcome = resume_in_process(run_dir / run_files.epoch_checkpoint(1))
     assert outcome.status == "finished" and outcome.epoch == 2
 
 
@@ -249,7 +250,7 @@ def test_not_a_checkpoint(tmp_path, frames_root):
 def test_checkpoint_of_another_architecture(tmp_path, frames_root):
     recipe_path = write_recipe(tmp_path, frames_root, train={"epochs": 1})
     train_in_process(recipe_path)
-    state = ckpt.load_checkpoint(tmp_path / "runs" / "tiny" / ckpt.FINAL_NAME)
+    state = ckpt.load_checkpoint(tmp_path / "runs" / "tiny" / run_files.FINAL_CHECKPOINT)
     other = load_recipe(recipe_path, ["model.projection_dim=8"])
     with pytest.raises(Exception) as caught:
         Trainer(other, tmp_path / "runs" / "other", None, (tmp_path / "x.pth", state))
@@ -267,15 +268,15 @@ def test_wandb_offline_keeps_its_run_id_across_resume(tmp_path, frames_root, pre
     run_id = ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))["wandb_id"]
     assert run_id
     resume_in_process(run_dir)
-    assert ckpt.load_checkpoint(run_dir / ckpt.FINAL_NAME)["wandb_id"] == run_id
+    assert ckpt.load_checkpoint(run_dir / run_files.FINAL_CHECKPOINT)["wandb_id"] == run_id
     # one W&B run id for both process lifetimes (folders are named by the start's second and the
     # id, sometimes with "-1" when two starts share a second), and the history reaches the last step
-    from tests.test_monitor import wandb_history
+    from tests.helpers.wandb_files import wandb_history
 
     runs = list((run_dir / "wandb").glob("offline-run-*"))
     assert runs and all(path.name.split("-")[3] == run_id for path in runs), runs
     steps = set().union(*(wandb_history(path / f"run-{run_id}.wandb") for path in runs))
-    total = ckpt.load_checkpoint(run_dir / ckpt.FINAL_NAME)["progress"]["step"]
+    total = ckpt.load_checkpoint(run_dir / run_files.FINAL_CHECKPOINT)["progress"]["step"]
     assert max(steps) == total
 
 

@@ -1,4 +1,4 @@
-"""``cltt probe``: linear, logistic, kNN and retrieval probes of a checkpoint's frozen encoder."""
+"""``cltt probe``: the recipe's probe task (classes, phases, slots, ...) on a checkpoint's frozen encoder."""
 
 from __future__ import annotations
 
@@ -22,8 +22,24 @@ MEASURE_KEYS = {"data.root", "data.image_size", "data.window_size", "data.frame_
 MEASURE_NEUTRAL = {"probe.batch_size", "probe.every"}
 
 
+class RegistryListingCommand(click.Command):
+    """``--help`` lists every registered probe task and readout with its one-line description
+    (read from the registries only when help is asked for)."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from cltt.eval.readouts import registered_readouts
+        from cltt.eval.tasks import registered_tasks
+
+        with formatter.section("Tasks (probe.task; probe.<task>.* is its own section)"):
+            formatter.write_dl([(name, entry.description) for name, entry in registered_tasks().items()])
+        with formatter.section("Readouts (probe.probes, for task classes)"):
+            formatter.write_dl([(name, entry.description) for name, entry in registered_readouts().items()])
+        super().format_epilog(ctx, formatter)
+
+
 @click.command(
     name="probe",
+    cls=RegistryListingCommand,
     epilog="""\b
 Examples:
   cltt probe runs/quickstart                              # its latest checkpoint and recipe
@@ -44,8 +60,8 @@ trained encoder does not beat random_init, train longer or check the augmentatio
 def command(args: tuple[str, ...], checkpoint: Path | None, out: Path | None, show: bool) -> None:
     """Probe frozen features of a checkpoint against random-init and raw-pixel baselines.
 
-    probe.task picks what is measured: classes (default, below), phases (CARL's per-frame phase
-    metrics, RUN_DIR/probe_phases.json) or slots (FG-ARI and mBO, RUN_DIR/probe_slots.json).
+    probe.task picks what is measured (the tasks are listed below): classes (default, described
+    here), or another task, whose report is RUN_DIR/probe_<task>.json.
 
     ARGS: RUN_DIR | CHECKPOINT.pth | RECIPE [--checkpoint PATH], then [key.sub=value ...]. A run
     dir or checkpoint brings its own recipe; overrides may change probe.*, data.root and the
@@ -65,11 +81,11 @@ def command(args: tuple[str, ...], checkpoint: Path | None, out: Path | None, sh
 def _probe(recipe, path: Path, state: dict, out: Path | None) -> None:
     """Encode, probe, write the report (and a metrics_eval.csv row), print the table."""
     from cltt.eval.metrics_eval import EVAL_FILE, append_eval_row
-    from cltt.eval.probe import probe_checkpoint
-    from cltt.eval.report import check_writable, save_report
+    from cltt.eval.report import TaskReport, check_writable, save_report
+    from cltt.eval.tasks import probe_task, task_entry
 
-    default = path.parent / ("probe.json" if recipe.probe.task == "classes" else f"probe_{recipe.probe.task}.json")
-    check_writable(out if out is not None else default)  # before the encoding, not after it
+    json_path = out if out is not None else path.parent / task_entry(recipe.probe.task).cls.report_file()
+    check_writable(json_path)  # before the encoding, not after it
     started = time.perf_counter()
     columns = (TextColumn("encoding frames"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]:,.0f} frames/s"), TimeElapsedColumn(), TimeRemainingColumn())
@@ -82,23 +98,17 @@ def _probe(recipe, path: Path, state: dict, out: Path | None) -> None:
                 task = progress.add_task("encode", total=total, rate=0.0)
             progress.update(task, completed=done, total=total, rate=done / max(time.perf_counter() - started, 1e-9))
 
-        if recipe.probe.task != "classes":
-            from cltt.eval.tasks import probe_task
-
-            report = probe_task(recipe, path, state, on_progress=on_progress)
-        else:
-            report = probe_checkpoint(recipe, path, state, on_progress=on_progress)
+        report = probe_task(recipe, path, state, on_progress=on_progress)
     run_dir = path.parent
-    if recipe.probe.task != "classes":
-        _finish_task(report, out if out is not None else run_dir / f"probe_{recipe.probe.task}.json",
-                     time.perf_counter() - started)
+    if isinstance(report, TaskReport):  # a table of its own columns; a ProbeReport (classes) is shown below
+        _finish_task(report, json_path, time.perf_counter() - started)
         return
     differs = _measure_changes(recipe, state, path)
     if report.eval_row is not None and differs:
         report.notes.append(f"{EVAL_FILE} not updated: this probe differs from the run's own in {', '.join(differs[:3])}, "
                             "and the file keeps one setting across epochs")
         report.eval_row = None
-    json_path = save_report(report, out if out is not None else run_dir / "probe.json")
+    save_report(report, json_path)
     if report.eval_row is not None:
         append_eval_row(run_dir, report.eval_row)
     console.print(_table(report))
@@ -194,21 +204,27 @@ def _table(report) -> Table:
     for column, justify in (("features", "left"), ("probe", "left"), ("train", "right"), ("val", "right"),
                             ("test", "right"), ("", "left")):
         table.add_column(column, justify=justify)
-    previous = None
+    previous = previous_detail = None
     for score in report.scores:
         if previous is not None and score.features != previous:
             table.add_section()
         name = f"{score.features} ({report.feature_dims.get(score.features, '?')}-d)" if score.features != previous else ""
-        detail = "" if score.probe in ("recall@5", "mAP") else score.detail  # one description for the three retrieval rows
+        # rows of one readout (retrieval's recall@1, recall@5, mAP) share one description
+        detail = "" if score.features == previous and score.detail == previous_detail else score.detail
         table.add_row(name, score.probe, _with_interval(score, "train"), _with_interval(score, "val"),
                       f"[bold]{_with_interval(score, 'test')}[/]", f"[dim]{detail}[/]")
-        previous = score.features
+        previous, previous_detail = score.features, score.detail
     return table
 
 
 def _summary(report, json_path: Path, eval_path: Path | None, seconds: float) -> str:
+    """One line: the figures of the readout of lowest :attr:`Readout.summary_rank` that ran."""
+    from cltt.eval.readouts import registered_readouts
+
+    ranked = sorted((entry.cls.summary_rank, name) for name, entry in registered_readouts().items()
+                    if entry.cls.summary_rank is not None)
     parts = []
-    for probe in ("logistic", "linear", "knn"):
+    for _, probe in ranked:
         found = [s for s in report.scores if s.probe == probe]
         if found:
             split = "test" if any(s.test is not None for s in found) else "val"

@@ -114,12 +114,15 @@ def _run(recipe, run_dir: Path, resume, notes: list[str]) -> None:
     from cltt.cli.train_progress import reporter_for
     from cltt.engine import distributed
     from cltt.engine.trainer import Trainer
+    from cltt.eval.tasks import training_probe
 
     info = distributed.process_info()
     for note in notes if info.is_main else []:
         err_console.print(f"[dim]note:[/] {escape(note)}", soft_wrap=True)
     try:
-        trainer = Trainer(recipe, run_dir, reporter_for(recipe.log.interval, info.is_main, run_dir / "train.log"), resume)
+        probe = training_probe(recipe, run_dir) if info.is_main else None  # labels checked before training starts
+        trainer = Trainer(recipe, run_dir, reporter_for(recipe.log.interval, info.is_main, run_dir / "train.log"), resume,
+                          probe)
         outcome = trainer.run()
     finally:
         distributed.shutdown_processes()

@@ -15,7 +15,6 @@ the batches, learning rates and weights an uninterrupted run would have seen.
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import multiprocessing
 import random
@@ -23,6 +22,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -91,6 +91,18 @@ def _worker_init(worker_id: int) -> None:
     random.seed(seed)
 
 
+class EpochProbe(Protocol):
+    """What the trainer runs on process 0 every ``probe.every`` epochs and after the last: the
+    caller builds it from the recipe's probe task, so the engine never imports the eval layer."""
+
+    def __call__(self, method: torch.nn.Module, device: torch.device, epoch: int) -> tuple[str, dict[str, float]]:
+        """Probe ``method``'s encoder after ``epoch`` and write its rows: (a note for the log,
+        scalars for TensorBoard and W&B)."""
+
+    def forget_after(self, epoch: int) -> None:
+        """Drop rows written after ``epoch``: a resumed run redoes those epochs."""
+
+
 class Trainer:
     def __init__(
         self,
@@ -98,8 +110,13 @@ class Trainer:
         run_dir: Path,
         reporter: Reporter | None = None,
         resume: tuple[Path, dict] | None = None,
+        probe: EpochProbe | None = None,
     ):
+        """``probe``: run on process 0 every ``probe.every`` epochs (and after the last), built by
+        the caller from the recipe's probe task (``cltt.eval.tasks.training_probe``); the engine
+        knows only this interface, never the eval layer."""
         self.recipe = recipe
+        self.probe = probe
         self.run_dir = Path(run_dir)
         self.reporter = reporter or Reporter()
         self.resume_path, self.resume_state = resume if resume else (None, None)
@@ -162,11 +179,6 @@ class Trainer:
         self.record: RunRecord | None = None
         self.wandb = None
         self.monitor = Monitor([])
-        self.probe_setup = None
-        if recipe.probe.every and self.info.is_main:  # labels and splits checked before training starts
-            from cltt.eval.probe import prepare_probe
-
-            self.probe_setup = prepare_probe(recipe)
 
     # ------------------------------------------------------------------ setup
 
@@ -303,10 +315,8 @@ class Trainer:
             self.record.start(self.info.world_size, str(self.placement.device), p.step)
             self.step_metrics.keep_steps_up_to(p.step)
             self.metrics.keep_epochs_up_to(p.epoch)
-            if self.probe_setup is not None:
-                from cltt.eval.metrics_eval import keep_eval_rows_up_to
-
-                keep_eval_rows_up_to(self.run_dir, p.epoch)
+            if self.probe is not None:
+                self.probe.forget_after(p.epoch)
         self._start_wandb()
         self._start_monitor()
         self.reporter.start(RunStart(
@@ -479,8 +489,10 @@ class Trainer:
             logged = {"epoch/loss": loss, "epoch/learning_rate": last_lr, "epoch/decay_rate": decay, "epoch": p.epoch}
             if spread is not None:
                 logged["epoch/embedding_spread"] = spread
-            if self.probe_setup is not None and (p.epoch % self.recipe.probe.every == 0 or p.epoch == self.recipe.train.epochs):
-                logged.update(self._probe(p.epoch))
+            if self.probe is not None and (p.epoch % self.recipe.probe.every == 0 or p.epoch == self.recipe.train.epochs):
+                note, scalars = self.probe(self.method, self.placement.device, p.epoch)
+                self.reporter.note(f"probe after epoch {p.epoch}: {note}")
+                logged.update(scalars)
             self.monitor.scalars(logged, step=p.step)
         path = None
         if p.epoch % self.recipe.train.save_every == 0 or p.epoch == self.recipe.train.epochs:
@@ -493,18 +505,6 @@ class Trainer:
                                "evenly spread, 0 one point); lower train.lr, or check the method's "
                                "momentum/variance settings")
         return path
-
-    def _probe(self, epoch: int) -> dict:
-        """Logistic probe of the current encoder -> a metrics_eval.csv row; the values for W&B."""
-        from cltt.eval.metrics_eval import append_eval_row
-        from cltt.eval.probe import evaluate_method
-
-        row = evaluate_method(self.method, self.recipe, self.placement.device, epoch, setup=self.probe_setup)
-        append_eval_row(self.run_dir, row)
-        accuracies = ", ".join(f"{split} acc {value:.3f}" for split, value in
-                               (("train", row.train_acc), ("val", row.val_acc), ("test", row.test_acc)) if value is not None)
-        self.reporter.note(f"probe after epoch {epoch}: {accuracies}")
-        return {f"probe/{k}": v for k, v in dataclasses.asdict(row).items() if k != "epoch" and v is not None}
 
     def _preempted(self, started: float) -> Outcome:
         signal_name = preemption.requested() or "a signal on another process"

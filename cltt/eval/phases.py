@@ -358,7 +358,7 @@ def score_embeddings(embeddings: list[np.ndarray], labels: PhaseLabels, splits: 
     r2 = progress_r2(train[0], train[2], val[0], val[2], test[0], test[2])
     chosen = [embeddings[k] for k in evaluation]
     tau, nan_pairs, pairs = kendall_alignment(chosen)
-    ap = ap_at_k(chosen, [labels.phase[k] for k in evaluation], recipe.probe.ap_k)
+    ap = ap_at_k(chosen, [labels.phase[k] for k in evaluation], recipe.probe.phases.ap_k)
     return PhaseScores(acc, interval, r2, tau, nan_pairs, pairs, ap)
 
 
@@ -463,10 +463,10 @@ def probe_phases(
     for name, order, embeddings in _settings(sources, methods, per_clip, orders, labels, frames, dim, device):
         scores = score_embeddings(embeddings, labels, splits, evaluation, recipe)
         row = [name, order, scores.phase_acc, _interval_cell(scores.phase_acc_interval), scores.progress_r2,
-               scores.kendall_tau, scores.tau_nan_pairs, *(scores.ap[k] for k in recipe.probe.ap_k)]
+               scores.kendall_tau, scores.tau_nan_pairs, *(scores.ap[k] for k in recipe.probe.phases.ap_k)]
         rows.append(row)
         low, high = scores.phase_acc_interval or (None, None)
-        numbers = {k: v for k, v in zip(_columns(recipe.probe.ap_k)[2:], row[2:]) if k != "phase_acc_95"}
+        numbers = {k: v for k, v in zip(_columns(recipe.probe.phases.ap_k)[2:], row[2:]) if k != "phase_acc_95"}
         metrics[f"{name}/{order}"] = numbers | {"phase_acc_low": low, "phase_acc_high": high,
                                                 "tau_pairs": scores.tau_pairs}
 
@@ -486,4 +486,4 @@ def probe_phases(
                  + "; sequence embeddings computed each time")
     epoch = state.get("progress", {}).get("epoch")
     return TaskReport(task="phases", checkpoint=str(checkpoint), epoch=int(epoch) if epoch is not None else None,
-                      columns=_columns(recipe.probe.ap_k), rows=rows, metrics=metrics, notes=notes)
+                      columns=_columns(recipe.probe.phases.ap_k), rows=rows, metrics=metrics, notes=notes)

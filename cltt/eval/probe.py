@@ -6,7 +6,8 @@
     features.py   one vector per frame per source, cached in RUN_DIR/features/
     window_features.py window encoders (clip_simclr): per-frame view, or one vector per window
     samples.py    frames -> samples at probe.level (frame | window | clip mean)
-    linear.py, logistic.py, knn.py    the classifier probes; retrieval.py recall@k and mAP
+    readouts/     the registry of readouts (linear, logistic, knn, retrieval), one file each,
+                  over the math of linear.py, logistic.py, knn.py and retrieval.py
     bootstrap.py  95% intervals by resampling clips
     report.py, metrics_eval.py        the JSON report and the lab's metrics_eval.csv
 
@@ -16,16 +17,16 @@ From Python:
     report = probe_checkpoint(recipe, Path("runs/quickstart/simclr_final.pth"))
     report.score("trained", "logistic").test          # fraction in [0, 1]
 
-During training (process 0, every ``probe.every`` epochs):
+During training (process 0, every ``probe.every`` epochs), the callback ``cltt train`` hands
+the trainer (the engine never imports eval):
 
-    setup = prepare_probe(recipe)                      # once: labels and splits, checked
-    row = evaluate_method(method, recipe, device, epoch, setup=setup)
-    append_eval_row(run_dir, row)
+    probe = ClassProbeDuringTraining(recipe, run_dir)  # once: labels and splits, checked
+    note, scalars = probe(method, device, epoch)       # a metrics_eval.csv row appended
 """
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +50,6 @@ from cltt.eval.features import (
     pixel_source,
 )
 from cltt.eval.folds import fold_count, grid_middle
-from cltt.eval.knn import knn_predict
 from cltt.eval.labels import (
     LabelTable,
     assign_splits,
@@ -60,11 +60,9 @@ from cltt.eval.labels import (
     load_labels,
     train_clips_per_class,
 )
-from cltt.eval.linear import select_ridge
-from cltt.eval.logistic import LogisticProbe, fit_logistic
-from cltt.eval.metrics_eval import EvalRow, append_eval_row  # noqa: F401  (re-exported for the trainer)
+from cltt.eval.metrics_eval import EvalRow, append_eval_row, keep_eval_rows_up_to
+from cltt.eval.readouts import ReadoutData, ReadoutScores, registered_readouts
 from cltt.eval.report import ProbeReport, ProbeScore
-from cltt.eval.retrieval import RECALL_AT, retrieval_scores
 from cltt.eval.samples import Samples, pool_samples
 from cltt.eval.window_features import (
     WindowSource,
@@ -78,9 +76,6 @@ from cltt.methods import build_method
 from cltt.recipe import Recipe, recipe_to_dict, without_weights_file
 
 SPLITS = ("train", "val", "test")
-PROBES = ("linear", "logistic", "knn", "retrieval")
-RETRIEVAL_METRICS = tuple(f"recall@{k}" for k in RECALL_AT) + ("mAP",)
-STANDARDISED = {True: ", standardised", False: ""}
 
 
 @dataclass
@@ -154,86 +149,46 @@ def _features(setup: ProbeSetup, sources: list[FeatureSource], recipe: Recipe, c
     return result
 
 
-def _per_split(rows: dict[str, np.ndarray], score) -> dict[str, float | None]:
-    """``score(split, rows)`` of every split that has samples; None for an empty one (a labels
-    file with only train and test, or train and val), which no predictor is asked about."""
-    return {split: score(split, r) if len(r) else None for split, r in rows.items()}
-
-
-def _scored(name: str, probe: str, per_sample: dict[str, np.ndarray | None], clips: np.ndarray,
-            rows: dict[str, np.ndarray], detail: str, seed: int, rounds: int, losses=None) -> ProbeScore:
-    """A :class:`ProbeScore` from per-sample scores of each split (1/0 for right/wrong, or a
-    retrieval metric per query): their mean, and its clip-bootstrap 95% interval."""
+def _scored(name: str, found: ReadoutScores, clips: np.ndarray, rows: dict[str, np.ndarray], seed: int,
+            rounds: int) -> ProbeScore:
+    """A :class:`ProbeScore` from a readout's per-sample scores of each split (1/0 for right/wrong,
+    or a retrieval metric per query): their mean, and its clip-bootstrap 95% interval."""
+    per_sample = found.per_sample
     means = {split: None if values is None else float(np.mean(values)) for split, values in per_sample.items()}
     intervals = {split: None if values is None else list(clip_interval(values, clips[rows[split]], rounds, seed))
                  for split, values in per_sample.items()}
-    return ProbeScore(name, probe, means["train"], means["val"], means["test"], detail, losses or {}, intervals)
+    return ProbeScore(name, found.probe, means["train"], means["val"], means["test"], found.detail, found.losses,
+                      intervals)
 
 
 def score_features(name: str, samples: Samples, targets: np.ndarray, splits: np.ndarray, num_classes: int,
-                   recipe: Recipe, probes: list[str]) -> tuple[list[ProbeScore], LogisticProbe | None]:
-    """Every probe in ``probes`` fitted on the train samples of one feature source, scored per split.
+                   recipe: Recipe, probes: list[str]) -> list[ProbeScore]:
+    """Every readout in ``probes`` (:mod:`cltt.eval.readouts`) fitted on the train samples of one
+    feature source, scored per split.
 
     ``samples.features [M, F]``, ``targets [M]`` class numbers < ``num_classes``, ``splits [M]``.
-    Each accuracy comes with a 95% interval from a bootstrap over the split's clips
+    Each figure comes with a 95% interval from a bootstrap over the split's clips
     (:mod:`cltt.eval.bootstrap`, ``probe.bootstrap_rounds``, seeded by ``probe.split_seed``).
     """
     config = recipe.probe
-    x = samples.features
     rows = {split: np.flatnonzero(splits == split) for split in SPLITS}
-    train = rows["train"]
-    scores, logistic = [], None
-
-    def right(predict) -> dict[str, np.ndarray | None]:
-        return _per_split(rows, lambda s, r: predict(s, r) == targets[r])
-
-    @functools.cache  # once, for kNN and retrieval both
-    def cosine_space() -> np.ndarray:
-        """``x`` standardised by the train split (``probe.standardise``) for kNN and retrieval: a
-        cosine of raw ReLU features, which all point one way, ranks neighbours by small differences."""
-        if not config.standardise:
-            return x
-        mean, std = x[train].mean(axis=0), x[train].std(axis=0)
-        return (x - mean) / np.where(std > 1e-12, std, 1.0)
-
-    def add(probe: str, per_sample, detail: str, losses=None) -> None:
-        scores.append(_scored(name, probe, per_sample, samples.clip, rows, detail, config.split_seed,
-                              config.bootstrap_rounds, losses))
-
-    for probe in probes:
-        if probe == "linear":
-            choice = select_ridge(x[train], targets[train], x[rows["val"]], targets[rows["val"]], config.ridge,
-                                  num_classes, train_groups=samples.clip[train])
-            add("linear", right(lambda s, r: choice.readout.predict(x[r])),
-                f"least squares, ridge={choice.ridge:g} ({choice.selected_by})")
-        elif probe == "logistic":
-            logistic = fit_logistic(x[train], targets[train], x[rows["val"]], targets[rows["val"]], config.logistic_c,
-                                    num_classes, train_groups=samples.clip[train], seed=recipe.train.seed)
-            losses = _per_split(rows, lambda s, r: logistic.loss(x[r], targets[r]))
-            detail = f"C={logistic.c:g} ({logistic.selected_by})" + ("" if logistic.converged else ", not converged")
-            add("logistic", right(lambda s, r: logistic.predict(x[r])), detail, losses)
-        elif probe == "knn":
-            space = cosine_space()
-            add("knn", right(lambda s, r: knn_predict(
-                space[train], targets[train], space[r], num_classes, config.knn_k, config.knn_temperature,
-                exclude=np.arange(len(train)) if s == "train" else None)),
-                f"k={min(config.knn_k, len(train) - 1)}, T={config.knn_temperature:g}{STANDARDISED[config.standardise]}")
-        elif probe == "retrieval":
-            space = cosine_space()
-            held_out = {s: rows[s] for s in ("val", "test")}
-            found = {s: retrieval_scores(space[train], targets[train], space[r], targets[r]) if len(r) else None
-                     for s, r in held_out.items()}
-            for metric in RETRIEVAL_METRICS:
-                per_sample = {"train": None, **{s: None if f is None else f[metric] for s, f in found.items()}}
-                add(metric, per_sample, f"vs train frames{STANDARDISED[config.standardise]}")
-        else:
-            raise CLTTError(f"probe.probes lists {probe!r}; choose from {', '.join(PROBES)}")
-    return scores, logistic
+    data = ReadoutData(samples.features, targets, samples.clip, rows, num_classes, config, recipe.train.seed)
+    readouts = registered_readouts()
+    return [_scored(name, found, samples.clip, rows, config.split_seed, config.bootstrap_rounds)
+            for probe in probes for found in readouts[probe].cls.score(data)]
 
 
-def eval_row(epoch: int, logistic: LogisticProbe | None, score: ProbeScore | None) -> EvalRow | None:
-    """The ``metrics_eval.csv`` row of the logistic probe on the trained features."""
-    if logistic is None or score is None:
+def eval_row_readouts() -> list[str]:
+    """The readouts whose figures make the ``metrics_eval.csv`` row (:attr:`Readout.writes_eval_row`: logistic)."""
+    return [name for name, entry in registered_readouts().items() if entry.cls.writes_eval_row]
+
+
+def eval_row(epoch: int, scores: list[ProbeScore]) -> EvalRow | None:
+    """The ``metrics_eval.csv`` row: the trained features' figures of the readout that writes it
+    (:func:`eval_row_readouts`); None if it did not run."""
+    writers = eval_row_readouts()
+    score = next((s for s in scores if s.features == "trained" and s.probe in writers), None)
+    if score is None:
         return None
     bounds = {split: score.intervals.get(split) or (None, None) for split in SPLITS}
     return EvalRow(epoch, score.losses.get("train"), score.train, score.losses.get("val"), score.val,
@@ -271,9 +226,9 @@ def small_sample_warnings(setup: ProbeSetup, scores: list[ProbeScore]) -> list[s
 def unchosen_warning(setup: ProbeSetup, recipe: Recipe, samples: Samples, splits: np.ndarray) -> str | None:
     """The warning that C and the ridge were not chosen but taken from the middle of their
     grids (:mod:`cltt.eval.folds`): no val samples, and a class with one train clip."""
-    grids = {"logistic": ("C", "probe.logistic_c", recipe.probe.logistic_c),
-             "linear": ("ridge", "probe.ridge", recipe.probe.ridge)}
-    open_choices = [grids[p] for p in recipe.probe.probes if p in grids and len(set(grids[p][2])) > 1]
+    readouts = registered_readouts()
+    grids = [readouts[p].cls.chosen_grid(recipe.probe) for p in recipe.probe.probes]
+    open_choices = [grid for grid in grids if grid is not None and len(set(grid[2])) > 1]
     train = splits == "train"
     if not open_choices or (splits == "val").any() or fold_count(setup.targets[samples.clip[train]], samples.clip[train]) >= 2:
         return None
@@ -304,9 +259,33 @@ def evaluate_method(method: torch.nn.Module, recipe: Recipe, device: torch.devic
     source = source_for("trained", method.encoder, recipe.data.image_size, device, None, setup.level)
     result = _features(setup, [source], recipe, None, on_progress)
     samples, targets, splits = _samples(setup, source, result.features["trained"])
-    scores, logistic = score_features("trained", samples, targets, splits, len(setup.table.classes), recipe,
-                                      ["logistic"])
-    return eval_row(epoch, logistic, scores[0])
+    return eval_row(epoch, score_features("trained", samples, targets, splits, len(setup.table.classes), recipe,
+                                          eval_row_readouts()))
+
+
+class ClassProbeDuringTraining:
+    """The trainer's ``probe.every`` for task ``classes`` (the callback ``cltt train`` hands it).
+
+    Built before training starts, so unusable labels or splits stop the run before its first
+    step. Each call probes the current encoder (:func:`evaluate_method`), appends the row to
+    ``RUN_DIR/metrics_eval.csv`` and returns (a note for the log, the scalars for TensorBoard/W&B).
+    """
+
+    def __init__(self, recipe: Recipe, run_dir: Path):
+        self.recipe, self.run_dir = recipe, Path(run_dir)
+        self.setup = prepare_probe(recipe)
+
+    def forget_after(self, epoch: int) -> None:
+        """A resumed run drops the rows of epochs after its checkpoint's (they are redone)."""
+        keep_eval_rows_up_to(self.run_dir, epoch)
+
+    def __call__(self, method: torch.nn.Module, device: torch.device, epoch: int) -> tuple[str, dict[str, float]]:
+        row = evaluate_method(method, self.recipe, device, epoch, setup=self.setup)
+        append_eval_row(self.run_dir, row)
+        note = ", ".join(f"{split} acc {value:.3f}" for split, value in
+                         (("train", row.train_acc), ("val", row.val_acc), ("test", row.test_acc)) if value is not None)
+        scalars = {f"probe/{k}": v for k, v in dataclasses.asdict(row).items() if k != "epoch" and v is not None}
+        return note, scalars
 
 
 # --------------------------------------------------------------------------- cltt probe
@@ -370,28 +349,24 @@ def probe_checkpoint(
     result = _features(setup, sources, recipe, cache_dir, on_progress)
 
     scores: list[ProbeScore] = []
-    trained_logistic = None
     counts: dict[str, dict[str, int]] = {}
     notes = []
     for source in sources:
         samples, targets, splits = _samples(setup, source, result.features[source.name])
-        found, logistic = score_features(source.name, samples, targets, splits, len(setup.table.classes), recipe,
-                                           recipe.probe.probes)
-        scores += found
+        scores += score_features(source.name, samples, targets, splits, len(setup.table.classes), recipe,
+                                 recipe.probe.probes)
         if source.name == "trained":
-            trained_logistic = logistic
             counts = {s: {"clips": int(len(np.unique(samples.clip[splits == s]))), "samples": int((splits == s).sum())}
                       for s in SPLITS}
             unchosen = unchosen_warning(setup, recipe, samples, splits)
             notes += [unchosen] if unchosen else []
     epoch = state.get("progress", {}).get("epoch")
-    logistic_score = next((s for s in scores if s.features == "trained" and s.probe == "logistic"), None)
-    row = eval_row(int(epoch), trained_logistic, logistic_score) if epoch is not None else None
+    row = eval_row(int(epoch), scores) if epoch is not None else None
     notes += small_sample_warnings(setup, scores)
     if setup.table.unlabelled:
         notes.append(f"{setup.table.unlabelled} clip(s) of {setup.store.root} have no label and are left out")
     if row is None:
-        notes.append("no metrics_eval.csv row: add logistic to probe.probes")
+        notes.append(f"no metrics_eval.csv row: add {' or '.join(eval_row_readouts())} to probe.probes")
     return ProbeReport(
         checkpoint=str(checkpoint),
         epoch=int(epoch) if epoch is not None else None,

@@ -14,7 +14,8 @@ unknown key, the closest valid one.
 Derived values (a scaled learning rate, the number of windows) are never written back here.
 
 The package's modules, each with one job: :mod:`~cltt.recipe.schema` (the sections, with
-:mod:`~cltt.recipe.data_sections` and :mod:`~cltt.recipe.method_section`),
+:mod:`~cltt.recipe.data_sections`, :mod:`~cltt.recipe.method_section` and
+:mod:`~cltt.recipe.probe_section`),
 :mod:`~cltt.recipe.checks` (range checks), :mod:`~cltt.recipe.load`,
 :mod:`~cltt.recipe.overrides` and :mod:`~cltt.recipe.dump`. Import from ``cltt.recipe``.
 """
@@ -27,13 +28,13 @@ from cltt.recipe.dump import dump_recipe, recipe_to_dict
 from cltt.recipe.load import load_recipe, recipe_from_dict, without_weights_file
 from cltt.recipe.method_section import LEGACY_METHOD_SECTIONS, MethodConfig, method_config_class
 from cltt.recipe.overrides import apply_override, apply_overrides, set_dotted
+from cltt.recipe.probe_section import LEGACY_PROBE_KEYS, ProbeConfig, probe_config_class
 from cltt.recipe.schema import (
     FREEZE_CHOICES,
     ExportConfig,
     LogConfig,
     ModelConfig,
     ParamGroupConfig,
-    ProbeConfig,
     Recipe,
     SlurmConfig,
     SweepConfig,
@@ -51,6 +52,7 @@ __all__ = [
     "ExtractConfig",
     "FREEZE_CHOICES",
     "LEGACY_METHOD_SECTIONS",
+    "LEGACY_PROBE_KEYS",
     "LogConfig",
     "MethodConfig",
     "ModelConfig",
@@ -74,6 +76,7 @@ __all__ = [
     "dump_recipe",
     "load_recipe",
     "method_config_class",
+    "probe_config_class",
     "recipe_from_dict",
     "recipe_to_dict",
     "set_dotted",

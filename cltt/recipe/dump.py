@@ -8,16 +8,18 @@ from typing import Any
 import yaml
 
 from cltt.recipe.method_section import MethodConfig
+from cltt.recipe.probe_section import chosen_sections
 from cltt.recipe.schema import Recipe
 
 
 def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
     """The recipe as plain nested dicts and lists (YAML- and JSON-ready); of the method
-    sections only the chosen method's own."""
+    sections only the chosen method's own, of the probe sections only the chosen task's and readouts'."""
     tree = dataclasses.asdict(recipe)
     method = tree["method"]
     shared = {f.name for f in dataclasses.fields(MethodConfig)}
     tree["method"] = {key: value for key, value in method.items() if key in shared or key == method["name"]}
+    tree["probe"] = chosen_sections(tree["probe"])
     return tree
 
 

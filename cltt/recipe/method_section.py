@@ -9,6 +9,7 @@ from typing import Any, Iterable, Literal, Optional
 
 from cltt.errors import CLTTError, RecipeError
 from cltt.recipe.checks import check_positive
+from cltt.recipe.probe_section import ProbeConfig, probe_config_class
 from cltt.recipe.methods import MethodSection, find_method_section, method_sections
 
 
@@ -87,5 +88,7 @@ def method_config_class(keys: Iterable[str] = ()) -> type:
 
 
 def concrete_schema(cls: type) -> type:
-    """The concrete dataclass for a schema node (the method section grows with the registry)."""
+    """The concrete dataclass for a schema node (the method and probe sections grow with their registries)."""
+    if cls is ProbeConfig:
+        return probe_config_class()
     return method_config_class() if cls is MethodConfig else cls

@@ -14,6 +14,7 @@ from cltt.errors import RecipeError
 from cltt.recipe.checks import check_min, check_positive, check_probability, check_regex
 from cltt.recipe.data_sections import DataConfig, ExtractConfig
 from cltt.recipe.method_section import MethodConfig, concrete_schema, method_config_class
+from cltt.recipe.probe_section import ProbeConfig, probe_config_class
 
 
 @dataclass
@@ -214,65 +215,6 @@ class LogConfig:
 
 
 @dataclass
-class ProbeConfig:
-    """How ``cltt probe`` judges frozen features (and ``probe.every`` during training).
-
-    Labels come from ``labels`` (default ROOT/labels.csv: clip,label[,split]) or from folders
-    ROOT/<label>/<clip>/. Splits are by clip, never by frame: from the file's split column, or
-    drawn with ``split_seed`` in ``split_fractions`` (train, val, test) when it has none.
-
-    probes: ``linear`` (least squares on standardised features, its ridge picked on val from
-    ``ridge``), ``logistic`` (C from ``logistic_c``), ``knn``, ``retrieval`` (recall@1, @5 and
-    mAP of held-out frames against train frames). Every figure has a 95% interval from
-    ``bootstrap_rounds`` resamples of the split's clips.
-    """
-
-    task: Literal["classes", "phases", "slots"] = "classes"  # phases: CARL's evaluation; slots: FG-ARI/mBO
-    level: Literal["frame", "window", "clip"] = "frame"
-    labels: Optional[str] = None
-    split_fractions: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
-    split_seed: int = 0
-    probes: list[str] = field(default_factory=lambda: ["linear", "logistic", "knn", "retrieval"])
-    baselines: list[str] = field(default_factory=lambda: ["random_init", "pixels"])
-    logistic_c: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0])
-    ridge: list[float] = field(default_factory=lambda: [0.0, 1.0, 10.0, 100.0, 1000.0, 10000.0])  # linear, on val
-    bootstrap_rounds: int = 2000  # resamples of the clips behind every 95% interval
-    knn_k: int = 20
-    knn_temperature: float = 0.07
-    standardise: bool = True  # kNN and retrieval: cosine of features standardised by the train split
-    pixels_size: int = 16  # raw-pixel baseline: frames resized to this many pixels a side
-    batch_size: int = 256
-    every: Optional[int] = None  # epochs between probes during training (metrics_eval.csv)
-    ap_k: list[int] = field(default_factory=lambda: [5, 10, 15])  # task phases: AP@K retrieval
-
-    def validate(self, at: str) -> None:
-        if len(self.split_fractions) != 3 or any(f < 0 for f in self.split_fractions) or \
-                abs(sum(self.split_fractions) - 1) > 1e-6 or self.split_fractions[0] == 0:
-            raise RecipeError(f"recipe key '{at}.split_fractions' must be [train, val, test] >= 0 summing to 1 "
-                              f"with train > 0, got {self.split_fractions}")
-        for name in self.probes:
-            if name not in ("linear", "logistic", "knn", "retrieval"):
-                raise RecipeError(f"recipe key '{at}.probes' lists {name!r}; choose from linear, logistic, knn, retrieval")
-        if not self.ridge or any(r < 0 for r in self.ridge):
-            raise RecipeError(f"recipe key '{at}.ridge' must be a non-empty list of values >= 0, got {self.ridge}")
-        check_min(self.bootstrap_rounds, f"{at}.bootstrap_rounds", 100)
-        for name in self.baselines:
-            if name not in ("random_init", "pixels"):
-                raise RecipeError(f"recipe key '{at}.baselines' lists {name!r}; choose from random_init, pixels")
-        check_min(self.knn_k, f"{at}.knn_k", 1)
-        check_positive(self.knn_temperature, f"{at}.knn_temperature")
-        check_min(self.pixels_size, f"{at}.pixels_size", 1)
-        check_min(self.batch_size, f"{at}.batch_size", 1)
-        if self.every is not None:
-            check_min(self.every, f"{at}.every", 1)
-            if self.task != "classes":
-                raise RecipeError(f"recipe key '{at}.every' runs the class probe during training; with "
-                                  f"{at}.task={self.task} drop it and run cltt probe RUN_DIR after training")
-        for k in self.ap_k:
-            check_min(k, f"{at}.ap_k", 1)
-
-
-@dataclass
 class ExportConfig:
     """What ``cltt export`` writes."""
 
@@ -351,7 +293,7 @@ class Recipe:
     method: MethodConfig = field(default_factory=lambda: method_config_class()())
     train: TrainConfig = field(default_factory=TrainConfig)
     log: LogConfig = field(default_factory=LogConfig)
-    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    probe: ProbeConfig = field(default_factory=lambda: probe_config_class()())
     export: ExportConfig = field(default_factory=ExportConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)

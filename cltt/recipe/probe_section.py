@@ -1,0 +1,157 @@
+"""The recipe section ``probe``: the task, the keys tasks share, and one section
+``probe.<name>.*`` per registered probe task or readout that declares one.
+
+Tasks (``probe.task``) and readouts (``probe.probes``) are the registries of
+:mod:`cltt.eval.tasks` and :mod:`cltt.eval.readouts`; the choices and sections here are read
+from them, and listing them imports no torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+from cltt.errors import CLTTError, RecipeError
+from cltt.recipe.checks import check_min, check_positive
+
+# keys that moved from the shared section into a task's own, so recipes saved in run dirs (and
+# inside checkpoints) before the move still load: old key -> (task, key in its section)
+LEGACY_PROBE_KEYS = {"ap_k": ("phases", "ap_k")}
+
+
+@dataclass
+class ProbeConfig:
+    """How ``cltt probe`` judges frozen features (and ``probe.every`` during training).
+
+    ``task`` is any registered probe task (``cltt probe --help`` lists them with one line);
+    each task's own settings are its section ``probe.<task>.*``, declared in its file
+    (:mod:`cltt.eval.tasks`). The keys here are shared by the tasks that read them.
+
+    Labels come from ``labels`` (default ROOT/labels.csv: clip,label[,split]) or from folders
+    ROOT/<label>/<clip>/. Splits are by clip, never by frame: from the file's split column, or
+    drawn with ``split_seed`` in ``split_fractions`` (train, val, test) when it has none.
+
+    probes: the readouts of task ``classes`` (:mod:`cltt.eval.readouts`; ``cltt probe --help``
+    lists them): ``linear`` (least squares on standardised features, its ridge picked on val
+    from ``ridge``), ``logistic`` (C from ``logistic_c``), ``knn``, ``retrieval`` (recall@1, @5
+    and mAP of held-out frames against train frames). Every figure has a 95% interval from
+    ``bootstrap_rounds`` resamples of the split's clips.
+    """
+
+    task: str = "classes"
+    level: Literal["frame", "window", "clip"] = "frame"
+    labels: Optional[str] = None
+    split_fractions: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
+    split_seed: int = 0
+    probes: list[str] = field(default_factory=lambda: ["linear", "logistic", "knn", "retrieval"])
+    baselines: list[str] = field(default_factory=lambda: ["random_init", "pixels"])
+    logistic_c: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0])
+    ridge: list[float] = field(default_factory=lambda: [0.0, 1.0, 10.0, 100.0, 1000.0, 10000.0])  # linear, on val
+    bootstrap_rounds: int = 2000  # resamples of the clips behind every 95% interval
+    knn_k: int = 20
+    knn_temperature: float = 0.07
+    standardise: bool = True  # kNN and retrieval: cosine of features standardised by the train split
+    pixels_size: int = 16  # raw-pixel baseline: frames resized to this many pixels a side
+    batch_size: int = 256
+    every: Optional[int] = None  # epochs between probes during training (metrics_eval.csv)
+
+    @staticmethod
+    def task_of(name: Any, at: str = "probe"):
+        """The registry entry of task ``name``, or a :class:`RecipeError` naming the closest."""
+        try:
+            return _registries()[0].entry(name)
+        except CLTTError as err:
+            raise RecipeError(f"recipe key '{at}.task': {err}") from None
+
+    def validate(self, at: str) -> None:
+        task = self.task_of(self.task, at).cls
+        tasks, readouts = (registry.entries() for registry in _registries())
+        if len(self.split_fractions) != 3 or any(f < 0 for f in self.split_fractions) or \
+                abs(sum(self.split_fractions) - 1) > 1e-6 or self.split_fractions[0] == 0:
+            raise RecipeError(f"recipe key '{at}.split_fractions' must be [train, val, test] >= 0 summing to 1 "
+                              f"with train > 0, got {self.split_fractions}")
+        for name in self.probes:
+            if name not in readouts:
+                raise RecipeError(f"recipe key '{at}.probes' lists {name!r}; choose from {', '.join(readouts)}")
+        if not self.ridge or any(r < 0 for r in self.ridge):
+            raise RecipeError(f"recipe key '{at}.ridge' must be a non-empty list of values >= 0, got {self.ridge}")
+        check_min(self.bootstrap_rounds, f"{at}.bootstrap_rounds", 100)
+        for name in self.baselines:
+            if name not in ("random_init", "pixels"):
+                raise RecipeError(f"recipe key '{at}.baselines' lists {name!r}; choose from random_init, pixels")
+        check_min(self.knn_k, f"{at}.knn_k", 1)
+        check_positive(self.knn_temperature, f"{at}.knn_temperature")
+        check_min(self.pixels_size, f"{at}.pixels_size", 1)
+        check_min(self.batch_size, f"{at}.batch_size", 1)
+        if self.every is not None:
+            check_min(self.every, f"{at}.every", 1)
+            if not task.runs_during_training:
+                during = [name for name, entry in tasks.items() if entry.cls.runs_during_training]
+                raise RecipeError(f"recipe key '{at}.every' probes during training, which task {self.task} does not "
+                                  f"(only {', '.join(during)}); drop it and run cltt probe RUN_DIR after training")
+        for name, entry in probe_sections():
+            in_use = name == self.task or name in self.probes
+            if not in_use and getattr(self, name) != entry.config():
+                owner = f"probe.task={name}" if name in tasks else f"{name} in {at}.probes"
+                raise RecipeError(f"recipe key '{at}.{name}' belongs to {owner}, which this recipe does not "
+                                  f"use; remove the section or set {owner}")
+
+
+_PROBE_CLASSES: dict[tuple, type] = {}
+
+
+def _registries():
+    """The task and readout registries. They sit in the eval layer, above the recipe, as the
+    method registry sits in methods; listing them imports no torch."""
+    from cltt.eval import readouts, tasks
+
+    return tasks.TASKS, readouts.READOUTS
+
+
+def probe_sections() -> list[tuple[str, Any]]:
+    """(name, registry entry) of every task and readout that declares a section ``probe.<name>``."""
+    tasks, readouts = (registry.entries() for registry in _registries())
+    for name in set(tasks) & set(readouts):  # one namespace: probe.<name> must say whose it is
+        raise RecipeError(f"probe task {name} and readout {name} share a name; rename one "
+                          f"({tasks[name].cls.__module__}, {readouts[name].cls.__module__})")
+    shared = {f.name for f in dataclasses.fields(ProbeConfig)}
+    sections = [(name, entry) for name, entry in {**tasks, **readouts}.items() if entry.config is not None]
+    for name, entry in sections:
+        if name in shared:
+            raise RecipeError(f"{entry.cls.__module__} declares the section probe.{name}, which is a shared key; "
+                              "rename it")
+    return sorted(sections)
+
+
+def probe_config_class() -> type:
+    """:class:`ProbeConfig` with one section field per registered task or readout that declares one."""
+    sections = tuple((name, entry.config) for name, entry in probe_sections())
+    if sections not in _PROBE_CLASSES:
+        fields = [(name, config, field(default_factory=config)) for name, config in sections]
+        _PROBE_CLASSES[sections] = dataclasses.make_dataclass("ProbeConfig", fields, bases=(ProbeConfig,))
+    return _PROBE_CLASSES[sections]
+
+
+def upgrade_probe_tree(tree: dict[str, Any]) -> dict[str, Any]:
+    """A ``probe`` mapping with the keys of :data:`LEGACY_PROBE_KEYS` moved into their task's
+    section. A moved key of a task other than the recipe's was never read: it is dropped."""
+    moved = {key: value for key, value in tree.items() if key not in LEGACY_PROBE_KEYS}
+    task = tree.get("task", ProbeConfig.task)
+    for old, (owner, key) in LEGACY_PROBE_KEYS.items():
+        if old not in tree or owner != task:
+            continue
+        section = moved.get(owner)
+        section = dict(section) if isinstance(section, dict) else {}
+        if key in section and section[key] != tree[old]:
+            raise RecipeError(f"recipe keys 'probe.{old}' (its old place) and 'probe.{owner}.{key}' disagree; "
+                              f"keep probe.{owner}.{key}")
+        moved[owner] = {**section, key: tree[old]}
+    return moved
+
+
+def chosen_sections(probe: dict[str, Any]) -> dict[str, Any]:
+    """A ``probe`` mapping (as dumped) with only the sections of its task and its readouts."""
+    shared = {f.name for f in dataclasses.fields(ProbeConfig)}
+    return {key: value for key, value in probe.items()
+            if key in shared or key == probe["task"] or key in probe["probes"]}
