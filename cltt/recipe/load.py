@@ -66,11 +66,11 @@ def _build(cls: type, tree: Any, at: str) -> Any:
         if "name" in tree:
             MethodConfig.entry_of(tree["name"], at.rstrip("."))  # an unknown method before its unknown section
         tree = {LEGACY_METHOD_SECTIONS.get(key, key): value for key, value in tree.items()}
+        cls = method_config_class(tree)  # a section that only a plugin declares imports the plugins
     if issubclass(cls, ProbeConfig):
         if "task" in tree:
             ProbeConfig.task_of(tree["task"], at.rstrip("."))  # an unknown task before its unknown section
         tree = upgrade_probe_tree(tree)
-        cls = method_config_class(tree)  # a section that only a plugin declares imports the plugins
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     for key in tree:
