@@ -9,8 +9,8 @@ from typing import Any, Iterable, Literal, Optional
 
 from cltt.errors import CLTTError, RecipeError
 from cltt.recipe.checks import check_positive
-from cltt.recipe.probe_section import ProbeConfig, probe_config_class
 from cltt.recipe.methods import MethodSection, find_method_section, method_sections
+from cltt.recipe.probe_section import ProbeConfig, probe_config_class
 
 
 @dataclass
