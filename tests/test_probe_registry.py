@@ -224,11 +224,12 @@ def test_old_and_new_places_of_ap_k_must_agree():
         recipe_from_dict({"probe": {"task": "phases", "ap_k": [1], "phases": {"ap_k": [2]}}})
 
 
-def test_listing_the_registries_imports_no_torch():
+def test_listing_the_registries_and_loading_a_recipe_import_no_torch():
     """The recipe reads both registries for its probe section: cltt train RECIPE --show and cltt
     index stay torch-free."""
     code = ("import sys; from cltt.eval.tasks import registered_tasks; from cltt.eval.readouts import "
-            "registered_readouts; registered_tasks(); registered_readouts(); "
+            "registered_readouts; registered_tasks(); registered_readouts(); from cltt.recipe import load_recipe; "
+            "load_recipe(None, ['probe.task=phases', 'probe.phases.ap_k=[2]', 'probe.probes=[knn]']); "
             "print(sorted(m for m in ('torch', 'sklearn') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
