@@ -30,11 +30,12 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from cltt.errors import CLTTError
 
 FORMAT = "cltt-checkpoint/1"
+# torch is imported by the functions that touch tensors: finding the latest checkpoint through
+# the `latest` pointer (cltt runs, cltt sweep status) costs no torch.
 LATEST = "latest"
 FINAL_NAME = "simclr_final.pth"
 _EPOCH = re.compile(r"simclr_epoch_(\d+)\.pth$")
@@ -54,6 +55,8 @@ def step_name(step: int) -> str:
 
 def rng_state() -> dict:
     """Python, NumPy, torch (and CUDA) generator states as weights-only-safe values."""
+    import torch
+
     version, words, gauss = random.getstate()
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     state = {
@@ -68,6 +71,8 @@ def rng_state() -> dict:
 
 
 def restore_rng_state(state: dict) -> None:
+    import torch
+
     version, words, gauss = state["python"]
     random.setstate((version, tuple(words), gauss))
     numpy_state = state["numpy"]
@@ -105,6 +110,8 @@ def _replace_atomically(path: Path, write) -> None:
 
 def save_checkpoint(state: dict, path: Path) -> Path:
     """Write ``state`` to ``path`` atomically and point ``latest`` at it."""
+    import torch
+
     path = Path(path)
     _replace_atomically(path, lambda handle: torch.save(state, handle))
     _replace_atomically(path.parent / LATEST, lambda handle: handle.write(path.name.encode() + b"\n"))
@@ -113,6 +120,8 @@ def save_checkpoint(state: dict, path: Path) -> Path:
 
 def load_checkpoint(path: Path) -> dict:
     """Read a cltt checkpoint with ``weights_only=True``; one clear error for anything else."""
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise CLTTError(f"checkpoint {path} does not exist")
@@ -143,6 +152,8 @@ def recorded_progress(path: Path) -> dict | None:
     ``mmap=True`` maps the tensors instead of reading them, so this costs the zip directory and
     the small pickle, not the file; a truncated file has no zip directory and fails here.
     """
+    import torch
+
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError):
