@@ -215,7 +215,7 @@ def test_case_07_a_frame_left_out_as_corrupt_still_counts_as_the_same_clip(tmp_p
 
 
 def test_case_21_extract_pack_reports_the_store_size_and_skipped_clips(tmp_path):
-    from tests.test_extract import write_video
+    from tests.helpers.videos import write_video
 
     for k in range(4):
         write_video(tmp_path / "videos" / f"v{k}.mp4", frames=30, size=(320, 240))
@@ -275,6 +275,12 @@ def test_case_25_an_indexed_root_still_opens_in_imagefolder(frames_root, tmp_pat
     images = ImageFolder(str(frames_root))
     assert images.classes == ["clip0", "clip1", "clip2"] and len(images) == 12 + 17 + 22
     assert images[0][0].size == (64, 48)
+
+    from lightly.data import LightlyDataset  # the other reader the issue names
+
+    lightly_set = LightlyDataset(input_dir=str(frames_root))
+    assert len(lightly_set) == 12 + 17 + 22
+    assert sorted({name.split("/")[0] for name in lightly_set.get_filenames()}) == ["clip0", "clip1", "clip2"]
 
 
 def test_case_25_a_manifest_an_earlier_cltt_left_in_the_root_is_read_and_named(frames_root, tmp_path):
