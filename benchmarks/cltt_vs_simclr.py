@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cltt.engine import checkpoint as ckpt
+from cltt.engine import run_files
 from cltt.engine.run_dir import prepare_training
 from cltt.engine.trainer import Trainer
 from cltt.eval.probe import probe_checkpoint
@@ -73,7 +73,7 @@ def run_row(row: str, seed: int, steps: int, out_dir: Path, overrides: list[str]
     recipe, run_dir, resume, _ = prepare_training(recipe, QUICKSTART, False)
     Trainer(recipe, run_dir, None, resume).run()
     seconds = time.perf_counter() - started
-    report = probe_checkpoint(recipe, run_dir / ckpt.FINAL_NAME)
+    report = probe_checkpoint(recipe, run_dir / run_files.FINAL_CHECKPOINT)
     return {score.features: (score.test, score.intervals.get("test")) for score in report.scores}, seconds
 
 

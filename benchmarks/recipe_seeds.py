@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from cltt.data.build import open_frames
-from cltt.engine import checkpoint as ckpt
+from cltt.engine import run_files
 from cltt.engine.run_dir import prepare_training
 from cltt.engine.trainer import Trainer
 from cltt.eval.probe import probe_checkpoint
@@ -91,12 +91,12 @@ def run(recipe_path: Path, seed: int, threads: int, out_dir: Path, overrides: li
               f"train.name={run_name(recipe_path, seed, threads, overrides)}", "train.resume=auto"]
     started = time.perf_counter()
     recipe, run_dir, resume, _ = prepare_training(load_recipe(recipe_path, common), recipe_path, False)
-    reused = (run_dir / ckpt.FINAL_NAME).is_file()
+    reused = (run_dir / run_files.FINAL_CHECKPOINT).is_file()
     Trainer(recipe, run_dir, None, resume).run()
     seconds = None if reused else time.perf_counter() - started
     probe_recipe = load_recipe(recipe_path, [*common, *probe_overrides])
     open_frames(probe_recipe.data, synthetic=probe_recipe.extract.synthetic)  # built-in probe data, once
-    return figures(probe_recipe, run_dir / ckpt.FINAL_NAME), seconds
+    return figures(probe_recipe, run_dir / run_files.FINAL_CHECKPOINT), seconds
 
 
 def shown(figure: Figure | None, percent: bool) -> str:

@@ -39,6 +39,7 @@ import torch
 
 from cltt.data.build import open_frames
 from cltt.engine import checkpoint as ckpt
+from cltt.engine import run_files
 from cltt.engine.device import to_model_input
 from cltt.engine.run_dir import saved_recipe
 from cltt.eval.probe import load_trained_method
@@ -74,7 +75,7 @@ def clip_outputs(method, frames: np.ndarray, window: int | None = None) -> tuple
 
 
 def measure(run_dir: Path) -> dict[str, float]:
-    path = run_dir / ckpt.FINAL_NAME
+    path = run_dir / run_files.FINAL_CHECKPOINT
     state = ckpt.load_checkpoint(path)
     recipe = saved_recipe(state, path)
     method = load_trained_method(recipe, state, path).eval()

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cltt.engine import checkpoint as ckpt
+from cltt.engine import run_files
 from cltt.engine.run_dir import prepare_training
 from cltt.engine.trainer import Trainer
 from cltt.eval.slots import probe_slots
@@ -40,7 +40,7 @@ def run_one(recipe_path: Path, overrides: list[str], weight: float, seed: int, o
     recipe, run_dir, resume, _ = prepare_training(recipe, recipe_path, False)
     Trainer(recipe, run_dir, None, resume).run()
     seconds = time.perf_counter() - started
-    report = probe_slots(recipe, run_dir / ckpt.FINAL_NAME)
+    report = probe_slots(recipe, run_dir / run_files.FINAL_CHECKPOINT)
     return report.metrics, seconds
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 import cltt
+from cltt.engine import run_files
 
 pytestmark = pytest.mark.slow
 
@@ -161,8 +162,8 @@ def test_preempted_train_exits_75_then_resumes(image):
     done = sid("apptainer", "exec", "cltt.sif", "cltt", "resume", "preempt/runs/quickstart", "--change-length",
                f"train.epochs={int(stopped.group(1)) + 1}", cwd=image, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "resumed from simclr_step_" in done.stdout + done.stderr
-    assert (work / "runs" / "quickstart" / "simclr_final.pth").is_file()
+    assert f"resumed from {run_files.CHECKPOINT_PREFIX}_step_" in done.stdout + done.stderr
+    assert (work / "runs" / "quickstart" / run_files.FINAL_CHECKPOINT).is_file()
 
 
 def test_sweep_finds_its_template_inside(image):

@@ -13,6 +13,7 @@ import torch
 from cltt.data.build import open_frames
 from cltt.data.sequences import PAD_TIME, SequenceDataset, sample_region, sample_times
 from cltt.engine import checkpoint as ckpt
+from cltt.engine import run_files
 from cltt.engine.device import resolve_placement, to_model_input
 from cltt.engine.step import accumulate_gradients
 from cltt.methods import build_method, method_class
@@ -311,6 +312,6 @@ def test_sub_batches_give_the_full_batch_gradient(tmp_path, videos):
 def test_carl_trains_end_to_end(tmp_path, videos):
     outcome = train_in_process(carl_recipe(tmp_path, videos, epochs=2))
     assert outcome.status == "finished" and outcome.step == 2 and math.isfinite(outcome.loss)
-    state = ckpt.load_checkpoint(tmp_path / "runs" / "tiny" / ckpt.FINAL_NAME)
+    state = ckpt.load_checkpoint(tmp_path / "runs" / "tiny" / run_files.FINAL_CHECKPOINT)
     assert state["method"] == "carl"
     build_method(load_recipe(carl_recipe(tmp_path, videos))).load_state_dict(state["model"])

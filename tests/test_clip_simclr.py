@@ -14,6 +14,7 @@ from torch import nn
 from cltt.data.stores import open_store
 from cltt.data.windows import WindowSpec
 from cltt.engine import checkpoint as ckpt
+from cltt.engine import run_files
 from cltt.errors import CLTTError
 from cltt.eval.features import FrameSet, encoder_source, extract_features, pixel_source
 from cltt.eval.probe import evaluate_method, prepare_probe, probe_checkpoint
@@ -251,9 +252,9 @@ def test_train_and_probe_clips_of_bouncing_balls(tmp_path, model):
     assert len(losses) == 2 and all(math.isfinite(x) and x > 0 for x in losses)
 
     recipe = load_recipe(run_dir / "recipe.yaml")
-    state = ckpt.load_checkpoint(run_dir / ckpt.FINAL_NAME)
+    state = ckpt.load_checkpoint(run_dir / run_files.FINAL_CHECKPOINT)
     assert state["method"] == "clip_simclr"
-    report = probe_checkpoint(recipe, run_dir / ckpt.FINAL_NAME, state)
+    report = probe_checkpoint(recipe, run_dir / run_files.FINAL_CHECKPOINT, state)
     assert report.level == "clip" and report.classes == ["1", "2", "3"]
     assert {(s.features, s.probe) for s in report.scores} == {
         (f, p) for f in ("trained", "random_init", "pixels")
@@ -263,7 +264,7 @@ def test_train_and_probe_clips_of_bouncing_balls(tmp_path, model):
     width = 128 if model["backbone"] == "tiny_cnn" else 192
     assert report.feature_dims["trained"] == width == report.feature_dims["random_init"]
     assert all(0 <= s.test <= 1 for s in report.scores)
-    again = probe_checkpoint(recipe, run_dir / ckpt.FINAL_NAME, state)
+    again = probe_checkpoint(recipe, run_dir / run_files.FINAL_CHECKPOINT, state)
     assert all(how.startswith("reused") for how in again.cache.values())
     assert [(s.features, s.probe, s.test) for s in again.scores] == [(s.features, s.probe, s.test) for s in report.scores]
 

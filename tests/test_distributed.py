@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from cltt.engine import run_files
 from cltt.engine.device import resolve_placement
 from cltt.engine.distributed import ProcessInfo, first_host, process_info
 from cltt.engine.step import accumulate_gradients
@@ -307,7 +308,7 @@ def test_cltt_train_under_torchrun_with_global_batchnorm(tmp_path, frames_root):
            "--master-addr=127.0.0.1", f"--master-port={free_port()}", "-m", "cltt", "train", str(recipe), *args]
     check([subprocess.Popen(cmd, env=base_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)],
           timeout=300)
-    state = torch.load(tmp_path / "runs/ddp/simclr_final.pth", map_location="cpu", weights_only=False)
+    state = torch.load(tmp_path / "runs" / "ddp" / run_files.FINAL_CHECKPOINT, map_location="cpu", weights_only=False)
     torch.manual_seed(0)
     plain = build_method(recipe_from_dict({"model": {"backbone": "resnet18"}, "data": {"image_size": 32, "window_size": 4}}))
     plain.load_state_dict(state["model"])  # same keys and shapes as plain BatchNorm

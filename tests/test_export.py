@@ -24,6 +24,7 @@ from cltt.data.decode import read_rgb
 from cltt.data.stores import open_store
 from cltt.data.transforms import center_resize
 from cltt.engine import checkpoint as ckpt
+from cltt.engine import run_files
 from cltt.engine.device import IMAGENET_MEAN, IMAGENET_STD, to_model_input
 from cltt.engine.run_dir import recipe_from_text
 from cltt.errors import CLTTError
@@ -50,7 +51,7 @@ def run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def reference(run):
     """The checkpoint's encoder, built as training builds it, in eval mode."""
-    state = ckpt.load_checkpoint(run / ckpt.FINAL_NAME)
+    state = ckpt.load_checkpoint(run / run_files.FINAL_CHECKPOINT)
     method = build_method(recipe_from_text(state["recipe"]))
     method.load_state_dict(state["model"])
     return method.encoder.eval()
@@ -97,11 +98,11 @@ def test_safetensors_round_trip(run, reference, tmp_path, with_head):
 
 
 def test_sidecar_describes_the_export(run, tmp_path):
-    code, _, stderr = export(run / ckpt.FINAL_NAME, "--out", tmp_path)
+    code, _, stderr = export(run / run_files.FINAL_CHECKPOINT, "--out", tmp_path)
     assert code == 0, stderr
     path = written(tmp_path, ".safetensors")
     sidecar = json.loads(path.with_name(path.name + ".json").read_text())
-    state = ckpt.load_checkpoint(run / ckpt.FINAL_NAME)
+    state = ckpt.load_checkpoint(run / run_files.FINAL_CHECKPOINT)
 
     assert sidecar["file"] == path.name and sidecar["kind"] == "safetensors"
     assert sidecar["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
@@ -113,7 +114,7 @@ def test_sidecar_describes_the_export(run, tmp_path):
     }
     assert sidecar["input"]["shape"] == ["N", 3, 32, 32]
     assert sidecar["input"]["mean"] == list(IMAGENET_MEAN) and sidecar["input"]["std"] == list(IMAGENET_STD)
-    assert sidecar["source"]["checkpoint"] == str(run / ckpt.FINAL_NAME)
+    assert sidecar["source"]["checkpoint"] == str(run / run_files.FINAL_CHECKPOINT)
     assert sidecar["source"]["epoch"] == state["progress"]["epoch"] == 1
     assert sidecar["source"]["step"] == state["progress"]["step"] > 0
     assert sidecar["recipe"] == recipe_to_dict(recipe_from_text(state["recipe"]))

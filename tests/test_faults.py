@@ -21,6 +21,7 @@ import torch
 
 from cltt.cli import main
 from cltt.engine import checkpoint as ckpt
+from cltt.engine import run_files
 from tests.conftest import invoke_in_process
 from tests.test_train import final_weights
 
@@ -53,7 +54,7 @@ def test_sigkill_mid_epoch_loses_at_most_one_step(tmp_path, frames_root):
     process = cltt_process("train", *args, "train.name=killed", "train.checkpoint_minutes=0", cwd=tmp_path)
     run_dir = tmp_path / "runs" / "killed"
     deadline = time.monotonic() + 120
-    while not (run_dir / ckpt.LATEST).is_file() or "step_0000001" not in (run_dir / ckpt.LATEST).read_text():
+    while not (run_dir / run_files.LATEST_FILE).is_file() or "step_0000001" not in (run_dir / run_files.LATEST_FILE).read_text():
         assert process.poll() is None, process.stdout.read()
         assert time.monotonic() < deadline, "no step checkpoint within 2 minutes"
         time.sleep(0.01)
@@ -61,9 +62,9 @@ def test_sigkill_mid_epoch_loses_at_most_one_step(tmp_path, frames_root):
     process.wait()
     assert process.returncode == -signal.SIGKILL
     latest = ckpt.latest_checkpoint(run_dir)
-    assert latest.name.startswith("simclr_step_")  # killed mid-run, after a step checkpoint
+    assert run_files.step_of(latest.name) is not None  # killed mid-run, after a step checkpoint
     saved = ckpt.load_checkpoint(latest)["progress"]
-    assert saved["epoch"] < 2 and not (run_dir / ckpt.FINAL_NAME).exists()
+    assert saved["epoch"] < 2 and not (run_dir / run_files.FINAL_CHECKPOINT).exists()
 
     stopped = invoke_in_process(main, ["runs", tmp_path / "runs"], tmp_path)
     assert "killed: no stop recorded and its process is gone" in stopped.output
@@ -79,7 +80,7 @@ def test_a_truncated_latest_checkpoint_resumes_from_the_one_before(tmp_path, fra
     assert invoke_in_process(main, ["train", *args, "train.name=straight"], tmp_path).exit_code == 0
     weights = final_weights(tmp_path / "runs" / "straight")
     run_dir = tmp_path / "runs" / "straight"
-    final, second = run_dir / ckpt.FINAL_NAME, run_dir / ckpt.epoch_name(2)
+    final, second = run_dir / run_files.FINAL_CHECKPOINT, run_dir / run_files.epoch_checkpoint(2)
     for path in (final, second):  # the disk filled while the last two were written
         path.write_bytes(path.read_bytes()[:5000])
 
@@ -87,7 +88,7 @@ def test_a_truncated_latest_checkpoint_resumes_from_the_one_before(tmp_path, fra
     assert resumed.exit_code == 0, resumed.output
     line = next(line for line in resumed.output.splitlines() if "is not a readable checkpoint" in line)
     assert f"{final} is not a readable checkpoint" in line
-    assert f"continuing from {ckpt.epoch_name(1)} (epoch 1, step " in line
+    assert f"continuing from {run_files.epoch_checkpoint(1)} (epoch 1, step " in line
     assert "the checkpoint of the highest step that loads (1 more unreadable)" in line
     assert_same_weights(final_weights(run_dir), weights)
     assert_same_weights(final_weights(run_dir), final_weights(tmp_path / "runs" / "straight"))
@@ -108,7 +109,7 @@ def test_resume_says_when_recipe_yaml_was_edited(tmp_path, frames_root):
     recipe_file.write_text(recipe_file.read_text().replace("backbone: tiny_cnn", "backbone: resnet18"))
     result = invoke_in_process(main, ["resume", tmp_path / "runs" / "edited"], tmp_path)
     assert result.exit_code == 0, result.output
-    assert "recipe.yaml differs from the recipe inside simclr_final.pth in model.backbone" in result.output
+    assert f"recipe.yaml differs from the recipe inside {run_files.FINAL_CHECKPOINT} in model.backbone" in result.output
 
 
 def test_vivit_with_dropout_resumes_exactly(tmp_path, frames_root, preemption_handlers):
@@ -140,7 +141,7 @@ def test_vivit_with_dropout_resumes_exactly(tmp_path, frames_root, preemption_ha
 def test_resuming_on_another_process_count_warns_for_batchnorm_models(tmp_path, frames_root):
     args = ["train", QUICKSTART, f"data.root={frames_root}", *COMMON, "train.epochs=1", "train.name=counted"]
     assert invoke_in_process(main, args, tmp_path).exit_code == 0
-    checkpoint = tmp_path / "runs" / "counted" / ckpt.FINAL_NAME
+    checkpoint = tmp_path / "runs" / "counted" / run_files.FINAL_CHECKPOINT
     state = ckpt.load_checkpoint(checkpoint)
     assert state["world_size"] == 1  # recorded
     state["world_size"] = 2  # as written by a two-process run
@@ -178,7 +179,7 @@ def test_unwritable_destinations_are_one_line_before_the_work(tmp_path, frames_r
 def test_ctrl_c_exits_130_says_so_once_and_resume_names_the_same_place(tmp_path, frames_root):
     args = [QUICKSTART, f"data.root={frames_root}", *COMMON, "train.name=int", "train.checkpoint_minutes=0"]
     process = cltt_process("train", *args, cwd=tmp_path)
-    latest = tmp_path / "runs" / "int" / ckpt.LATEST
+    latest = tmp_path / "runs" / "int" / run_files.LATEST_FILE
     deadline = time.monotonic() + 120
     while not latest.is_file() or "step_0000001" not in latest.read_text():
         assert process.poll() is None and time.monotonic() < deadline

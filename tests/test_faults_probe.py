@@ -19,6 +19,7 @@ import pytest
 import yaml
 from sklearn.model_selection import GroupKFold
 
+from cltt.engine import run_files
 from cltt.eval.folds import NOT_CHOSEN, train_folds
 from cltt.eval.logistic import fit_logistic
 
@@ -211,7 +212,7 @@ def sweep_folder(tiny) -> Path:
         shutil.copytree(trained, folder / name, ignore=shutil.ignore_patterns("features", "run.lock"))
     recipe = folder / SWEEP_NAMES[0] / "recipe.yaml"
     recipe.write_text(recipe.read_text().replace("backbone: tiny_cnn", "backbone: timm/resnet50.a1_in1k"))
-    (folder / SWEEP_NAMES[1] / "simclr_final.pth").unlink()
+    (folder / SWEEP_NAMES[1] / run_files.FINAL_CHECKPOINT).unlink()
     failed = cltt("train", "tiny.yaml", f"train.out_dir={folder}", f"train.name={SWEEP_NAMES[2]}", "train.lr=1e30",
                   "train.optimizer=sgd", cwd=tiny)
     assert failed.returncode == 2 and "the loss is" in failed.stderr, failed.stderr

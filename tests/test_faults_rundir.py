@@ -26,6 +26,7 @@ import yaml
 
 from cltt.cli import main
 from cltt.engine import checkpoint as ckpt
+from cltt.engine import run_files
 from cltt.engine.run_lock import LOCK_FILE, acquire
 from tests.conftest import invoke_in_process
 
@@ -159,7 +160,7 @@ def test_case_02_the_lock_of_a_killed_run_is_taken_over_with_a_note(tmp_path, fr
     note = next(line for line in result.stderr.splitlines() if "took over" in line)
     assert note == (f"note: took over the lock of {run_dir} from cltt train {recipe} train.name=killed (pid {killed.pid} "
                     f"on {socket.gethostname()}, since {holder['since']}), which ended without releasing it")
-    assert (run_dir / ckpt.FINAL_NAME).is_file() and (run_dir / LOCK_FILE).read_text() == ""
+    assert (run_dir / run_files.FINAL_CHECKPOINT).is_file() and (run_dir / LOCK_FILE).read_text() == ""
 
 
 def test_case_02_a_run_that_fails_before_writing_leaves_no_run_dir(tmp_path, frames_root):
@@ -175,14 +176,14 @@ def test_case_04_a_copied_run_with_a_truncated_final_continues_from_the_highest_
     assert invoke_in_process(main, ["train", recipe, "train.name=original"], tmp_path).exit_code == 0
     copy = tmp_path / "runs" / "copy"
     shutil.copytree(tmp_path / "runs" / "original", copy)  # as cp -r: new modification times
-    first, second, final = copy / ckpt.epoch_name(1), copy / ckpt.epoch_name(2), copy / ckpt.FINAL_NAME
+    first, second, final = copy / run_files.epoch_checkpoint(1), copy / run_files.epoch_checkpoint(2), copy / run_files.FINAL_CHECKPOINT
     newest = time.time() + 60
     os.utime(first, (newest, newest))  # epoch 1 is now the newest file
     final.write_bytes(final.read_bytes()[:5000])  # the copy was cut short
     step = ckpt.load_checkpoint(second)["progress"]["step"]
 
     assert [p.name for p in ckpt.by_recorded_step([first, second, final])] == [final.name, second.name, first.name]
-    (copy / ckpt.LATEST).unlink()  # without the pointer: the highest step, the final one first at a tie
+    (copy / run_files.LATEST_FILE).unlink()  # without the pointer: the highest step, the final one first at a tie
     assert ckpt.latest_checkpoint(copy) == final
 
     expected = (f"{final} is not a readable checkpoint (")

@@ -13,6 +13,7 @@ import torch
 import yaml
 
 from cltt.engine import checkpoint as ckpt
+from cltt.engine import run_files
 from cltt.engine.run_dir import prepare_training
 from cltt.engine.trainer import Trainer
 from cltt.models.backbones import build_backbone
@@ -43,7 +44,7 @@ def test_a_frozen_resnet18_backbone_is_bit_identical_after_training(tmp_path, fr
     recorder = Recorder()
     outcome = train_in_process(recipe, reporter=recorder)
     assert outcome.status == "finished" and len(recorder.losses) == 6
-    final = ckpt.load_checkpoint(tmp_path / "runs" / "tiny" / ckpt.FINAL_NAME)["model"]
+    final = ckpt.load_checkpoint(tmp_path / "runs" / "tiny" / run_files.FINAL_CHECKPOINT)["model"]
     saved = torch.load(weights, weights_only=True)
     frozen = backbone_state(final)
     assert len(frozen) == len(saved)  # weights and BatchNorm running statistics, all of them
@@ -108,7 +109,7 @@ def test_bad_groups_and_freezes_exit_2_in_one_line(tmp_path, frames_root, settin
 def test_a_second_stage_starts_from_the_first_stages_weights_under_its_own_schedule(tmp_path, frames_root):
     recipe = write_recipe(tmp_path, frames_root, model=TINY, train={"epochs": 2, "max_batches_per_epoch": 2})
     train_in_process(recipe, ["train.name=stage1"])
-    stage1 = ckpt.load_checkpoint(tmp_path / "runs" / "stage1" / ckpt.FINAL_NAME)
+    stage1 = ckpt.load_checkpoint(tmp_path / "runs" / "stage1" / run_files.FINAL_CHECKPOINT)
 
     overrides = ["train.name=stage2", f"model.init_from={tmp_path / 'runs' / 'stage1'}", "train.lr=1e-4",
                  "train.epochs=3", "train.warmup_epochs=0"]
@@ -121,12 +122,12 @@ def test_a_second_stage_starts_from_the_first_stages_weights_under_its_own_sched
     trainer.run()
     assert len(recorder.lrs) == 6 and recorder.lrs[0] == pytest.approx(1e-4)  # stage 2's rate, from step 0
     assert recorder.lrs == pytest.approx([trainer.schedule.lr_at(step) for step in range(6)])
-    final = ckpt.load_checkpoint(tmp_path / "runs" / "stage2" / ckpt.FINAL_NAME)
+    final = ckpt.load_checkpoint(tmp_path / "runs" / "stage2" / run_files.FINAL_CHECKPOINT)
     assert final["progress"]["step"] == 6 and final["progress"]["epoch"] == 3
-    result = cltt("train", recipe, "train.name=stage3", f"model.init_from={tmp_path / 'runs' / 'stage1' / ckpt.FINAL_NAME}",
+    result = cltt("train", recipe, "train.name=stage3", f"model.init_from={tmp_path / 'runs' / 'stage1' / run_files.FINAL_CHECKPOINT}",
                   "train.epochs=1", "train.max_batches_per_epoch=1", cwd=tmp_path)
     assert result.returncode == 0
-    assert f"model.init_from: initialised from {tmp_path / 'runs' / 'stage1' / ckpt.FINAL_NAME} (its epoch 2, step 4)" \
+    assert f"model.init_from: initialised from {tmp_path / 'runs' / 'stage1' / run_files.FINAL_CHECKPOINT} (its epoch 2, step 4)" \
         in result.stdout
 
 
@@ -168,6 +169,6 @@ def test_slotcontrast_trains_on_vit_b14_patch_tokens_from_a_dino_checkpoint(tmp_
     assert trainer.method.decoder.mlp[2].in_features == 1024 and trainer.method.encoder.slot_attention.slot_dim == 128
     trainer.run()
     assert len(recorder.losses) == 2 and all(torch.isfinite(torch.tensor(recorder.losses)))
-    final = ckpt.load_checkpoint(run_dir / ckpt.FINAL_NAME)["model"]
+    final = ckpt.load_checkpoint(run_dir / run_files.FINAL_CHECKPOINT)["model"]
     for key, value in vit.state_dict().items():  # frozen: exactly the file's
         assert torch.equal(final[f"encoder.features.vit.{key}"], value), key

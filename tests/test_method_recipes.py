@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from cltt.engine import checkpoint as ckpt
+from cltt.engine import run_files
 from cltt.recipe import load_recipe
 from tests.test_train import Recorder, assert_same_weights, final_weights, resume_in_process, train_in_process
 
@@ -44,7 +45,7 @@ def test_recipe_with_resnet18_resumes_exactly(tmp_path, frames_root, preemption_
     weights = final_weights(tmp_path / "straight" / "run")
     assert_same_weights(final_weights(tmp_path / "broken" / "run"), weights)
     if name in ("byol", "dino"):  # the teacher moved, and not onto the student
-        start = ckpt.load_checkpoint(tmp_path / "straight" / "run" / ckpt.epoch_name(1))["model"]
+        start = ckpt.load_checkpoint(tmp_path / "straight" / "run" / run_files.epoch_checkpoint(1))["model"]
         teacher = [k for k in weights if k.startswith("teacher.")]
         assert teacher and any(not torch.equal(weights[k], start[k]) for k in teacher)
         assert any(not torch.equal(weights[k], weights["encoder." + k.removeprefix("teacher.")]) for k in teacher)

@@ -16,7 +16,7 @@ import torch
 
 from cltt.data.build import open_frames
 from cltt.engine import checkpoint as ckpt
-from cltt.engine import preemption
+from cltt.engine import preemption, run_files
 from cltt.engine.device import resolve_placement
 from cltt.engine.step import accumulate_gradients
 from cltt.errors import CLTTError
@@ -62,7 +62,7 @@ def test_method_trains_and_round_trips(tmp_path, frames_root, name):
     recipe_path = method_recipe(tmp_path, frames_root, name, epochs=1)
     outcome = train_in_process(recipe_path)
     assert outcome.status == "finished"
-    state = ckpt.load_checkpoint(tmp_path / "runs" / "tiny" / ckpt.FINAL_NAME)
+    state = ckpt.load_checkpoint(tmp_path / "runs" / "tiny" / run_files.FINAL_CHECKPOINT)
     assert state["method"] == name
     fresh = build_method(load_recipe(recipe_path))
     fresh.load_state_dict(state["model"])

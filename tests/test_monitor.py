@@ -9,6 +9,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cltt.engine import checkpoint as ckpt
+from cltt.engine import run_files
 from cltt.engine.monitor import TENSORBOARD_DIR
 from tests.test_methods_engine import method_recipe
 from tests.test_train import assert_same_weights, final_weights, train_in_process, write_recipe
@@ -118,7 +119,7 @@ def test_wandb_offline_gets_the_same_scalars_and_images(tmp_path, frames_root):
                                "wandb": {"enabled": True, "mode": "offline"}})
     assert train_in_process(recipe).status == "finished"
     run_dir = tmp_path / "runs" / "tiny"
-    run_id = ckpt.load_checkpoint(run_dir / ckpt.FINAL_NAME)["wandb_id"]
+    run_id = ckpt.load_checkpoint(run_dir / run_files.FINAL_CHECKPOINT)["wandb_id"]
     (offline,) = (run_dir / "wandb").glob(f"offline-run-*-{run_id}")
     history = wandb_history(offline / f"run-{run_id}.wandb")
     reader = events(run_dir)

@@ -22,6 +22,7 @@ from cltt.data.stores import open_store
 from cltt.data.synthetic import write_synthetic
 from cltt.data.windows import WindowSpec
 from cltt.engine import checkpoint as ckpt
+from cltt.engine import run_files
 from cltt.engine.run_dir import prepare_training
 from cltt.engine.trainer import Trainer
 from cltt.errors import CLTTError
@@ -325,7 +326,7 @@ def test_cltt_probe_run_dir(tiny_run):
     assert result.exit_code == 0, result.output
     for word in ("trained", "random_init", "pixels", "linear", "logistic", "knn", "train", "val", "test"):
         assert word in result.stdout
-    assert "probed simclr_final.pth" in result.stdout
+    assert f"probed {run_files.FINAL_CHECKPOINT}" in result.stdout
     report = json.loads((tiny_run / "probe.json").read_text())
     assert report["epoch"] == 1 and report["level"] == "frame" and report["classes"] == ["1", "2", "3"]
     assert {(s["features"], s["probe"]) for s in report["scores"]} == {
@@ -352,7 +353,7 @@ def test_cltt_probe_run_dir(tiny_run):
 
     # again, at clip level, on the checkpoint file, JSON elsewhere: features reused, row replaced
     out = tiny_run / "clip.json"
-    result = run_cli("probe", tiny_run / ckpt.FINAL_NAME, "probe.level=clip", "probe.probes=[logistic]", "--out", out)
+    result = run_cli("probe", tiny_run / run_files.FINAL_CHECKPOINT, "probe.level=clip", "probe.probes=[logistic]", "--out", out)
     assert result.exit_code == 0, result.output
     assert "reused" in result.stderr and "computed" not in result.stderr
     assert [p.stat().st_mtime_ns for p in sorted((tiny_run / "features").glob("*.npz"))] == stamps
@@ -376,12 +377,12 @@ def test_cltt_probe_refusals(tiny_run, tmp_path):
     recipe = tmp_path / "other.yaml"
     recipe.write_text(yaml.safe_dump({"model": {"backbone": "resnet18"},
                                       "data": {"root": str(tmp_path / "nothing-here")}}))
-    line = one_error_line(run_cli("probe", recipe, "--checkpoint", tiny_run / ckpt.FINAL_NAME))
+    line = one_error_line(run_cli("probe", recipe, "--checkpoint", tiny_run / run_files.FINAL_CHECKPOINT))
     assert "does not exist" in line  # the recipe's frames root, checked before any model is built
 
 
 def test_trainer_hook_row_and_random_init(tiny_run):
-    state = ckpt.load_checkpoint(tiny_run / ckpt.FINAL_NAME)
+    state = ckpt.load_checkpoint(tiny_run / run_files.FINAL_CHECKPOINT)
     recipe = load_recipe(tiny_run / "recipe.yaml")
     method = build_method(recipe)
     method.load_state_dict(state["model"])

@@ -12,7 +12,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from cltt.cli import main
 from cltt.data.synthetic import write_synthetic
-from cltt.engine import checkpoint as ckpt
+from cltt.engine import run_files
 from cltt.engine.device import Placement
 from cltt.engine.optim import build_optimizer
 from cltt.engine.step import accumulate_gradients, optimizer_step
@@ -342,7 +342,7 @@ def slot_run(tmp_path_factory):
 def test_train_then_probe_slots(slot_run):
     run_dir, root, recipe_path = slot_run
     recipe = load_recipe(recipe_path)
-    report = probe_slots(recipe, run_dir / ckpt.FINAL_NAME)
+    report = probe_slots(recipe, run_dir / run_files.FINAL_CHECKPOINT)
     assert isinstance(report, TaskReport) and report.task == "slots"
     assert [row[:3] for row in report.rows] == [["trained", "decoder", 1], ["trained", "attention", 1],
                                                 ["random_init", "decoder", 1], ["random_init", "attention", 1]]
@@ -364,7 +364,7 @@ def test_probe_slots_needs_instance_masks(slot_run, tmp_path):
             (target / frame.name).write_bytes(frame.read_bytes())
     recipe = load_recipe(recipe_path, [f"data.root={tmp_path}"])
     with pytest.raises(CLTTError, match="masks.npz"):
-        probe_slots(recipe, run_dir / ckpt.FINAL_NAME)
+        probe_slots(recipe, run_dir / run_files.FINAL_CHECKPOINT)
 
 
 def test_visualize_draws_slot_masks_over_frames(slot_run, tmp_path):

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cltt.engine import run_files
 from tests.slurm_cluster import slurm  # noqa: F401  (the fixture)
 from tests.test_sweep import sweep
 
@@ -53,7 +54,7 @@ def test_sweep_array_runs_every_task_to_completion(slurm, tmp_path, frames_root)
     for task in range(3):
         assert slurm.wait_for(f"{job}_{task}", timeout=300) == "COMPLETED", slurm.output(f"{job}_{task}")
     for name in ("lr1e-3", "lr3e-4", "lr1e-4"):
-        assert (sweep_dir / "runs" / name / "simclr_final.pth").is_file()
+        assert (sweep_dir / "runs" / name / run_files.FINAL_CHECKPOINT).is_file()
     log = (sweep_dir / "logs" / f"tiny-{job}_1.out").read_text()
     assert "cltt-sweep: run lr3e-4 (task 1 of 3" in log and "cltt-sweep: run lr3e-4 exited 0" in log
     result = sweep("status", "sweeps/tiny", cwd=tmp_path)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cltt.engine import run_files
 from tests.slurm_cluster import slurm  # noqa: F401  (the fixture)
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -54,6 +55,6 @@ def test_warning_during_training_requeues_and_finishes(slurm, tmp_path, frames_r
     run_dir = tmp_path / "runs" / "tiny"
     rows = (run_dir / "metrics.csv").read_text().splitlines()[1:]
     assert [int(r.split(",")[0]) for r in rows] == list(range(1, EPOCHS + 1))
-    assert (run_dir / "simclr_final.pth").is_file()
+    assert (run_dir / run_files.FINAL_CHECKPOINT).is_file()
     segments = json.loads((run_dir / "run.json").read_text())["segments"]
     assert [s["reason"] for s in segments] == ["preempted", "finished"]

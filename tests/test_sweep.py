@@ -9,6 +9,7 @@ import subprocess
 import pytest
 import yaml
 
+from cltt.engine import run_files
 from cltt.errors import CLTTError, RecipeError
 from cltt.sweep import grid, render
 from cltt.sweep.status import sweep_status
@@ -242,7 +243,7 @@ def test_local_sweep_runs_both_and_status_shows_them_finished(tmp_path, frames_r
     assert "sweep tiny: 2 runs: 2 finished" in result.stdout
     sweep_dir = tmp_path / "sweeps" / "tiny"
     for name in ("lr1e-3", "lr3e-4"):
-        assert (sweep_dir / "runs" / name / "simclr_final.pth").is_file()
+        assert (sweep_dir / "runs" / name / run_files.FINAL_CHECKPOINT).is_file()
         assert "cltt-sweep: run %s exited 0" % name in (sweep_dir / "logs" / f"{name}.local.out").read_text()
 
     result = sweep("status", "sweeps/tiny", "--csv", "status.csv", cwd=tmp_path)
@@ -264,10 +265,10 @@ def test_status_reads_run_dirs_and_logs(tmp_path):
     for name in ("lr1e-3", "lr3e-4", "lr1e-4"):
         (runs / name).mkdir(parents=True)
         (runs / name / "metrics.csv").write_text("epoch,loss,learning_rate,decay_rate\n1,2.5,0.001,1.0\n2,2.25,0.0005,0.5\n")
-    (runs / "lr1e-3" / "simclr_final.pth").write_bytes(b"")
+    (runs / "lr1e-3" / run_files.FINAL_CHECKPOINT).write_bytes(b"")
     (runs / "lr1e-3" / "metrics_eval.csv").write_text(
         "epoch,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc\n1,1,0.5,1,0.41,1,0.4\n2,1,0.6,1,0.52,1,\n")
-    (runs / "lr3e-4" / "simclr_step_0000012.pth").write_bytes(b"")
+    (runs / "lr3e-4" / run_files.step_checkpoint(12)).write_bytes(b"")
     (logs / "tiny-90_1.out").write_text("cltt-sweep: run lr3e-4 (task 1 of 5, job 90_1) on vm, start 1\n"
                                         "SIGUSR1: saved\ncltt-sweep: run lr3e-4 exited 75: checkpoint saved, requeued 90_1\n")
     (logs / "tiny-90_2.out").write_text("cltt-sweep: run lr1e-4 (task 2 of 5, job 90_2) on vm, start 1\n"
@@ -275,13 +276,13 @@ def test_status_reads_run_dirs_and_logs(tmp_path):
                                         "cltt-sweep: run lr1e-4 exited 2 (2026-01-01 00:00:00)\n")
     (logs / "tiny-90_3.out").write_text("cltt-sweep: run lr3e-5 (task 3 of 5, job 90_3) on vm, start 1\n")
     states = {s.run: s for s in sweep_status(sweep_dir)}
-    assert [s.state for s in states.values()] == ["finished", "stopped", "failed", "running?", "not started"]
+    assert [s.state for s in states.values()] == ["finished", "stopped", "failed", "running", "not started"]
     assert states["lr1e-3"].epochs_done == 2 and states["lr1e-3"].epochs == 1 and states["lr1e-3"].last_loss == 2.25
     assert states["lr1e-3"].best_val_acc == 0.52 and states["lr1e-3"].best_test_acc == 0.4
-    assert states["lr3e-4"].checkpoint == "simclr_step_0000012.pth"
+    assert states["lr3e-4"].checkpoint == run_files.step_checkpoint(12)
     assert states["lr1e-4"].note == "CUDA is not available; set train.device=cpu"
     result = sweep("status", sweep_dir, cwd=tmp_path)
-    assert "5 runs: 1 finished, 1 failed, 1 running?, 1 stopped, 1 not started" in result.stdout
+    assert "5 runs: 1 finished, 1 running, 1 failed, 1 stopped, 1 not started" in result.stdout
     assert "failed 2 lr1e-4: CUDA is not available" in result.stdout
 
 

@@ -15,6 +15,7 @@ import yaml
 from safetensors.torch import save_file
 
 from cltt.cli import main
+from cltt.engine import run_files
 from cltt.errors import CLTTError
 from cltt.models.backbones import backbone_from_model, build_backbone
 from cltt.models.weights import load_backbone_weights
@@ -218,7 +219,7 @@ def test_an_exported_timm_backbone_loads_back_with_its_timm_arguments(tmp_path):
 
     recipe = load_recipe(tmp_path / "runs" / "r" / "recipe.yaml")
     assert recipe.model.timm == {"patch_size": 8, "depth": 1}
-    final = tmp_path / "runs" / "r" / ckpt.FINAL_NAME
+    final = tmp_path / "runs" / "r" / run_files.FINAL_CHECKPOINT
     trained = load_trained_method(recipe, ckpt.load_checkpoint(final), final).eval()
     with torch.no_grad():
         torch.testing.assert_close(encoder(frames), trained.encoder.represent(frames))

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.syntax import Syntax
 
+from cltt.engine.run_files import FAILED, FINISHED, INTERRUPTED, NOT_STARTED, RUNNING, STOPPED
 from cltt.errors import CLTTError
 from cltt.recipe import Recipe, dump_recipe, load_recipe
 
@@ -19,6 +20,9 @@ console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 RECIPE_SUFFIXES = (".yaml", ".yml")
+# The colour of each run state in cltt runs and cltt sweep status.
+STATE_STYLES = {FINISHED: "green", RUNNING: "cyan", FAILED: "red", INTERRUPTED: "yellow", STOPPED: "yellow",
+                NOT_STARTED: "dim"}
 
 
 @dataclass

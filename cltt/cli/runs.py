@@ -14,10 +14,10 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from cltt.cli.common import console, err_console, fmt_number
+from cltt.cli.common import STATE_STYLES, console, err_console, fmt_number
+from cltt.engine.run_files import FINISHED
 from cltt.errors import CLTTError
 
-STYLES = {"finished": "green", "running": "cyan", "failed": "red", "stopped": "yellow", "new": "dim"}
 COLUMNS = (("run", "left"), ("method", "left"), ("backbone", "left"), ("epochs", "right"), ("last loss", "right"),
            ("val acc", "right"), ("test acc", "right"), ("state", "left"))
 # a narrow terminal loses whole columns, least telling first (a sweep's names often say method
@@ -37,7 +37,8 @@ Examples:
 @click.option("--json", "as_json", is_flag=True, help="Write a JSON list to stdout: every column, full values, no table.")
 def command(folder: Path, as_csv: bool, as_json: bool) -> None:
     """A table of the runs in FOLDER (default runs/): method, backbone, epochs, last loss, best
-    probe accuracies and state (finished, running, stopped, failed), from each run dir's files.
+    probe accuracies and state (finished, running, failed, interrupted, stopped, not started),
+    from each run dir's files.
 
     A terminal too narrow for every column loses whole columns (backbone first, then method, last
     loss, epochs, test and val accuracy) and says which; names and states are never cut. --csv
@@ -64,7 +65,7 @@ def command(folder: Path, as_csv: bool, as_json: bool) -> None:
         err_console.print(f"[dim]left out at {console.width} columns: {', '.join(dropped)} (--csv or --json has every "
                           "column)[/]", soft_wrap=True)
     for s in summaries:
-        if s.note and s.state != "finished":
+        if s.note and s.state != FINISHED:
             err_console.print(f"[dim]{escape(s.run)}:[/] {escape(s.note)}", soft_wrap=True)
 
 
@@ -73,7 +74,7 @@ def _cells(s) -> dict[str, str]:
     return {"run": escape(s.run), "method": escape(s.method), "backbone": escape(s.backbone),
             "epochs": f"{s.epochs_done}/{s.epochs}" if s.epochs else str(s.epochs_done),
             "last loss": fmt_number(s.last_loss, ".4f"), "val acc": fmt_number(s.best_val_acc, ".3f"),
-            "test acc": fmt_number(s.best_test_acc, ".3f"), "state": f"[{STYLES.get(s.state, 'bold')}]{escape(s.state)}[/]"}
+            "test acc": fmt_number(s.best_test_acc, ".3f"), "state": f"[{STATE_STYLES.get(s.state, 'bold')}]{escape(s.state)}[/]"}
 
 
 def _fitting_table(title: str, rows: list[dict[str, str]], width: int) -> tuple[Table, list[str]]:

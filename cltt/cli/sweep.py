@@ -9,7 +9,17 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from cltt.cli.common import OneLineErrors, console, err_console, fmt_number, show_option, show_recipe, split_arguments
+from cltt.cli.common import (
+    STATE_STYLES,
+    OneLineErrors,
+    console,
+    err_console,
+    fmt_number,
+    show_option,
+    show_recipe,
+    split_arguments,
+)
+from cltt.engine.run_files import FAILED, RUNNING
 from cltt.errors import CLTTError
 
 USAGE = ("RECIPE [key.sub=value ...] [--grid KEY=V1,V2 ...] [--local | --slurm [--dry-run]]\n"
@@ -69,8 +79,8 @@ def command() -> None:
                               runs/RUN; then run them here one by one (--local) or render the
                               job array sweeps/NAME/sweep.sbatch and submit it (--slurm).
                               Neither: only write the folder.
-    cltt sweep status DIR     a table of the runs: finished, failed, running?, stopped or not
-                              started, epochs, last loss, best probe accuracy.
+    cltt sweep status DIR     a table of the runs: finished, running, failed, interrupted,
+                              stopped or not started, epochs, last loss, best probe accuracy.
 
     The grid is the recipe's sweep.grid (dotted keys -> lists) and the --grid options, as a
     cartesian product; run names say what differs (ws5_fs2_lr1e-3). NAME is sweep.name or the
@@ -196,9 +206,6 @@ def _run_local(plan) -> None:
         raise SystemExit(1)
 
 
-STATE_STYLE = {"finished": "green", "failed": "red", "running?": "cyan", "stopped": "yellow", "not started": "dim"}
-
-
 @command.command(name="status", epilog="""\b
 Examples:
   cltt sweep status sweeps/quickstart
@@ -209,9 +216,10 @@ Examples:
 def status_command(sweep_dir: Path, csv_path: Path | None) -> None:
     """Where each run of a sweep stands, from its run dir and newest log.
 
-    SWEEP_DIR is sweeps/NAME as written by cltt sweep. States: finished (simclr_final.pth),
-    failed (its log ends in an error), running? (started, no exit logged yet), stopped (a
-    checkpoint, not finished: resubmit or rerun the sweep to continue), not started.
+    SWEEP_DIR is sweeps/NAME as written by cltt sweep. States, the words of cltt runs: finished
+    (its final checkpoint exists), running (started, no exit logged yet), failed (its log ends in
+    an error), interrupted (Ctrl-C), stopped (a checkpoint, not finished: resubmit or rerun the
+    sweep to continue), not started.
     """
     from cltt.sweep.status import summary, sweep_status, write_csv
 
@@ -231,13 +239,13 @@ def status_command(sweep_dir: Path, csv_path: Path | None) -> None:
     for s in statuses:
         epochs = f"{s.epochs_done}/{s.epochs}" if s.epochs else str(s.epochs_done)
         table.add_row(str(s.index), escape(s.run), *(escape(str(s.values.get(k))) for k in keys),
-                      f"[{STATE_STYLE[s.state]}]{s.state}[/]", epochs,
+                      f"[{STATE_STYLES[s.state]}]{s.state}[/]", epochs,
                       fmt_number(s.last_loss, ".4f"), fmt_number(s.best_val_acc, ".3f"), fmt_number(s.best_test_acc, ".3f"))
     console.print(table)
     for s in statuses:
-        if s.note and s.state in ("failed", "running?"):
+        if s.note and s.state in (FAILED, RUNNING):
             log = f" (log {s.log})" if s.log else ""
-            console.print(f"[{STATE_STYLE[s.state]}]{s.state}[/] {s.index} {escape(s.run)}: {escape(s.note)}{escape(log)}",
+            console.print(f"[{STATE_STYLES[s.state]}]{s.state}[/] {s.index} {escape(s.run)}: {escape(s.note)}{escape(log)}",
                           soft_wrap=True)
     if csv_path is not None:
         console.print(f"wrote {write_csv(statuses, csv_path)}", soft_wrap=True)

@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from cltt.cli.common import console, err_console, show_option, show_recipe, split_arguments, writing_run_dir
 from cltt.engine import preemption
+from cltt.engine.run_files import TRAIN_LOG
 from cltt.errors import CLTTError
 
 change_length_option = click.option(
@@ -121,7 +122,7 @@ def _run(recipe, run_dir: Path, resume, notes: list[str]) -> None:
         err_console.print(f"[dim]note:[/] {escape(note)}", soft_wrap=True)
     try:
         probe = training_probe(recipe, run_dir) if info.is_main else None  # labels checked before training starts
-        trainer = Trainer(recipe, run_dir, reporter_for(recipe.log.interval, info.is_main, run_dir / "train.log"), resume,
+        trainer = Trainer(recipe, run_dir, reporter_for(recipe.log.interval, info.is_main, run_dir / TRAIN_LOG), resume,
                           probe)
         outcome = trainer.run()
     finally:

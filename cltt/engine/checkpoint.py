@@ -13,11 +13,12 @@ A checkpoint is a dict of tensors, numbers, strings and lists only, so it loads 
     rng               python, numpy, torch and CUDA generator states
     wandb_id          W&B run id, kept across resumes (or "")
 
-Files in the run dir use the lab's names: ``simclr_epoch_003.pth`` after epoch 3,
-``simclr_final.pth`` at the end, and ``simclr_step_0001234.pth`` when a run stops inside an
-epoch. Each is written to a hidden temporary file, flushed and renamed, then the text file
-``latest`` is replaced to name it, so a kill at any moment leaves the previous checkpoint
-intact and ``latest`` pointing at a whole file.
+Files in the run dir are named by :mod:`cltt.engine.run_files`: ``checkpoint_epoch_003.pth``
+after epoch 3, ``checkpoint_final.pth`` at the end, and ``checkpoint_step_0001234.pth`` when a
+run stops inside an epoch (the lab's ``simclr_*`` names of older runs are read alike). Each is
+written to a hidden temporary file, flushed and renamed, then the text file ``latest`` is
+replaced to name it, so a kill at any moment leaves the previous checkpoint intact and
+``latest`` pointing at a whole file.
 """
 
 from __future__ import annotations
@@ -25,29 +26,17 @@ from __future__ import annotations
 import os
 import pickle
 import random
-import re
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from cltt.engine.run_files import LATEST_FILE, checkpoint_files, epoch_of, is_final, step_of
 from cltt.errors import CLTTError
 
 FORMAT = "cltt-checkpoint/1"
 # torch is imported by the functions that touch tensors: finding the latest checkpoint through
 # the `latest` pointer (cltt runs, cltt sweep status) costs no torch.
-LATEST = "latest"
-FINAL_NAME = "simclr_final.pth"
-_EPOCH = re.compile(r"simclr_epoch_(\d+)\.pth$")
-_STEP = re.compile(r"simclr_step_(\d+)\.pth$")
-
-
-def epoch_name(epoch: int) -> str:
-    return f"simclr_epoch_{epoch:03d}.pth"
-
-
-def step_name(step: int) -> str:
-    return f"simclr_step_{step:07d}.pth"
 
 
 # --------------------------------------------------------------------------- RNG states
@@ -114,7 +103,7 @@ def save_checkpoint(state: dict, path: Path) -> Path:
 
     path = Path(path)
     _replace_atomically(path, lambda handle: torch.save(state, handle))
-    _replace_atomically(path.parent / LATEST, lambda handle: handle.write(path.name.encode() + b"\n"))
+    _replace_atomically(path.parent / LATEST_FILE, lambda handle: handle.write(path.name.encode() + b"\n"))
     return path
 
 
@@ -136,13 +125,6 @@ def load_checkpoint(path: Path) -> dict:
         raise CLTTError(f"{path} is not a cltt checkpoint (no '{FORMAT}' marker); "
                         "for pretrained backbone weights use model.weights=PATH")
     return state
-
-
-def checkpoint_files(run_dir: Path) -> list[Path]:
-    """Every finished checkpoint of a run dir."""
-    run_dir = Path(run_dir)
-    return sorted(p for p in run_dir.glob("simclr_*.pth") if _EPOCH.search(p.name) or _STEP.search(p.name)
-                  or p.name == FINAL_NAME)
 
 
 def recorded_progress(path: Path) -> dict | None:
@@ -172,21 +154,21 @@ def by_recorded_step(files: list[Path]) -> list[Path]:
     recorded = {path: recorded_progress(path) for path in files}
     per_epoch = next((int(p["batches_per_epoch"]) for p in recorded.values() if p and p.get("batches_per_epoch")), 1)
 
-    def step_of(path: Path) -> float:
+    def recorded_step(path: Path) -> float:
         if recorded[path] is not None:
             return recorded[path]["step"]
-        if path.name == FINAL_NAME:
+        if is_final(path.name):
             return float("inf")
-        epoch, step = _EPOCH.search(path.name), _STEP.search(path.name)
-        return int(step.group(1)) if step else int(epoch.group(1)) * per_epoch if epoch else -1
+        epoch, step = epoch_of(path.name), step_of(path.name)
+        return step if step is not None else epoch * per_epoch if epoch is not None else -1
 
-    return sorted(files, key=lambda path: (step_of(path), path.name == FINAL_NAME), reverse=True)
+    return sorted(files, key=lambda path: (recorded_step(path), is_final(path.name)), reverse=True)
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
     """The checkpoint ``latest`` names (written after each save), else the one of the highest recorded step, else None."""
     run_dir = Path(run_dir)
-    pointer = run_dir / LATEST
+    pointer = run_dir / LATEST_FILE
     if pointer.is_file():
         named = run_dir / pointer.read_text().strip()
         if named.is_file():
@@ -222,12 +204,18 @@ def load_latest_intact(run_dir: Path) -> tuple[Path, dict, list[str]] | None:
 
 
 def prune_checkpoints(run_dir: Path, keep_last: int) -> list[Path]:
-    """Delete all but the ``keep_last`` newest epoch checkpoints and every superseded step one."""
+    """Delete all but the ``keep_last`` newest epoch checkpoints and every superseded step one.
+
+    Both namings count alike: a run resumed from the lab's ``simclr_epoch_*`` files prunes them
+    with its own ``checkpoint_epoch_*`` ones, newest by epoch. The checkpoint ``latest`` names
+    is never deleted.
+    """
     run_dir = Path(run_dir)
     latest = latest_checkpoint(run_dir)
-    epochs = sorted((int(m.group(1)), p) for p in run_dir.glob("simclr_epoch_*.pth") if (m := _EPOCH.search(p.name)))
-    doomed = [p for _, p in epochs[:-keep_last]]
-    doomed += [p for p in run_dir.glob("simclr_step_*.pth") if p != latest]
+    files = checkpoint_files(run_dir)
+    epochs = sorted((epoch, path.name, path) for path in files if (epoch := epoch_of(path.name)) is not None)
+    doomed = [path for _, _, path in epochs[:-keep_last]]
+    doomed += [path for path in files if step_of(path.name) is not None and path != latest]
     for path in doomed:
         if path != latest:
             path.unlink(missing_ok=True)

@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-TENSORBOARD_DIR = "tensorboard"
+from cltt.engine.run_files import TENSORBOARD_DIR
+
 SHOWN_SAMPLES = 4  # samples of a batch drawn in images/batch and the method's images
 
 

@@ -27,10 +27,9 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from cltt.engine.run_files import RUN_FILE, STEPS_FILE
 from cltt.engine.run_lock import process_alive
 
-RUN_FILE = "run.json"
-STEPS_FILE = "metrics_steps.csv"
 STEPS_HEADER = ["step", "epoch", "loss", "learning_rate", "frames_per_second", "data_wait"]
 
 

@@ -15,10 +15,9 @@ from pathlib import Path
 import yaml
 
 from cltt.engine.checkpoint import latest_checkpoint, load_checkpoint, load_latest_intact
+from cltt.engine.run_files import RECIPE_FILE
 from cltt.errors import CLTTError
 from cltt.recipe import Recipe, apply_overrides, dump_recipe, recipe_from_dict, recipe_to_dict
-
-RECIPE_FILE = "recipe.yaml"
 
 FREE_PREFIXES = ("log.", "extract.", "probe.", "export.", "sweep.")
 FREE_KEYS = {

@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from cltt.engine.run_files import LOCK_FILE
 from cltt.errors import CLTTError
 
-LOCK_FILE = "run.lock"
 _NO_LOCKS = {errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL}
 
 

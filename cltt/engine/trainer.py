@@ -32,7 +32,7 @@ from cltt.data.build import open_frames
 from cltt.data.device_augment import DeviceAugment, collate_encoded
 from cltt.engine import checkpoint as ckpt
 from cltt.engine import distributed as dist
-from cltt.engine import preemption
+from cltt.engine import preemption, run_files
 from cltt.engine.device import resolve_placement
 from cltt.engine.events import EpochDone, Outcome, Reporter, RunStart, StepDone
 from cltt.engine.init_from import initialise_from
@@ -174,7 +174,7 @@ class Trainer:
             len(self.dataset), train.batch_size, self.batches_per_epoch,
             seed=train.seed, rank=self.info.rank, world_size=self.info.world_size,
         )
-        self.metrics = MetricsCSV(self.run_dir / "metrics.csv")
+        self.metrics = MetricsCSV(self.run_dir / run_files.METRICS_FILE)
         self.step_metrics = StepMetrics(self.run_dir)
         self.record: RunRecord | None = None
         self.wandb = None
@@ -340,10 +340,11 @@ class Trainer:
             self.reporter.note(f"{splits} gap(s) in the frame numbering: windows are cut there (data.gaps=split); "
                                f"cltt index {self.recipe.data.root} --verify lists them")
         if p.epoch >= train.epochs:
-            final, message = self.run_dir / ckpt.FINAL_NAME, f"{self.run_dir} already finished its {train.epochs} epochs"
+            final = run_files.final_checkpoint(self.run_dir) or self.run_dir / run_files.FINAL_CHECKPOINT
+            message = f"{self.run_dir} already finished its {train.epochs} epochs"
             if self.resume_path is not None and ckpt.recorded_progress(final) is None:  # missing or truncated: the last
                 # epoch's checkpoint, resumed from, holds the state the final one had
-                self._save(ckpt.FINAL_NAME)
+                self._save(final.name)
                 message += f"; {final.name}, which did not load, rewritten from {self.resume_path.name}"
             return self._finish("already_finished", 0, message, started, ckpt.latest_checkpoint(self.run_dir))
         loader = DataLoader(
@@ -384,14 +385,14 @@ class Trainer:
                 if stop:
                     return self._preempted(started)
                 if due and p.position < self.batches_per_epoch:
-                    last_checkpoint = self._save(ckpt.step_name(p.step)) or last_checkpoint
+                    last_checkpoint = self._save(run_files.step_checkpoint(p.step)) or last_checkpoint
                 waited = time.perf_counter()
             last_checkpoint = self._end_epoch(time.perf_counter() - epoch_started)
             (replaced,) = dist.all_reduce_sum(torch.tensor(float(replaced), device=self.placement.device))
             if replaced and self.info.is_main:
                 self.reporter.note(f"epoch {p.epoch}: {int(replaced)} sample(s) replaced by the next because of corrupt "
                                    f"frames (each logged above); cltt index {self.recipe.data.root} --verify lists them")
-        final = self._save(ckpt.FINAL_NAME)
+        final = self._save(run_files.FINAL_CHECKPOINT)
         return self._finish("finished", 0, f"trained {train.epochs} epochs", started, final or last_checkpoint)
 
     def _note_sub_batch_normalisation(self) -> None:
@@ -496,7 +497,7 @@ class Trainer:
             self.monitor.scalars(logged, step=p.step)
         path = None
         if p.epoch % self.recipe.train.save_every == 0 or p.epoch == self.recipe.train.epochs:
-            path = self._save(ckpt.epoch_name(p.epoch))
+            path = self._save(run_files.epoch_checkpoint(p.epoch))
         self.reporter.epoch(EpochDone(p.epoch, self.recipe.train.epochs, loss, last_lr, decay, seconds, path, spread))
         threshold = self.recipe.log.collapse_warning
         if spread is not None and spread < threshold and self.info.is_main:
@@ -510,7 +511,7 @@ class Trainer:
         signal_name = preemption.requested() or "a signal on another process"
         status = "interrupted" if signal_name == "SIGINT" else "preempted"  # a Ctrl-C is the user's stop, not the scheduler's
         preemption.finishing()
-        path = self._save(ckpt.step_name(self.progress.step))
+        path = self._save(run_files.step_checkpoint(self.progress.step))
         code, how = 0, ""
         if self.info.is_main:
             self._record_stop(status, f"{signal_name}: saved {path}")  # before a requeue, after which Slurm may kill us

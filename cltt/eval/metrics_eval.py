@@ -17,9 +17,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from cltt.engine.run_files import EVAL_FILE
 from cltt.errors import CLTTError
 
-EVAL_FILE = "metrics_eval.csv"
 LAB_HEADER = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc"]
 INTERVAL_COLUMNS = [f"{split}_acc_{end}" for split in ("train", "val", "test") for end in ("low", "high")]
 HEADER = LAB_HEADER + INTERVAL_COLUMNS  # the lab's columns first, so its readers keep working

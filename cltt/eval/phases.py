@@ -70,6 +70,7 @@ from cltt.data.manifest import natural_key
 from cltt.data.stores.base import FrameStore
 from cltt.engine.checkpoint import load_checkpoint
 from cltt.engine.device import resolve_device
+from cltt.engine.run_files import FEATURES_DIR
 from cltt.errors import CLTTError
 from cltt.eval.bootstrap import clip_interval
 from cltt.eval.features import FeatureSource, FrameSet, Progress, checkpoint_identity, encoder_source, extract_features, pixel_source
@@ -448,7 +449,7 @@ def probe_phases(
     device = resolve_device(recipe.train.device)
     sources, methods = _sources(recipe, checkpoint, state, device)
     frame_set = FrameSet(store, labels.clip_index)
-    cache_dir = Path(cache_dir) if cache_dir is not None else checkpoint.parent / "features"
+    cache_dir = Path(cache_dir) if cache_dir is not None else checkpoint.parent / FEATURES_DIR
     result = extract_features(frame_set, sources, cache_dir=cache_dir, batch_size=recipe.probe.batch_size,
                               workers=max(1, recipe.data.num_workers), on_progress=on_progress)
     offsets = frame_set.offsets

@@ -38,6 +38,7 @@ from cltt.data.stores.base import FrameStore
 from cltt.data.windows import WindowSpec
 from cltt.engine.checkpoint import load_checkpoint
 from cltt.engine.device import resolve_device
+from cltt.engine.run_files import FEATURES_DIR
 from cltt.errors import CLTTError
 from cltt.eval.bootstrap import clip_interval
 from cltt.eval.features import (
@@ -345,7 +346,7 @@ def probe_checkpoint(
                                   device, identity, level))
     if "pixels" in recipe.probe.baselines:
         sources.append(pixel_source(recipe.probe.pixels_size))
-    cache_dir = Path(cache_dir) if cache_dir is not None else checkpoint.parent / "features"
+    cache_dir = Path(cache_dir) if cache_dir is not None else checkpoint.parent / FEATURES_DIR
     result = _features(setup, sources, recipe, cache_dir, on_progress)
 
     scores: list[ProbeScore] = []

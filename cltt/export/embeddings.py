@@ -29,6 +29,7 @@ from cltt.data.stores.base import FrameStore
 from cltt.data.transforms import center_resize
 from cltt.engine.device import resolve_device, to_model_input
 from cltt.engine.events import Progress
+from cltt.engine.run_files import EXPORTS_DIR
 from cltt.export.files import destination, make_folder, refuse_existing, shareable, sidecar_of
 from cltt.export.source import ExportSource
 
@@ -105,7 +106,7 @@ def export_embeddings(source: ExportSource, root: str | Path, with_head: bool = 
     """
     recipe = source.recipe
     store = open_store(root, recipe.data.cache_dir)
-    folder, name = destination(out, source.run_dir / "exports", ".npy")
+    folder, name = destination(out, source.run_dir / EXPORTS_DIR, ".npy")
     make_folder(folder)
     features_path = folder / (name or f"{source.stem(with_head)}_{store.root.name}.npy")
     index_path, sidecar = features_path.with_suffix(".csv"), sidecar_of(features_path)

@@ -31,6 +31,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from cltt.engine.run_files import EXPORTS_DIR
 from cltt.errors import CLTTError
 from cltt.export.source import ExportSource, FrameEncoder, build_frame_encoder
 from cltt.recipe import ExportConfig
@@ -66,7 +67,7 @@ def export_encoder(source: ExportSource, fmt: str, with_head: bool = False, out:
     if fmt not in FORMATS:
         raise CLTTError(f"export format {fmt!r} is not known; choose one of {', '.join(FORMATS)}")
     suffix = SUFFIXES[fmt]
-    folder, fixed_name = destination(out, source.run_dir / "exports", suffix)
+    folder, fixed_name = destination(out, source.run_dir / EXPORTS_DIR, suffix)
     if fixed_name:  # refused before any work
         refuse_existing([folder / fixed_name, sidecar_of(folder / fixed_name)], force)
     make_folder(folder)

@@ -36,7 +36,6 @@ BASE = "base.yaml"
 RECIPES = "recipes"
 RUNS = "runs"
 LOGS = "logs"
-FINAL_NAME = "simclr_final.pth"  # cltt.engine.checkpoint.FINAL_NAME, without loading torch
 
 # Short names for the keys people sweep most; `None` means "the value alone" (resnet18, simclr).
 ALIASES: dict[str, str | None] = {

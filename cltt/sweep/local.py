@@ -19,7 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Sequence
 
-from cltt.sweep.grid import FINAL_NAME, LOGS, SweepPlan, SweepRun
+from cltt.engine.run_files import final_checkpoint
+from cltt.sweep.grid import LOGS, SweepPlan, SweepRun
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
@@ -52,7 +53,7 @@ def run_local(plan: SweepPlan, command: Sequence[str] | None = None,
     (plan.dir / LOGS).mkdir(parents=True, exist_ok=True)
     for run in plan.runs:
         log = plan.dir / LOGS / f"{run.name}.local.out"
-        if (plan.run_dir(run) / FINAL_NAME).is_file():
+        if final_checkpoint(plan.run_dir(run)) is not None:
             result = LocalResult(run, "skipped", 0, 0.0, log, "already finished")
         else:
             if on_start:

@@ -17,9 +17,10 @@ import subprocess
 from datetime import datetime
 from pathlib import Path
 
+from cltt.engine.run_files import final_checkpoint
 from cltt.errors import CLTTError, RecipeError
 from cltt.recipe import SlurmConfig
-from cltt.sweep.grid import FINAL_NAME, LOGS, SweepPlan
+from cltt.sweep.grid import LOGS, SweepPlan
 
 SCRIPT = "sweep.sbatch"
 # The template lives in the repository's slurm/ folder (beside slurm/train.sh).
@@ -112,7 +113,7 @@ def sbatch_lines(slurm: SlurmConfig, job_name: str, tasks: list[int], log_dir: P
 
 def unfinished(plan: SweepPlan) -> list[int]:
     """Task ids of the runs without a final checkpoint (all of them for a new sweep)."""
-    return [run.index for run in plan.runs if not (plan.run_dir(run) / FINAL_NAME).is_file()]
+    return [run.index for run in plan.runs if final_checkpoint(plan.run_dir(run)) is None]
 
 
 def render_script(plan: SweepPlan, template: Path | None = None, tasks: list[int] | None = None) -> str:

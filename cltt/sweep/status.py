@@ -1,10 +1,14 @@
 """Where each run of a sweep stands, read from its run dir and its newest log, nothing else.
 
-    finished     simclr_final.pth exists
-    failed       its newest log ends with a non-zero exit that is not "saved, requeue me"
-    running?     its newest log shows a start with no exit after it (or the task was killed)
+    finished     its final checkpoint exists (checkpoint_final.pth, or the lab's simclr_final.pth)
+    running      its newest log shows a start with no exit after it (or the task was killed: the
+                 note says the state is read from the log)
+    failed       its newest log ends with a non-zero exit that is neither "saved, requeue me" nor Ctrl-C
+    interrupted  its newest log ends with Ctrl-C's exit (130)
     stopped      it has a checkpoint or metrics but is not finished (time limit, preemption)
     not started  nothing yet
+
+The states are :data:`cltt.engine.run_files.RUN_STATES`, the words ``cltt runs`` uses.
 
 Epochs and the last loss come from ``metrics.csv``; the best probe accuracies from
 ``metrics_eval.csv`` (``epoch,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc``) when
@@ -19,7 +23,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cltt.engine.checkpoint import FINAL_NAME, latest_checkpoint
+from cltt.engine.checkpoint import latest_checkpoint
+from cltt.engine.preemption import INTERRUPTED_EXIT_CODE, REQUEUE_EXIT_CODE
+from cltt.engine.run_files import (
+    EVAL_FILE,
+    FAILED,
+    FINISHED,
+    INTERRUPTED,
+    METRICS_FILE,
+    NOT_STARTED,
+    RECIPE_FILE,
+    RUN_STATES,
+    RUNNING,
+    STOPPED,
+    final_checkpoint,
+)
 from cltt.engine.run_table import best, epochs_done, number, read_csv_rows
 from cltt.sweep.grid import LOGS, read_manifest
 
@@ -28,11 +46,6 @@ START = re.compile(r"^cltt-sweep: run (?P<run>\S+) \(")
 EXIT = re.compile(r"^cltt-sweep: run (?P<run>\S+) exited (?P<rc>-?\d+)")
 SCRIPT_ERROR = "cltt-sweep: error: "
 TRACEBACK_LAST = re.compile(r"^[A-Za-z_.]*(Error|Exception|Interrupt): ")
-REQUEUE_EXIT = 75  # cltt.engine.preemption.REQUEUE_EXIT_CODE, without importing the engine
-_EPOCH_CKPT = re.compile(r"simclr_epoch_(\d+)\.pth$")
-_STEP_CKPT = re.compile(r"simclr_step_(\d+)\.pth$")
-
-STATES = ("finished", "failed", "running?", "stopped", "not started")
 CSV_FIELDS = ("index", "run", "state", "epochs_done", "epochs", "last_loss", "best_val_acc", "best_test_acc",
               "checkpoint", "log", "note")
 
@@ -69,23 +82,25 @@ def sweep_status(sweep_dir: str | Path) -> list[RunStatus]:
 
 def run_status(sweep_dir: Path, index: int, name: str, run_dir: str | None = None) -> RunStatus:
     run_path = sweep_dir / (run_dir or f"runs/{name}")
-    rows = read_csv_rows(run_path / "metrics.csv")
-    evals = read_csv_rows(run_path / "metrics_eval.csv")
+    rows = read_csv_rows(run_path / METRICS_FILE)
+    evals = read_csv_rows(run_path / EVAL_FILE)
     latest = latest_checkpoint(run_path) if run_path.is_dir() else None
     log = newest_log(sweep_dir / LOGS, index, name)
     exit_code, started_after_exit, error = _log_state(log, name) if log else (None, False, "")
 
-    if (run_path / FINAL_NAME).is_file():
-        state, note = "finished", ""
+    if final_checkpoint(run_path) is not None:
+        state, note = FINISHED, ""
     elif started_after_exit:
-        state, note = "running?", "started, no exit in the log yet (or the task was killed)"
-    elif exit_code is not None and exit_code not in (0, REQUEUE_EXIT):
-        state, note = "failed", error or f"exited {exit_code}"
+        state, note = RUNNING, "started, no exit in the log yet (or the task was killed)"
+    elif exit_code == INTERRUPTED_EXIT_CODE:
+        state, note = INTERRUPTED, "Ctrl-C" + ("; checkpoint saved, to be resumed" if latest is not None else "")
+    elif exit_code is not None and exit_code not in (0, REQUEUE_EXIT_CODE):
+        state, note = FAILED, error or f"exited {exit_code}"
     elif latest is not None or rows:
-        state = "stopped"
-        note = "checkpoint saved; requeued or to be resumed" if exit_code in (0, REQUEUE_EXIT) else ""
+        state = STOPPED
+        note = "checkpoint saved; requeued or to be resumed" if exit_code in (0, REQUEUE_EXIT_CODE) else ""
     else:
-        state, note = "not started", ""
+        state, note = NOT_STARTED, ""
     return RunStatus(
         index=index, run=name, state=state,
         epochs_done=epochs_done(rows, latest),
@@ -129,7 +144,7 @@ def _log_state(log: Path, name: str) -> tuple[int | None, bool, str]:
 def _epochs_planned(sweep_dir: Path, name: str, run_path: Path) -> int | None:
     import yaml
 
-    for path in (run_path / "recipe.yaml", sweep_dir / "recipes" / f"{name}.yaml"):
+    for path in (run_path / RECIPE_FILE, sweep_dir / "recipes" / f"{name}.yaml"):
         try:
             tree = yaml.safe_load(path.read_text()) or {}
             return int(tree["train"]["epochs"])
@@ -140,7 +155,7 @@ def _epochs_planned(sweep_dir: Path, name: str, run_path: Path) -> int | None:
 
 def summary(statuses: list[RunStatus]) -> str:
     """``6 runs: 4 finished, 1 failed, 1 not started``."""
-    counts = {s: sum(1 for r in statuses if r.state == s) for s in STATES}
+    counts = {s: sum(1 for r in statuses if r.state == s) for s in RUN_STATES}
     parts = [f"{n} {s}" for s, n in counts.items() if n]
     return f"{len(statuses)} runs: " + ", ".join(parts) if parts else "0 runs"
 
