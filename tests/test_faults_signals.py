@@ -156,3 +156,43 @@ def test_case_24_a_ctrl_c_is_recorded_as_interrupted_and_cltt_runs_reads_old_rec
         assert summary.state == "stopped" and summary.note.startswith("SIG"), summary
     table = invoke_in_process(main, ["runs", tmp_path / "runs"], tmp_path)
     assert table.exit_code == 0 and table.output.count("stopped") == 2, table.output
+
+
+# --------------------------------------------------------------------------- case 23
+
+
+def test_case_23_tensorboard_has_no_epoch_chart_and_holds_the_recipe_as_hparams_and_text(tmp_path, frames_root):
+    """Read back with TensorBoard's own reader: the tags, the HPARAMS plugin's experiment and
+    session (every recipe key, dotted, with its value) and the recipe's YAML as text, which
+    loads back to the recipe the run saved."""
+    import yaml
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    result = train(tmp_path, frames_root, "log.tensorboard=true", "log.step_every=1", "train.epochs=2", "train.name=tb",
+                   "train.lr=0.0005")
+    assert result.exit_code == 0, result.output
+    run_dir = tmp_path / "runs" / "tb"
+    reader = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0, "tensors": 0})
+    reader.Reload()
+    scalars = reader.Tags()["scalars"]
+    assert "epoch" not in scalars and all("/" in tag for tag in scalars), scalars
+    assert [event.step for event in reader.Scalars("epoch/loss")] == [2, 4]
+
+    content = reader.PluginTagToContent("hparams")
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    assert {info.name.tag for info in experiment.metric_infos} == {"epoch/loss", "train/loss"}
+    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    saved = yaml.safe_load((run_dir / "recipe.yaml").read_text())
+    assert session.hparams["train.lr"].number_value == pytest.approx(0.0005)
+    assert session.hparams["model.backbone"].string_value == "tiny_cnn"
+    assert session.hparams["method.name"].string_value == saved["method"]["name"]
+    assert session.hparams["log.tensorboard"].string_value == "true"  # as the recipe writes it, not 1
+    assert {info.name for info in experiment.hparam_infos} == set(session.hparams)
+    assert len(session.hparams) > 40  # every key, not a chosen few
+
+    (text,) = reader.Tensors("recipe/text_summary")
+    shown = text.tensor_proto.string_val[0].decode()
+    assert all(line.startswith("    ") for line in shown.splitlines() if line), shown[:200]  # markdown code block
+    assert yaml.safe_load("\n".join(line[4:] for line in shown.splitlines())) == saved
+    assert text.step == 0

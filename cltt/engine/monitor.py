@@ -14,8 +14,13 @@ Names (``log.step_every`` steps apart for ``train/*``, at each epoch's end for t
     epoch/loss, epoch/learning_rate, epoch/decay_rate, epoch/embedding_spread
     probe/train_acc, probe/val_acc, probe/test_acc, ...   (probe.every)
     images/batch, images/<method's>   every log.images_every steps (slot masks, CARL's alignment)
+    epoch                             W&B only, beside every row (an x-axis to choose there); in
+                                      TensorBoard, whose x-axis is the step, it was a stray chart
 
-TensorBoard's event files go to ``RUN_DIR/tensorboard``; no network is used. A resumed run
+TensorBoard also gets the resolved recipe at the run's first step: its keys as hyper-parameters
+(the HPARAMS tab, dotted names, against epoch/loss and train/loss) and its YAML (the TEXT tab,
+``recipe``); a resumed run adds them again at the step it resumes from. W&B has the recipe as
+its run config. TensorBoard's event files go to ``RUN_DIR/tensorboard``; no network is used. A resumed run
 opens its writer with ``purge_step`` just after the step it resumes from, so TensorBoard drops
 what the stopped process logged after its last checkpoint and the curves stay those of one run.
 """
@@ -33,13 +38,32 @@ from cltt.engine.run_files import TENSORBOARD_DIR
 SHOWN_SAMPLES = 4  # samples of a batch drawn in images/batch and the method's images
 
 
+HPARAM_METRICS = ("epoch/loss", "train/loss")  # the scalars TensorBoard's HPARAMS tab sets against the recipe
+
+
 class TensorBoardSink:
-    def __init__(self, run_dir: Path, purge_step: int | None = None) -> None:
+    def __init__(self, run_dir: Path, purge_step: int | None = None, recipe=None, start_step: int = 0) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(log_dir=str(Path(run_dir) / TENSORBOARD_DIR), purge_step=purge_step)
+        if recipe is not None:
+            self._describe(recipe, start_step)
 
-    def scalars(self, values: dict[str, float], step: int) -> None:
+    def _describe(self, recipe, step: int) -> None:
+        """The resolved recipe as hyper-parameters and as YAML text, at ``step``."""
+        from torch.utils.tensorboard.summary import hparams
+
+        from cltt.recipe import dump_recipe, recipe_to_dict
+
+        values = {key: _hparam_value(value) for key, value in _dotted(recipe_to_dict(recipe)).items()}
+        experiment, session_start, _ = hparams(values, dict.fromkeys(HPARAM_METRICS, 0.0))
+        # into this run's own event file: SummaryWriter.add_hparams would open a second run beside it
+        events = self.writer._get_file_writer()
+        events.add_summary(experiment, step)
+        events.add_summary(session_start, step)
+        self.writer.add_text("recipe", "    " + dump_recipe(recipe).rstrip("\n").replace("\n", "\n    "), step)  # indented: shown as code
+
+    def scalars(self, values: dict[str, float], step: int, epoch: float | None = None) -> None:
         for name, value in values.items():
             self.writer.add_scalar(name, value, step)
 
@@ -58,8 +82,8 @@ class WandbSink:
     def __init__(self, run) -> None:
         self.run = run
 
-    def scalars(self, values: dict[str, float], step: int) -> None:
-        self.run.log(values, step=step)
+    def scalars(self, values: dict[str, float], step: int, epoch: float | None = None) -> None:
+        self.run.log(values if epoch is None else {**values, "epoch": epoch}, step=step)
 
     def images(self, images: dict[str, np.ndarray], step: int) -> None:
         self.run.log_images(images, step=step)
@@ -78,9 +102,10 @@ class Monitor:
     def active(self) -> bool:
         return bool(self.sinks)
 
-    def scalars(self, values: dict[str, float], step: int) -> None:
+    def scalars(self, values: dict[str, float], step: int, epoch: float | None = None) -> None:
+        """``values`` at global ``step``; ``epoch`` (fractional inside an epoch) for the sinks that plot against it."""
         for sink in self.sinks:
-            sink.scalars(values, step)
+            sink.scalars(values, step, epoch)
 
     def images(self, images: dict[str, np.ndarray], step: int) -> None:
         if images:
@@ -103,6 +128,28 @@ def step_scalars(loss: float, terms: dict[str, float], rates: dict[str, float], 
     if len(rates) > 1:
         values.update({f"train/lr_{_tag(name)}": value for name, value in rates.items()})
     return values
+
+
+def _dotted(tree: dict, prefix: str = "") -> dict:
+    """``{"train": {"lr": 0.1}}`` -> ``{"train.lr": 0.1}``, as recipe keys are written on the command line."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_dotted(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _hparam_value(value):
+    """A recipe value as TensorBoard's hyper-parameters take it: numbers and text as they are,
+    anything else as text the recipe would accept: true/false (torch would log a bool as 1/0),
+    null, lists."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, str)):
+        return value
+    return "null" if value is None else str(value)
 
 
 def _tag(pattern: str) -> str:

@@ -237,7 +237,9 @@ class Trainer:
             return
         # a resumed run drops what the stopped process logged after its checkpoint (steps > progress.step)
         purge = self.progress.step + 1 if self.resume_state is not None else None
-        sinks = [TensorBoardSink(self.run_dir, purge_step=purge)] if self.recipe.log.tensorboard else []
+        sinks = []
+        if self.recipe.log.tensorboard:
+            sinks.append(TensorBoardSink(self.run_dir, purge_step=purge, recipe=self.recipe, start_step=self.progress.step))
         if self.wandb is not None:
             sinks.append(WandbSink(self.wandb))
         self.monitor = Monitor(sinks)
@@ -469,9 +471,9 @@ class Trainer:
         log = self.recipe.log
         if p.step % log.step_every == 0:
             self.step_metrics.append(p.step, p.epoch + 1, loss, lr, speed, waiting)
-            self.monitor.scalars({**step_scalars(loss, stats.get("terms", {}), group_learning_rates(self.optimizer), lr,
-                                                 speed, waiting), "epoch": p.epoch + p.position / self.batches_per_epoch},
-                                 step=p.step)
+            self.monitor.scalars(step_scalars(loss, stats.get("terms", {}), group_learning_rates(self.optimizer), lr,
+                                              speed, waiting),
+                                 step=p.step, epoch=p.epoch + p.position / self.batches_per_epoch)
         if self.monitor.active and log.images_every and p.step % log.images_every == 0:
             self.monitor.images(training_images(self.method, views, self.placement), step=p.step)
 
@@ -487,14 +489,14 @@ class Trainer:
         p.epoch_spread_sum, p.epoch_spread_count = 0.0, 0
         if self.info.is_main:
             self.metrics.append(p.epoch, loss, last_lr, decay)
-            logged = {"epoch/loss": loss, "epoch/learning_rate": last_lr, "epoch/decay_rate": decay, "epoch": p.epoch}
+            logged = {"epoch/loss": loss, "epoch/learning_rate": last_lr, "epoch/decay_rate": decay}
             if spread is not None:
                 logged["epoch/embedding_spread"] = spread
             if self.probe is not None and (p.epoch % self.recipe.probe.every == 0 or p.epoch == self.recipe.train.epochs):
                 note, scalars = self.probe(self.method, self.placement.device, p.epoch)
                 self.reporter.note(f"probe after epoch {p.epoch}: {note}")
                 logged.update(scalars)
-            self.monitor.scalars(logged, step=p.step)
+            self.monitor.scalars(logged, step=p.step, epoch=p.epoch)
         path = None
         if p.epoch % self.recipe.train.save_every == 0 or p.epoch == self.recipe.train.epochs:
             path = self._save(run_files.epoch_checkpoint(p.epoch))
