@@ -23,7 +23,7 @@ from cltt.engine.schedule import Schedule
 from cltt.engine.step import NonFiniteLoss, accumulate_gradients
 from cltt.methods import build_method
 from cltt.methods.simclr import SimCLR
-from cltt.methods.temporal import TemporalContrast
+from cltt.methods.cltt import TemporalContrast
 from cltt.objectives import infonce_loss
 from cltt.recipe import recipe_from_dict
 

@@ -1,4 +1,4 @@
-"""What the recipe knows of method ``cltt`` (:mod:`cltt.methods.temporal`): it has no section of its own."""
+"""What the recipe knows of method ``cltt`` (:mod:`cltt.methods.cltt`): it has no section of its own."""
 
 from __future__ import annotations
 
