@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 import yaml
 
+import cltt.eval.readouts as readouts_package
 import cltt.eval.tasks as tasks_package
 from cltt.cli import main
 from cltt.errors import RecipeError
-from cltt.eval.readouts import ReadoutData, registered_readouts
+from cltt.eval.readouts import READOUTS, ReadoutData, registered_readouts
 from cltt.eval.tasks import TASKS, registered_tasks
 from cltt.recipe import dump_recipe, load_recipe, recipe_from_dict, recipe_to_dict
 from tests.conftest import invoke_in_process
@@ -139,16 +140,20 @@ TOY_TASK = '''
 '''
 
 
+def drop_into(package, registry, name: str, source: str, folder: Path, monkeypatch) -> None:
+    """Put module ``name`` into ``package`` (a folder on its path, as a new file there would be)
+    and make ``registry`` walk the package again; monkeypatch puts both back afterwards."""
+    folder.mkdir()
+    (folder / f"{name}.py").write_text(textwrap.dedent(source))
+    monkeypatch.setattr(package, "__path__", [*package.__path__, str(folder)])
+    monkeypatch.setattr(registry, "_entries", dict(registry._entries))
+    monkeypatch.setattr(registry, "_loaded", False)
+    monkeypatch.delitem(sys.modules, f"{package.__name__}.{name}", raising=False)
+
+
 @pytest.fixture
 def toy_task(tmp_path, monkeypatch):
-    """A task module dropped into the package cltt.eval.tasks (a folder on its path, as a new
-    file there would be), the registry walked again; everything put back afterwards."""
-    folder = tmp_path / "dropped"
-    folder.mkdir()
-    (folder / "toy.py").write_text(textwrap.dedent(TOY_TASK))
-    monkeypatch.setattr(tasks_package, "__path__", [*tasks_package.__path__, str(folder)])
-    monkeypatch.setattr(TASKS, "_entries", dict(TASKS._entries))
-    monkeypatch.setattr(TASKS, "_loaded", False)
+    drop_into(tasks_package, TASKS, "toy", TOY_TASK, tmp_path / "dropped", monkeypatch)
     yield registered_tasks()["toy"]
     sys.modules.pop("cltt.eval.tasks.toy", None)
 
@@ -169,6 +174,42 @@ def test_a_task_dropped_into_the_package_is_in_the_recipe_help_and_tests(toy_tas
     assert "toy" in registered_tasks()
     _, report = train_and_probe_smallest_case("toy", tmp_path)
     assert report["format"] == "cltt-probe-toy/1" and 0 < report["rows"][0][1] <= 1
+
+
+NEAREST_MEAN_READOUT = '''
+    """A readout defined by the test: the class whose train mean is nearest."""
+    import numpy as np
+
+    from cltt.eval.readouts import Readout, ReadoutScores, register_readout
+
+
+    @register_readout("nearest_mean")
+    class NearestMean(Readout):
+        """Nearest class mean of the train samples, Euclidean (a test's readout)."""
+
+        order = 5
+
+        @staticmethod
+        def score(data):
+            train = data.train
+            means = np.stack([data.features[train][data.targets[train] == c].mean(axis=0)
+                              for c in range(data.num_classes)])
+            nearest = lambda s, r: np.argmin(((data.features[r, None] - means) ** 2).sum(axis=2), axis=1)
+            return [ReadoutScores("nearest_mean", data.right(nearest), "Euclidean")]
+'''
+
+
+def test_a_readout_dropped_into_the_package_runs_by_default_and_is_in_help(tmp_path, monkeypatch):
+    drop_into(readouts_package, READOUTS, "nearest_mean", NEAREST_MEAN_READOUT, tmp_path / "dropped", monkeypatch)
+    probes = load_recipe(None).probe.probes
+    assert probes == ["linear", "logistic", "knn", "retrieval", "nearest_mean"]  # every readout, in its order
+    text = " ".join(invoke_in_process(main, ["probe", "--help"], cwd=tmp_path).output.split())
+    assert "nearest_mean Nearest class mean of the train samples" in text
+    # the registry-enumerated readout test's check, on the same separable features
+    data = separable_features(np.random.default_rng(0))
+    (found,) = registered_readouts()["nearest_mean"].cls.score(data)
+    assert np.mean(found.per_sample["test"]) == 1.0
+    sys.modules.pop("cltt.eval.readouts.nearest_mean", None)
 
 
 def test_a_task_that_cannot_run_during_training_refuses_probe_every():

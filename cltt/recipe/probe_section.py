@@ -33,7 +33,7 @@ class ProbeConfig:
     drawn with ``split_seed`` in ``split_fractions`` (train, val, test) when it has none.
 
     probes: the readouts of task ``classes`` (:mod:`cltt.eval.readouts`; ``cltt probe --help``
-    lists them): ``linear`` (least squares on standardised features, its ridge picked on val
+    lists them; by default every one): ``linear`` (least squares on standardised features, its ridge picked on val
     from ``ridge``), ``logistic`` (C from ``logistic_c``), ``knn``, ``retrieval`` (recall@1, @5
     and mAP of held-out frames against train frames). Every figure has a 95% interval from
     ``bootstrap_rounds`` resamples of the split's clips.
@@ -44,7 +44,7 @@ class ProbeConfig:
     labels: Optional[str] = None
     split_fractions: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
     split_seed: int = 0
-    probes: list[str] = field(default_factory=lambda: ["linear", "logistic", "knn", "retrieval"])
+    probes: list[str] = field(default_factory=lambda: default_readouts())  # every readout, in its order
     baselines: list[str] = field(default_factory=lambda: ["random_init", "pixels"])
     logistic_c: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0])
     ridge: list[float] = field(default_factory=lambda: [0.0, 1.0, 10.0, 100.0, 1000.0, 10000.0])  # linear, on val
@@ -107,6 +107,13 @@ def _registries():
     from cltt.eval import readouts, tasks
 
     return tasks.TASKS, readouts.READOUTS
+
+
+def default_readouts() -> list[str]:
+    """The readouts ``probe.probes`` lists by default: every registered one, in the order of its
+    ``order`` (linear, logistic, knn, retrieval), which is the order of their rows."""
+    readouts = _registries()[1].entries()
+    return sorted(readouts, key=lambda name: (readouts[name].cls.order, name))
 
 
 def probe_sections() -> list[tuple[str, Any]]:

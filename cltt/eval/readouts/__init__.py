@@ -105,6 +105,8 @@ class Readout:
 
     name: str = ""
     config_class: Any = None
+    # where its rows go in a probe's table and report, and so in probe.probes' default (every readout)
+    order: int = 100
     # the summary line quotes the readout of lowest rank present (None: never quoted)
     summary_rank: int | None = None
     # its figure in metrics_eval.csv and the trainer's probe.every (with per-split losses)
