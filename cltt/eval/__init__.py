@@ -1,5 +1,8 @@
-"""Evaluation of frozen representations: linear readout, logistic and kNN probes.
+"""Evaluation of frozen representations: probe tasks and the readouts they fit.
 
-:mod:`cltt.eval.probe` ties the pieces together for ``cltt probe`` and for the trainer's
-``probe.every``; each protocol and each data step is its own module (see there).
+What is measured is a task of the registry :mod:`cltt.eval.tasks` (``probe.task``: classes,
+phases, slots, one file each); the readouts of task classes are the registry
+:mod:`cltt.eval.readouts` (``probe.probes``: linear, logistic, knn, retrieval). ``cltt probe``
+runs the recipe's task; ``cltt train`` hands the trainer the task's callback for
+``probe.every``. :mod:`cltt.eval.probe` ties the class probe's steps together (see there).
 """
