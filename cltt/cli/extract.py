@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -12,10 +12,12 @@ from rich.table import Table
 
 from cltt.cli.common import console, err_console, show_option, show_recipe, split_arguments
 from cltt.cli.pack import check_raw, raw_option, shard_size_option, show_summary
-from cltt.data.clipwriter import ClipResult
 from cltt.data.formats import VIDEO_EXTENSIONS, listed
-from cltt.data.synthetic import registered_generators
 from cltt.errors import CLTTError
+
+if TYPE_CHECKING:
+    from cltt.data.clipwriter import ClipResult
+    from cltt.data.extraction import ExtractionReport
 
 # option name -> recipe key; an option given on the command line wins over the recipe
 OPTION_KEYS = {
@@ -37,6 +39,17 @@ OPTION_KEYS = {
 VIDEO_ONLY_OPTIONS = ("fps", "every_nth", "short_side", "center_crop", "quality", "start", "end")
 
 
+class GeneratorsOption(click.Option):
+    """``--synthetic``, whose help names the generators of the registry when help is shown:
+    importing them costs OpenCV, which every other command (and ``cltt --help``) goes without."""
+
+    def get_help_record(self, ctx: click.Context):
+        from cltt.data.synthetic import registered_generators
+
+        self.help = "Write built-in data instead: " + ", ".join(registered_generators()) + "."
+        return super().get_help_record(ctx)
+
+
 @click.command(
     name="extract",
     epilog="""\b
@@ -50,8 +63,7 @@ Video extensions searched in folders: """ + listed(VIDEO_EXTENSIONS),
 )
 @click.argument("args", nargs=-1)
 @click.option("--out", "-o", type=click.Path(path_type=Path), required=False, help="Frames root to write OUT/<clip>/frame_000001.jpg into.")
-@click.option("--synthetic", metavar="NAME",
-              help="Write built-in data instead: " + ", ".join(registered_generators()) + ".")
+@click.option("--synthetic", metavar="NAME", cls=GeneratorsOption)
 @click.option("--fps", type=float, help="Target frames per second (default: the video's own rate).")
 @click.option("--every-nth", type=int, help="Keep every n-th frame (when --fps is not given).")
 @click.option("--short-side", type=int, help="Resize so the short side has this many pixels.")
@@ -94,51 +106,22 @@ def command(args: tuple[str, ...], out: Path | None, synthetic: str | None, show
         raise CLTTError("say where the frames go with --out DIR, e.g. --out data/frames")
     if (raw is not None or shard_size != "1G") and not pack:
         raise CLTTError("--raw and --shard-size describe a packed store; add --pack")
-    writer, target, already_packed = None, out, []
     if pack:
-        from cltt.data.pack import StoreWriter, parse_size
-
         check_raw(raw)
-        writer = StoreWriter(out, raw, parse_size(shard_size))
-        target = out / ".staging"
     if synthetic is not None:
         if parsed.paths:
             raise CLTTError("give either videos or --synthetic NAME, not both")
-        from cltt.data.synthetic import write_synthetic
-
         ignored = [f"--{name.replace('_', '-')}" for name in VIDEO_ONLY_OPTIONS if options.get(name) is not None]
         if ignored:
             err_console.print(f"[yellow]warning:[/] {', '.join(ignored)} {'is' if len(ignored) == 1 else 'are'} for videos and "
                               "ignored with --synthetic: the built-in data has no frame rate or source size "
                               "(--frames and --size set its length and side)", soft_wrap=True)
-        config = recipe.extract.synthetic
-        total = config.clips
-        results = write_synthetic(synthetic, target, config, workers=recipe.extract.workers, on_frames=lambda n: counter(n))
-        label = f"writing {synthetic}"
-    else:
-        if len(parsed.paths) != 1:
-            raise CLTTError("give one video file or folder to extract (or --synthetic NAME for built-in data)")
-        from cltt.data.extract import clip_names, extract_videos, find_videos, fingerprint
+    elif len(parsed.paths) != 1:
+        raise CLTTError("give one video file or folder to extract (or --synthetic NAME for built-in data)")
+    from cltt.data.extraction import plan_extraction
 
-        source = parsed.paths[0]
-        videos = find_videos(source)
-        root = source if source.is_dir() else source.parent
-        if writer is not None:  # clips packed from the same video and options are not extracted again
-            names = clip_names(videos, root)
-            todo = [video for video in videos if not writer.holds(names[video], fingerprint(video, recipe.extract))]
-            if clip_names(todo, root) == {video: names[video] for video in todo}:  # when that keeps the names
-                already_packed = [ClipResult(names[video], str(video), "skipped") for video in videos if video not in todo]
-                videos = todo
-        total = len(videos)
-        results = extract_videos(videos, target, recipe.extract, root, on_frames=lambda n: counter(n))
-        label = f"extracting {len(videos)} video{'s' * (len(videos) != 1)}"
-
-    summary = None
-    if writer is not None:
-        from cltt.data.pack import PackSummary, pack_as_extracted
-
-        summary = PackSummary(writer.out, clips_present=len(already_packed))
-        results = pack_as_extracted(results, target, writer, summary, workers=recipe.extract.workers)
+    extraction = plan_extraction(out, recipe.extract, source=None if synthetic else parsed.paths[0], synthetic=synthetic,
+                                 pack=pack, raw=raw, shard_size=shard_size)
     frames_done = 0
     started = time.perf_counter()
     columns = (
@@ -149,43 +132,39 @@ def command(args: tuple[str, ...], out: Path | None, synthetic: str | None, show
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console) as progress:
-        task = progress.add_task(label, total=total, frames=0, rate=0.0)
+        task = progress.add_task(extraction.label, total=extraction.total, frames=0, rate=0.0)
 
-        def counter(n: int) -> None:
+        def on_frames(n: int) -> None:
             nonlocal frames_done
             frames_done += n
             rate = frames_done / max(time.perf_counter() - started, 1e-6)
             progress.update(task, frames=frames_done, rate=rate)
 
-        finished = already_packed + list(_advance(results, progress, task))
-    if summary is not None:
-        show_summary(summary, exit_on_corrupt=False)
-    _summarize(finished, time.perf_counter() - started, out)
+        def on_clip(result: ClipResult) -> None:
+            if result.status == "failed":
+                progress.console.print(f"[red]failed[/] {result.source}: {result.message}", soft_wrap=True)
+            progress.advance(task)
+
+        report = extraction.run(on_frames=on_frames, on_clip=on_clip)
+    if report.pack is not None:
+        show_summary(report.pack, exit_on_corrupt=False)
+    _summarize(report)
 
 
-def _advance(results: Iterator[ClipResult], progress: Progress, task) -> Iterator[ClipResult]:
-    for result in results:
-        if result.status == "failed":
-            progress.console.print(f"[red]failed[/] {result.source}: {result.message}", soft_wrap=True)
-        progress.advance(task)
-        yield result
-
-
-def _summarize(results: list[ClipResult], seconds: float, out: Path) -> None:
-    by_status = {status: [r for r in results if r.status == status] for status in ("done", "skipped", "failed")}
-    written = sum(r.frames for r in by_status["done"])
-    table = Table(title=f"extracted into {out}", title_justify="left")
+def _summarize(report: ExtractionReport) -> None:
+    written, seconds, failed = report.frames_written, report.seconds, report.failed
+    table = Table(title=f"extracted into {report.out}", title_justify="left")
     for column in ("done", "skipped", "failed", "frames written", "seconds", "frames/s"):
         table.add_column(column, justify="right")
     table.add_row(
-        str(len(by_status["done"])),
-        str(len(by_status["skipped"])),
-        f"[red]{len(by_status['failed'])}[/]" if by_status["failed"] else "0",
+        str(len(report.done)),
+        str(len(report.skipped)),
+        f"[red]{len(failed)}[/]" if failed else "0",
         f"{written:,}",
         f"{seconds:.1f}",
         f"{written / max(seconds, 1e-9):,.0f}",
     )
     console.print(table)
-    if by_status["failed"]:
-        err_console.print(f"[bold red]{len(by_status['failed'])} clip(s) failed[/]; the others are complete and a rerun skips them")
+    if failed:
+        err_console.print(f"[bold red]{len(failed)} clip(s) failed[/]; the others are complete and a rerun skips them")
         raise SystemExit(1)
