@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import re
 
-import cv2
 import numpy as np
 
 from cltt.errors import CLTTError
 from cltt.recipe import DEFAULT_MAX_PIXELS
 
-_REDUCED_FLAGS = {
-    1: cv2.IMREAD_COLOR,
-    2: cv2.IMREAD_REDUCED_COLOR_2,
-    4: cv2.IMREAD_REDUCED_COLOR_4,
-    8: cv2.IMREAD_REDUCED_COLOR_8,
-}
+# OpenCV is imported where frames are decoded: it costs 0.3 s, and listing or indexing frames
+# (cltt index, cltt runs, a store's index) needs none.
+_REDUCED_FLAG_NAMES = {1: "IMREAD_COLOR", 2: "IMREAD_REDUCED_COLOR_2", 4: "IMREAD_REDUCED_COLOR_4",
+                       8: "IMREAD_REDUCED_COLOR_8"}
+
+
+def reduced_flags() -> dict[int, int]:
+    """OpenCV's ``imdecode`` flag for each reduction factor (1, 2, 4, 8)."""
+    import cv2
+
+    return {factor: getattr(cv2, name) for factor, name in _REDUCED_FLAG_NAMES.items()}
 
 
 class CorruptFrameError(CLTTError):
@@ -61,8 +65,10 @@ def decode_rgb(encoded: np.ndarray, reduction: int = 1, where: str = "frame", ma
     read (3 GB for 20000 x 20000), so both are refused with :class:`CorruptFrameError`, not
     trained on.
     """
+    import cv2
+
     check_encoded(encoded, where, max_pixels)
-    image = cv2.imdecode(encoded, _REDUCED_FLAGS[reduction])
+    image = cv2.imdecode(encoded, getattr(cv2, _REDUCED_FLAG_NAMES[reduction]))
     if image is None:
         raise CorruptFrameError(where, "not a decodable image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -167,6 +173,8 @@ def is_jpeg(encoded: np.ndarray) -> bool:
 
 def shrink(image: np.ndarray, reduction: int) -> np.ndarray:
     """``image`` ``[H, W, 3]`` made ``reduction`` times smaller (area averaging); as is for 1."""
+    import cv2
+
     if reduction == 1:
         return image
     height, width = image.shape[:2]

@@ -69,7 +69,7 @@ def preprocess_source(image_size: int) -> str:
     """
     shipped = [decode.header_size, decode.reduction_for, transforms.resized_crop, transforms.center_resize]
     constants = f"_SOF = frozenset({sorted(decode._SOF)})  # JPEG start-of-frame markers, for header_size\n"
-    flags = {reduction: int(flag) for reduction, flag in sorted(decode._REDUCED_FLAGS.items())}
+    flags = {reduction: int(flag) for reduction, flag in sorted(decode.reduced_flags().items())}
     entry = _ENTRY.format(size=image_size, mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD), flags=flags,
                           entry=ENTRY_POINT)
     return "\n\n".join([_HEADER + "\n" + constants] + [inspect.getsource(function) for function in shipped]) + "\n" + entry

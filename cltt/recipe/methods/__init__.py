@@ -26,7 +26,6 @@ import difflib
 import importlib
 import pkgutil
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
 from cltt.errors import CLTTError
@@ -104,6 +103,8 @@ def load_plugins() -> list[tuple[str, Any]]:
     global _plugins_loaded, _loading_origin
     if _plugins_loaded:
         return list(_plugin_objects)
+    from importlib import metadata  # 0.1 s of email parsing, paid only when a plugin may be needed
+
     _plugins_loaded = True
     _plugin_objects.clear()
     for point in metadata.entry_points(group=ENTRY_POINT_GROUP):
