@@ -21,7 +21,7 @@ from cltt.models.sequence import SequenceEncoder, sinusoidal_encoding
 from cltt.objectives import sequence_contrast_loss
 from cltt.recipe import AugmentConfig, load_recipe
 from tests.conftest import write_clip
-from tests.test_train import train_in_process, write_recipe
+from tests.helpers.training import train_in_process, write_recipe
 
 # --------------------------------------------------------------------------- the loss
 

@@ -14,22 +14,12 @@ import yaml
 from cltt import __version__
 from cltt.cli import SUBCOMMANDS
 from tests.conftest import write_clip
-
-QUICKSTART = Path(__file__).parent.parent / "recipes" / "quickstart.yaml"
+from tests.helpers.commands import QUICKSTART, assert_one_line_error
 
 
 def cltt(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run the installed entry point's code in a fresh interpreter, as a user would."""
     return subprocess.run([sys.executable, "-m", "cltt", *map(str, args)], capture_output=True, text=True, cwd=cwd)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 def test_help_and_version():

@@ -33,9 +33,8 @@ from cltt.models.representation import FrameRepresentation, WindowRepresentation
 from cltt.models.vivit import SIZES, ViViT, build_vivit
 from cltt.objectives import nt_xent
 from cltt.recipe import ViViTConfig, load_recipe
-
-from .test_probe import synthetic
-from .test_train import train_in_process, write_recipe
+from tests.helpers.datasets import synthetic
+from tests.helpers.training import train_in_process, write_recipe
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 TINY_VIVIT = {"backbone": "vivit", "projection_dim": 16,

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cltt.engine.collapse import embedding_spread
-from tests.test_train import Recorder, train_in_process, write_recipe
+from tests.helpers.training import Recorder, train_in_process, write_recipe
 
 
 def test_spread_is_one_when_even_and_zero_when_collapsed():

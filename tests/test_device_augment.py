@@ -20,7 +20,7 @@ from cltt.data.windows import WindowSpec
 from cltt.errors import CLTTError
 from cltt.recipe import AugmentConfig
 from tests.conftest import invoke_in_process, write_clip
-from tests.test_store import QUICKSTART, one_line_error
+from tests.helpers.commands import QUICKSTART, one_line_error
 
 EVERYTHING = AugmentConfig(crop_scale=[0.3, 1.0], flip_p=0.5, jitter_p=1.0, jitter=[0.4, 0.4, 0.4, 0.1],
                            grayscale_p=0.3, blur_p=0.5, consistent=True)

@@ -16,9 +16,6 @@ GradCache sub-batches inside each process. With ``model.sync_batchnorm`` the def
 from __future__ import annotations
 
 import copy
-import os
-import random
-import socket
 import subprocess
 import sys
 import textwrap
@@ -33,16 +30,15 @@ from cltt.engine.distributed import ProcessInfo, first_host, process_info
 from cltt.engine.step import accumulate_gradients
 from cltt.methods import build_method
 from cltt.recipe import recipe_from_dict
+from tests.helpers.launchers import WORLD_SIZE, base_env, check, free_port, launch_like_srun, launch_torchrun
 
 RECIPE = {
     "model": {"backbone": "tiny_cnn", "head_batchnorm": False},
     "data": {"image_size": 32, "window_size": 3},
     "method": {"name": "cltt"},
 }
-WORLD_SIZE = 2
 GLOBAL_BATCH = 8
 RTOL, ATOL = 1e-4, 1e-6
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # (sub_batch_size, accumulation) of each step every rank takes, in order.
 CASES = {"full": (None, "exact"), "exact_sub2": (2, "exact"), "approximate_sub2": (2, "approximate")}
@@ -99,68 +95,6 @@ WORKER = textwrap.dedent(f"""
     torch.save(result, work / f"rank{{rank}}.pt")
     shutdown_processes()
 """)
-
-
-def free_port(low: int = 20000, high: int = 40000) -> int:
-    """A TCP port in [low, high) that nothing listens on right now."""
-    for _ in range(200):
-        port = random.randrange(low, high)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in [{low}, {high})")
-
-
-def base_env() -> dict[str, str]:
-    """This environment without any launcher's variables, one thread per process."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SLURM_", "TORCHELASTIC_"))
-           and k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
-    env["OMP_NUM_THREADS"] = "1"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    if sys.platform.startswith("linux"):
-        env.setdefault("GLOO_SOCKET_IFNAME", "lo")  # containers whose hostname does not resolve
-    return env
-
-
-def check(processes: list[subprocess.Popen], timeout: float = 120) -> None:
-    failures = []
-    for proc in processes:
-        try:
-            out, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            for p in processes:
-                p.kill()
-            out, _ = proc.communicate()
-            failures.append(f"timed out:\n{out}")
-            continue
-        if proc.returncode != 0:
-            failures.append(f"exit {proc.returncode}:\n{out}")
-    assert not failures, "\n".join(failures)
-
-
-def launch_torchrun(work: Path, script: Path) -> None:
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={WORLD_SIZE}", "--nnodes=1",
-           "--master-addr=127.0.0.1", f"--master-port={free_port()}", str(script), str(work)]
-    check([subprocess.Popen(cmd, env=base_env(), cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)])
-
-
-def launch_like_srun(work: Path, script: Path) -> None:
-    port = free_port()
-    processes = []
-    for rank in range(WORLD_SIZE):
-        env = base_env() | {
-            "SLURM_PROCID": str(rank), "SLURM_NTASKS": str(WORLD_SIZE), "SLURM_STEP_NUM_TASKS": str(WORLD_SIZE),
-            "SLURM_LOCALID": str(rank),
-            "SLURM_JOB_NODELIST": "127.0.0.1", "SLURM_JOB_ID": str(20000 * 7 + port - 20000),
-        }
-        processes.append(subprocess.Popen([sys.executable, str(script), str(work)], env=env, cwd=work,
-                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    check(processes)
 
 
 def one_process_step(method, views, sub_batch_size=None, accumulation="exact") -> tuple[float, torch.Tensor]:

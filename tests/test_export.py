@@ -33,7 +33,7 @@ from cltt.methods import build_method
 from cltt.models import build_encoder
 from cltt.recipe import recipe_to_dict
 from tests.conftest import write_clip
-from tests.test_train import train_in_process, write_recipe
+from tests.helpers.training import train_in_process, write_recipe
 
 
 @pytest.fixture(scope="module")

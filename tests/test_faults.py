@@ -23,7 +23,7 @@ from cltt.cli import main
 from cltt.engine import checkpoint as ckpt
 from cltt.engine import run_files
 from tests.conftest import invoke_in_process
-from tests.test_train import final_weights
+from tests.helpers.training import final_weights
 
 QUICKSTART = Path(__file__).parent.parent / "recipes" / "quickstart.yaml"
 COMMON = ["data.image_size=32", "data.num_workers=0", "train.batch_size=4", "train.epochs=2", "train.device=cpu"]
@@ -116,8 +116,8 @@ def test_vivit_with_dropout_resumes_exactly(tmp_path, frames_root, preemption_ha
     """Each iter(DataLoader) drew its seed from torch's global generator, shifting a resumed run's
     dropout masks (losses 0.05-0.19 off); the loader now has its own generator."""
     from cltt.engine import preemption
-    from tests.test_methods_engine import assert_same_weights as same
-    from tests.test_train import Recorder, resume_in_process, train_in_process, write_recipe
+    from tests.helpers.training import Recorder, resume_in_process, train_in_process, write_recipe
+    from tests.helpers.training import assert_same_weights as same
 
     sections = {"method": {"name": "clip_simclr"}, "data": {"window_size": 4, "window_stride": 2},
                 "model": {"backbone": "vivit", "vivit": {"spatial_depth": 1, "temporal_depth": 1, "dropout": 0.2},
@@ -195,7 +195,7 @@ def test_ctrl_c_exits_130_says_so_once_and_resume_names_the_same_place(tmp_path,
 
 
 def test_small_mistakes_get_a_line_that_says_what_to_do(tmp_path):
-    from tests.test_extract import truncate, write_video
+    from tests.helpers.videos import truncate, write_video
 
     result = invoke_in_process(main, ["train", QUICKSTART, "--epochs", "3"], tmp_path)
     assert result.exit_code == 2 and "no option --epochs: recipe keys are set as key=value: train.epochs=" in result.output

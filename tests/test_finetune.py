@@ -19,7 +19,8 @@ from cltt.engine.trainer import Trainer
 from cltt.models.backbones import build_backbone
 from cltt.recipe import load_recipe
 from tests.conftest import write_clip
-from tests.test_train import Recorder, cltt, train_in_process, write_recipe
+from tests.helpers.commands import cltt
+from tests.helpers.training import Recorder, train_in_process, write_recipe
 
 RESNET = {"backbone": "resnet18", "projection_dim": 16}  # the default recipe's model, head with BatchNorm
 TINY = {"backbone": "tiny_cnn", "projection_dim": 16}  # for what does not depend on the backbone (120 MB less a run)

@@ -16,7 +16,7 @@ from cltt.data.stores import open_store
 from cltt.data.windows import WindowSpec, build_windows
 from cltt.recipe import AugmentConfig
 from tests.conftest import invoke_in_process, write_clip
-from tests.test_store import QUICKSTART, one_line_error
+from tests.helpers.commands import QUICKSTART, one_line_error
 
 NO_AUGMENT = AugmentConfig(enabled=False)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.test_cli import assert_one_line_error
+from tests.helpers.commands import assert_one_line_error
 
 PLUGINS = Path(__file__).parent / "plugins"
 REPO = Path(__file__).parent.parent

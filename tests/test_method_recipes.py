@@ -13,7 +13,7 @@ import torch
 from cltt.engine import checkpoint as ckpt
 from cltt.engine import run_files
 from cltt.recipe import load_recipe
-from tests.test_train import Recorder, assert_same_weights, final_weights, resume_in_process, train_in_process
+from tests.helpers.training import Recorder, assert_same_weights, final_weights, resume_in_process, train_in_process
 
 RECIPES = Path(__file__).parent.parent / "recipes"
 

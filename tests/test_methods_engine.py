@@ -8,7 +8,6 @@ gets them all with no edit here. Each method runs at its tiniest on the 32 px cl
 
 from __future__ import annotations
 
-import copy
 import textwrap
 
 import pytest
@@ -23,26 +22,18 @@ from cltt.errors import CLTTError
 from cltt.export import export_encoder, load_encoder, open_checkpoint
 from cltt.methods import build_method, method_class, registered_methods
 from cltt.recipe import load_recipe
-from tests.test_distributed import launch_torchrun
-from tests.test_train import (
+from tests.helpers.launchers import launch_torchrun
+from tests.helpers.training import (
     Recorder,
     assert_same_weights,
     final_weights,
+    method_recipe,
     resume_in_process,
     train_in_process,
-    write_recipe,
 )
 
 METHODS = registered_methods()
 NAMES = list(METHODS)
-
-
-def method_recipe(tmp_path, frames_root, name: str, model=None, **train):
-    sections = copy.deepcopy(METHODS[name].cls.example)
-    sections.setdefault("method", {})["name"] = name
-    sections.setdefault("train", {}).update(train)
-    sections.setdefault("model", {}).update(model or {})
-    return write_recipe(tmp_path, frames_root, **sections)
 
 
 def test_the_registry_holds_every_method_file_and_describes_each():

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-import json
-import struct
-
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cltt.engine import checkpoint as ckpt
 from cltt.engine import run_files
 from cltt.engine.monitor import TENSORBOARD_DIR
-from tests.test_methods_engine import method_recipe
-from tests.test_train import assert_same_weights, final_weights, train_in_process, write_recipe
+from tests.helpers.training import (
+    Recorder,
+    assert_same_weights,
+    final_weights,
+    method_recipe,
+    resume_in_process,
+    train_in_process,
+    write_recipe,
+)
+from tests.helpers.wandb_files import wandb_history
 
 
 def events(run_dir) -> EventAccumulator:
@@ -76,41 +81,12 @@ def test_drawing_images_does_not_change_training(tmp_path, frames_root):
 
 
 def test_a_resumed_run_continues_the_same_curves(tmp_path, frames_root, preemption_handlers):
-    from tests.test_train import Recorder, resume_in_process
-
     recipe = write_recipe(tmp_path, frames_root, train={"epochs": 2, "max_batches_per_epoch": 3},
                           log={"tensorboard": True, "step_every": 1})
     assert train_in_process(recipe, reporter=Recorder(signal_at_steps={2})).status == "preempted"
     resume_in_process(tmp_path / "runs" / "tiny")
     steps = [event.step for event in events(tmp_path / "runs" / "tiny").Scalars("train/loss")]
     assert steps == [1, 2, 3, 4, 5, 6]
-
-
-def wandb_history(path) -> dict[int, dict]:
-    """``{step: {key: value}}`` of the history records in a W&B ``.wandb`` file: LevelDB-log
-    framing (32 KiB blocks; records of crc32, length, type) after a 7-byte header, each record a
-    ``wandb_internal_pb2.Record``."""
-    from wandb.proto import wandb_internal_pb2
-
-    data, block, pos, pending, records = path.read_bytes(), 32768, 7, b"", []
-    while pos + 7 <= len(data):
-        left = block - pos % block
-        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7]) if left >= 7 else (0, 0, 0)
-        if left < 7 or (length == 0 and kind == 0):  # block trailer or padding
-            pos += left
-            continue
-        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
-        pending = chunk if kind in (1, 2) else pending + chunk
-        if kind in (1, 4):  # FULL or LAST
-            records.append(pending)
-    history = {}
-    for raw in records:
-        record = wandb_internal_pb2.Record()
-        record.ParseFromString(raw)
-        if record.WhichOneof("record_type") == "history":
-            items = {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}
-            history.setdefault(items["_step"], {}).update(items)
-    return history
 
 
 def test_wandb_offline_gets_the_same_scalars_and_images(tmp_path, frames_root):

@@ -19,7 +19,6 @@ from sklearn.preprocessing import StandardScaler
 from cltt.cli import CLTTGroup, main
 from cltt.cli import probe as probe_cli
 from cltt.data.stores import open_store
-from cltt.data.synthetic import write_synthetic
 from cltt.data.windows import WindowSpec
 from cltt.engine import checkpoint as ckpt
 from cltt.engine import run_files
@@ -35,22 +34,15 @@ from cltt.eval.metrics_eval import HEADER, EvalRow, append_eval_row, keep_eval_r
 from cltt.eval.probe import evaluate_method, prepare_probe, random_init_method
 from cltt.eval.samples import pool_samples
 from cltt.methods import build_method
-from cltt.recipe import SyntheticConfig, load_recipe, recipe_from_dict
-
-from .conftest import write_clip
+from cltt.recipe import load_recipe, recipe_from_dict
+from tests.conftest import write_clip
+from tests.helpers.datasets import synthetic
 
 LAB_COLUMNS = "epoch,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc"  # the lab's, first
 EXACT_HEADER = LAB_COLUMNS + ",train_acc_low,train_acc_high,val_acc_low,val_acc_high,test_acc_low,test_acc_high"
 
 
 # --------------------------------------------------------------------------- tiny data and run
-
-
-def synthetic(root: Path, name: str, **config) -> Path:
-    settings = {"clips": 12, "frames": 8, "size": 32, **config}
-    for _ in write_synthetic(name, root, SyntheticConfig(**settings)):
-        pass
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ from cltt.models.slots import SlotAttention, SlotDecoder
 from cltt.objectives.slot_contrast import slot_contrast
 from cltt.recipe import SyntheticConfig, load_recipe
 from tests.conftest import invoke_in_process
-from tests.test_train import train_in_process, write_recipe
+from tests.helpers.training import train_in_process, write_recipe
 
 CPU = Placement(torch.device("cpu"), None, False)
 

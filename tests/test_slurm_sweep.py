@@ -17,7 +17,7 @@ import yaml
 
 from cltt.engine import run_files
 from tests.slurm_cluster import slurm  # noqa: F401  (the fixture)
-from tests.test_sweep import sweep
+from tests.sweep_helpers import sweep
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 

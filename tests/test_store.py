@@ -26,17 +26,7 @@ from cltt.errors import CLTTError
 from cltt.eval.features import FrameSet
 from cltt.recipe import AugmentConfig
 from tests.conftest import invoke_in_process, write_clip
-
-QUICKSTART = Path(__file__).parent.parent / "recipes" / "quickstart.yaml"
-
-
-def one_line_error(result, *fragments: str) -> str:
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in result.output, result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
+from tests.helpers.commands import QUICKSTART, one_line_error
 
 
 def cltt(args, cwd: Path):
@@ -317,7 +307,7 @@ def test_every_command_reads_a_store_as_its_folder(tmp_path):
 
 
 def test_extract_pack_writes_a_store_without_a_folder_per_clip(tmp_path):
-    from tests.test_extract import write_video
+    from tests.helpers.videos import write_video
 
     videos = tmp_path / "videos"
     videos.mkdir()

@@ -6,85 +6,24 @@ import os
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
-from cltt.cli import main
 from cltt.engine import checkpoint as ckpt
 from cltt.engine import preemption, run_files
-from cltt.engine.events import Reporter
-from cltt.engine.run_dir import prepare_resume, prepare_training
 from cltt.engine.trainer import Trainer
-from cltt.eval.tasks import training_probe
 from cltt.recipe import load_recipe
-from tests.conftest import invoke_in_process
-
-
-def write_recipe(tmp_path: Path, frames_root: Path, **sections) -> Path:
-    tree = {
-        "data": {"root": str(frames_root), "window_size": 3, "window_stride": 1, "image_size": 32, "num_workers": 0},
-        "model": {"backbone": "tiny_cnn", "projection_dim": 16},
-        "train": {"epochs": 2, "batch_size": 8, "lr": 1e-3, "warmup_epochs": 0.5, "out_dir": str(tmp_path / "runs"),
-                  "device": "cpu"},
-    }
-    for section, values in sections.items():
-        tree.setdefault(section, {}).update(values)
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(tree))
-    return path
-
-
-class Recorder(Reporter):
-    """Records each step's learning rate and loss; may send itself a signal at given steps."""
-
-    def __init__(self, signal_at_steps=()):
-        self.lrs, self.losses, self.signal_at = [], [], set(signal_at_steps)
-
-    def step(self, event) -> None:
-        self.lrs.append(event.lr)
-        self.losses.append(event.loss)
-        if event.step in self.signal_at:
-            os.kill(os.getpid(), signal.SIGUSR1)
-
-
-def train_in_process(recipe_path: Path, overrides=(), reporter=None, change_length=False):
-    recipe = load_recipe(recipe_path, list(overrides))
-    recipe, run_dir, resume, _ = prepare_training(recipe, recipe_path, change_length)
-    return Trainer(recipe, run_dir, reporter, resume, training_probe(recipe, run_dir)).run()  # as cltt train does
-
-
-def resume_in_process(target: Path, reporter=None, overrides=()):
-    preemption.reset()
-    recipe, run_dir, resume, _ = prepare_resume(target, list(overrides), False)
-    return Trainer(recipe, run_dir, reporter, resume, training_probe(recipe, run_dir)).run()
-
-
-def final_weights(run_dir: Path) -> dict:
-    return ckpt.load_checkpoint(run_dir / run_files.FINAL_CHECKPOINT)["model"]
-
-
-def assert_same_weights(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
-
-
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def cltt(*args, cwd: Path) -> Result:
-    """The real ``cltt`` command line, run in this process."""
-    result = invoke_in_process(main, args, cwd)
-    return Result(result.exit_code, result.stdout, result.stderr)
-
+from tests.helpers.commands import Result, cltt
+from tests.helpers.training import (
+    Recorder,
+    assert_same_weights,
+    final_weights,
+    resume_in_process,
+    train_in_process,
+    write_recipe,
+)
 
 # --------------------------------------------------------------------------- a whole run
 

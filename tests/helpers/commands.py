@@ -1,0 +1,46 @@
+"""The ``cltt`` command line in tests: the quickstart recipe, an in-process run, and the check
+that a failure a user caused ends in one ``error:`` line with exit status 2, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from cltt.cli import main
+from tests.conftest import invoke_in_process
+
+QUICKSTART = Path(__file__).resolve().parents[2] / "recipes" / "quickstart.yaml"
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cltt(*args, cwd: Path) -> Result:
+    """The real ``cltt`` command line, run in this process."""
+    result = invoke_in_process(main, args, cwd)
+    return Result(result.exit_code, result.stdout, result.stderr)
+
+
+def one_line_error(result, *fragments: str) -> str:
+    """The one error line of an in-process run (a click result), which holds every fragment."""
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in result.output, result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    """The same for a ``cltt`` subprocess: exit 2 and one ``error:`` line on stderr holding every fragment."""
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
