@@ -38,9 +38,9 @@ import numpy as np
 import torch
 
 from cltt.data.build import open_frames
+from cltt.data.model_input import to_model_input
 from cltt.engine import checkpoint as ckpt
 from cltt.engine import run_files
-from cltt.engine.device import to_model_input
 from cltt.engine.run_dir import saved_recipe
 from cltt.eval.probe import load_trained_method
 from cltt.eval.slots import center_square, clip_frames, read_masks, scored_clips

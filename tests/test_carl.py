@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from cltt.data.build import open_frames
+from cltt.data.model_input import to_model_input
 from cltt.data.sequences import PAD_TIME, SequenceDataset, sample_region, sample_times
 from cltt.engine import checkpoint as ckpt
 from cltt.engine import run_files
-from cltt.engine.device import resolve_placement, to_model_input
+from cltt.engine.device import resolve_placement
 from cltt.engine.step import accumulate_gradients
 from cltt.methods import build_method, method_class
 from cltt.models.sequence import SequenceEncoder, sinusoidal_encoding

@@ -21,11 +21,11 @@ from click.testing import CliRunner
 
 from cltt.cli.export import command as export_command
 from cltt.data.decode import read_rgb
+from cltt.data.model_input import IMAGENET_MEAN, IMAGENET_STD, to_model_input
 from cltt.data.stores import open_store
 from cltt.data.transforms import center_resize
 from cltt.engine import checkpoint as ckpt
 from cltt.engine import run_files
-from cltt.engine.device import IMAGENET_MEAN, IMAGENET_STD, to_model_input
 from cltt.engine.run_dir import recipe_from_text
 from cltt.errors import CLTTError
 from cltt.export import load_encoder

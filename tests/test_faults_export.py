@@ -23,8 +23,8 @@ import torch
 import yaml
 
 from cltt.data.decode import read_rgb, reduction_for
+from cltt.data.model_input import to_model_input
 from cltt.data.transforms import center_resize
-from cltt.engine.device import to_model_input
 from cltt.export import load_encoder
 from cltt.export.preprocess import preprocess_source
 

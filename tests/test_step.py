@@ -17,13 +17,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from cltt.engine.device import resolve_placement, to_model_input
+from cltt.data.model_input import to_model_input
+from cltt.engine.device import resolve_placement
 from cltt.engine.sampler import EpochBatchSampler
 from cltt.engine.schedule import Schedule
 from cltt.engine.step import NonFiniteLoss, accumulate_gradients
 from cltt.methods import build_method
-from cltt.methods.simclr import SimCLR
 from cltt.methods.cltt import TemporalContrast
+from cltt.methods.simclr import SimCLR
 from cltt.objectives import infonce_loss
 from cltt.recipe import recipe_from_dict
 

@@ -72,21 +72,3 @@ def resolve_placement(device_name: str, precision: str, channels_last: bool, loc
         dtype = torch.float16
     return Placement(device, dtype, channels_last and on_cuda)
 
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def to_model_input(views: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 ``[..., 3, S, S]`` from the loader -> float, ImageNet-normalised, on ``device``.
-
-    The cast happens on the device, so only bytes cross the host-to-device link.
-    """
-    x = views.to(device, non_blocking=True)
-    if x.dtype == torch.uint8:
-        x = x.float().div_(255)
-    else:  # a copy: the caller's float tensor is never normalised in place
-        x = x.to(torch.promote_types(x.dtype, torch.float32), copy=True)
-    mean = torch.tensor(IMAGENET_MEAN, device=device, dtype=x.dtype).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=device, dtype=x.dtype).view(3, 1, 1)
-    return x.sub_(mean).div_(std)

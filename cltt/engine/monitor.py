@@ -165,7 +165,7 @@ def training_images(method, views: torch.Tensor, placement) -> dict[str, np.ndar
     The model is run in eval mode and torch's random state is restored afterwards, so a run
     with images trains exactly as one without.
     """
-    from cltt.engine.device import to_model_input
+    from cltt.data.model_input import to_model_input
     from cltt.visualize import views_grid
 
     shown = views[:SHOWN_SAMPLES]

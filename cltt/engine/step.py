@@ -28,8 +28,9 @@ import math
 
 import torch
 
+from cltt.data.model_input import to_model_input
 from cltt.engine.collapse import embedding_spread
-from cltt.engine.device import Placement, to_model_input
+from cltt.engine.device import Placement
 from cltt.engine.distributed import GradientSync, all_reduce_sum, gather_rows
 from cltt.errors import CLTTError
 from cltt.methods.base import Forward

@@ -41,9 +41,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cltt.data.model_input import to_model_input
 from cltt.data.stores.base import FrameStore
 from cltt.data.transforms import center_resize
-from cltt.engine.device import to_model_input
 from cltt.engine.events import Progress
 
 CACHE_VERSION = 1

@@ -46,10 +46,11 @@ import torch
 import torch.nn.functional as F
 
 from cltt.data.build import open_frames
+from cltt.data.model_input import to_model_input
 from cltt.data.stores.base import FrameStore
 from cltt.data.transforms import center_resize
 from cltt.engine.checkpoint import load_checkpoint
-from cltt.engine.device import resolve_device, to_model_input
+from cltt.engine.device import resolve_device
 from cltt.engine.events import Progress
 from cltt.errors import CLTTError
 from cltt.eval.report import TaskReport

@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from cltt.data.model_input import to_model_input
 from cltt.data.transforms import center_resize
 from cltt.data.windows import WindowSpec, WindowTable, build_windows
-from cltt.engine.device import to_model_input
 from cltt.errors import CLTTError
 from cltt.eval.features import (
     FeatureResult,

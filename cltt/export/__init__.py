@@ -21,7 +21,7 @@ and one call loads an exported encoder back, in eval mode, on the CPU::
 ``D`` is the backbone's feature size (the representation before the projection head), or the
 projection size for an export made ``with_head``. ``frames`` are RGB, resized so the short
 side is ``S`` and centre-cropped, scaled to [0, 1] and normalised with the ImageNet mean and
-std (``cltt.engine.device.to_model_input`` does this for a uint8 batch). The JSON sidecar
+std (``cltt.data.model_input.to_model_input`` does this for a uint8 batch). The JSON sidecar
 (``X.safetensors.json``) records ``S``, the mean and the std, and ``input.preprocess_python``:
 source that code without cltt runs to prepare an image file exactly as cltt does, reduced-size
 JPEG decode included (:mod:`cltt.export.preprocess`).

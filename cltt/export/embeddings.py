@@ -24,10 +24,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from cltt.data.model_input import to_model_input
 from cltt.data.stores import open_store
 from cltt.data.stores.base import FrameStore
 from cltt.data.transforms import center_resize
-from cltt.engine.device import resolve_device, to_model_input
+from cltt.engine.device import resolve_device
 from cltt.engine.events import Progress
 from cltt.engine.run_files import EXPORTS_DIR
 from cltt.export.files import destination, make_folder, refuse_existing, shareable, sidecar_of

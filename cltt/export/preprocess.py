@@ -8,7 +8,7 @@ cltt turns an image file into the model's input in four steps (the centre view t
    ``>= S``, else 1 (:func:`cltt.data.decode.reduction_for`), then BGR -> RGB;
 2. cut the centre square of side ``min(H, W)`` and resize it to ``S x S``, ``INTER_AREA`` when
    shrinking and ``INTER_LINEAR`` otherwise (:func:`cltt.data.transforms.center_resize`);
-3. ``x = (pixel / 255 - mean) / std`` per channel in float32 (:func:`cltt.engine.device.to_model_input`);
+3. ``x = (pixel / 255 - mean) / std`` per channel in float32 (:func:`cltt.data.model_input.to_model_input`);
 4. laid out ``[1, 3, S, S]``.
 
 "Resize the short side to S, crop the centre" alone gives other pixels (step 1 and the
@@ -24,7 +24,7 @@ from __future__ import annotations
 import inspect
 
 from cltt.data import decode, transforms
-from cltt.engine.device import IMAGENET_MEAN, IMAGENET_STD
+from cltt.data.model_input import IMAGENET_MEAN, IMAGENET_STD
 
 ENTRY_POINT = "preprocess"  # the function the source defines: path -> float32 [1, 3, S, S]
 

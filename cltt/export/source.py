@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from cltt import __version__
+from cltt.data.model_input import IMAGENET_MEAN, IMAGENET_STD
 from cltt.engine.checkpoint import load_checkpoint
-from cltt.engine.device import IMAGENET_MEAN, IMAGENET_STD
 from cltt.engine.run_dir import changed_keys, resolve_resume_target, saved_recipe
 from cltt.errors import CLTTError
 from cltt.export.preprocess import ENTRY_POINT, preprocess_source

@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cltt.data.model_input import to_model_input
 from cltt.data.transforms import WindowAugment
-from cltt.engine.device import to_model_input
 from cltt.errors import CLTTError
 from cltt.methods import register_method
 from cltt.methods.base import Forward
