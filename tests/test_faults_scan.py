@@ -314,7 +314,7 @@ def test_case_17_folders_are_searched_for_mpeg_files(tmp_path):
 
 
 def test_case_22_captions_fit_their_tiles_at_48_px(tmp_path):
-    from cltt.visualize import BAND_GREY, CAPTION, MIN_TILE, caption_lines, caption_width
+    from cltt.data.tiles import BAND_GREY, CAPTION, MIN_TILE, caption_lines, caption_width
 
     root = tmp_path / "frames"
     write_clip(root, "recording_session_2024_cam1", 12, size=(48, 48))

@@ -375,7 +375,7 @@ def test_visualize_draws_slot_masks_over_frames(slot_run, tmp_path):
     assert result.exit_code == 0, result.output
     image = cv2.imread(str(out))
     assert image is not None
-    side, caption, gap = 96, 14, 4  # cltt.visualize tiles: 32 px frames enlarged to 96, captioned
+    side, caption, gap = 96, 14, 4  # cltt.data.tiles: 32 px frames enlarged to 96, captioned
     assert image.shape == (2 * (caption + side) + gap, 5 * side + 4 * gap, 3)
     frames_row, slots_row = image[caption:caption + side], image[2 * caption + side + gap:]
     assert not np.array_equal(frames_row, slots_row)  # the second row is tinted

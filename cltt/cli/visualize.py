@@ -78,6 +78,7 @@ def command(args: tuple[str, ...], mode: str, out: Path | None, index: int, batc
 def _slots_image(parsed, clip: str | None, num_frames: int, mask_kind: str):
     """Two rows: a clip's first ``num_frames`` frames, then the same frames tinted by slot."""
     from cltt.data.build import open_frames
+    from cltt.data.tiles import slot_strip
     from cltt.engine.checkpoint import load_checkpoint
     from cltt.engine.device import resolve_device
     from cltt.engine.run_dir import resolve_resume_target, saved_recipe
@@ -85,7 +86,6 @@ def _slots_image(parsed, clip: str | None, num_frames: int, mask_kind: str):
     from cltt.eval.slots import clip_frames, clip_slot_masks, predicted_labels
     from cltt.models.representation import SlotMasks
     from cltt.recipe import apply_overrides, recipe_from_dict, recipe_to_dict
-    from cltt.visualize import slot_strip
 
     if len(parsed.paths) != 1 or parsed.recipe_path is not None:
         raise CLTTError("slots mode takes one run folder or checkpoint of a slot model, e.g. "

@@ -166,7 +166,7 @@ def training_images(method, views: torch.Tensor, placement) -> dict[str, np.ndar
     with images trains exactly as one without.
     """
     from cltt.data.model_input import to_model_input
-    from cltt.visualize import views_grid
+    from cltt.data.tiles import views_grid
 
     shown = views[:SHOWN_SAMPLES]
     frames = shown.flatten(1, 2).permute(0, 1, 3, 4, 2).cpu().numpy()  # [n, V*T, S, S, 3]

@@ -90,7 +90,7 @@ class CARL(Method):
     def monitor_images(self, inputs: torch.Tensor, frames) -> dict:
         """``alignment``: the two sampled sequences of the first video and the cosine similarity
         of their frame embeddings, each frame's nearest neighbour in the other marked."""
-        from cltt.visualize import alignment_image
+        from cltt.data.tiles import alignment_image
 
         embeddings = F.normalize(self.frame_embeddings(inputs[0]).float(), dim=-1)  # [2, T, E]
         similarity = (embeddings[0] @ embeddings[1].T).cpu().numpy()

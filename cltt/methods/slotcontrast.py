@@ -112,7 +112,7 @@ class SlotContrast(Method):
 
     def monitor_images(self, inputs: torch.Tensor, frames) -> dict:
         """``slot_masks``: each window's frames, then tinted by the decoder's argmax slot."""
-        from cltt.visualize import slot_mask_grid
+        from cltt.data.tiles import slot_mask_grid
 
         masks = self.all_slot_masks(inputs[:, 0])["decoder"]
         return {"slot_masks": slot_mask_grid(frames[:, 0], masks.float().cpu().numpy())}
