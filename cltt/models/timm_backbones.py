@@ -11,7 +11,7 @@ removed, so ``module(frames)`` is the pooled feature ``[N, 3, S, S] -> [N, featu
 Models that take an image size (ViTs, Swin, ...) are built at ``data.image_size``. Models
 with ``forward_intermediates`` (ViTs and most CNNs in timm 1.0) also give patch tokens: a
 ViT's tokens after a chosen block, a CNN's feature map after a chosen stage, each position a
-token ``[N, h * w, C]`` (:class:`~cltt.models.backbones.PatchTokens`).
+token ``[N, h * w, C]`` (:class:`~cltt.models.backbone_types.PatchTokens`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from cltt.errors import CLTTError
-from cltt.models.backbones import Backbone, PatchTokens
+from cltt.models.backbone_types import Backbone, PatchTokens
 
 RESERVED_ARGS = {"pretrained": "weights come from model.weights", "num_classes": "the classifier is always removed",
                  "global_pool": "set model.pool", "img_size": "set data.image_size",
