@@ -20,7 +20,7 @@ import numpy as np
 
 from cltt.data.dataset import WindowDataset
 from cltt.data.tiles import MIN_TILE, captioned_tile, stack_rows, tile_row
-from cltt.engine.provenance import STEPS_FILE
+from cltt.engine.run_files import METRICS_FILE, STEPS_FILE
 from cltt.errors import CLTTError
 
 
@@ -88,7 +88,7 @@ def read_metrics(path: str | Path) -> dict[str, list[float]]:
     when a run folder has one, else ``metrics.csv`` (``epoch,loss,learning_rate,decay_rate``)."""
     path = Path(path)
     if path.is_dir():
-        path = path / STEPS_FILE if (path / STEPS_FILE).is_file() else path / "metrics.csv"
+        path = path / STEPS_FILE if (path / STEPS_FILE).is_file() else path / METRICS_FILE
     if not path.is_file():
         raise CLTTError(f"no metrics file at {path}; pass a run folder, its metrics.csv or metrics_steps.csv")
     with open(path, newline="") as handle:
