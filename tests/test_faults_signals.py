@@ -196,3 +196,91 @@ def test_case_23_tensorboard_has_no_epoch_chart_and_holds_the_recipe_as_hparams_
     assert all(line.startswith("    ") for line in shown.splitlines() if line), shown[:200]  # markdown code block
     assert yaml.safe_load("\n".join(line[4:] for line in shown.splitlines())) == saved
     assert text.step == 0
+
+
+# --------------------------------------------------------------------------- case 12
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """``mount(size_bytes)`` -> a real tmpfs of that size under tmp_path, unmounted afterwards."""
+    mounted: list[Path] = []
+
+    def mount(size_bytes: int) -> Path:
+        point = tmp_path / "disk"
+        point.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_bytes}", "tmpfs", str(point)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or done.returncode}); the full-disk tests need root")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", str(point)], check=True)
+
+
+def fill(folder: Path) -> Path:
+    """A ballast file that takes every free block left under ``folder``."""
+    ballast = folder / "ballast"
+    with open(ballast, "wb") as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 65536)
+                handle.flush()
+        except OSError:
+            pass
+    return ballast
+
+
+def one_error_line(out: str) -> str:
+    assert "Traceback" not in out, out
+    lines = error_lines(out)
+    assert len(lines) == 1, out
+    return lines[0]
+
+
+def run_cltt(*args, cwd: Path) -> tuple[int, str]:
+    process = cltt_session(*args, cwd=cwd)
+    out, err = process.communicate(timeout=300)
+    return process.returncode, out + err
+
+
+@pytest.mark.slow  # six cltt processes: about a minute
+def test_case_12_a_full_disk_in_train_resume_and_export_is_one_line_naming_the_file(tmp_path, frames_root, small_disk):
+    """The tmpfs holds one checkpoint and a half, measured from a run on the ordinary disk: the
+    first step's checkpoint fits, the second (written beside it) fills the disk, by construction.
+    Train and resume end in one line naming the file and the last good checkpoint, which loads;
+    exports into the filled disk (safetensors, ONNX, embeddings) end in one line too."""
+    common = [QUICKSTART, f"data.root={frames_root}", *LONG_RUN, "log.tensorboard=true"]
+    code, out = run_cltt("train", *common, "train.epochs=1", "train.max_batches_per_epoch=1", "train.name=measure",
+                         cwd=tmp_path)
+    assert code == 0, out
+    checkpoint_bytes = ckpt.latest_checkpoint(tmp_path / "runs" / "measure").stat().st_size
+    disk = small_disk(checkpoint_bytes * 3 // 2 + (512 << 10))
+    run_dir = disk / "full"
+
+    code, out = run_cltt("train", *common, f"train.out_dir={disk}", "train.name=full", cwd=tmp_path)
+    line = one_error_line(out)
+    assert code == 2 and line.startswith(f"error: cannot write {run_dir}/") and "no space left on device" in line, out
+    kept = ckpt.latest_checkpoint(run_dir)
+    assert f"{kept} is the last good checkpoint" in line and f"cltt resume {run_dir}" in line, line
+    assert ckpt.load_checkpoint(kept)["progress"]["step"] == 1
+    assert not [p for p in run_dir.iterdir() if ".tmp" in p.name]  # no half-written file takes the space
+
+    code, out = run_cltt("resume", run_dir, cwd=tmp_path)
+    line = one_error_line(out)
+    assert code == 2 and f"cannot write {run_dir}/" in line and "no space left on device" in line, out
+    assert ckpt.latest_checkpoint(run_dir) == kept and ckpt.load_checkpoint(kept)["progress"]["step"] == 1
+
+    ballast = fill(disk)
+    exports = [["--out", disk / "exports"], ["--out", disk / "exports", "--format", "onnx"],
+               ["--out", disk / "features.npy", "--embeddings", frames_root]]
+    for extra in exports:
+        code, out = run_cltt("export", tmp_path / "runs" / "measure", *extra, cwd=tmp_path)
+        line = one_error_line(out)
+        assert code == 2 and f"cannot write {disk}/" in line and "no space left on device" in line, (extra, out)
+        assert "export elsewhere with --out" in line, line
+    ballast.unlink()
+    assert ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))["progress"]["step"] == 1

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from cltt.cli.common import console
 from cltt.engine.events import EpochDone, Outcome, Reporter, RunStart, StepDone
+from cltt.errors import writing
 
 
 def _start_line(e: RunStart) -> str:
@@ -84,7 +85,7 @@ class LogFile:
         self.path = Path(path)
 
     def __call__(self, text: str) -> None:
-        with open(self.path, "a") as handle:
+        with writing(self.path), open(self.path, "a") as handle:
             handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {text}\n")
 
 

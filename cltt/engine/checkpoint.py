@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from cltt.engine.run_files import LATEST_FILE, checkpoint_files, epoch_of, is_final, step_of
-from cltt.errors import CLTTError
+from cltt.errors import CLTTError, writing
 
 FORMAT = "cltt-checkpoint/1"
 # torch is imported by the functions that touch tensors: finding the latest checkpoint through
@@ -78,7 +78,9 @@ def restore_rng_state(state: dict) -> None:
 def _replace_atomically(path: Path, write) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "wb") as handle:
+        # a full disk is one line naming the file (torch.save says "unexpected pos ..."), judged
+        # while the temporary file still fills it; the previous file is untouched
+        with writing(path), open(tmp, "wb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())

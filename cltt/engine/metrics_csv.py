@@ -12,6 +12,8 @@ import csv
 import os
 from pathlib import Path
 
+from cltt.errors import writing
+
 HEADER = ["epoch", "loss", "learning_rate", "decay_rate"]
 
 
@@ -29,7 +31,7 @@ class MetricsCSV:
         """Drop rows after ``epoch`` (written by a run that stopped before checkpointing them)."""
         rows = [row for row in self.rows() if int(row["epoch"]) <= epoch]
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with open(tmp, "w", newline="") as handle:
+        with writing(self.path), open(tmp, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(HEADER)
             for row in rows:
@@ -38,7 +40,7 @@ class MetricsCSV:
 
     def append(self, epoch: int, loss: float, learning_rate: float, decay_rate: float) -> None:
         new = not self.path.is_file()
-        with open(self.path, "a", newline="") as handle:
+        with writing(self.path), open(self.path, "a", newline="") as handle:  # a full disk fails at close: named
             writer = csv.writer(handle)
             if new:
                 writer.writerow(HEADER)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from cltt.engine.run_files import RUN_FILE, STEPS_FILE
 from cltt.engine.run_lock import process_alive
+from cltt.errors import writing
 
 STEPS_HEADER = ["step", "epoch", "loss", "learning_rate", "frames_per_second", "data_wait"]
 
@@ -65,8 +66,12 @@ class RunRecord:
 
     def _write(self, content: dict) -> None:
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(content, indent=2) + "\n")
-        os.replace(tmp, self.path)
+        try:
+            with writing(self.path):
+                tmp.write_text(json.dumps(content, indent=2) + "\n")
+                os.replace(tmp, self.path)
+        finally:
+            tmp.unlink(missing_ok=True)  # a full disk leaves no half file behind
 
     def start(self, world_size: int, device: str, step: int) -> None:
         import torch
@@ -116,7 +121,7 @@ class StepMetrics:
         with open(self.path, newline="") as handle:
             rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= step]
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with open(tmp, "w", newline="") as handle:
+        with writing(self.path), open(tmp, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(STEPS_HEADER)
             writer.writerows([row[key] for key in STEPS_HEADER] for row in rows)
@@ -125,7 +130,7 @@ class StepMetrics:
     def append(self, step: int, epoch: int, loss: float, learning_rate: float, frames_per_second: float,
                data_wait: float) -> None:
         new = not self.path.is_file()
-        with open(self.path, "a", newline="") as handle:
+        with writing(self.path), open(self.path, "a", newline="") as handle:
             writer = csv.writer(handle)
             if new:
                 writer.writerow(STEPS_HEADER)

@@ -44,7 +44,7 @@ from cltt.engine.run_dir import write_recipe
 from cltt.engine.sampler import EpochBatchSampler
 from cltt.engine.schedule import Schedule
 from cltt.engine.step import NonFiniteLoss, accumulate_gradients, optimizer_step
-from cltt.errors import CLTTError
+from cltt.errors import CannotWrite, CLTTError
 from cltt.methods import build_method, method_class
 from cltt.models.global_batchnorm import convert_to_global_batchnorm
 from cltt.recipe import Recipe, dump_recipe, recipe_to_dict, without_weights_file
@@ -292,20 +292,45 @@ class Trainer:
         try:
             outcome = self._run()
         except KeyboardInterrupt as abort:
-            self._record_stop("interrupted", "interrupted")
+            self._record_stop("interrupted", "interrupted", best_effort=True)
             _stop_data_workers(abort)
             raise
+        except CannotWrite as err:
+            failure = CannotWrite(err.path, err.reason, self._after_a_failed_write())
+            self._close_monitor(best_effort=True)
+            self._record_stop("failed", str(failure), best_effort=True)
+            raise failure from None
         except BaseException as err:
-            self._record_stop("failed", str(err).splitlines()[0] if str(err) else type(err).__name__)
+            self._record_stop("failed", str(err).splitlines()[0] if str(err) else type(err).__name__, best_effort=True)
             raise
         finally:
-            self.monitor.close()  # what TensorBoard holds reaches the disk whatever ended the run
+            self._close_monitor(best_effort=True)  # what TensorBoard holds reaches the disk whatever ended the run
         self._record_stop(outcome.status, outcome.message)
         return outcome
 
-    def _record_stop(self, reason: str, message: str) -> None:
+    def _record_stop(self, reason: str, message: str, best_effort: bool = False) -> None:
+        """End run.json's segment; ``best_effort`` after a failure, which a full disk must not hide."""
         if self.record is not None:
-            self.record.stop(reason, message, self.progress.step)
+            try:
+                self.record.stop(reason, message, self.progress.step)
+            except CannotWrite:
+                if not best_effort:
+                    raise
+
+    def _close_monitor(self, best_effort: bool = False) -> None:
+        try:
+            self.monitor.close()
+        except (CannotWrite, OSError):
+            if not best_effort:
+                raise
+
+    def _after_a_failed_write(self) -> str:
+        """What to do after a file of the run could not be written (a full disk): where the work is."""
+        latest = ckpt.latest_checkpoint(self.run_dir)
+        if latest is None:
+            return "no checkpoint was written yet; free space there, or point train.out_dir at a disk with room"
+        return (f"{latest} is the last good checkpoint; free space there (or move {self.run_dir} to a disk with "
+                f"room) and continue with cltt resume {self.run_dir}")
 
     def _run(self) -> Outcome:
         started = time.perf_counter()

@@ -31,7 +31,8 @@ from cltt.data.transforms import center_resize
 from cltt.engine.device import resolve_device
 from cltt.engine.events import Progress
 from cltt.engine.run_files import EXPORTS_DIR
-from cltt.export.files import destination, make_folder, refuse_existing, shareable, sidecar_of
+from cltt.errors import writing
+from cltt.export.files import ELSEWHERE, destination, make_folder, refuse_existing, shareable, sidecar_of
 from cltt.export.source import ExportSource
 
 
@@ -118,8 +119,13 @@ def export_embeddings(source: ExportSource, root: str | Path, with_head: bool = 
 
     temporary = features_path.with_name(f".{features_path.name}.tmp-{os.getpid()}")
     try:
-        array = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.float32,
-                                          shape=(store.num_frames, feature_dim))
+        with writing(features_path, ELSEWHERE):
+            array = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.float32,
+                                              shape=(store.num_frames, feature_dim))
+            # take the disk blocks now: on a full disk this fails with ENOSPC, while writing a
+            # sparse memory map would kill the process with SIGBUS halfway through
+            with open(temporary, "r+b") as handle:
+                os.posix_fallocate(handle.fileno(), 0, os.path.getsize(temporary))
         frame_features(encoder, store, recipe.data.image_size, batch_size=batch_size, device=device,
                        workers=recipe.data.num_workers, on_progress=on_progress, out=array)
         array.flush()
@@ -129,11 +135,13 @@ def export_embeddings(source: ExportSource, root: str | Path, with_head: bool = 
     finally:
         temporary.unlink(missing_ok=True)
 
-    write_index(store, index_path)
+    with writing(index_path, ELSEWHERE):
+        write_index(store, index_path)
     description = source.describe(with_head)
     description.update(kind="embeddings", root=str(store.root), num_frames=store.num_frames,
                        feature_dim=feature_dim, features=features_path.name, index=index_path.name)
-    sidecar.write_text(json.dumps(description, indent=2) + "\n")
+    with writing(sidecar, ELSEWHERE):
+        sidecar.write_text(json.dumps(description, indent=2) + "\n")
     return EmbeddingsResult(features_path, index_path, sidecar, store.num_frames, feature_dim)
 
 

@@ -32,7 +32,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from cltt.engine.run_files import EXPORTS_DIR
-from cltt.errors import CLTTError
+from cltt.errors import CLTTError, writing
 from cltt.export.source import ExportSource, FrameEncoder, build_frame_encoder
 from cltt.recipe import ExportConfig
 
@@ -41,6 +41,7 @@ SUFFIXES = {"safetensors": ".safetensors", "torchscript": ".pt", "onnx": ".onnx"
 METADATA_KEY = "cltt"  # safetensors metadata key, TorchScript extra file stem, ONNX model property
 INPUT_NAME = "frames"
 CHECK_BATCH = 3  # frames in the batch that compares an exported graph with PyTorch
+ELSEWHERE = "free space there, or export elsewhere with --out DIR"  # after a failed write
 
 
 @dataclass
@@ -85,7 +86,8 @@ def export_encoder(source: ExportSource, fmt: str, with_head: bool = False, out:
     stem = source.stem(with_head)
     temporary = folder / f".{stem}.tmp-{os.getpid()}{suffix}"
     try:
-        difference = writers[fmt](temporary)
+        with writing(folder / (fixed_name or f"{stem}-SHA8{suffix}"), ELSEWHERE):  # a full disk: named, in one line
+            difference = writers[fmt](temporary)
         digest = file_sha256(temporary)
         path = folder / (fixed_name or f"{stem}-{digest[:8]}{suffix}")
         if path.exists() and not force and file_sha256(path) != digest:
@@ -99,7 +101,8 @@ def export_encoder(source: ExportSource, fmt: str, with_head: bool = False, out:
     sidecar = sidecar_of(path)
     description.update(file=path.name, sha256=digest, weights_sha256=weights_sha256(encoder),
                        load=_load_hint(fmt, path.name))
-    sidecar.write_text(json.dumps(description, indent=2) + "\n")
+    with writing(sidecar, ELSEWHERE):
+        sidecar.write_text(json.dumps(description, indent=2) + "\n")
     return ExportResult(path, sidecar, digest, path.stat().st_size, difference)
 
 
