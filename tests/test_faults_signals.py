@@ -284,3 +284,21 @@ def test_case_12_a_full_disk_in_train_resume_and_export_is_one_line_naming_the_f
         assert "export elsewhere with --out" in line, line
     ballast.unlink()
     assert ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))["progress"]["step"] == 1
+
+
+def test_case_14_a_second_ctrl_c_waits_for_a_checkpoint_being_written(preemption_handlers):
+    """Real SIGINTs to this process with the trainer's handlers: inside ``saving()`` the second one
+    does not interrupt (the first one's stop follows the save); outside, it aborts once, and after
+    that Ctrl-C is ignored, so nothing lands in the exit's cleanup."""
+    from cltt.engine import preemption
+
+    with preemption.saving():
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+        written = sum(range(1000))  # Python code runs: the handlers have run by now
+    assert written == 499500 and preemption.requested() == "SIGINT"
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        sum(range(1000))
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    os.kill(os.getpid(), signal.SIGINT)  # ignored by the process itself

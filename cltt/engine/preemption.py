@@ -106,7 +106,8 @@ def finishing() -> None:
     ignored by the process itself (a Python handler would be reset at interpreter shutdown, and
     a Ctrl-C then would kill the process by the signal instead of letting it exit 130)."""
     try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if signal.getsignal(signal.SIGINT) is _handler:  # a program that never installed it keeps its own
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
     except ValueError:  # not the main thread, which alone receives signals
         pass
 
