@@ -8,7 +8,11 @@
 ``backbones`` holds the registry (``resnet18/34/50``, ``vit_s16``, ``vit_b16``, ``vit_t8``,
 ``tiny_cnn``; ``timm/<name>`` through ``timm_backbones``), ``heads`` the projection MLP,
 ``encoder`` the pair, ``weights`` loading from a local file, ``freezing`` ``model.freeze``,
-``patch_features`` patch tokens for object slots.
+``patch_features`` patch tokens for object slots. The encoders of methods that are more than a
+frame backbone and a head: ``window_encoder`` (a window of T frames to one vector, frame mean or
+``vivit``; clip_simclr), ``carl_encoder`` (per-frame backbone, ``sequence`` transformer,
+projection; CARL), ``slot_encoder`` (patches to slots tracked through time with ``slots``;
+SlotContrast).
 """
 
 from cltt.models.backbones import (
