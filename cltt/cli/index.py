@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
+from pathlib import Path
 
 import click
 from rich.markup import escape
@@ -12,9 +14,12 @@ from rich.table import Table
 from cltt.cli.common import console, err_console, show_option, show_recipe, split_arguments
 from cltt.data.formats import FRAME_EXTENSIONS, listed
 from cltt.data.stores import open_store
+from cltt.data.timestamps import format_clock
 from cltt.data.verify import verify_frames
 from cltt.data.windows import WindowSpec, build_windows
 from cltt.errors import CLTTError
+from cltt.eval.labels import LABELS_FILE
+from cltt.eval.segments import is_segments_file, load_segments
 
 
 @click.command(
@@ -68,6 +73,8 @@ def command(args: tuple[str, ...], verify: bool, rebuild: bool, show: bool) -> N
     counts = store.frame_counts
     table.add_row("frames per clip", f"{counts.min():,} to {counts.max():,} (mean {counts.mean():,.1f})")
     table.add_row("windows", f"{len(windows):,}  ({spec.describe()})")
+    for label, text in _time_rows(store, recipe.probe.labels):
+        table.add_row(label, text)
     if windows.clips_skipped:
         table.add_row("clips too short", f"[yellow]{windows.clips_skipped:,}[/] (need {spec.reach} frames)")
     if len(gaps):
@@ -94,6 +101,31 @@ def command(args: tuple[str, ...], verify: bool, rebuild: bool, show: bool) -> N
             err_console.print(f"[yellow]gap[/] {escape(store.clips[clip])}: {missing} frame(s) missing between "
                               f"{escape(store.frame_name(first))} and {escape(store.frame_name(first + 1))}", soft_wrap=True)
         _verify(store)
+
+
+def _time_rows(store, labels: str | None) -> list[tuple[str, str]]:
+    """``duration`` (all clips, shortest to longest) and ``frame times``: how many clips have
+    recorded times and where the others' nominal ones come from (:mod:`cltt.data.timestamps`);
+    and ``labels by time`` when the labels file (``probe.labels``, default ``ROOT/labels.csv``)
+    gives segments, mapped onto the frames here so that a bad segment is refused now."""
+    times = [store.clip_times(clip) for clip in range(store.num_clips)]
+    if not times:
+        return []
+    durations = [t.duration for t in times]
+    recorded = sum(t.recorded for t in times)
+    nominal = Counter(t.source for t in times if not t.recorded)
+    parts = [f"recorded in {recorded:,} of {len(times):,} clips (timestamps.csv)"] if recorded else []
+    parts += [f"{source} in {count:,} clip(s)" for source, count in nominal.most_common()]
+    rows = [("duration", f"{format_clock(sum(durations))} ({format_clock(min(durations))} to "
+                         f"{format_clock(max(durations))} per clip)"),
+            ("frame times", "; ".join(parts))]
+    path = Path(labels) if labels else store.root_file(LABELS_FILE)
+    if is_segments_file(path):
+        segments = load_segments(store, path)
+        nominal = f"; [yellow]{len(segments.nominal):,} of them with nominal times[/]" if segments.nominal else ""
+        rows.append(("labels by time", f"{segments.segments:,} segments, {len(segments.names):,} labels, "
+                                       f"{segments.frames_labelled:,} frames in {len(segments.clips):,} clip(s){nominal}"))
+    return rows
 
 
 def _verify(store) -> None:

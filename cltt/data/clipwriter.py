@@ -10,7 +10,8 @@ whose fingerprint matches, redoes half-written ones, and never rewrites a finish
     if status == "missing":
         with ClipWriter(out, "clip_0001", fingerprint) as writer:
             for image in frames:
-                writer.write(image)                # RGB uint8 [H, W, 3]
+                writer.write(image)                # RGB uint8 [H, W, 3]; with (image, source_index, seconds)
+                                                   # the clip gets a timestamps.csv (cltt.data.timestamps)
             writer.write_array("masks", masks)     # optional side data, masks.npz
 """
 
@@ -23,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import cv2
 import numpy as np
+
+from cltt.data.timestamps import TIMESTAMPS_FILE, write_timestamps
 
 MARKER = ".cltt_clip.json"
 
@@ -83,11 +85,12 @@ class ClipWriter:
         self.clip = clip
         self.fingerprint = fingerprint
         self.extension = extension
-        self.params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)] if extension == ".jpg" else []
+        self.jpeg_quality = int(jpeg_quality)
         self.final = self.out / clip
         self.partial = self.final.with_name(f".{self.final.name}.partial")
         self.frames = 0
         self.extra: dict[str, Any] = {}
+        self.times: list[tuple[str, int | None, float]] = []  # (frame name, source index, seconds)
 
     def __enter__(self) -> "ClipWriter":
         if self.partial.exists():  # left by a run that was killed: redo from scratch
@@ -95,13 +98,22 @@ class ClipWriter:
         self.partial.mkdir(parents=True)
         return self
 
-    def write(self, image: np.ndarray) -> str:
-        """Write the next frame (RGB ``uint8`` [H, W, 3]); returns its file name."""
+    def write(self, image: np.ndarray, source_index: int | None = None, seconds: float | None = None) -> str:
+        """Write the next frame (RGB ``uint8`` [H, W, 3]); returns its file name.
+
+        ``seconds`` (since the start of the source) and ``source_index`` (0-based source frame)
+        go to the clip's ``timestamps.csv``; give them for every frame of a clip or for none.
+        """
+        import cv2  # here, not at the top: the frame stores read MARKER and import no OpenCV
+
         self.frames += 1
         name = frame_file_name(self.frames, self.extension)
-        ok = cv2.imwrite(str(self.partial / name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), self.params)
+        params = [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality] if self.extension == ".jpg" else []
+        ok = cv2.imwrite(str(self.partial / name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params)
         if not ok:
             raise OSError(f"could not write {self.partial / name}")
+        if seconds is not None:
+            self.times.append((name, source_index, seconds))
         return name
 
     def write_array(self, name: str, array: np.ndarray) -> None:
@@ -112,6 +124,10 @@ class ClipWriter:
         if exc_type is not None:
             shutil.rmtree(self.partial, ignore_errors=True)
             return
+        if self.times:
+            if len(self.times) != self.frames:
+                raise ValueError(f"clip {self.clip}: {len(self.times)} of {self.frames} frames were given a time")
+            write_timestamps(self.partial / TIMESTAMPS_FILE, *zip(*self.times))
         marker = {"fingerprint": _jsonable(self.fingerprint), "frames": self.frames, "extra": _jsonable(self.extra)}
         tmp = self.partial / (MARKER + ".tmp")
         tmp.write_text(json.dumps(marker, indent=1, sort_keys=True))

@@ -3,6 +3,7 @@
     sample = dataset[i]            # or dataset[(i, epoch)]: augmentation drawn from (seed, epoch, i)
     sample["views"]                # uint8 [V, T, 3, S, S] (float in [0, 1] with dtype="float")
     sample["index"], sample["replaced"]
+    dataset.window_times(i)        # float64 [V, T] seconds of those frames in their source video
 
 V = 2 when ``two_view_offset`` k > 0 (view 1 is window(t + k)) or when ``views=2`` is asked
 for (two augmentations of the same window, SimCLR's positives); else V = 1. Each view takes
@@ -135,6 +136,14 @@ class WindowDataset(Dataset):
         clip, start = int(self.table.clip[index]), int(self.table.start[index])
         offset = int(self.store.clip_offsets[clip])
         return [(offset + self.spec.frame_indices(start, view)).tolist() for view in range(self.num_views)]
+
+    def window_times(self, index: int) -> np.ndarray:
+        """Seconds of each frame of each view of sample ``index``, ``[V, T]`` float64, since the
+        start of the clip's source video (:meth:`FrameStore.frame_times`; nominal where
+        ``store.times_recorded(clip)`` is False). Batches do not carry them."""
+        clip = int(self.table.clip[index])
+        first = int(self.store.clip_offsets[clip])
+        return self.store.frame_times(clip)[np.array(self.window_frames(index)) - first]
 
     def __getitem__(self, key) -> dict:
         return fetch_replacing_corrupt(key, len(self), self.seed, self.store.root, self._load, "window")

@@ -4,7 +4,8 @@
     for result in extract_videos(videos, Path("frames"), recipe.extract, Path("recordings")):
         print(result.clip, result.status, result.frames, result.message)
 
-Each video becomes ``OUT/<clip>/frame_000001.jpg, ...`` through :class:`ClipWriter`, so a clip
+Each video becomes ``OUT/<clip>/frame_000001.jpg, ...`` plus ``timestamps.csv`` (each kept frame's
+source index and time in seconds, :mod:`cltt.data.timestamps`) through :class:`ClipWriter`, so a clip
 folder either holds a finished clip or does not exist; its marker records a *fingerprint* (the
 source's absolute path, size and mtime, and the options that change the output). A rerun skips
 finished clips with the same fingerprint, redoes clips a killed run left half-written, and never
@@ -211,7 +212,9 @@ def _write_clip(
                 ok, frame = cap.retrieve()
                 if not ok:
                     break
-                writer.write(cv2.cvtColor(_resize_and_crop(frame, options), cv2.COLOR_BGR2RGB))
+                # the presentation time of the frame just grabbed, ms from the start of the video
+                seconds = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000
+                writer.write(cv2.cvtColor(_resize_and_crop(frame, options), cv2.COLOR_BGR2RGB), index, seconds)
                 unreported += 1
                 if on_frames is not None and unreported >= _PROGRESS_EVERY:
                     on_frames(unreported)
@@ -219,6 +222,9 @@ def _write_clip(
             if on_frames is not None and unreported:
                 on_frames(unreported)
             _check_decoded(decoded, first, stop, header_frames, src_fps)
+            if not _container_times_usable(writer.times):
+                writer.times = [(name, index, index / src_fps) for name, index, _ in writer.times]
+                note = "; ".join(filter(None, [note, "the container gives no frame times; times are frame number / fps"]))
             return writer.frames, note
     finally:
         cap.release()
@@ -238,6 +244,13 @@ def _frame_selector(src_fps: float, options: ExtractConfig) -> Callable[[int], b
     if ratio >= 1:
         return lambda j: True
     return lambda j: math.floor(j * ratio + _EPS) != math.floor((j - 1) * ratio + _EPS)
+
+
+def _container_times_usable(times: list[tuple[str, int, float]]) -> bool:
+    """Whether the container's times (``(name, source index, seconds)`` per kept frame) can be
+    kept: finite, not negative and increasing. A stream without timestamps reads as 0 for every frame."""
+    seconds = np.array([t for _, _, t in times], dtype=np.float64)
+    return bool(np.all(np.isfinite(seconds)) and np.all(seconds >= 0) and np.all(np.diff(seconds) > 0))
 
 
 def _check_decoded(decoded: int, first: int, stop: int | None, header_frames: int, src_fps: float) -> None:

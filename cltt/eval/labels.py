@@ -29,6 +29,7 @@ import numpy as np
 
 from cltt.data.stores.base import FrameStore
 from cltt.errors import CLTTError
+from cltt.eval.segments import is_segments_header
 
 SPLITS = ("train", "val", "test")
 LABELS_FILE = "labels.csv"
@@ -97,6 +98,9 @@ def _from_csv(store: FrameStore, path: Path) -> LabelTable:
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise CLTTError(f"cannot read labels file {path} ({err})") from None
     header = [h.strip().lower() for h in rows[0]] if rows else []
+    if is_segments_header(header):
+        raise CLTTError(f"labels file {path} gives segments by time (clip,start,end,label), which label frames; "
+                        "this task needs one label per clip: give a file with the header clip,label[,split]")
     if header[:2] != ["clip", "label"] or len(header) > 3 or (len(header) == 3 and header[2] != "split"):
         raise CLTTError(f"labels file {path} must start with the header clip,label or clip,label,split; "
                         f"got {','.join(header) or 'nothing'}")

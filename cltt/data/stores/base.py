@@ -6,6 +6,8 @@
     images = store.read_many(frames, reduction)
     reduction = store.reduction_for(112)         # the coarsest JPEG scale that still covers 112 px
     store.identity()                             # content key for caches: names and byte sizes
+    store.frame_times(clip)                      # float64 [n] seconds of clip number clip's frames
+    store.times_recorded(clip)                   # recorded (timestamps.csv), or nominal from a frame rate
 
 Frames are numbered globally, in natural order of clip names and then frame names; a window
 cut from one kind of store is the same window cut from any other holding the same clips. A
@@ -22,8 +24,10 @@ from typing import ClassVar
 
 import numpy as np
 
+from cltt.data.clipwriter import MARKER
 from cltt.data.decode import CorruptFrameError, reduction_for
 from cltt.data.manifest import FrameNames
+from cltt.data.timestamps import DEFAULT_FPS, TIMESTAMPS_FILE, ClipTimes, clip_times
 from cltt.recipe import DEFAULT_MAX_PIXELS
 
 
@@ -43,6 +47,8 @@ class FrameStore(ABC):
         self.names = names
         self.max_pixels = DEFAULT_MAX_PIXELS  # data.max_pixels: a frame whose header says more is corrupt
         self._reductions: dict[int, int] = {}
+        self.nominal_fps = DEFAULT_FPS  # frame rate of clips with neither timestamps.csv nor an extract marker
+        self._times: dict[int, ClipTimes] = {}
 
     # ------------------------------------------------------------------ naming
 
@@ -124,6 +130,26 @@ class FrameStore(ABC):
                 break
             self._reductions[output_size] = reduction
         return self._reductions[output_size]
+
+    # ------------------------------------------------------------------ time
+
+    def clip_times(self, clip: int) -> ClipTimes:
+        """Times of clip number ``clip``'s frames and where they come from (:mod:`cltt.data.timestamps`):
+        its ``timestamps.csv``, else nominal from its extract marker or :attr:`nominal_fps`. Cached."""
+        if clip not in self._times:
+            self._times[clip] = clip_times(self.frame_names(clip), self.clip_file(clip, TIMESTAMPS_FILE),
+                                           self.clip_file(clip, MARKER), self.nominal_fps)
+        return self._times[clip]
+
+    def frame_times(self, clip: int) -> np.ndarray:
+        """``[n]`` float64 seconds since the start of the source video, one per frame of clip
+        number ``clip`` in store order; recorded or nominal, as :meth:`times_recorded` says."""
+        return self.clip_times(clip).seconds
+
+    def times_recorded(self, clip: int) -> bool:
+        """True when clip number ``clip``'s times were recorded (extract, built-in data, or a
+        ``timestamps.csv`` given with the frames); False when they are nominal, from a frame rate."""
+        return self.clip_times(clip).recorded
 
     # ------------------------------------------------------------------ identity and side files
 

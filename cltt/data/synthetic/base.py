@@ -187,6 +187,9 @@ class Generator:
     id = 0  # part of every random seed; nonzero, as SeedSequence pads seeds with zeros
     # (file name, columns) of a per-frame CSV beside labels.csv, rows from Scene.frame_labels
     frame_table: tuple[str, tuple[str, ...]] | None = None
+    # nominal frames per second: frame t of a clip is at t / fps seconds (each clip's timestamps.csv);
+    # every generator states its own
+    fps: float
 
     def clip_rng(self, config: SyntheticConfig, index: int) -> np.random.Generator:
         return np.random.default_rng([config.seed, index, self.id])

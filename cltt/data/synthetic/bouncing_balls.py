@@ -16,6 +16,8 @@ from cltt.data.synthetic.registry import register_generator
 class BouncingBalls(Generator):
     """Anti-aliased balls of distinct saturated colours on a gently textured background."""
 
+    fps = 10.0  # a few pixels per frame (speed) reads as smooth motion at 10 frames a second
+
     def plan_contents(self, config, rng):
         counts = balanced(rng, config.clips, range(1, config.max_objects + 1))
         return [(int(c), (), str(int(c))) for c in counts]

@@ -20,6 +20,8 @@ from cltt.data.synthetic.registry import register_generator
 class MovingDigits(Generator):
     """Handwritten digits bouncing on black, composited with max as in Moving MNIST."""
 
+    fps = 10.0  # Moving MNIST has no frame rate; 10 frames a second, like the other generators
+
     def plan_contents(self, config, rng):
         # half the clips (all, when only one object is allowed) hold one digit, so a digit probe has data
         single = config.clips if config.max_objects == 1 else math.ceil(config.clips / 2)

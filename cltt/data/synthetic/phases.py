@@ -90,6 +90,7 @@ class Phases(Generator):
     number of phases, the same for every clip (the splits are what the phases probe reads).
     """
     frame_table = (PHASES_FILE, PHASE_COLUMNS)
+    fps = 10.0  # a task of 32 frames then takes 3.2 s, a short action
 
     def plan_contents(self, config, rng):
         return [(1, (), str(len(PHASE_NAMES)))] * config.clips

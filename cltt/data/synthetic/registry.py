@@ -8,6 +8,8 @@ this package, decorated:
     class BouncingBalls(Generator):
         '''Anti-aliased balls of distinct saturated colours on a gently textured background.'''
 
+        fps = 10.0  # required: frame t of a clip is at t / fps seconds
+
 Every module of the package is imported the first time anything asks
 (:func:`registered_generators`, :func:`get_generator`), so a new file is a new dataset: the
 recipe's accepted names, ``cltt extract --help`` and the tests all read this registry. ``id``
@@ -43,6 +45,9 @@ def register_generator(name: str, id: int):
             if type(other).__module__ != cls.__module__ and (other.name == name or other.id == id):
                 raise CLTTError(f"synthetic generator {name!r} (id {id}, {cls.__module__}) clashes with "
                                 f"{other.name!r} (id {other.id}, {type(other).__module__}); give it its own name and id")
+        if not getattr(cls, "fps", 0) > 0:  # frame t is at t / fps seconds: no default that could be silently wrong
+            raise CLTTError(f"synthetic generator {name!r} ({cls.__module__}) states no frame rate; give the class "
+                            "fps = <frames per second> (its clips' timestamps.csv)")
         cls.name, cls.id = name, id
         _GENERATORS[name] = cls()
         return cls

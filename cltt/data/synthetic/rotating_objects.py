@@ -32,6 +32,7 @@ class RotatingObjects(Generator):
     hold out whole clips, object by object: about 20% test, 15% val, at least one test clip.
     """
     hues = (0.02, 0.36, 0.62)  # red-orange, green, blue: shared by all objects
+    fps = 10.0  # as the other generators: a turntable clip of 32 frames lasts 3.2 s
     elevation = (-20.0, 40.0)  # degrees, every clip its own
 
     def object_names(self, config) -> list[str]:

@@ -1,8 +1,9 @@
 """Writing a synthetic dataset: every clip of a generator atomically, then its tables.
 
 ``OUT/clip_0000/frame_000001.jpg ...`` per clip, each with ``masks.npz`` (instance ids per
-pixel) and a marker whose ``extra`` has the clip's label, split and objects; beside the clips
-``labels.csv`` (``clip,label,split``; splits are by clip, stratified by label), ``boxes.csv``
+pixel), ``timestamps.csv`` (frame t at t / the generator's ``fps``) and a marker whose
+``extra`` has the clip's label, split and objects; beside the clips ``labels.csv``
+(``clip,label,split``; splits are by clip, stratified by label), ``boxes.csv``
 (``clip,frame,x1,y1,x2,y2``, one row per visible object per frame, x2/y2 exclusive) and the
 generator's frame table if it has one (``phases.csv``).
 
@@ -133,12 +134,13 @@ def _make_clip(name: str, config: SyntheticConfig, plan: ClipPlan, out: Path) ->
     """Simulate, render and write one clip (runs in a worker process); returns its result and table rows."""
     started = time.perf_counter()
     source = f"{name} {plan.clip}"
-    scene = get_generator(name).scene(config, plan)
+    generator = get_generator(name)
+    scene = generator.scene(config, plan)
     frames, masks = render(scene)
     try:
         with ClipWriter(out, plan.clip, fingerprint(name, config, plan.index)) as writer:
-            for image in frames:
-                writer.write(image)
+            for t, image in enumerate(frames):
+                writer.write(image, t, t / generator.fps)
             writer.write_array("masks", masks)
             writer.extra = scene.extra
     except OSError as err:  # disk full, permissions: report the clip, keep going with the rest
