@@ -1,7 +1,8 @@
 """The probe-task and readout registries: every registered task trains and probes its smallest
-case, every readout scores a tiny feature set, a task dropped into cltt/eval/tasks/ is seen by
-the recipe, --help and these tests with no other edit, and recipes saved before the registry
-(probe.ap_k in the shared section) still load."""
+case, every readout scores a tiny feature set, a task or readout dropped in (its implementation
+in cltt/eval/, its declaration in cltt/recipe/probes/) is seen by the recipe, --help and these
+tests with no other edit, and recipes saved before the registry (probe.ap_k in the shared
+section) still load."""
 
 from __future__ import annotations
 
@@ -17,11 +18,14 @@ import yaml
 
 import cltt.eval.readouts as readouts_package
 import cltt.eval.tasks as tasks_package
+import cltt.recipe.probes.readouts as readout_declarations
+import cltt.recipe.probes.tasks as task_declarations
 from cltt.cli import main
-from cltt.errors import RecipeError
+from cltt.errors import CLTTError, RecipeError
 from cltt.eval.readouts import READOUTS, ReadoutData, registered_readouts
 from cltt.eval.tasks import TASKS, registered_tasks
 from cltt.recipe import dump_recipe, load_recipe, recipe_from_dict, recipe_to_dict
+from cltt.recipe.probes import READOUT_SECTIONS, TASK_SECTIONS
 from tests.conftest import invoke_in_process
 
 
@@ -101,11 +105,11 @@ def test_help_lists_every_task_and_readout_from_the_registries(tmp_path):
         assert entry.name in text and entry.description[:40] in " ".join(text.split())
 
 
-TOY_TASK = '''
-    """A task defined by the test: the share of frames whose mean pixel is above a threshold."""
+TOY_TASK_DECLARATION = '''
+    """What the recipe knows of the test's task: its section probe.toy.*."""
     from dataclasses import dataclass
 
-    from cltt.eval.tasks import ProbeTask, register_task
+    from cltt.recipe.probes import TaskSection, declare_task
 
 
     @dataclass
@@ -113,7 +117,17 @@ TOY_TASK = '''
         threshold: float = 0.5
 
 
-    @register_task("toy", config=ToyConfig)
+    @declare_task("toy", config=ToyConfig)
+    class Toy(TaskSection):
+        """The share of bright frames."""
+'''
+
+TOY_TASK = '''
+    """A task defined by the test: the share of frames whose mean pixel is above a threshold."""
+    from cltt.eval.tasks import ProbeTask, register_task
+
+
+    @register_task("toy")
     class Toy(ProbeTask):
         """Share of frames brighter than probe.toy.threshold (a test's task)."""
 
@@ -152,12 +166,27 @@ def drop_into(package, registry, name: str, source: str, folder: Path, monkeypat
 
 @pytest.fixture
 def toy_task(tmp_path, monkeypatch):
+    drop_into(task_declarations, TASK_SECTIONS, "toy", TOY_TASK_DECLARATION, tmp_path / "declared", monkeypatch)
     drop_into(tasks_package, TASKS, "toy", TOY_TASK, tmp_path / "dropped", monkeypatch)
     yield registered_tasks()["toy"]
     sys.modules.pop("cltt.eval.tasks.toy", None)
+    sys.modules.pop("cltt.recipe.probes.tasks.toy", None)
 
 
-def test_a_task_dropped_into_the_package_is_in_the_recipe_help_and_tests(toy_task, tmp_path):
+def test_every_declaration_has_an_implementation_and_back():
+    assert set(registered_tasks()) == set(TASK_SECTIONS.entries())
+    assert set(registered_readouts()) == set(READOUT_SECTIONS.entries())
+
+
+def test_an_implementation_without_a_declaration_is_one_line_naming_where_to_add_it(tmp_path, monkeypatch):
+    drop_into(tasks_package, TASKS, "toy", TOY_TASK, tmp_path / "dropped", monkeypatch)
+    with pytest.raises(CLTTError, match="probe task 'toy' .cltt.eval.tasks.toy. is not declared for the recipe: "
+                                        "add cltt/recipe/probes/tasks/toy.py"):
+        registered_tasks()
+    sys.modules.pop("cltt.eval.tasks.toy", None)
+
+
+def test_a_task_dropped_in_is_in_the_recipe_help_and_tests(toy_task, tmp_path):
     # the recipe: probe.task=toy and its own section probe.toy.*, dumped and read back
     recipe = load_recipe(None, ["probe.task=toy", "probe.toy.threshold=0.25"])
     assert recipe.probe.toy.threshold == 0.25
@@ -175,6 +204,17 @@ def test_a_task_dropped_into_the_package_is_in_the_recipe_help_and_tests(toy_tas
     assert report["format"] == "cltt-probe-toy/1" and 0 < report["rows"][0][1] <= 1
 
 
+NEAREST_MEAN_DECLARATION = '''
+    from cltt.recipe.probes import ReadoutSection, declare_readout
+
+
+    @declare_readout("nearest_mean")
+    class NearestMean(ReadoutSection):
+        """Rows after the built-in readouts'."""
+
+        order = 5
+'''
+
 NEAREST_MEAN_READOUT = '''
     """A readout defined by the test: the class whose train mean is nearest."""
     import numpy as np
@@ -185,8 +225,6 @@ NEAREST_MEAN_READOUT = '''
     @register_readout("nearest_mean")
     class NearestMean(Readout):
         """Nearest class mean of the train samples, Euclidean (a test's readout)."""
-
-        order = 5
 
         @staticmethod
         def score(data):
@@ -199,6 +237,8 @@ NEAREST_MEAN_READOUT = '''
 
 
 def test_a_readout_dropped_into_the_package_runs_by_default_and_is_in_help(tmp_path, monkeypatch):
+    drop_into(readout_declarations, READOUT_SECTIONS, "nearest_mean", NEAREST_MEAN_DECLARATION, tmp_path / "declared",
+              monkeypatch)
     drop_into(readouts_package, READOUTS, "nearest_mean", NEAREST_MEAN_READOUT, tmp_path / "dropped", monkeypatch)
     probes = load_recipe(None).probe.probes
     assert probes == ["linear", "logistic", "knn", "retrieval", "nearest_mean"]  # every readout, in its order
@@ -209,6 +249,7 @@ def test_a_readout_dropped_into_the_package_runs_by_default_and_is_in_help(tmp_p
     (found,) = registered_readouts()["nearest_mean"].cls.score(data)
     assert np.mean(found.per_sample["test"]) == 1.0
     sys.modules.pop("cltt.eval.readouts.nearest_mean", None)
+    sys.modules.pop("cltt.recipe.probes.readouts.nearest_mean", None)
 
 
 def test_a_task_that_cannot_run_during_training_refuses_probe_every():

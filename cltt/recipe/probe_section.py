@@ -1,9 +1,9 @@
 """The recipe section ``probe``: the task, the keys tasks share, and one section
 ``probe.<name>.*`` per registered probe task or readout that declares one.
 
-Tasks (``probe.task``) and readouts (``probe.probes``) are the registries of
-:mod:`cltt.eval.tasks` and :mod:`cltt.eval.readouts`; the choices and sections here are read
-from them, and listing them imports no torch.
+Tasks (``probe.task``) and readouts (``probe.probes``) are those declared in
+:mod:`cltt.recipe.probes` (implemented in :mod:`cltt.eval.tasks` and :mod:`cltt.eval.readouts`);
+the choices and sections here are read from the declarations, which import no torch.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any, Literal, Optional
 
 from cltt.errors import CLTTError, RecipeError
 from cltt.recipe.checks import check_min, check_positive
+from cltt.recipe.probes import READOUT_SECTIONS, TASK_SECTIONS
 
 # keys that moved from the shared section into a task's own, so recipes saved in run dirs (and
 # inside checkpoints) before the move still load: old key -> (task, key in its section)
@@ -25,8 +26,8 @@ class ProbeConfig:
     """How ``cltt probe`` judges frozen features (and ``probe.every`` during training).
 
     ``task`` is any registered probe task (``cltt probe --help`` lists them with one line);
-    each task's own settings are its section ``probe.<task>.*``, declared in its file
-    (:mod:`cltt.eval.tasks`). The keys here are shared by the tasks that read them.
+    each task's own settings are its section ``probe.<task>.*``, declared in its file of
+    :mod:`cltt.recipe.probes`. The keys here are shared by the tasks that read them.
 
     Labels come from ``labels`` (default ROOT/labels.csv: clip,label[,split]) or from folders
     ROOT/<label>/<clip>/. Splits are by clip, never by frame: from the file's split column, or
@@ -60,13 +61,13 @@ class ProbeConfig:
     def task_of(name: Any, at: str = "probe"):
         """The registry entry of task ``name``, or a :class:`RecipeError` naming the closest."""
         try:
-            return _registries()[0].entry(name)
+            return TASK_SECTIONS.entry(name)
         except CLTTError as err:
             raise RecipeError(f"recipe key '{at}.task': {err}") from None
 
     def validate(self, at: str) -> None:
         task = self.task_of(self.task, at).cls
-        tasks, readouts = (registry.entries() for registry in _registries())
+        tasks, readouts = TASK_SECTIONS.entries(), READOUT_SECTIONS.entries()
         if len(self.split_fractions) != 3 or any(f < 0 for f in self.split_fractions) or \
                 abs(sum(self.split_fractions) - 1) > 1e-6 or self.split_fractions[0] == 0:
             raise RecipeError(f"recipe key '{at}.split_fractions' must be [train, val, test] >= 0 summing to 1 "
@@ -101,24 +102,16 @@ class ProbeConfig:
 _PROBE_CLASSES: dict[tuple, type] = {}
 
 
-def _registries():
-    """The task and readout registries. They sit in the eval layer, above the recipe, as the
-    method registry sits in methods; listing them imports no torch."""
-    from cltt.eval import readouts, tasks
-
-    return tasks.TASKS, readouts.READOUTS
-
-
 def default_readouts() -> list[str]:
     """The readouts ``probe.probes`` lists by default: every registered one, in the order of its
     ``order`` (linear, logistic, knn, retrieval), which is the order of their rows."""
-    readouts = _registries()[1].entries()
+    readouts = READOUT_SECTIONS.entries()
     return sorted(readouts, key=lambda name: (readouts[name].cls.order, name))
 
 
 def probe_sections() -> list[tuple[str, Any]]:
     """(name, registry entry) of every task and readout that declares a section ``probe.<name>``."""
-    tasks, readouts = (registry.entries() for registry in _registries())
+    tasks, readouts = TASK_SECTIONS.entries(), READOUT_SECTIONS.entries()
     for name in set(tasks) & set(readouts):  # one namespace: probe.<name> must say whose it is
         raise RecipeError(f"probe task {name} and readout {name} share a name; rename one "
                           f"({tasks[name].cls.__module__}, {readouts[name].cls.__module__})")

@@ -12,9 +12,11 @@ A readout is a :class:`Readout` subclass in a module of this package, registered
 
 It fits on ``data``'s train rows and returns, per split, one score per sample (1/0 for a right
 or wrong class, or a retrieval metric per query); the caller turns each into a mean and its
-95% clip-bootstrap interval. The recipe's choices for ``probe.probes``, ``cltt probe --help``
-and the tests enumerate :func:`registered_readouts`; a new file here is a new readout. Keep
-torch and scikit-learn imports inside ``score``: listing the registry imports neither.
+95% clip-bootstrap interval. What the recipe knows of a readout (its name, its place in
+``probe.probes``' default, a section if it has settings) is declared in
+``cltt/recipe/probes/readouts/<name>.py``; ``cltt probe --help`` and the tests enumerate
+:func:`registered_readouts`. Keep torch and scikit-learn imports inside ``score``: listing the
+registry imports neither.
 """
 
 from __future__ import annotations
@@ -25,15 +27,23 @@ from typing import Any, Callable
 
 import numpy as np
 
-from cltt.eval.registry import Entry, Registry
+from cltt.recipe.probes import READOUT_SECTIONS, declaration
+from cltt.recipe.registry import Entry, Registry
 
 READOUTS = Registry("readout", "cltt.eval.readouts", "probe.probes")
 SPLITS = ("train", "val", "test")
 
 
-def register_readout(name: str, config: Any = None):
-    """Class decorator: register a :class:`Readout` as the ``probe.probes`` entry ``name``."""
-    return READOUTS.register(name, config)
+def register_readout(name: str):
+    """Class decorator: register a :class:`Readout` as the ``probe.probes`` entry ``name``, with
+    the section and ``order`` of its declaration in :mod:`cltt.recipe.probes`."""
+
+    def register(cls):
+        declared = declaration(READOUT_SECTIONS, name, cls.__module__)
+        cls.order = declared.cls.order
+        return READOUTS.register(name, declared.config)(cls)
+
+    return register
 
 
 def registered_readouts() -> dict[str, Entry]:
@@ -105,8 +115,7 @@ class Readout:
 
     name: str = ""
     config_class: Any = None
-    # where its rows go in a probe's table and report, and so in probe.probes' default (every readout)
-    order: int = 100
+    order: int = 100  # from the declaration: where its rows go, and so in probe.probes' default
     # the summary line quotes the readout of lowest rank present (None: never quoted)
     summary_rank: int | None = None
     # its figure in metrics_eval.csv and the trainer's probe.every (with per-split losses)

@@ -12,7 +12,6 @@ from cltt.eval.readouts import Readout, ReadoutData, ReadoutScores, register_rea
 class KNN(Readout):
     """Weighted cosine vote of the probe.knn_k nearest train samples (temperature probe.knn_temperature)."""
 
-    order = 2
     summary_rank = 2
 
     @staticmethod

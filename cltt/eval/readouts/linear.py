@@ -10,7 +10,6 @@ from cltt.eval.readouts import Readout, ReadoutData, ReadoutScores, register_rea
 class Linear(Readout):
     """Least squares to one-hot classes on standardised features, ridge from probe.ridge chosen on val."""
 
-    order = 0
     summary_rank = 1
 
     @staticmethod

@@ -11,7 +11,6 @@ from cltt.eval.readouts import Readout, ReadoutData, ReadoutScores, register_rea
 class Logistic(Readout):
     """Multinomial logistic regression, C from probe.logistic_c chosen on val; the metrics_eval.csv row."""
 
-    order = 1
     summary_rank = 0
     writes_eval_row = True
 

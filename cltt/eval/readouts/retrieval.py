@@ -10,8 +10,6 @@ from cltt.eval.readouts import Readout, ReadoutData, ReadoutScores, register_rea
 class Retrieval(Readout):
     """Recall@1, recall@5 and mAP of val and test samples ranking the train samples by cosine."""
 
-    order = 3
-
     @staticmethod
     def score(data: ReadoutData) -> list[ReadoutScores]:
         from cltt.eval.retrieval import RECALL_AT, retrieval_scores

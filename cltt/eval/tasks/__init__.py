@@ -1,9 +1,10 @@
 """Probe tasks: what ``probe.task`` measures of frozen features, one file each.
 
-A task is a :class:`ProbeTask` subclass in a module of this package, registered by name with
-the dataclass of its own recipe section ``probe.<name>.*`` (or none):
+A task is a :class:`ProbeTask` subclass in a module of this package, registered by name; what
+the recipe knows of it (its section ``probe.<name>.*``, whether ``probe.every`` may run it) is
+declared in ``cltt/recipe/probes/tasks/<name>.py`` and taken from there:
 
-    @register_task("phases", config=PhasesConfig)
+    @register_task("phases")                         # declared: cltt/recipe/probes/tasks/phases.py
     class Phases(ProbeTask):
         '''CARL's per-frame phases: phase accuracy, progress R^2, Kendall's tau, AP@K.'''
 
@@ -19,8 +20,9 @@ row inside) or :class:`~cltt.eval.report.TaskReport`, written to :meth:`ProbeTas
 A task that can run every ``probe.every`` epochs returns the trainer's callback from
 :meth:`ProbeTask.training_probe`.
 
-The recipe's choices for ``probe.task`` and its ``probe.<name>`` sections, ``cltt probe
---help`` and the tests enumerate :func:`registered_tasks`; a new file here is a new task.
+The recipe's choices for ``probe.task`` and its ``probe.<name>`` sections come from the
+declarations; ``cltt probe --help`` and the tests enumerate :func:`registered_tasks`, and a
+test checks that the two agree. A new task is its file here and its declaration.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from cltt.eval.registry import Entry, Registry
+from cltt.recipe.probes import TASK_SECTIONS, declaration
+from cltt.recipe.registry import Entry, Registry
 
 if TYPE_CHECKING:  # the engine imports torch; listing tasks must not
     from cltt.engine.trainer import EpochProbe
@@ -36,10 +39,16 @@ if TYPE_CHECKING:  # the engine imports torch; listing tasks must not
 TASKS = Registry("probe task", "cltt.eval.tasks", "probe.task")
 
 
-def register_task(name: str, config: Any = None):
-    """Class decorator: register a :class:`ProbeTask` as ``probe.task=<name>``; ``config`` is the
-    dataclass of its recipe section ``probe.<name>.*``."""
-    return TASKS.register(name, config)
+def register_task(name: str):
+    """Class decorator: register a :class:`ProbeTask` as ``probe.task=<name>``, with the section
+    and ``runs_during_training`` of its declaration in :mod:`cltt.recipe.probes`."""
+
+    def register(cls):
+        declared = declaration(TASK_SECTIONS, name, cls.__module__)
+        cls.runs_during_training = declared.cls.runs_during_training
+        return TASKS.register(name, declared.config)(cls)
+
+    return register
 
 
 def registered_tasks() -> dict[str, Entry]:
@@ -58,7 +67,7 @@ class ProbeTask:
     name: str = ""
     config_class: Any = None
     needs_labels: bool = True  # a label-free task (RankMe, alignment) runs on any frames
-    runs_during_training: bool = False  # whether probe.every may run it (training_probe)
+    runs_during_training: bool = False  # from the declaration: whether probe.every may run it (training_probe)
     # The smallest recipe (sections over the defaults; data.root and train.out_dir left out) on
     # which the task measures something: built-in data, a model that trains an epoch on a CPU in
     # seconds. The registry tests train it for one epoch and probe the run with ``cltt probe``.

@@ -11,7 +11,6 @@ from cltt.eval.tasks import ProbeTask, register_task
 class Classes(ProbeTask):
     """Clip labels: the probe.probes readouts per split, bootstrap over clips; metrics_eval.csv."""
 
-    runs_during_training = True
     smallest_case = {
         "data": {"synthetic": "bouncing-balls", "window_size": 3, "image_size": 32, "num_workers": 0},
         "extract": {"synthetic": {"clips": 12, "frames": 8, "size": 32}},

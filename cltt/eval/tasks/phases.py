@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from cltt.eval.tasks import ProbeTask, register_task
-from cltt.recipe import check_min
 
 
-@dataclass
-class PhasesConfig:
-    """``probe.phases.*``: ``ap_k`` are the K of AP@K, the fraction of a frame's K nearest
-    frames in the other videos that share its phase."""
-
-    ap_k: list[int] = field(default_factory=lambda: [5, 10, 15])
-
-    def validate(self, at: str) -> None:
-        for k in self.ap_k:
-            check_min(k, f"{at}.ap_k", 1)
-
-
-@register_task("phases", config=PhasesConfig)
+@register_task("phases")
 class Phases(ProbeTask):
     """CARL's per-frame phases: phase accuracy, progress R^2, Kendall's tau and AP@K (probe.phases.ap_k)."""
 

@@ -1,16 +1,18 @@
-"""A registry filled by the modules of one package: probe tasks and readouts each keep one.
+"""A registry filled by the modules of one package, for probe tasks and readouts.
 
-A plug-in is a class in its own module of the package, decorated with ``register``:
+Each kind keeps two: what the recipe knows (``cltt/recipe/probes/``: the section dataclass
+``probe.<name>.*`` and the facts the recipe checks, torch-free, in the recipe's own layer) and
+the implementation (``cltt/eval/tasks/``, ``cltt/eval/readouts/``), registered under the same
+name. A plug-in is a class in its own module of the package, decorated with ``register``:
 
-    @register_task("phases", config=PhasesConfig)     # probe.phases.* is PhasesConfig
+    @register_task("phases")                          # cltt/eval/tasks/phases.py
     class Phases(ProbeTask):
-        '''CARL's per-frame phase metrics ...'''        # first line: the --help description
+        '''CARL's per-frame phases ...'''             # first line: the --help description
 
 The package is walked the first time anything asks (:meth:`Registry.entries`), so a new file
 there is a new entry, seen by the recipe's choices, ``--help`` and the registry-enumerated
-tests with no other edit. Walking imports the modules, so they keep torch and scikit-learn
-inside functions: listing a registry (a recipe's choices, ``cltt train RECIPE --show``)
-imports neither.
+tests with no list to edit. Walking imports the modules, so they keep torch and scikit-learn
+inside functions.
 """
 
 from __future__ import annotations

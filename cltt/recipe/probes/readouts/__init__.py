@@ -1,0 +1,1 @@
+"""Declarations of the readouts, one file each (see :mod:`cltt.recipe.probes`)."""

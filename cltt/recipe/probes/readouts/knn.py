@@ -1,0 +1,10 @@
+"""Readout ``knn`` as the recipe sees it: its place among the readouts' rows."""
+
+from cltt.recipe.probes import ReadoutSection, declare_readout
+
+
+@declare_readout("knn")
+class KNN(ReadoutSection):
+    """Its settings are shared keys of the probe section (see cltt.eval.readouts.knn)."""
+
+    order = 2
