@@ -142,6 +142,16 @@ def test_packed_stores_carry_the_times(extracted):
             assert np.array_equal(store.frame_times(clip), folder.frame_times(clip))
 
 
+def test_other_readers_of_the_root_see_only_the_frames(extracted):
+    from lightly.data import LightlyDataset
+    from torchvision.datasets import ImageFolder
+
+    frames = 100 + 40
+    assert (extracted["frames"] / "bikes" / TIMESTAMPS_FILE).is_file()
+    assert len(ImageFolder(str(extracted["frames"]))) == frames
+    assert len(LightlyDataset(input_dir=str(extracted["frames"]))) == frames
+
+
 def test_index_shows_duration_and_where_times_come_from(extracted):
     for root in (extracted["frames"], extracted["store"]):
         result = cltt("index", root, cwd=extracted["work"])

@@ -114,8 +114,8 @@ def command(args: tuple[str, ...], out: Path | None, synthetic: str | None, show
         ignored = [f"--{name.replace('_', '-')}" for name in VIDEO_ONLY_OPTIONS if options.get(name) is not None]
         if ignored:
             err_console.print(f"[yellow]warning:[/] {', '.join(ignored)} {'is' if len(ignored) == 1 else 'are'} for videos and "
-                              "ignored with --synthetic: the built-in data has no frame rate or source size "
-                              "(--frames and --size set its length and side)", soft_wrap=True)
+                              "ignored with --synthetic: the built-in data are drawn, not decoded from a video "
+                              "(--frames and --size set their length and side; each generator has its own frame rate)", soft_wrap=True)
     elif len(parsed.paths) != 1:
         raise CLTTError("give one video file or folder to extract (or --synthetic NAME for built-in data)")
     from cltt.data.extraction import plan_extraction
