@@ -75,7 +75,10 @@ def restore_rng_state(state: dict) -> None:
 # --------------------------------------------------------------------------- files
 
 
-def _replace_atomically(path: Path, write) -> None:
+def replace_atomically(path: Path, write) -> None:
+    """Write ``path`` through ``write(handle)`` into a temporary file that is flushed, synced and
+    renamed over it: a kill or a full disk leaves the previous file whole (and a full disk is one
+    :class:`~cltt.errors.CannotWrite` line naming ``path``)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         # a full disk is one line naming the file (torch.save says "unexpected pos ..."), judged
@@ -104,8 +107,8 @@ def save_checkpoint(state: dict, path: Path) -> Path:
     import torch
 
     path = Path(path)
-    _replace_atomically(path, lambda handle: torch.save(state, handle))
-    _replace_atomically(path.parent / LATEST_FILE, lambda handle: handle.write(path.name.encode() + b"\n"))
+    replace_atomically(path, lambda handle: torch.save(state, handle))
+    replace_atomically(path.parent / LATEST_FILE, lambda handle: handle.write(path.name.encode() + b"\n"))
     return path
 
 

@@ -27,6 +27,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from cltt.engine.checkpoint import replace_atomically
 from cltt.engine.run_files import RUN_FILE, STEPS_FILE
 from cltt.engine.run_lock import process_alive
 from cltt.errors import writing
@@ -65,13 +66,8 @@ class RunRecord:
             return {}
 
     def _write(self, content: dict) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        try:
-            with writing(self.path):
-                tmp.write_text(json.dumps(content, indent=2) + "\n")
-                os.replace(tmp, self.path)
-        finally:
-            tmp.unlink(missing_ok=True)  # a full disk leaves no half file behind
+        text = (json.dumps(content, indent=2) + "\n").encode()
+        replace_atomically(self.path, lambda handle: handle.write(text))
 
     def start(self, world_size: int, device: str, step: int) -> None:
         import torch

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from cltt.engine.checkpoint import latest_checkpoint, load_checkpoint, load_latest_intact
+from cltt.engine.checkpoint import latest_checkpoint, load_checkpoint, load_latest_intact, replace_atomically
 from cltt.engine.run_files import RECIPE_FILE
 from cltt.errors import CLTTError
 from cltt.recipe import Recipe, apply_overrides, dump_recipe, recipe_from_dict, recipe_to_dict
@@ -37,7 +37,8 @@ def run_name(recipe: Recipe, recipe_path: Path | None) -> str:
 
 def write_recipe(run_dir: Path, recipe: Recipe) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / RECIPE_FILE).write_text(dump_recipe(recipe))
+    text = dump_recipe(recipe).encode()
+    replace_atomically(run_dir / RECIPE_FILE, lambda handle: handle.write(text))  # a full disk keeps the previous one
 
 
 def recipe_from_text(text: str) -> Recipe:
