@@ -22,7 +22,7 @@ FORMATS = typing.get_args(typing.get_type_hints(ExportConfig)["format"])  # safe
     epilog="""\b
 Examples:
   cltt export runs/quickstart                                  # latest checkpoint -> safetensors
-  cltt export runs/quickstart/simclr_epoch_003.pth --format onnx --out exports/
+  cltt export runs/quickstart/checkpoint_epoch_003.pth --format onnx --out exports/
   cltt export runs/quickstart --embeddings data/digits train.device=cpu
 
 \b

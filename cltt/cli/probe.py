@@ -43,8 +43,8 @@ class RegistryListingCommand(click.Command):
     epilog="""\b
 Examples:
   cltt probe runs/quickstart                              # its latest checkpoint and recipe
-  cltt probe runs/quickstart/simclr_epoch_003.pth probe.level=clip
-  cltt probe recipes/quickstart.yaml --checkpoint runs/quickstart/simclr_final.pth
+  cltt probe runs/quickstart/checkpoint_epoch_003.pth probe.level=clip
+  cltt probe recipes/quickstart.yaml --checkpoint runs/quickstart/checkpoint_final.pth
   cltt probe runs/carl                                    # probe.task: phases in its recipe
   cltt probe runs/slotcontrast                            # probe.task: slots (FG-ARI, mBO)
 

@@ -82,7 +82,7 @@ def train_command(args: tuple[str, ...], change_length: bool, show: bool) -> Non
     epilog="""\b
 Examples:
   cltt resume runs/quickstart
-  cltt resume runs/quickstart/simclr_epoch_003.pth
+  cltt resume runs/quickstart/checkpoint_epoch_003.pth
   cltt resume runs/quickstart train.epochs=10 --change-length
   cltt resume runs/quickstart data.root=/scratch/$USER/frames data.num_workers=8""",
 )

@@ -14,7 +14,7 @@
 From Python:
 
     from cltt.eval.probe import probe_checkpoint
-    report = probe_checkpoint(recipe, Path("runs/quickstart/simclr_final.pth"))
+    report = probe_checkpoint(recipe, Path("runs/quickstart/checkpoint_final.pth"))
     report.score("trained", "logistic").test          # fraction in [0, 1]
 
 During training (process 0, every ``probe.every`` epochs), the callback ``cltt train`` hands

@@ -1,6 +1,6 @@
 """Object-discovery scores of slot masks over whole clips: video FG-ARI and mBO.
 
-    report = probe_slots(recipe, Path("runs/slotcontrast/simclr_final.pth"))
+    report = probe_slots(recipe, Path("runs/slotcontrast/checkpoint_final.pth"))
     report.metrics["trained"]["fg_ari"]          # mean over clips, in [-1, 1] (1 = perfect)
 
 Ground truth is each clip's ``masks.npz`` (array ``masks`` ``[T, H, W]``, instance id per
