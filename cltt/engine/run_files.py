@@ -1,5 +1,6 @@
-"""Every name in a run dir, and how a run stands, in one module that imports neither torch nor
-the rest of cltt, so ``cltt runs``, ``cltt sweep`` and the job script's helpers can use it.
+"""Every name in a run dir, and the words for how a run stands, in one module that imports
+neither torch nor the rest of cltt, so ``cltt runs`` and ``cltt sweep`` (status, the skip of
+finished runs) use them without loading torch.
 
     RUN_DIR/
       recipe.yaml                   RECIPE_FILE     the resolved recipe, rewritten at each start
@@ -58,7 +59,7 @@ FINAL_CHECKPOINT = f"{CHECKPOINT_PREFIX}_final.pth"
 FINAL_CHECKPOINTS = (FINAL_CHECKPOINT, f"{LAB_PREFIX}_final.pth")
 _NUMBERED = re.compile(rf"^(?:{CHECKPOINT_PREFIX}|{LAB_PREFIX})_(epoch|step)_(\d+)\.pth$")
 
-# How a run stands, newest knowledge first, the same words in ``cltt runs`` and ``cltt sweep status``.
+# How a run stands: the same words in ``cltt runs`` and ``cltt sweep status``.
 FINISHED = "finished"  # its final checkpoint exists
 RUNNING = "running"  # started and not stopped (a note says when this is a guess: another host, a log)
 FAILED = "failed"  # stopped with an error (the message is the note)
