@@ -361,6 +361,8 @@ def pack_folder(root: Path, out: Path, raw_size: int | None = None, shard_bytes:
             first, count = int(source.clip_offsets[c]), int(source.frame_counts[c])
             frames = _clip_frames(source, range(first, first + count), raw_size, pool, summary, on_frames)
             written = writer.add_clip(source.clips[c], frames, side_files_of(root / source.clips[c]))
+            if written:
+                keep_marker(root, writer, source.clips[c])
             summary.frames += written
             summary.clips_packed += bool(written)
     copy_root_files(root, out, summary)
@@ -369,6 +371,15 @@ def pack_folder(root: Path, out: Path, raw_size: int | None = None, shard_bytes:
     count_shards(writer, summary)
     summary.seconds += time.perf_counter() - started
     return summary
+
+
+def keep_marker(root: Path, writer: StoreWriter, clip: str) -> None:
+    """Copy the hidden marker of ``root/clip`` (what ``cltt extract`` made it from) into the
+    store, when there is one: the clip's nominal frame times (:mod:`cltt.data.timestamps`) read
+    it, as from the folder, and ``extract --pack`` knows the clip (:meth:`StoreWriter.holds`)."""
+    marker = root / clip / MARKER
+    if marker.is_file():
+        copy_atomic(marker, writer.out / CLIPS_DIR / clip / MARKER)
 
 
 def count_shards(writer: StoreWriter, summary: PackSummary) -> None:
@@ -466,8 +477,8 @@ def pack_as_extracted(results, staging: Path, writer: StoreWriter, summary: Pack
                 raise CLTTError(f"the store {writer.out} already holds a clip {err.clip!r} with other frames than "
                                 f"{result.source} gives ({err.why}); the clips before it are packed: extract that "
                                 "video into another --out, or rename it") from None
-            if result.clip in writer.packed and (staging / result.clip / MARKER).is_file():
-                copy_atomic(staging / result.clip / MARKER, writer.out / CLIPS_DIR / result.clip / MARKER)
+            if result.clip in writer.packed:  # also when the store held the clip already
+                keep_marker(staging, writer, result.clip)
             shutil.rmtree(staging / result.clip)
             if summary.clips_present > present:
                 result = replace(result, status="skipped")
