@@ -18,6 +18,13 @@ class RecipeError(CLTTError):
     """A recipe key is unknown, has the wrong type, or a value is out of range."""
 
 
+class Interrupted(CLTTError):
+    """The user stopped the work before it could stop itself (a second Ctrl-C); exit 130, as a
+    shell reports a Ctrl-C."""
+
+    exit_code = 130
+
+
 class CannotWrite(CLTTError):
     """A file could not be written: a full disk, a quota, a folder that went away.
 

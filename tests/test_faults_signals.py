@@ -116,6 +116,8 @@ def test_case_14_two_ctrl_c_50_ms_apart_exit_130_quietly_and_keep_a_checkpoint(t
     assert process.returncode == 130 and "Traceback" not in out + err and "Exception ignored" not in err, out + err
     latest = ckpt.latest_checkpoint(run_dir)
     assert ckpt.load_checkpoint(latest)["progress"]["step"] >= 1
+    # the summary line of the save, or the abort's one line, says where the work is
+    assert latest.name in out + err and f"cltt resume {Path('runs') / 'twice'}" in out + err, out + err
     (segment,) = json.loads((run_dir / "run.json").read_text())["segments"]
     assert segment["reason"] == "interrupted", segment  # case 24: a Ctrl-C is not a preemption
 

@@ -11,7 +11,7 @@ from rich.markup import escape
 from cltt.cli.common import console, err_console, show_option, show_recipe, split_arguments, writing_run_dir
 from cltt.engine import preemption
 from cltt.engine.run_files import TRAIN_LOG
-from cltt.errors import CLTTError
+from cltt.errors import CLTTError, Interrupted
 
 change_length_option = click.option(
     "--change-length", is_flag=True,
@@ -114,6 +114,7 @@ def _writing(run_dir: Path, advice: str):
 def _run(recipe, run_dir: Path, resume, notes: list[str]) -> None:
     from cltt.cli.train_progress import reporter_for
     from cltt.engine import distributed
+    from cltt.engine.checkpoint import latest_checkpoint
     from cltt.engine.trainer import Trainer
     from cltt.eval.tasks import training_probe
 
@@ -125,6 +126,10 @@ def _run(recipe, run_dir: Path, resume, notes: list[str]) -> None:
         trainer = Trainer(recipe, run_dir, reporter_for(recipe.log.interval, info.is_main, run_dir / TRAIN_LOG), resume,
                           probe)
         outcome = trainer.run()
+    except KeyboardInterrupt:  # a second Ctrl-C aborted the step: one line that says where the work is
+        latest = latest_checkpoint(run_dir) if info.is_main else None
+        kept = f"{latest} is the last checkpoint; continue with cltt resume {run_dir}" if latest else "no checkpoint was written"
+        raise Interrupted(f"interrupted; {kept}") from None
     finally:
         distributed.shutdown_processes()
     if outcome.status in ("preempted", "interrupted") and info.is_main and preemption.slurm_job_to_requeue() is None \
