@@ -195,6 +195,10 @@ def test_a_broken_timestamps_file_is_refused_in_one_line(extracted, tmp_path):
     path.write_text("\n".join([lines[0], "frame_000001.jpg,0,0.5", *lines[2:]]) + "\n")  # after frame 2's 0.12 s
     with pytest.raises(CLTTError, match="must increase"):
         open_store(root, cache_dir=tmp_path / "cache").frame_times(0)
+    # frames from elsewhere may come with times but no source index
+    path.write_text("frame,source_index,seconds\n" + "".join(f"frame_{k:06d}.jpg,,{k * 0.25}\n" for k in range(1, 101)))
+    store = open_store(root, cache_dir=tmp_path / "cache")
+    assert store.times_recorded(0) and store.frame_times(0)[:3].tolist() == [0.25, 0.5, 0.75]
     path.write_text("frame,seconds\n")
     with pytest.raises(CLTTError, match="must start with the header frame,source_index,seconds"):
         open_store(root, cache_dir=tmp_path / "cache").frame_times(0)
