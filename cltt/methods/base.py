@@ -131,7 +131,8 @@ class Method(nn.Module):
     def negatives(cls, recipe) -> str:
         """Where an anchor's negatives come from with ``recipe``: ``batch`` (only the other samples of
         the global batch), ``batch+sample`` (those and other frames or slots of its own sample),
-        ``sample`` (its own sample only) or ``none`` (a loss without negatives: BYOL, DINO, VICReg)."""
+        ``sample`` (its own sample only), ``queue`` (a memory of earlier batches, as MoCo keeps) or
+        ``none`` (a loss without negatives: BYOL, DINO, VICReg). Only ``batch`` refuses a batch of one."""
         return "none"
 
     @classmethod
