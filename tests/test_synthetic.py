@@ -390,12 +390,15 @@ def test_the_recipe_and_extract_help_take_their_names_from_the_registry(tmp_path
     from click.testing import CliRunner
 
     from cltt.cli import main
+    from cltt.data.build import open_frames
     from cltt.errors import RecipeError
     from cltt.recipe import load_recipe
 
     for name in registered_generators():
         assert load_recipe(None, [f"data.synthetic={name}"]).data.synthetic == name
+    mistyped = load_recipe(None, ["data.synthetic=bouncing-ball", f"data.root={tmp_path / 'frames'}"])
     with pytest.raises(RecipeError, match="data.synthetic.*did you mean 'bouncing-balls'.*rotating-objects"):
-        load_recipe(None, ["data.synthetic=bouncing-ball"])
+        open_frames(mistyped.data)  # the data layer, which owns the registry, checks the name before any frame
+    assert not (tmp_path / "frames").exists()
     helped = " ".join(CliRunner().invoke(main, ["extract", "--help"], terminal_width=400).output.split())
     assert all(name in helped for name in registered_generators()), helped

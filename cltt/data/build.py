@@ -9,9 +9,9 @@ from pathlib import Path
 from cltt.data.dataset import WindowDataset
 from cltt.data.focus import load_boxes
 from cltt.data.stores import FrameStore, open_store
-from cltt.data.synthetic import write_synthetic
+from cltt.data.synthetic import get_generator, write_synthetic
 from cltt.data.windows import WindowSpec
-from cltt.errors import CLTTError
+from cltt.errors import CLTTError, RecipeError
 from cltt.recipe import DataConfig, SyntheticConfig
 
 log = logging.getLogger("cltt.data")
@@ -25,6 +25,11 @@ def open_frames(data: DataConfig, rebuild: bool = False, synthetic: SyntheticCon
     first (sized by ``synthetic``, the recipe's ``extract.synthetic``), so a quickstart recipe
     runs on a fresh checkout with one command.
     """
+    if data.synthetic:  # checked even where the root exists: a mistyped name must not pass unseen
+        try:
+            get_generator(data.synthetic)
+        except CLTTError as err:
+            raise RecipeError(f"recipe key 'data.synthetic': {err}, or null for your own frames") from None
     if data.synthetic and not Path(data.root).exists():
         log.warning("%s does not exist; writing the built-in %s data there first", data.root, data.synthetic)
         failed = [r for r in write_synthetic(data.synthetic, Path(data.root), synthetic or SyntheticConfig())

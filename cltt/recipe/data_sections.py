@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from cltt.errors import CLTTError, RecipeError
+from cltt.errors import RecipeError
 from cltt.recipe.checks import check_min, check_pair, check_probability
 
 
@@ -51,7 +51,7 @@ class DataConfig:
     """
 
     root: str = "data/digits"  # a folder of clip folders, or a packed store (cltt pack)
-    # built-in data written to root if missing: a name of cltt.data.synthetic's registry (validate checks it)
+    # built-in data written to root if missing: a name of cltt.data.synthetic's registry (open_frames checks it)
     synthetic: Optional[str] = None
     window_size: int = 5
     frame_step: int = 1
@@ -74,14 +74,8 @@ class DataConfig:
     def validate(self, at: str) -> None:
         for name in ("window_size", "frame_step", "window_stride", "image_size", "max_pixels"):
             check_min(getattr(self, name), f"{at}.{name}", 1)
-        if self.synthetic is not None:
-            # the generator registry is the one list of names (as the method registry is for method.name)
-            from cltt.data.synthetic.registry import get_generator
-
-            try:
-                get_generator(self.synthetic)
-            except CLTTError as err:
-                raise RecipeError(f"recipe key '{at}.synthetic': {err}, or null for your own frames") from None
+        # data.synthetic is checked against the generator registry by the data layer that owns it
+        # (cltt.data.build.open_frames, before any frame is read), not here: the recipe sits below data.
         check_min(self.two_view_offset, f"{at}.two_view_offset", 0)
         check_min(self.num_workers, f"{at}.num_workers", 0)
         if not 0 < self.center_box_fraction <= 1:
