@@ -9,6 +9,7 @@ import yaml
 from cltt.errors import CLTTError, RecipeError
 from cltt.methods import build_method, method_class, registered_methods
 from cltt.recipe import dump_recipe, load_recipe
+from cltt.recipe.methods import method_sections
 from tests.conftest import invoke_in_process
 
 
@@ -36,6 +37,19 @@ def test_each_method_section_comes_from_its_file_and_show_prints_only_the_chosen
     with pytest.raises(RecipeError, match=r"'method.vicreg.varience_weight' is not known; did you mean "
                                           r"'method.vicreg.variance_weight'"):
         load_recipe(overrides=["method.name=vicreg", "method.vicreg.varience_weight=1"])
+
+
+def test_every_declared_section_has_its_method_and_every_method_its_section():
+    """What the recipe knows of a built-in method (cltt/recipe/methods/, read without torch) and
+    its class are one entry: a declaration whose class is missing is a gap, and the class takes
+    its section, shared keys and positives from the declaration."""
+    methods = registered_methods()
+    declared = {name for name, section in method_sections().items() if section.origin == "cltt"}
+    assert declared == {name for name, entry in methods.items() if entry.cls.__module__.startswith("cltt.")}
+    for name, entry in methods.items():
+        section = method_sections()[name]
+        assert (entry.config, entry.cls.shared_keys, entry.cls.supported_positives) == \
+            (section.config, section.shared_keys, section.supported_positives)
 
 
 @pytest.mark.parametrize("overrides, fragment", [
