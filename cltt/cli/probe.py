@@ -197,9 +197,10 @@ def _with_interval(score, split: str) -> str:
 
 def _table(report) -> Table:
     counts = report.counts
-    split_text = ", ".join(f"{s} {counts[s]['clips']} clips/{counts[s]['samples']} samples" for s in counts)
+    unit = report.unit
+    split_text = ", ".join(f"{s} {counts[s][unit]} {unit}/{counts[s]['samples']} samples" for s in counts)
     epoch = f" (epoch {report.epoch})" if report.epoch is not None else ""
-    table = Table(title=f"probe of {report.checkpoint}{epoch}, accuracy % [95% interval over clips]", title_justify="left",
+    table = Table(title=f"probe of {report.checkpoint}{epoch}, accuracy % [95% interval over {unit}]", title_justify="left",
                   caption=f"{report.level} level, {len(report.classes)} classes; {split_text}", caption_justify="left")
     for column, justify in (("features", "left"), ("probe", "left"), ("train", "right"), ("val", "right"),
                             ("test", "right"), ("", "left")):

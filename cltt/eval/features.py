@@ -74,6 +74,12 @@ class FrameSet:
         """Frame ``j`` of this set, RGB uint8 ``[H, W, 3]`` decoded ``reduction`` times smaller."""
         return self.store.read(int(self.global_frames[j]), reduction)
 
+    def reader(self, short_side: int) -> Callable[[int], np.ndarray]:
+        """``read(j)``: frame ``j`` decoded at the coarsest JPEG scale that keeps its short side at
+        least ``short_side`` (one scale for the store, whose frames share a size)."""
+        reduction = self.store.reduction_for(short_side)
+        return lambda j: self.read(j, reduction)
+
     def identity(self) -> dict:
         """What the frames are, for cache keys: names and byte sizes of the clips' frames (no
         mtimes, no path, so a moved root or its packed copy keeps its cached features). Read
@@ -195,6 +201,9 @@ def extract_features(
 ) -> FeatureResult:
     """Features of every frame in ``frames`` from each source, reused from ``cache_dir`` when fresh.
 
+    ``frames`` is a :class:`FrameSet` or any set of images with ``num_frames``, ``identity()``
+    and ``reader(short_side)`` (:class:`cltt.eval.image_set.ImageFiles`: the files of an image set).
+
     One pass decodes the frames in batches of ``batch_size`` (``workers`` decoding threads,
     the next batch decoded while the current one is encoded) for all sources that need it.
     ``on_progress(done, total)`` follows the frames of that pass. JPEGs are decoded at the
@@ -249,7 +258,7 @@ def _compute(frames: FrameSet, sources: Sequence[FeatureSource], batch_size: int
     total = frames.num_frames
     if total == 0:
         return {s.name: np.zeros((0, 0), np.float32) for s in sources}
-    reduction = frames.store.reduction_for(max(decode_at_least, *(s.decode_size for s in sources)))
+    read = frames.reader(max(decode_at_least, *(s.decode_size for s in sources)))
     modes = [(s, s.encoder.training) for s in sources if isinstance(s, EncoderSource)]
     for source, _ in modes:
         source.encoder.eval()
@@ -259,7 +268,7 @@ def _compute(frames: FrameSet, sources: Sequence[FeatureSource], batch_size: int
         with ThreadPoolExecutor(max_workers=workers) as pool:
 
             def submit(start: int):
-                return [pool.submit(frames.read, j, reduction) for j in range(start, min(start + batch_size, total))]
+                return [pool.submit(read, j) for j in range(start, min(start + batch_size, total))]
 
             pending = submit(starts[0])
             for i, start in enumerate(starts):

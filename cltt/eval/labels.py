@@ -54,13 +54,17 @@ class LabelTable:
     @property
     def classes(self) -> list[str]:
         """Class names in a stable order: numbers by value, then text."""
-        names = set(self.labels)
-        return sorted(names, key=lambda n: (0, int(n), n) if n.lstrip("-").isdigit() else (1, 0, n))
+        return class_order(self.labels)
 
     def targets(self) -> np.ndarray:
         """Class number of each labelled clip, ``[num_labelled]`` int64 into :attr:`classes`."""
         number = {name: i for i, name in enumerate(self.classes)}
         return np.array([number[label] for label in self.labels], dtype=np.int64)
+
+
+def class_order(labels: Sequence[str]) -> list[str]:
+    """The distinct ``labels`` in a stable order: numbers by value, then text."""
+    return sorted(set(labels), key=lambda n: (0, int(n), n) if n.lstrip("-").isdigit() else (1, 0, n))
 
 
 def default_labels_path(root: Path) -> Path:
@@ -164,17 +168,24 @@ def assign_splits(table: LabelTable, fractions: list[float], seed: int) -> list[
     """
     if table.file_splits is not None:
         return list(table.file_splits)
+    return draw_splits(table.labels, fractions, seed)
+
+
+def draw_splits(labels: Sequence[str], fractions: list[float], seed: int) -> list[str]:
+    """A split per unit (clip, image or group) of class ``labels[i]``, drawn with ``seed`` as
+    :func:`assign_splits` describes: stratified, every class in train."""
     rng = np.random.default_rng(seed)
-    splits = [""] * len(table.clips)
-    labels = np.array(table.labels, dtype=object)
-    totals = _largest_remainder(len(table.clips), fractions)
+    classes = class_order(labels)
+    splits = [""] * len(labels)
+    labels = np.array(labels, dtype=object)
+    totals = _largest_remainder(len(labels), fractions)
     rest = []
-    for name in table.classes:
+    for name in classes:
         members = np.flatnonzero(labels == name)
         members = members[rng.permutation(len(members))]
         splits[int(members[0])] = "train"
         rest += [int(m) for m in members[1:]]
-    remaining = [max(0, totals[0] - len(table.classes)), totals[1], totals[2]]
+    remaining = [max(0, totals[0] - len(classes)), totals[1], totals[2]]
     dealt = [0, 0, 0]
     for step, clip in enumerate(rest, start=1):
         open_splits = [s for s in range(3) if dealt[s] < remaining[s]] or [0]
@@ -192,33 +203,35 @@ def _largest_remainder(n: int, fractions: list[float]) -> list[int]:
     return counts.tolist()
 
 
-def check_splits(labels: Sequence[str], splits: Sequence[str], source: str) -> None:
+def check_splits(labels: Sequence[str], splits: Sequence[str], source: str, unit: str = "clip",
+                 fix: str = "in the split column, or drop the column to draw splits per class with probe.split_seed") -> None:
     """Refuse splits a probe cannot be fitted on: no train clip, one class in train, or a val/test
     class that train never shows (its accuracy would be zero by construction).
 
-    ``labels`` and ``splits``: one entry per clip; ``source`` names the labels.
+    ``labels`` and ``splits``: one entry per ``unit`` (clip, image, group); ``source`` names the
+    labels, ``fix`` says where a unit is moved to train.
     """
     in_train = {label for label, split in zip(labels, splits) if split == "train"}
     if not in_train:
-        raise CLTTError(f"no labelled clip is in the train split ({source}); raise probe.split_fractions[0]")
+        raise CLTTError(f"no labelled {unit} is in the train split ({source}); raise probe.split_fractions[0]")
     if len(in_train) < 2:
-        raise CLTTError(f"the train split holds one class ({source}; train clips per class: "
-                        f"{describe_counts(train_clips_per_class(labels, splits))}); a probe needs at least two: put clips of "
-                        "another class in train")
+        raise CLTTError(f"the train split holds one class ({source}; train {unit}s per class: "
+                        f"{describe_counts(train_clips_per_class(labels, splits))}); a probe needs at least two: put "
+                        f"{unit}s of another class in train")
     absent = Counter((label, split) for label, split in zip(labels, splits) if split != "train" and label not in in_train)
     if absent:
         shown = ", ".join(f"{label!r} ({split})" for label, split in list(absent)[:3])
-        raise CLTTError(f"class {shown} has val/test clips but no train clip ({source}); move a clip of it to "
-                        "train in the split column, or drop the column to draw splits per class with probe.split_seed")
+        raise CLTTError(f"class {shown} has val/test {unit}s but no train {unit} ({source}); move a {unit} of it to "
+                        f"train {fix}")
 
 
-def check_held_out(splits: Sequence[str], source: str) -> None:
-    """Refuse splits with no val or test clip: the probe's val and test columns would be empty,
-    and accuracy on the clips a probe was fitted on says nothing about the features."""
+def check_held_out(splits: Sequence[str], source: str, unit: str = "clip") -> None:
+    """Refuse splits with no val or test clip (``unit``): the probe's val and test columns would
+    be empty, and accuracy on the clips a probe was fitted on says nothing about the features."""
     if not any(split in ("val", "test") for split in splits):
-        raise CLTTError(f"every labelled clip ({len(splits)}) is in the train split ({source}), so the probe has nothing "
-                        "held out to score; mark some clips val or test in the split column, or draw splits "
-                        "(no split column) with val and test probe.split_fractions above 0 and more than one clip per class")
+        raise CLTTError(f"every labelled {unit} ({len(splits)}) is in the train split ({source}), so the probe has nothing "
+                        f"held out to score; mark some {unit}s val or test in the split column, or draw splits "
+                        f"(no split column) with val and test probe.split_fractions above 0 and more than one {unit} per class")
 
 
 def train_clips_per_class(labels: Sequence[str], splits: Sequence[str]) -> dict[str, int]:

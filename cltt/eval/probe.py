@@ -200,20 +200,22 @@ FEW_CLIPS_PER_CLASS = 5
 WIDE_INTERVAL = 0.10  # half-width, as a fraction
 
 
-def small_sample_warnings(setup: ProbeSetup, scores: list[ProbeScore]) -> list[str]:
-    """Warnings that the test figures rest on few clips: fewer than :data:`FEW_CLIPS_PER_CLASS`
-    test clips of some class, or a 95% interval wider than +-10 points."""
+def small_sample_warnings(targets: np.ndarray, splits: np.ndarray, classes: list[str], scores: list[ProbeScore],
+                          unit: str = "clips") -> list[str]:
+    """Warnings that the test figures rest on few units (``targets [K]`` class numbers and
+    ``splits [K]`` of the K clips, images or groups): fewer than :data:`FEW_CLIPS_PER_CLASS`
+    test units of some class, or a 95% interval wider than +-10 points."""
     notes = []
-    test = setup.splits == "test"
+    test = splits == "test"
     if test.any():
-        per_class = np.bincount(setup.targets[test], minlength=len(setup.table.classes))
+        per_class = np.bincount(targets[test], minlength=len(classes))
         fewest = int(per_class.min())
         if fewest < FEW_CLIPS_PER_CLASS:
             short = f"{int((per_class == 0).sum())} classes have none" if fewest == 0 else \
-                f"the fewest, {setup.table.classes[int(per_class.argmin())]}, has {fewest}"
-            notes.append(f"warning: the test split has {int(test.sum())} clips for {len(per_class)} classes and {short} "
+                f"the fewest, {classes[int(per_class.argmin())]}, has {fewest}"
+            notes.append(f"warning: the test split has {int(test.sum())} {unit} for {len(per_class)} classes and {short} "
                          f"(under {FEW_CLIPS_PER_CLASS} a class): the test figures are coarse; read their 95% intervals, "
-                         "and hold out more clips to narrow them")
+                         f"and hold out more {unit} to narrow them")
     wide = [(s, s.intervals["test"]) for s in scores if s.intervals.get("test") and
             (s.intervals["test"][1] - s.intervals["test"][0]) / 2 > WIDE_INTERVAL]
     if wide:
@@ -317,6 +319,26 @@ def load_trained_method(recipe: Recipe, state: dict, path: Path) -> torch.nn.Mod
     return method
 
 
+def probe_sources(recipe: Recipe, checkpoint: Path, state: dict, level: str = "frame") -> list[FeatureSource]:
+    """The feature sources a probe compares: the checkpoint's encoder (``trained``), then those of
+    ``probe.baselines`` (``random_init``: the recipe's architecture with ``train.seed``;
+    ``pixels``: centre views of ``probe.pixels_size``), each keyed for the features cache."""
+    device = resolve_device(recipe.train.device)
+    image_size = recipe.data.image_size
+    sources: list[FeatureSource] = [source_for(
+        "trained", load_trained_method(recipe, state, checkpoint).to(device).encoder, image_size, device,
+        {**checkpoint_identity(checkpoint, image_size), "backbone": recipe.model.backbone}, level)]
+    if "random_init" in recipe.probe.baselines:
+        identity = {"kind": "random_init", "model": recipe_to_dict(recipe)["model"] | {"weights": None},
+                    "method": recipe.method.name, "seed": recipe.train.seed, "image_size": image_size,
+                    "torch": torch.__version__}
+        sources.append(source_for("random_init", random_init_method(recipe).to(device).encoder, image_size,
+                                  device, identity, level))
+    if "pixels" in recipe.probe.baselines:
+        sources.append(pixel_source(recipe.probe.pixels_size))
+    return sources
+
+
 def probe_checkpoint(
     recipe: Recipe,
     checkpoint: Path,
@@ -332,20 +354,7 @@ def probe_checkpoint(
     checkpoint = Path(checkpoint)
     state = state if state is not None else load_checkpoint(checkpoint)
     setup = prepare_probe(recipe)
-    device = resolve_device(recipe.train.device)
-    image_size = recipe.data.image_size
-    level = setup.level
-    sources: list[FeatureSource] = [source_for(
-        "trained", load_trained_method(recipe, state, checkpoint).to(device).encoder, image_size, device,
-        {**checkpoint_identity(checkpoint, image_size), "backbone": recipe.model.backbone}, level)]
-    if "random_init" in recipe.probe.baselines:
-        identity = {"kind": "random_init", "model": recipe_to_dict(recipe)["model"] | {"weights": None},
-                    "method": recipe.method.name, "seed": recipe.train.seed, "image_size": image_size,
-                    "torch": torch.__version__}
-        sources.append(source_for("random_init", random_init_method(recipe).to(device).encoder, image_size,
-                                  device, identity, level))
-    if "pixels" in recipe.probe.baselines:
-        sources.append(pixel_source(recipe.probe.pixels_size))
+    sources = probe_sources(recipe, checkpoint, state, setup.level)
     cache_dir = Path(cache_dir) if cache_dir is not None else checkpoint.parent / FEATURES_DIR
     result = _features(setup, sources, recipe, cache_dir, on_progress)
 
@@ -363,7 +372,7 @@ def probe_checkpoint(
             notes += [unchosen] if unchosen else []
     epoch = state.get("progress", {}).get("epoch")
     row = eval_row(int(epoch), scores) if epoch is not None else None
-    notes += small_sample_warnings(setup, scores)
+    notes += small_sample_warnings(setup.targets, setup.splits, setup.table.classes, scores)
     if setup.table.unlabelled:
         notes.append(f"{setup.table.unlabelled} clip(s) of {setup.store.root} have no label and are left out")
     if row is None:

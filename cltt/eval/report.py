@@ -35,15 +35,16 @@ class ProbeScore:
 class ProbeReport:
     checkpoint: str
     epoch: int | None
-    level: str
-    labels: str  # the labels file, or "folders"
+    level: str  # frame | window | clip; image for an image set
+    labels: str  # the labels file, or "folders"; an image set's folder or CSV
     classes: list[str]
-    counts: dict[str, dict[str, int]]  # split -> {"clips": n, "samples": m}
+    counts: dict[str, dict[str, int]]  # split -> {unit: n, "samples": m}
     feature_dims: dict[str, int]  # source -> F
     scores: list[ProbeScore]
     eval_row: EvalRow | None  # the metrics_eval.csv row (logistic probe on trained features)
     cache: dict[str, str] = field(default_factory=dict)  # source -> "reused PATH" | "computed PATH"
     notes: list[str] = field(default_factory=list)
+    unit: str = "clips"  # what the bootstrap resamples and counts count: clips, images or groups
 
     def score(self, features: str, probe: str) -> ProbeScore | None:
         return next((s for s in self.scores if s.features == features and s.probe == probe), None)
