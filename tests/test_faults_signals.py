@@ -135,6 +135,7 @@ def test_case_14_ctrl_c_while_the_cli_imports_exits_130_quietly(tmp_path, frames
     assert process.returncode == 130 and "Traceback" not in out + err, out + err
 
 
+@pytest.mark.slow  # two cltt processes, 20-35 s here (the fast Ctrl-C test checks run.json's reason too)
 def test_case_24_a_ctrl_c_is_recorded_as_interrupted_and_cltt_runs_reads_old_records(tmp_path, frames_root):
     """SIGINT ends the segment as "interrupted", SIGUSR1 as "preempted" (as before); a run.json
     written before this change (reason "preempted" for a Ctrl-C) still reads in cltt runs."""
