@@ -54,6 +54,16 @@ class PairMethod(Method):
                             "data.augment.consistent=false draws one per frame; set it true, or method.positives=both")
 
     @classmethod
+    def refuse_shared_frames(cls, recipe) -> None:
+        """One line when window(t) and window(t + two_view_offset) share frames: a method whose
+        negatives include the other view's frames would count a frame as a negative of itself."""
+        data = recipe.data
+        if data.two_view_offset and data.window_size > 1 and data.two_view_offset <= (data.window_size - 1) * data.frame_step:
+            raise CLTTError(f"with data.two_view_offset={data.two_view_offset} window(t) and window(t+k) share frames, "
+                            f"which method.name={cls.name} would count as negatives of themselves; set data.window_size=1 "
+                            f"or data.two_view_offset > {(data.window_size - 1) * data.frame_step}")
+
+    @classmethod
     def dataset_views(cls, recipe) -> int:
         positives = cls.resolved_positives(recipe)
         return 1 if positives == "time" and not recipe.data.two_view_offset else 2
@@ -63,6 +73,11 @@ class PairMethod(Method):
         """P of :meth:`pairs`: one pair (first and last frame of a window) without a second window, else T."""
         one_window = not recipe.data.two_view_offset and cls.resolved_positives(recipe) in ("time", "both")
         return 1 if one_window else recipe.data.window_size
+
+    @classmethod
+    def encoded_frames(cls, recipe) -> int:
+        """2P: the frames ``a`` and ``b`` of every pair (a window's middle frames are not encoded with one pair)."""
+        return 2 * cls.pairs_per_window(recipe)
 
     @classmethod
     def training_dataset(cls, recipe, index, seed: int, extras=None):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import torch
 
-from cltt.errors import CLTTError
 from cltt.methods import register_method
 from cltt.methods.base import InfoNCEMethod, aligned_groups
 from cltt.methods.pairs import PairMethod
@@ -26,11 +25,7 @@ class SimCLR(PairMethod, InfoNCEMethod):
     @classmethod
     def check_recipe(cls, recipe) -> None:
         super().check_recipe(recipe)
-        data = recipe.data
-        if data.two_view_offset and data.window_size > 1 and data.two_view_offset <= (data.window_size - 1) * data.frame_step:
-            raise CLTTError(f"with data.two_view_offset={data.two_view_offset} window(t) and window(t+k) share frames, "
-                            "which NT-Xent would count as negatives of themselves; set data.window_size=1 or "
-                            f"data.two_view_offset > {(data.window_size - 1) * data.frame_step}")
+        cls.refuse_shared_frames(recipe)
 
     @classmethod
     def negatives(cls, recipe) -> str:
