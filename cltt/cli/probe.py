@@ -47,6 +47,7 @@ Examples:
   cltt probe recipes/quickstart.yaml --checkpoint runs/quickstart/checkpoint_final.pth
   cltt probe runs/carl                                    # probe.task: phases in its recipe
   cltt probe runs/slotcontrast                            # probe.task: slots (FG-ARI, mBO)
+  cltt probe runs/quickstart probe.task=image_set probe.image_set.path=labeled_s  # labelled images
 
 \b
 Labels: ROOT/labels.csv (clip,label[,split]; the built-in data write one) or ROOT/<label>/<clip>/.
@@ -80,7 +81,7 @@ def command(args: tuple[str, ...], checkpoint: Path | None, out: Path | None, sh
 
 def _probe(recipe, path: Path, state: dict, out: Path | None) -> None:
     """Encode, probe, write the report (and a metrics_eval.csv row), print the table."""
-    from cltt.eval.metrics_eval import EVAL_FILE, append_eval_row
+    from cltt.eval.metrics_eval import EVAL_FILE, append_eval_row, append_eval_values
     from cltt.eval.report import TaskReport, check_writable, save_report
     from cltt.eval.tasks import probe_task, task_entry
 
@@ -101,6 +102,15 @@ def _probe(recipe, path: Path, state: dict, out: Path | None) -> None:
         report = probe_task(recipe, path, state, on_progress=on_progress)
     run_dir = path.parent
     if isinstance(report, TaskReport):  # a table of its own columns; a ProbeReport (classes) is shown below
+        if report.eval_values and report.epoch is not None:  # a task's own metrics_eval.csv columns (label_free)
+            differs = _measure_changes(recipe, state, path)
+            if differs:
+                report.notes.append(f"{EVAL_FILE} not updated: this probe differs from the run's own in "
+                                    f"{', '.join(differs[:3])}, and the file keeps one setting across epochs")
+            else:
+                append_eval_values(run_dir, report.epoch, report.eval_values)
+                report.notes.append(f"{len(report.eval_values)} columns of epoch {report.epoch} written to "
+                                    f"{run_dir / EVAL_FILE}")
         _finish_task(report, json_path, time.perf_counter() - started)
         return
     differs = _measure_changes(recipe, state, path)

@@ -8,6 +8,10 @@ interval from a bootstrap over clips, and ``*_loss`` the probe's mean cross-entr
 that split. A split with no samples leaves its cells empty. A file with only the lab's
 columns is read and rewritten with all of them. Probing an epoch
 again replaces its row, and rows stay sorted by epoch.
+
+A task without labels adds columns of its own after these (``label_free``: ``lf_rankme``,
+``lf_rankme_low``, ``lf_rankme_high``, ...; :func:`append_eval_values`), leaving the lab's
+columns of its rows empty; they keep the order in which they first came.
 """
 
 from __future__ import annotations
@@ -56,20 +60,23 @@ def read_eval_rows(run_dir: Path) -> list[dict[str, str]]:
         header = next(reader, None)
         if header is None:
             return []
-        if header not in (HEADER, LAB_HEADER):  # a file written before the interval columns is read as it is
+        # a file written before the interval columns is read as it is; a task's own columns follow HEADER
+        if header != LAB_HEADER and header[:len(HEADER)] != HEADER:
             raise CLTTError(f"{path} has the header {','.join(header)}, not {','.join(HEADER)}; move it aside "
                             "so cltt can write its own")
-        return [{**dict.fromkeys(HEADER, ""), **dict(zip(header, row))} for row in reader if row]
+        return [{**dict.fromkeys(header, ""), **dict.fromkeys(HEADER, ""), **dict(zip(header, row))}
+                for row in reader if row]
 
 
 def _write(run_dir: Path, rows: list[dict[str, str]]) -> Path:
     path = Path(run_dir) / EVAL_FILE
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    extra = [k for k in dict.fromkeys(k for row in rows for k in row) if k not in HEADER]
     with open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(HEADER)
+        writer.writerow(HEADER + extra)
         for row in sorted(rows, key=lambda r: int(r["epoch"])):
-            writer.writerow([row[k] for k in HEADER])
+            writer.writerow([row.get(k, "") for k in HEADER + extra])
     os.replace(tmp, path)
     return path
 
@@ -79,6 +86,19 @@ def append_eval_row(run_dir: Path, row: EvalRow) -> Path:
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     rows = [r for r in read_eval_rows(run_dir) if int(r["epoch"]) != row.epoch]
     rows.append(dict(zip(HEADER, row.cells())))
+    return _write(run_dir, rows)
+
+
+def append_eval_values(run_dir: Path, epoch: int, values: dict[str, float | None]) -> Path:
+    """Set a task's own cells ``values`` (column -> number, None for empty) in the row of
+    ``epoch`` of ``RUN_DIR/metrics_eval.csv``, adding the row or the columns as needed."""
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    rows = read_eval_rows(run_dir)
+    row = next((r for r in rows if int(r["epoch"]) == epoch), None)
+    if row is None:
+        row = {**dict.fromkeys(HEADER, ""), "epoch": str(epoch)}
+        rows.append(row)
+    row.update({k: "" if v is None else f"{v:.6f}" for k, v in values.items()})
     return _write(run_dir, rows)
 
 

@@ -72,6 +72,8 @@ class TaskReport:
     rows: list[list[str | float | int | None]]
     metrics: dict[str, dict[str, float | int | None]]  # source -> metric -> value
     notes: list[str] = field(default_factory=list)
+    # cells the task adds to the epoch's metrics_eval.csv row (label_free: lf_rankme, ...), or None
+    eval_values: dict[str, float | None] | None = None
 
     def to_dict(self) -> dict:
         return {"format": f"cltt-probe-{self.task}/1", **asdict(self)}

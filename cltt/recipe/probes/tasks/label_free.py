@@ -1,0 +1,44 @@
+"""Task ``label_free`` as the recipe sees it: its section ``probe.label_free.*``; probe.every may run it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cltt.errors import RecipeError
+from cltt.recipe.probes import TaskSection, declare_task
+
+
+@dataclass
+class LabelFreeConfig:
+    """``probe.label_free.*``: ``held_out`` the fraction of clips measured (drawn with
+    ``probe.split_seed``; 1.0 every clip), ``gaps`` the time gaps of temporal retrieval in
+    seconds, ``recall_at`` its k, ``queries`` the most query frames (drawn seeded), ``pairs`` the
+    most frame pairs for uniformity, ``rankme_rounds`` the most bootstrap resamples behind
+    RankMe's interval (each an eigendecomposition of a D x D matrix)."""
+
+    held_out: float = 0.2
+    gaps: list[float] = field(default_factory=lambda: [1.0, 5.0, 30.0])
+    recall_at: list[int] = field(default_factory=lambda: [1, 5])
+    queries: int = 4096
+    pairs: int = 100_000
+    rankme_rounds: int = 20  # each a K D^2 sum and a D x D eigendecomposition (0.1-0.3 s CPU at D = 512)
+
+    def validate(self, at: str) -> None:
+        if not 0 < self.held_out <= 1:
+            raise RecipeError(f"recipe key '{at}.held_out' must be in (0, 1], got {self.held_out}")
+        if not self.gaps or any(g <= 0 for g in self.gaps):
+            raise RecipeError(f"recipe key '{at}.gaps' must list time gaps > 0 in seconds, got {self.gaps}")
+        if not self.recall_at or any(k < 1 for k in self.recall_at):
+            raise RecipeError(f"recipe key '{at}.recall_at' must list k >= 1, got {self.recall_at}")
+        for key in ("queries", "pairs"):
+            if getattr(self, key) < 1:
+                raise RecipeError(f"recipe key '{at}.{key}' must be >= 1, got {getattr(self, key)}")
+        if self.rankme_rounds < 0:
+            raise RecipeError(f"recipe key '{at}.rankme_rounds' must be >= 0, got {self.rankme_rounds}")
+
+
+@declare_task("label_free", config=LabelFreeConfig)
+class LabelFree(TaskSection):
+    """No labels needed: RankMe, alignment/uniformity, temporal retrieval, spread."""
+
+    runs_during_training = True
