@@ -382,8 +382,9 @@ def probe_image_set(recipe, checkpoint: Path, state: dict | None = None, cache_d
               for s in SPLITS}
     how = (f"splits drawn per {unit[:-1]} with probe.split_seed={config.split_seed}" if setup.drawn
            else f"splits from the {'folders' if setup.images.layout == 'split folders' else 'split column'}")
-    notes = [f"{setup.images.layout} {setup.images.source}: {len(files.paths)} images, {len(setup.unit_names)} "
-             f"{unit}, {len(setup.classes)} classes; {how}; intervals resample {unit}", *setup.images.notes]
+    groups = f", {len(setup.unit_names)} groups" if unit == "groups" else ""
+    notes = [f"{setup.images.layout} {setup.images.source}: {len(files.paths)} images{groups}, {len(setup.classes)} "
+             f"classes; {how}; intervals resample {unit}", *setup.images.notes]
     pair_targets, pair_splits = setup.unit_classes()
     notes += small_sample_warnings(pair_targets, pair_splits, setup.classes, scores, unit)
     epoch = state.get("progress", {}).get("epoch")
