@@ -48,7 +48,6 @@ Examples:
   cltt probe runs/carl                                    # probe.task: phases in its recipe
   cltt probe runs/slotcontrast                            # probe.task: slots (FG-ARI, mBO)
   cltt probe runs/quickstart probe.task=image_set probe.image_set.path=labeled_s  # labelled images
-  cltt probe runs/quickstart probe.task=image_set probe.image_set.path=labeled_s  # labelled images
 
 \b
 Labels: ROOT/labels.csv (clip,label[,split]; the built-in data write one) or ROOT/<label>/<clip>/.
