@@ -153,3 +153,44 @@ def test_same_draw_gives_two_views_one_augmentation(frames_root):
     assert torch.equal(shared[0, 1], shared[1, 0])
     assert not torch.equal(own[0, 1], own[1, 0])
     assert torch.equal(own[0], windows_dataset(recipe.data, index, seed=3)[(5, 0)]["views"][0])  # deterministic
+
+
+def test_data_clips_keeps_only_the_listed_clips_windows(frames_root, tmp_path):
+    listed = tmp_path / "train_clips.txt"
+    listed.write_text("# the train split\nclip0\n\nclip2/\n")
+    recipe = load_recipe(overrides=[f"data.root={frames_root}", "data.window_size=3", f"data.clips={listed}"])
+    store = open_frames(recipe.data)
+    every = windows_dataset(dataclasses.replace(recipe.data, clips=None), store, augment=False)
+    kept = windows_dataset(recipe.data, store, augment=False)
+    assert set(every.table.clip.tolist()) == {0, 1, 2}
+    assert set(kept.table.clip.tolist()) == {0, 2}
+    assert len(kept) == len(every) - (17 - 2)  # clip1's 15 windows of 3 frames are gone, the others all kept
+    frames = {f for i in range(len(kept)) for view in kept.window_frames(i) for f in view}
+    assert frames.isdisjoint(range(store.clip_offsets[1], store.clip_offsets[2]))
+
+
+def test_data_clips_also_restricts_sequences(frames_root, tmp_path):
+    from cltt.data.build import training_clips
+    from cltt.data.sequences import SequenceDataset
+
+    listed = tmp_path / "train_clips.txt"
+    listed.write_text("clip1\n")
+    recipe = load_recipe(overrides=[f"data.root={frames_root}", f"data.clips={listed}"])
+    store = open_frames(recipe.data)
+    dataset = SequenceDataset(store, 4, (0.5, 1.0), 32, NO_AUGMENT, samples_per_clip=3,
+                              clips=training_clips(recipe.data, store))
+    assert len(dataset) == 3 and {dataset.clip_of(i) for i in range(3)} == {1}
+
+
+def test_data_clips_naming_an_unknown_clip_or_none(frames_root, tmp_path):
+    listed = tmp_path / "train_clips.txt"
+    listed.write_text("clip0\nclip9\n")
+    recipe = load_recipe(overrides=[f"data.root={frames_root}", f"data.clips={listed}"])
+    with pytest.raises(CLTTError, match="data.clips lists 1 clip.* not under .*, first 'clip9'"):
+        windows_dataset(recipe.data, open_frames(recipe.data))
+    listed.write_text("# nothing\n")
+    with pytest.raises(CLTTError, match="names no clip"):
+        windows_dataset(recipe.data, open_frames(recipe.data))
+    recipe = load_recipe(overrides=[f"data.root={frames_root}", f"data.clips={tmp_path / 'missing.txt'}"])
+    with pytest.raises(CLTTError, match="cannot read the clip list"):
+        windows_dataset(recipe.data, open_frames(recipe.data))

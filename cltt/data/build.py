@@ -6,6 +6,8 @@ import dataclasses
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from cltt.data.dataset import WindowDataset
 from cltt.data.focus import load_boxes
 from cltt.data.stores import FrameStore, open_store
@@ -73,4 +75,26 @@ def windows_dataset(
         extras=extras,
         encoded=data.decode == "gpu" and augment_config.enabled,
         gaps=data.gaps,
+        clips=training_clips(data, store),
     )
+
+
+def training_clips(data: DataConfig, store: FrameStore):
+    """Store numbers (int64, sorted) of the clips listed in ``data.clips`` (one name a line, blank
+    lines and ``#`` comments skipped), or None when it is unset: training reads all clips."""
+    if not data.clips:
+        return None
+    path = Path(data.clips)
+    try:
+        names = [line.strip().strip("/") for line in path.read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as err:
+        raise CLTTError(f"cannot read the clip list {path} (data.clips): {err}") from None
+    names = [name for name in names if name and not name.startswith("#")]
+    known = set(store.clips)
+    missing = [name for name in names if name not in known]
+    if missing:
+        raise CLTTError(f"data.clips lists {len(missing)} clip(s) not under {store.root}, first {missing[0]!r}; "
+                        "list clip names as cltt index shows them")
+    if not names:
+        raise CLTTError(f"the clip list {path} (data.clips) names no clip; list one clip name a line")
+    return np.unique([store.clip_index(name) for name in names]).astype(np.int64)

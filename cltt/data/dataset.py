@@ -33,7 +33,7 @@ from cltt.data.decode import CorruptFrameError, check_encoded, header_dimensions
 from cltt.data.focus import FrameBoxes, blur_outside, center_box
 from cltt.data.stores.base import FrameStore
 from cltt.data.transforms import WindowAugment
-from cltt.data.windows import WindowSpec, build_windows, require_windows
+from cltt.data.windows import WindowSpec, build_windows, only_clips, require_windows
 from cltt.errors import CLTTError
 from cltt.recipe import AugmentConfig
 
@@ -95,6 +95,7 @@ class WindowDataset(Dataset):
         extras=None,
         encoded: bool = False,
         gaps: str = "split",
+        clips: np.ndarray | None = None,
     ):
         if dtype not in ("uint8", "float"):
             raise ValueError(f"dtype must be 'uint8' or 'float', got {dtype!r}")
@@ -103,6 +104,8 @@ class WindowDataset(Dataset):
         self.store = store
         self.spec = spec
         self.table = build_windows(store.frame_counts, spec, gaps_to_split(store, gaps))
+        if clips is not None:  # data.clips: only the listed clips' windows (a labelled root's train split)
+            self.table = only_clips(self.table, clips)
         require_windows(self.table, store.frame_counts, store.root)
         self.image_size = image_size
         self.augment = WindowAugment(augment, image_size)

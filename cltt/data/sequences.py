@@ -78,6 +78,7 @@ class SequenceDataset(Dataset):
         augment: AugmentConfig,
         seed: int = 0,
         samples_per_clip: int = 1,
+        clips: np.ndarray | None = None,
     ):
         if frames < 1 or samples_per_clip < 1:
             raise ValueError(f"frames and samples_per_clip must be >= 1, got {frames} and {samples_per_clip}")
@@ -92,13 +93,15 @@ class SequenceDataset(Dataset):
         self.augment = WindowAugment(augment, image_size)
         self.seed = seed
         self.samples_per_clip = samples_per_clip
+        # data.clips: the store numbers of the clips samples come from (all when None)
+        self.clip_ids = np.arange(store.num_clips, dtype=np.int64) if clips is None else np.asarray(clips, np.int64)
         self.reduction = store.reduction_for(image_size)
 
     def __len__(self) -> int:
-        return self.store.num_clips * self.samples_per_clip
+        return len(self.clip_ids) * self.samples_per_clip
 
     def clip_of(self, index: int) -> int:
-        return index // self.samples_per_clip
+        return int(self.clip_ids[index // self.samples_per_clip])
 
     def draw_times(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """``times [2, T]`` int64 and ``valid [2, T]`` bool of sample ``index`` (advances ``rng``)."""

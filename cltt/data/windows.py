@@ -105,6 +105,12 @@ def _pieces(frame_counts: np.ndarray, gaps) -> tuple[np.ndarray, np.ndarray, np.
     return cut_clip, cut_start, end - cut_start
 
 
+def only_clips(table: WindowTable, clips: np.ndarray) -> WindowTable:
+    """The samples of ``table`` whose clip is one of ``clips`` (store numbers)."""
+    keep = np.isin(table.clip, clips)
+    return WindowTable(table.spec, table.clip[keep], table.start[keep], table.clips_skipped, table.splits)
+
+
 def require_windows(table: WindowTable, frame_counts: np.ndarray, root) -> None:
     """One clear error when no clip is long enough for a single sample."""
     if len(table) == 0:

@@ -30,6 +30,7 @@ What a method overrides, each optional but the loss:
                                  refused when they all come from other samples, warned about
                                  when only those inside its own sample are left)
     training_dataset(...)        its kind of sample (windows by default)
+    encoded_frames(recipe)       frames a sample puts through the encoder (V * T by default)
     forward_step / loss_terms    embeddings and the loss
     after_step(step, total)      runs after every optimizer step (momentum teachers, loss state)
     export_encoder()             the per-frame encoder ``cltt export`` writes
@@ -158,6 +159,13 @@ class Method(nn.Module):
     def dataset_views(recipe) -> int:
         """Views per sample the dataset must produce (2 for two augmentations of one window)."""
         return 1
+
+    @classmethod
+    def encoded_frames(cls, recipe) -> int:
+        """Frames one training sample puts through the trained encoder a step (a momentum teacher's
+        are not counted): what a budget of equal compute across methods divides by. V * T by default."""
+        views = 2 if recipe.data.two_view_offset else cls.dataset_views(recipe)  # k > 0: window(t) and window(t+k)
+        return views * recipe.data.window_size
 
     @classmethod
     def training_dataset(cls, recipe, store, seed: int):

@@ -26,6 +26,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from cltt.data.build import training_clips
 from cltt.data.sequences import SequenceDataset
 from cltt.errors import CLTTError
 from cltt.methods import register_method
@@ -62,7 +63,8 @@ class CARL(Method):
         :mod:`cltt.data.sequences`. More than one lets a handful of clips fill a batch."""
         carl = recipe.method.carl
         return SequenceDataset(store, carl.frames, tuple(carl.region), recipe.data.image_size,
-                               recipe.data.augment, seed=seed, samples_per_clip=carl.samples_per_clip)
+                               recipe.data.augment, seed=seed, samples_per_clip=carl.samples_per_clip,
+                               clips=training_clips(recipe.data, store))
 
     def forward_step(self, views: torch.Tensor, extras: dict[str, torch.Tensor]) -> Forward:
         """``views [b, 2, T, 3, S, S]``, ``extras["valid"] [b, 2, T]`` -> projections ``[b, 2T, P]``

@@ -66,6 +66,9 @@ class DataConfig:
     # decoding costs 3 * H * W bytes at every read, 1.2 GB for 20000 x 20000
     max_pixels: int = DEFAULT_MAX_PIXELS
     boxes: Optional[str] = None  # CSV clip,frame,x1,y1,x2,y2; default ROOT/boxes.csv
+    # a text file of clip names, one a line: training samples come from these clips only (the
+    # train split of a labelled root, so probes score clips never trained on); probes read every clip
+    clips: Optional[str] = None
     object_focus: Literal["none", "boxes", "boxes_or_center"] = "none"
     focus_blur_sigma: float = 6.0
     center_box_fraction: float = 0.5
