@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -136,7 +137,20 @@ def _run(recipe, run_dir: Path, resume, notes: list[str]) -> None:
             and outcome.exit_code in (preemption.REQUEUE_EXIT_CODE, preemption.INTERRUPTED_EXIT_CODE):
         err_console.print(f"continue with: cltt resume {escape(str(run_dir))}", soft_wrap=True)  # the stop itself: the summary line
     console.file.flush()
+    _report_exit_code(outcome.exit_code, info.is_main)
     sys.exit(outcome.exit_code)
+
+
+def _report_exit_code(code: int, is_main: bool) -> None:
+    """Write the trainer's exit code to ``$CLTT_EXIT_CODE_FILE`` (process 0 only), for a batch
+    script that must tell "saved, requeue me" (75) from a failure: torchrun exits 1 whenever a
+    worker exits non-zero, 75 included (slurm/train.sh reads this file)."""
+    path = os.environ.get("CLTT_EXIT_CODE_FILE")
+    if path and is_main:
+        try:
+            Path(path).write_text(f"{code}\n")
+        except OSError as err:
+            err_console.print(f"warning: cannot write CLTT_EXIT_CODE_FILE={escape(path)}: {escape(str(err))}", soft_wrap=True)
 
 
 
