@@ -24,6 +24,7 @@ Examples:
   cltt export runs/quickstart                                  # latest checkpoint -> safetensors
   cltt export runs/quickstart/checkpoint_epoch_003.pth --format onnx --out exports/
   cltt export runs/quickstart --embeddings data/digits train.device=cpu
+  cltt export runs/quickstart --embeddings data/objects --projector   # then tensorboard --logdir <shown folder>
 
 \b
 Load an exported encoder in Python with one call:
@@ -46,12 +47,15 @@ Load an exported encoder in Python with one call:
                    "[num_frames, D] and an index CSV clip,frame,row.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
               help="Frames per forward pass with --embeddings; lower it if the GPU runs out of memory.")
+@click.option("--projector", is_flag=True,
+              help="With --embeddings: also write TensorBoard projector files (tensors, metadata clip/frame/time, "
+                   "a sprite of the frames) to <name>_projector/; open with tensorboard --logdir on that folder.")
 @click.option("--force", is_flag=True,
               help="Replace existing files of the names this export writes: the file, its .json sidecar, "
                    "the .csv index (refused without it, before any work).")
 @show_option
 def command(args: tuple[str, ...], fmt: str | None, with_head: bool, out: Path | None,
-            embeddings_root: Path | None, batch_size: int, force: bool, show: bool) -> None:
+            embeddings_root: Path | None, batch_size: int, projector: bool, force: bool, show: bool) -> None:
     """Export the encoder of a CHECKPOINT (or a RUN_DIR's latest) for use outside cltt.
 
     ARGS: CHECKPOINT|RUN_DIR [key.sub=value ...]. The model comes from the recipe inside the
@@ -63,13 +67,15 @@ def command(args: tuple[str, ...], fmt: str | None, with_head: bool, out: Path |
     RUN_epochNNN-SHA8.EXT, SHA8 being the start of the file's SHA-256.
     """
     try:
-        _export(args, fmt, with_head, out, embeddings_root, batch_size, force, show)
+        _export(args, fmt, with_head, out, embeddings_root, batch_size, force, show, projector)
     except CLTTError as err:  # also when this command is used outside the cltt group
         fail(str(err), err.exit_code)
 
 
-def _export(args, fmt, with_head, out, embeddings_root, batch_size, force, show) -> None:
+def _export(args, fmt, with_head, out, embeddings_root, batch_size, force, show, projector=False) -> None:
     parsed = split_arguments(args)
+    if projector and embeddings_root is None:
+        raise CLTTError("--projector writes TensorBoard projector files of embeddings; add --embeddings ROOT")
     if parsed.recipe_path is not None:
         raise CLTTError(f"cltt export reads the recipe from the checkpoint; drop {parsed.recipe_path} "
                         "and pass CHECKPOINT|RUN_DIR [key=value ...]")
@@ -95,7 +101,7 @@ def _export(args, fmt, with_head, out, embeddings_root, batch_size, force, show)
     with writing_run_dir(source.run_dir, "wait for it to finish, or export elsewhere with --out DIR") \
             if writes_run_dir else contextlib.nullcontext():
         if embeddings_root is not None:
-            _embeddings(source, embeddings_root, out, batch_size, where, force)
+            _embeddings(source, embeddings_root, out, batch_size, where, force, projector)
         else:
             _weights(source, out, where, force)
 
@@ -118,7 +124,8 @@ def _weights(source, out: Path | None, where: str, force: bool) -> None:
         console.print(f"  load: from cltt.export import load_encoder; load_encoder('{result.path}')", soft_wrap=True)
 
 
-def _embeddings(source, root: Path, out: Path | None, batch_size: int, where: str, force: bool) -> None:
+def _embeddings(source, root: Path, out: Path | None, batch_size: int, where: str, force: bool,
+                projector: bool = False) -> None:
     from cltt.export import export_embeddings
 
     columns = (TextColumn("embedding frames"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -134,3 +141,15 @@ def _embeddings(source, root: Path, out: Path | None, batch_size: int, where: st
                   soft_wrap=True)
     for path in (result.features, result.index, result.sidecar):
         console.print(f"  {path}", soft_wrap=True)
+    if projector:
+        import numpy as np
+
+        from cltt.data.stores import open_store
+        from cltt.export.projector import write_projector
+
+        folder = result.features.with_name(result.features.stem + "_projector")
+        if folder.exists() and not force:
+            raise CLTTError(f"{folder} exists; pass --force to replace it")
+        config = write_projector(np.load(result.features, mmap_mode="r"),
+                                 open_store(root, source.recipe.data.cache_dir), folder, result.features.stem)
+        console.print(f"  {config.parent}/ (TensorBoard projector: tensorboard --logdir {config.parent})", soft_wrap=True)

@@ -17,12 +17,15 @@ Examples:
   cltt visualize recipes/quickstart.yaml --mode batch --out batch.png
   cltt visualize recipes/quickstart.yaml --mode sample --index 40 --no-augment --out window.png
   cltt visualize runs/quickstart --mode curves --out curves.png
-  cltt visualize runs/slotcontrast --mode slots --clip clip_0003 --out slots.png""",
+  cltt visualize runs/slotcontrast --mode slots --clip clip_0003 --out slots.png
+  cltt visualize runs/quickstart --mode neighbours --queries 6 --neighbours 5 --out neighbours.png""",
 )
 @click.argument("args", nargs=-1)
-@click.option("--mode", type=click.Choice(["sample", "batch", "curves", "slots"]), default="batch", show_default=True,
+@click.option("--mode", type=click.Choice(["sample", "batch", "curves", "slots", "neighbours"]), default="batch",
+              show_default=True,
               help="sample: one window in a row; batch: a grid, one window per row; curves: loss and lr of a run; "
-                   "slots: a slot model's masks over the frames of one clip.")
+                   "slots: a slot model's masks over the frames of one clip; neighbours: held-out query frames and "
+                   "their nearest frames in feature space, trained beside random init (same-clip hits in red).")
 @click.option("--out", "-o", type=click.Path(path_type=Path), help="PNG to write (default: <mode>.png).")
 @click.option("--index", type=int, default=0, show_default=True, help="Window number (sample mode) or first window (contiguous batch).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Windows in batch mode.")
@@ -35,14 +38,18 @@ Examples:
               help="Slots mode: frames to draw, from the clip's start (the model still sees them in order).")
 @click.option("--masks", "mask_kind", type=click.Choice(["decoder", "attention"]), default="decoder", show_default=True,
               help="Slots mode: the decoder's alpha masks or slot attention's maps.")
+@click.option("--queries", type=click.IntRange(min=1), default=6, show_default=True,
+              help="Neighbours mode: query frames, the middle frame of as many held-out clips (drawn with --seed).")
+@click.option("--neighbours", "num_neighbours", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Neighbours mode: nearest frames shown per query and encoder.")
 @show_option
 def command(args: tuple[str, ...], mode: str, out: Path | None, index: int, batch_size: int,
             batch_sampling: str, seed: int, augment: bool, clip: str | None, num_frames: int, mask_kind: str,
-            show: bool) -> None:
+            queries: int, num_neighbours: int, show: bool) -> None:
     """Draw windows of frames, the curves of a run, or a slot model's masks.
 
     ARGS: [RECIPE] [key.sub=value ...] for sample and batch; RUN_DIR or metrics.csv for curves;
-    RUN_DIR or CHECKPOINT [data.root=PATH] for slots.
+    RUN_DIR or CHECKPOINT [data.root=PATH] for slots and neighbours.
     """
     from cltt.data.build import open_frames, windows_dataset  # torch loads only when needed
     from cltt.visualize import batch_grid, batch_indices, check_png_path, plot_curves, save_png, window_strip
@@ -54,6 +61,10 @@ def command(args: tuple[str, ...], mode: str, out: Path | None, index: int, batc
         if len(parsed.paths) != 1:
             raise CLTTError("curves mode takes a run folder or its metrics.csv, e.g. cltt visualize runs/quickstart --mode curves")
         console.print(f"wrote {plot_curves(parsed.paths[0], out)}")
+        return
+    if mode == "neighbours":
+        image = _neighbours_image(parsed, queries, num_neighbours, seed)
+        console.print(f"wrote {save_png(image, out)} ({image.shape[1]}x{image.shape[0]} px)")
         return
     if mode == "slots":
         image = _slots_image(parsed, clip, num_frames, mask_kind)
@@ -73,6 +84,23 @@ def command(args: tuple[str, ...], mode: str, out: Path | None, index: int, batc
     else:
         image = batch_grid(dataset, batch_indices(len(dataset), batch_size, batch_sampling, seed, index))
     console.print(f"wrote {save_png(image, out)} ({image.shape[1]}x{image.shape[0]} px)")
+
+
+def _neighbours_image(parsed, queries: int, num_neighbours: int, seed: int):
+    """Held-out query frames and their nearest frames, trained beside random init (:mod:`cltt.eval.neighbours`)."""
+    from cltt.engine.checkpoint import load_checkpoint
+    from cltt.engine.run_dir import resolve_resume_target, saved_recipe
+    from cltt.eval.neighbours import neighbours_image
+    from cltt.recipe import apply_overrides, recipe_from_dict, recipe_to_dict
+
+    if len(parsed.paths) != 1 or parsed.recipe_path is not None:
+        raise CLTTError("neighbours mode takes one run folder or checkpoint, e.g. "
+                        "cltt visualize runs/quickstart --mode neighbours")
+    path = resolve_resume_target(parsed.paths[0])
+    state = load_checkpoint(path)
+    tree = recipe_to_dict(saved_recipe(state, path))
+    apply_overrides(tree, parsed.overrides)
+    return neighbours_image(recipe_from_dict(tree), path, state, queries, num_neighbours, seed)
 
 
 def _slots_image(parsed, clip: str | None, num_frames: int, mask_kind: str):

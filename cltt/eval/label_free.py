@@ -43,9 +43,8 @@ of its first frame; its interval is the log of the interval of the mean of exp(-
 rankme and spread are recomputed for every resample from per-clip sums (X^T X of each clip;
 sums of u and u^2), rankme for at most ``probe.label_free.rankme_rounds`` resamples (each one
 is an eigendecomposition of a D x D matrix, 0.1-0.3 s of CPU at D = 512, so the default is 20
-and RankMe's interval is a rough one: raise the key for a report) and with the basic
-bootstrap's interval (a resample repeats clips, which lowers the rank: the percentiles are
-reflected about the point).
+and RankMe's interval is a rough one: raise the key for a report), its percentiles shifted by
+the bootstrap's bias (a resample repeats clips, which lowers the rank).
 
 Frame times come from :func:`frame_times` (the store's timestamps; without them a frame's
 number, i.e. one frame per second).
@@ -156,8 +155,9 @@ def rankme_interval(features: np.ndarray, clips: np.ndarray, rounds: int, seed: 
     """(RankMe of ``features [N, D]``, its bootstrap interval over ``clips [N]``): each of
     ``rounds`` resamples draws K clips with replacement (multiplicities w, as in
     :func:`cltt.eval.bootstrap.bootstrap_accuracies`), forms sum_c w_c X_c^T X_c and takes the
-    effective rank r* of the square roots of its eigenvalues; the interval is the basic
-    bootstrap's (2 r - q97.5(r*), 2 r - q2.5(r*)), since repeated clips bias r* low. Memory:
+    effective rank r* of the square roots of its eigenvalues; the interval is the percentiles of
+    r* shifted by the bootstrap's bias, (q2.5(r*) - b, q97.5(r*) - b) with b = mean(r*) - r,
+    since repeated clips bias r* low. Memory:
     [rounds, D, D] float64 plus ``chunk`` clip Gram matrices."""
     x = np.asarray(features, dtype=np.float64)  # float32 Gram matrices would put a noise floor of
     if x.shape[0] == 0:                          # ~3e-4 s_max under every singular value
@@ -187,10 +187,10 @@ def rankme_interval(features: np.ndarray, clips: np.ndarray, rounds: int, seed: 
     values = [effective_rank(np.sqrt(np.clip(e, 0, None))) for e in eig]
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(values, [tail, 100 - tail])
-    # the basic bootstrap: a resample repeats clips, so its rank is biased low (60 held-out clips of
-    # rotating objects: a point 11.5, resamples 9.9-11.0); reflecting the percentiles about the point
-    # (2 r - q_high, 2 r - q_low) takes that bias out to first order
-    return point, (float(2 * point - high), float(2 * point - low))
+    # a resample repeats clips, so its rank is biased low (60 held-out clips of rotating objects: a point
+    # of 11.5, every resample between 9.9 and 11.0): the percentiles are shifted by that bias, mean(r*) - r
+    bias = float(np.mean(values)) - point
+    return point, (float(low - bias), float(high - bias))
 
 
 def alignment_pairs(clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

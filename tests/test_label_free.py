@@ -1,0 +1,260 @@
+"""The label-free probe (issue 21): hand cases of RankMe, alignment/uniformity, the collapse
+spread and temporal retrieval; its columns in metrics_eval.csv and TensorBoard during training;
+the neighbour viewer and the projector export."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from cltt.eval.label_free import (
+    alignment_values,
+    held_out_clips,
+    own_windows,
+    rankme,
+    rankme_interval,
+    retrieval_targets,
+    spread_interval,
+    temporal_retrieval,
+    uniformity,
+)
+from cltt.eval.metrics_eval import append_eval_values, read_eval_rows
+
+
+def test_rankme_of_a_rank_k_matrix_is_about_k():
+    rng = np.random.default_rng(0)
+    for k in (1, 3, 8):
+        # 40 x 16 with k equal singular values: orthonormal columns times a k-dim orthonormal basis
+        left = np.linalg.qr(rng.normal(size=(40, k)))[0]
+        right = np.linalg.qr(rng.normal(size=(16, k)))[0]
+        assert rankme(left @ right.T) == pytest.approx(k, rel=1e-4)
+    # singular values 3 and 1: p = (0.75, 0.25), exp(entropy) = exp(-(.75 ln .75 + .25 ln .25))
+    assert rankme(np.diag([3.0, 1.0])) == pytest.approx(math.exp(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25))),
+                                                        rel=1e-5)
+
+
+def test_rankme_from_clip_grams_matches_the_svd_and_its_interval_holds_it():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(60, 6)) * np.array([5, 4, 3, 1, 0.5, 0.1])
+    clips = np.repeat(np.arange(6), 10)
+    value, (low, high) = rankme_interval(x, clips, rounds=50, seed=0)
+    assert value == pytest.approx(rankme(x), rel=1e-5)
+    assert low <= value <= high and 1 < low and high < 6
+
+
+def test_uniformity_of_a_point_mass_is_zero_and_of_antipodes_is_minus_eight():
+    assert uniformity(np.tile([[0.0, 2.0, 0.0]], (50, 1))) == pytest.approx(0.0, abs=1e-9)
+    # two antipodal points: pairs within a point give exp(0) = 1, across exp(-2 * 4); 2 points x 2 copies:
+    # 6 pairs, 2 within and 4 across -> log((2 + 4 e^-8) / 6)
+    two = np.array([[1.0, 0.0], [1.0, 0.0], [-1.0, 0.0], [-1.0, 0.0]])
+    assert uniformity(two) == pytest.approx(math.log((2 + 4 * math.exp(-8)) / 6), rel=1e-9)
+
+
+def test_alignment_pairs_only_consecutive_frames_of_one_clip():
+    # clip 0: (1,0) -> (0,1): distance^2 = 2; clip 1 is still: 0; no pair across the clip boundary
+    x = np.array([[1.0, 0.0], [0.0, 3.0], [5.0, 0.0], [2.0, 0.0]])
+    values, clips = alignment_values(x, np.array([0, 0, 1, 1]))
+    assert values.tolist() == pytest.approx([2.0, 0.0]) and clips.tolist() == [0, 1]
+
+
+def test_spread_of_a_collapsed_encoder_is_zero():
+    value, (low, high) = spread_interval(np.ones((20, 4)), np.repeat(np.arange(4), 5), rounds=100, seed=0)
+    assert value == pytest.approx(0.0, abs=1e-6) and high == pytest.approx(0.0, abs=1e-6)
+
+
+def test_targets_and_own_windows_follow_the_times():
+    clips = np.array([0, 0, 0, 0, 1, 1])
+    times = np.array([0.0, 0.5, 1.0, 1.5, 0.0, 0.5])
+    # gap 1 s: frame 0 -> frame 2 (t=1.0), frame 1 -> 3, frames 2 and 3 have nothing 1 s later; clip 1 neither
+    assert retrieval_targets(clips, times, 1.0).tolist() == [2, 3, -1, -1, -1, -1]
+    lo, hi = own_windows(clips, times, 1.0)  # |t' - t| < 0.5: the frame itself only
+    assert lo.tolist() == [0, 1, 2, 3, 4, 5] and hi.tolist() == [1, 2, 3, 4, 5, 6]
+    lo, hi = own_windows(clips, times, 2.0)  # |t' - t| < 1: the neighbours at 0.5 s too
+    assert lo.tolist() == [0, 0, 1, 2, 4, 4] and hi.tolist() == [2, 3, 4, 4, 6, 6]
+
+
+def test_retrieval_of_a_clip_that_does_not_change():
+    # clip 0: 10 identical frames, 1 s apart; clips 1 and 2: frames in other directions.
+    rng = np.random.default_rng(0)
+    still = np.tile([[1.0, 0.0, 0.0, 0.0]], (10, 1))
+    others = np.concatenate([np.tile([[0.0, 1.0, 0.0, 0.0]], (10, 1)), rng.normal(size=(10, 4)) * [0, 0, 1, 1]])
+    x = np.concatenate([still, others])
+    clips = np.repeat([0, 1, 2], 10)
+    times = np.tile(np.arange(10.0), 3)
+    found = temporal_retrieval(x, clips, times, [1.0, 3.0], [1, 5, 9], queries=np.arange(10), block=4)
+    # gap 1: queries 0..8 have a target; the window |t'-t| < 0.5 leaves out the query alone, so the
+    # target ties with the clip's 8 other frames: rank 9 (ties count against the query)
+    one = found[1.0]
+    assert one["query"].tolist() == list(range(9))
+    assert one["rank"].tolist() == [9] * 9
+    assert one["recall@1"].tolist() == [0] * 9 and one["recall@9"].tolist() == [1] * 9
+    assert one["AP"] == pytest.approx(np.full(9, 1 / 9))
+    # gap 3: window |t'-t| < 1.5 leaves out 3 frames (2 at the clip's ends), queries 0..6
+    three = found[3.0]
+    assert three["query"].tolist() == list(range(7))
+    assert three["rank"].tolist() == [8, 7, 7, 7, 7, 7, 7]
+
+
+def test_retrieval_of_clips_that_turn_slowly_and_of_a_collapsed_encoder():
+    # clip c: 3 * e_c plus a unit vector turning 0.1 rad a second in dims 3-4; the frames 1 s before and
+    # after a query are its nearest candidates and equally near, so the target ranks 2 (1 at t = 0)
+    angles = np.arange(12) * 0.1
+    turn = np.stack([np.cos(angles), np.sin(angles)], 1)
+    x = np.concatenate([np.concatenate([np.tile(3 * np.eye(3)[c], (12, 1)), turn], 1) for c in range(3)])
+    clips = np.repeat(np.arange(3), 12)
+    times = np.tile(np.arange(12.0), 3)
+    found = temporal_retrieval(x, clips, times, [1.0], [1, 2])[1.0]
+    assert found["rank"].tolist() == ([1] + [2] * 10) * 3
+    assert found["recall@2"].mean() == 1.0 and found["recall@1"].mean() == pytest.approx(3 / 33)
+    collapsed = temporal_retrieval(np.ones_like(x), clips, times, [1.0], [1])[1.0]
+    assert collapsed["rank"].tolist() == [35] * 33  # all 35 candidates tie: last place
+
+
+def test_standardised_features_have_zero_mean_and_unit_std_a_constant_dimension_stays_zero():
+    from cltt.eval.label_free import standardised
+
+    z = standardised(np.array([[0.0, 5.0], [2.0, 5.0], [4.0, 5.0]]))
+    assert z == pytest.approx(np.array([[-1.2247449, 0.0], [0.0, 0.0], [1.2247449, 0.0]]))  # std of 0, 2, 4 = 1.633
+
+
+def test_a_gap_shorter_than_a_frame_has_no_target():
+    # frames 1 s apart, gap 0.2 s: the frame nearest t + 0.2 is the query itself, inside its own window
+    assert retrieval_targets(np.zeros(3, int), np.arange(3.0), 0.2).tolist() == [-1, -1, -1]
+
+
+def test_held_out_clips_are_seeded_and_at_least_two():
+    assert held_out_clips(10, 0.2, 0).tolist() == held_out_clips(10, 0.2, 0).tolist()
+    assert len(held_out_clips(10, 0.01, 0)) == 2 and held_out_clips(5, 1.0, 3).tolist() == [0, 1, 2, 3, 4]
+
+
+def test_a_tasks_own_columns_join_the_lab_rows_of_metrics_eval(tmp_path):
+    append_eval_values(tmp_path, 2, {"lf_rankme": 3.5, "lf_rankme_low": None})
+    append_eval_values(tmp_path, 1, {"lf_rankme": 2.0})
+    header = (tmp_path / "metrics_eval.csv").read_text().splitlines()[0].split(",")
+    assert header[:7] == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc"]
+    assert header[-2:] == ["lf_rankme", "lf_rankme_low"]
+    rows = read_eval_rows(tmp_path)
+    assert [(r["epoch"], r["lf_rankme"], r["lf_rankme_low"], r["test_acc"]) for r in rows] == \
+        [("1", "2.000000", "", ""), ("2", "3.500000", "", "")]
+
+
+# --------------------------------------------------------------------------- a trained run, end to end
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """The task's smallest case trained for one epoch with probe.every=1 and TensorBoard on."""
+    import yaml
+
+    from cltt.cli import main
+    from cltt.eval.tasks import registered_tasks
+    from tests.conftest import invoke_in_process
+
+    root = tmp_path_factory.mktemp("label_free")
+    case = registered_tasks()["label_free"].cls.smallest_case
+    tree = {**case, "data": {**case["data"], "root": str(root / "data")},
+            "train": {**case["train"], "out_dir": str(root / "runs"), "name": "lf"}, "log": {"tensorboard": True}}
+    (root / "lf.yaml").write_text(yaml.safe_dump(tree))
+    trained = invoke_in_process(main, ["train", root / "lf.yaml"], cwd=root)
+    assert trained.exit_code == 0, trained.output
+    return root / "runs" / "lf"
+
+
+def test_training_writes_the_label_free_columns_and_tensorboard_shows_them(run_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from cltt.engine.monitor import TENSORBOARD_DIR
+
+    rows = read_eval_rows(run_dir)
+    assert [r["epoch"] for r in rows] == ["1"]
+    rank = float(rows[0]["lf_rankme"])
+    assert 1 <= rank <= 64 and float(rows[0]["lf_rankme_low"]) <= rank <= float(rows[0]["lf_rankme_high"])
+    assert rows[0]["test_acc"] == ""  # the lab's columns stay empty: there are no labels
+    events = EventAccumulator(str(run_dir / TENSORBOARD_DIR), size_guidance={"scalars": 0})
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    for name in ("rankme", "alignment", "uniformity", "spread", "mAP_0.2s", "recall@5_0.5s"):
+        assert f"label_free/{name}" in tags
+    (found,) = events.Scalars("label_free/rankme")
+    assert found.value == pytest.approx(rank, rel=1e-5)
+
+
+def test_probe_reports_trained_random_init_and_pixels_with_intervals(run_dir):
+    import json
+
+    from cltt.cli import main
+    from tests.conftest import invoke_in_process
+
+    probed = invoke_in_process(main, ["probe", run_dir], cwd=run_dir.parent)
+    assert probed.exit_code == 0, probed.output
+    report = json.loads((run_dir / "probe_label_free.json").read_text())
+    assert report["columns"] == ["measure", "trained", "trained_95", "random_init", "random_init_95", "pixels",
+                                 "pixels_95"]
+    assert set(report["metrics"]) == {"trained", "random_init", "pixels"}
+    for source, values in report["metrics"].items():
+        assert values["uniformity"] <= 0 and 0 <= values["alignment"] <= 4
+        assert values["mAP_0.2s_low"] <= values["mAP_0.2s"] <= values["mAP_0.2s_high"]
+    assert report["eval_values"]["lf_rankme"] == report["metrics"]["trained"]["rankme"]
+
+
+def test_neighbour_viewer_draws_queries_and_marks_same_clip_hits(run_dir, tmp_path):
+    import cv2
+
+    from cltt.cli import main
+    from cltt.eval.neighbours import SAME_CLIP
+    from tests.conftest import invoke_in_process
+
+    out = tmp_path / "neighbours.png"
+    drawn = invoke_in_process(main, ["visualize", run_dir, "--mode", "neighbours", "--queries", "3", "--neighbours", "4",
+                                     "--out", out], cwd=tmp_path)
+    assert drawn.exit_code == 0, drawn.output
+    image = cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB)
+    assert image.shape[0] > 3 * 96 and image.shape[1] > 9 * 96  # 3 rows; query + 2 x 4 neighbours
+    # 4 held-out clips of 8 frames 0.1 s apart, the own window |t' - t| < 0.1 s (the first gap, 0.2 s):
+    # the frames beside the query are nearly the same picture, so some neighbours are of its clip, in red
+    assert (image == SAME_CLIP).all(axis=2).sum() > 100
+
+
+def test_top_neighbours_leave_out_the_own_window_and_come_nearest_first():
+    from cltt.eval.neighbours import top_neighbours
+
+    x = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.8, 0.2], [1.0, 0.05]])
+    clips = np.array([0, 0, 0, 1, 1])
+    times = np.array([0.0, 1.0, 2.0, 0.0, 1.0])
+    index, sims = top_neighbours(x, clips, times, np.array([0]), k=3, window=5.0)  # |t' - t| < 2.5: frames 0-2
+    assert index.tolist() == [[4, 3, -1]] and sims[0, 0] > sims[0, 1]  # two candidates for k = 3
+    index, _ = top_neighbours(x, clips, times, np.array([0]), k=3, window=3.0)  # |t' - t| < 1.5: frames 0, 1
+    assert index.tolist() == [[4, 3, 2]]
+    index, _ = top_neighbours(x, clips, times, np.array([0]), k=2, window=1.0)  # only itself left out
+    assert index.tolist() == [[4, 1]]
+
+
+def test_projector_files_parse_as_tensorboard_config(run_dir, tmp_path):
+    from google.protobuf import text_format
+    from tensorboard.plugins.projector import ProjectorConfig
+
+    from cltt.cli import main
+    from tests.conftest import invoke_in_process
+
+    exported = invoke_in_process(main, ["export", run_dir, "--embeddings", run_dir.parent.parent / "data", "--projector",
+                                        "--out", tmp_path], cwd=tmp_path)
+    assert exported.exit_code == 0, exported.output
+    (folder,) = tmp_path.glob("*_projector")
+    config = text_format.Parse((folder / "projector_config.pbtxt").read_text(), ProjectorConfig())
+    (embedding,) = config.embeddings
+    tensors = np.loadtxt(folder / embedding.tensor_path, delimiter="\t")
+    exported = np.load(next(tmp_path.glob("*.npy")))  # [64 frames, the representation's D]
+    assert tensors.shape == tuple(embedding.tensor_shape) == exported.shape and exported.shape[0] == 64
+    assert tensors == pytest.approx(exported, rel=1e-5, abs=1e-6)
+    metadata = (folder / embedding.metadata_path).read_text().splitlines()
+    assert metadata[0] == "clip\tframe\ttime" and len(metadata) == 65
+    sprite = cv2_shape(folder / embedding.sprite.image_path)
+    assert sprite == (8 * 64, 8 * 64) and list(embedding.sprite.single_image_dim) == [64, 64]
+
+
+def cv2_shape(path) -> tuple[int, int]:
+    import cv2
+
+    return cv2.imread(str(path)).shape[:2]
