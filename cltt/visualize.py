@@ -126,3 +126,68 @@ def plot_curves(metrics: str | Path, out: str | Path) -> Path:
     fig.savefig(out)
     plt.close(fig)
     return out
+
+
+PROBE_REPORT = "probe.json"
+SOURCE_COLOURS = {"trained": "tab:blue", "random_init": "tab:orange", "pixels": "tab:gray"}
+
+
+def read_probe_scores(report: str | Path) -> tuple[list[str], list[str], dict, str]:
+    """The test scores of a class probe's report (a run dir's ``probe.json``, or the file):
+    ``(sources, probes, {(source, probe): (value, low, high)}, title)``, accuracies in %."""
+    import json
+
+    path = Path(report)
+    if path.is_dir():
+        path = path / PROBE_REPORT
+    if not path.is_file():
+        raise CLTTError(f"{path} does not exist; run cltt probe {path.parent} first")
+    data = json.loads(path.read_text())
+    if data.get("format") != "cltt-probe/1":
+        raise CLTTError(f"{path} is not a class probe's report (format {data.get('format')!r}); probe mode draws "
+                        "the trained, random-init and pixel accuracies of probe.task=classes or image_set")
+    scores, sources, probes = {}, [], []
+    for score in data["scores"]:
+        if score.get("test") is None:
+            continue
+        low, high = (score.get("intervals") or {}).get("test") or (score["test"], score["test"])
+        scores[score["features"], score["probe"]] = (100 * score["test"], 100 * low, 100 * high)
+        sources += [score["features"]] if score["features"] not in sources else []
+        probes += [score["probe"]] if score["probe"] not in probes else []
+    if not scores:
+        raise CLTTError(f"{path} holds no test scores to draw")
+    counts = data.get("counts", {}).get("test", {})
+    unit = data.get("unit", "clips")
+    title = (f"{Path(data['checkpoint']).name}: test accuracy, 95% interval over {counts.get(unit, '?')} {unit}")
+    return sources, probes, scores, title
+
+
+def plot_probe(report: str | Path, out: str | Path) -> Path:
+    """Trained vs random init vs pixels: each readout's test accuracy as a bar per feature source,
+    its 95% interval (bootstrap over clips) as an error bar, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sources, probes, scores, title = read_probe_scores(report)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(probes) + 2), 3.4), dpi=120)
+    width = 0.8 / len(sources)
+    for i, source in enumerate(sources):
+        xs = [p + (i - (len(sources) - 1) / 2) * width for p in range(len(probes))]
+        cells = [scores.get((source, probe)) for probe in probes]
+        values = [c[0] if c else np.nan for c in cells]
+        errors = [[c[0] - c[1] if c else 0 for c in cells], [c[2] - c[0] if c else 0 for c in cells]]
+        ax.bar(xs, values, width, yerr=errors, capsize=3, label=source.replace("_", " "),
+               color=SOURCE_COLOURS.get(source))
+    ax.set_xticks(range(len(probes)), probes)
+    ax.set(ylabel="test %", ylim=(0, 115), yticks=range(0, 101, 20), title=title)
+    ax.title.set_fontsize(9)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper center", ncol=len(sources), frameon=False)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out

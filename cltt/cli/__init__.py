@@ -48,9 +48,9 @@ def main(verbose: bool) -> None:
       cltt sweep     a grid of runs, locally or as a Slurm job array
 
     \b
-    Start here:
-      cltt extract --synthetic moving-digits --out data/digits
+    Start here (the quickstart writes its built-in data, rotating-objects, to data/objects):
       cltt train recipes/quickstart.yaml
+      cltt probe runs/quickstart
     """
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,

@@ -14,16 +14,16 @@ from cltt.recipe.checks import check_min, check_pair, check_probability
 class AugmentConfig:
     """Spatial and photometric augmentation of every view of a window."""
 
-    enabled: bool = True
+    enabled: bool = True  # false: frames as decoded, resized to image_size
     consistent: bool = True  # one draw per window (True) or an independent draw per frame
-    crop_scale: list[float] = field(default_factory=lambda: [0.2, 1.0])
-    crop_ratio: list[float] = field(default_factory=lambda: [3 / 4, 4 / 3])
-    flip_p: float = 0.5
-    jitter_p: float = 0.8
+    crop_scale: list[float] = field(default_factory=lambda: [0.2, 1.0])  # random resized crop: the area fraction's range
+    crop_ratio: list[float] = field(default_factory=lambda: [3 / 4, 4 / 3])  # random resized crop: the aspect ratio's range
+    flip_p: float = 0.5  # probability of a horizontal flip
+    jitter_p: float = 0.8  # probability of colour jitter
     jitter: list[float] = field(default_factory=lambda: [0.4, 0.4, 0.4, 0.1])  # b, c, s, hue
-    grayscale_p: float = 0.2
-    blur_p: float = 0.0
-    blur_sigma: list[float] = field(default_factory=lambda: [0.1, 2.0])
+    grayscale_p: float = 0.2  # probability of turning the frame grey
+    blur_p: float = 0.0  # probability of a Gaussian blur
+    blur_sigma: list[float] = field(default_factory=lambda: [0.1, 2.0])  # the blur's sigma range, in pixels
 
     def validate(self, at: str) -> None:
         check_pair(self.crop_scale, f"{at}.crop_scale", low=0.0, high=1.0)
@@ -53,13 +53,13 @@ class DataConfig:
     root: str = "data/digits"  # a folder of clip folders, or a packed store (cltt pack)
     # built-in data written to root if missing: a name of cltt.data.synthetic's registry (open_frames checks it)
     synthetic: Optional[str] = None
-    window_size: int = 5
-    frame_step: int = 1
-    window_stride: int = 1
-    two_view_offset: int = 0
+    window_size: int = 5  # W: frames in a window
+    frame_step: int = 1  # s: frames between consecutive frames of a window
+    window_stride: int = 1  # frames between the starts of consecutive windows
+    two_view_offset: int = 0  # k > 0: a sample pairs window(t) with window(t+k) of the same clip
     gaps: Literal["split", "ignore", "error"] = "split"  # missing frame numbers in a clip: cut windows there, or not, or stop
-    image_size: int = 64
-    num_workers: int = 2
+    image_size: int = 64  # side of the square frames the model sees, in pixels
+    num_workers: int = 2  # DataLoader worker processes (0: load in the training process)
     decode: Literal["cpu", "gpu"] = "cpu"  # gpu: workers read bytes, JPEGs decoded and augmented on the CUDA device
     cache_dir: Optional[str] = None  # frames roots' manifests; default $CLTT_CACHE, else ~/.cache/cltt
     # a frame whose header says H * W is larger is corrupt (index --verify lists it, training skips it):
@@ -69,9 +69,10 @@ class DataConfig:
     # a text file of clip names, one a line: training samples come from these clips only (the
     # train split of a labelled root, so probes score clips never trained on); probes read every clip
     clips: Optional[str] = None
+    # blur the background outside each frame's box (boxes_or_center: a centre box where a frame has none)
     object_focus: Literal["none", "boxes", "boxes_or_center"] = "none"
-    focus_blur_sigma: float = 6.0
-    center_box_fraction: float = 0.5
+    focus_blur_sigma: float = 6.0  # object_focus's background blur, in pixels
+    center_box_fraction: float = 0.5  # object_focus=boxes_or_center: side of the centre box, as a fraction of the frame
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def validate(self, at: str) -> None:
@@ -92,11 +93,11 @@ class DataConfig:
 class SyntheticConfig:
     """Size of the built-in data that ``cltt extract --synthetic NAME`` writes."""
 
-    clips: int = 60
-    frames: int = 48
-    size: int = 64
-    max_objects: int = 3
-    seed: int = 0
+    clips: int = 60  # clips to write
+    frames: int = 48  # frames per clip
+    size: int = 64  # frame side, in pixels
+    max_objects: int = 3  # most objects in a clip (rotating-objects: how many objects there are)
+    seed: int = 0  # the data's seed: two runs with one seed write identical files
 
     def validate(self, at: str) -> None:
         for name in ("clips", "frames", "max_objects"):
@@ -117,10 +118,10 @@ class ExtractConfig:
     every_nth: int = 1  # keep every n-th decoded frame (used when fps is None)
     short_side: Optional[int] = None  # resize so the short side has this many pixels
     center_crop: bool = False  # crop the centre square after resizing
-    jpeg_quality: int = 95
+    jpeg_quality: int = 95  # quality of the JPEGs written, 1..100
     start: Optional[float] = None  # seconds
     end: Optional[float] = None  # seconds
-    workers: int = 1
+    workers: int = 1  # videos extracted in parallel
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
     def validate(self, at: str) -> None:

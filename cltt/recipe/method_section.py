@@ -32,8 +32,8 @@ class MethodConfig:
     name: str = "cltt"
     positives: Optional[Literal["time", "augment", "both"]] = None
     temperature: float = 0.1
-    reduction: Literal["l_out", "pairwise", "l_in"] = "l_out"
-    pairing: Literal["group", "aligned", "first_last"] = "group"
+    reduction: Literal["l_out", "pairwise", "l_in"] = "l_out"  # cltt: how the positives of an anchor enter the loss
+    pairing: Literal["group", "aligned", "first_last"] = "group"  # cltt: which frames of the window(s) are positives
     decoupled: bool = False
 
     @staticmethod

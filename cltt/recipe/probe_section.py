@@ -41,20 +41,20 @@ class ProbeConfig:
     """
 
     task: str = "classes"
-    level: Literal["frame", "window", "clip"] = "frame"
+    level: Literal["frame", "window", "clip"] = "frame"  # what one feature describes: a frame, a window, a whole clip
     labels: Optional[str] = None
     split_fractions: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
     split_seed: int = 0
     probes: list[str] = field(default_factory=lambda: default_readouts())  # every readout, in its order
-    baselines: list[str] = field(default_factory=lambda: ["random_init", "pixels"])
+    baselines: list[str] = field(default_factory=lambda: ["random_init", "pixels"])  # also probed, beside the trained encoder
     logistic_c: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0])
     ridge: list[float] = field(default_factory=lambda: [0.0, 1.0, 10.0, 100.0, 1000.0, 10000.0])  # linear, on val
     bootstrap_rounds: int = 2000  # resamples of the clips behind every 95% interval
-    knn_k: int = 20
-    knn_temperature: float = 0.07
+    knn_k: int = 20  # neighbours of the kNN vote
+    knn_temperature: float = 0.07  # kNN votes weighted by exp(cosine / this)
     standardise: bool = True  # kNN and retrieval: cosine of features standardised by the train split
     pixels_size: int = 16  # raw-pixel baseline: frames resized to this many pixels a side
-    batch_size: int = 256
+    batch_size: int = 256  # frames per forward pass when extracting features
     every: Optional[int] = None  # epochs between probes during training (metrics_eval.csv)
 
     @staticmethod

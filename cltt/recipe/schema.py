@@ -26,11 +26,11 @@ class ViViTConfig:
     """
 
     size: Literal["tiny", "small", "base"] = "tiny"
-    patch_size: int = 16
+    patch_size: int = 16  # ViViT's patch side, in pixels
     tubelet: int = 2
-    spatial_depth: int = 12
-    temporal_depth: int = 4
-    dropout: float = 0.0
+    spatial_depth: int = 12  # transformer blocks of the spatial encoder
+    temporal_depth: int = 4  # transformer blocks of the temporal encoder
+    dropout: float = 0.0  # dropout inside ViViT's blocks, in [0, 1)
 
     def validate(self, at: str) -> None:
         for name in ("patch_size", "tubelet", "spatial_depth", "temporal_depth"):
@@ -70,8 +70,8 @@ class ModelConfig:
     freeze: Union[str, list[str], None] = None
     init_from: Optional[str] = None  # run dir or checkpoint whose model weights start this run at step 0
     projection_hidden: Optional[int] = None  # None = the backbone's feature size
-    projection_dim: int = 128
-    head_batchnorm: bool = True
+    projection_dim: int = 128  # size of the projection head's output (the contrastive embedding)
+    head_batchnorm: bool = True  # BatchNorm inside the projection head (false: a head without batch statistics)
     sync_batchnorm: bool = False  # batch norm over the global batch of all processes (SimCLR's global BN)
     vivit: ViViTConfig = field(default_factory=lambda: ViViTConfig())  # model.backbone=vivit (clip_simclr)
 
@@ -126,25 +126,25 @@ class TrainConfig:
     are never decayed, in any group.
     """
 
-    epochs: int = 10
+    epochs: int = 10  # passes over the training windows
     batch_size: int = 32  # windows per optimizer step, over all processes
     seed: int = 0  # python, numpy, torch, augmentation and worker seeds derive from it
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 1e-6
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"  # the optimizer
+    lr: float = 1e-3  # base learning rate, after warmup
+    weight_decay: float = 1e-6  # weight decay (never on biases and norm weights)
     momentum: float = 0.9  # sgd only
-    schedule: Literal["cosine", "constant"] = "cosine"
-    warmup_epochs: float = 0.0
-    min_lr_ratio: float = 0.0
+    schedule: Literal["cosine", "constant"] = "cosine"  # learning rate after warmup: cosine decay to lr * min_lr_ratio, or constant
+    warmup_epochs: float = 0.0  # linear warmup from 0, in epochs (fractions allowed)
+    min_lr_ratio: float = 0.0  # the cosine ends at lr * min_lr_ratio
     grad_clip: Optional[float] = None  # max global gradient norm
-    max_batches_per_epoch: Optional[int] = None
-    sub_batch_size: Optional[int] = None
-    accumulation: Literal["exact", "approximate"] = "exact"
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    max_batches_per_epoch: Optional[int] = None  # cut each epoch after this many batches (quick runs)
+    sub_batch_size: Optional[int] = None  # windows per forward pass, for memory; accumulation says how the loss is kept
+    accumulation: Literal["exact", "approximate"] = "exact"  # exact: the loss over the whole batch (GradCache); approximate: per sub-batch
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # auto: CUDA, then MPS, then the CPU
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA, else fp32
     channels_last: bool = True  # CUDA only
-    compile: bool = False
-    out_dir: str = "runs"
+    compile: bool = False  # torch.compile the encoder
+    out_dir: str = "runs"  # where run dirs are made
     name: Optional[str] = None  # run name; default the recipe file's name
     resume: Literal["never", "auto"] = "never"  # auto: continue the run dir when it exists
     save_every: int = 1  # epochs between checkpoints
@@ -182,12 +182,12 @@ class TrainConfig:
 class WandbConfig:
     """Weights & Biases logging; ``mode: offline`` needs no network (``wandb sync`` later)."""
 
-    enabled: bool = False
-    project: str = "cltt"
-    entity: Optional[str] = None
+    enabled: bool = False  # log to W&B
+    project: str = "cltt"  # W&B project
+    entity: Optional[str] = None  # W&B entity (team or user); null: your default
     name: Optional[str] = None  # default the run name
-    tags: list[str] = field(default_factory=list)
-    mode: Literal["online", "offline"] = "offline"
+    tags: list[str] = field(default_factory=list)  # W&B tags of the run
+    mode: Literal["online", "offline"] = "offline"  # offline writes RUN_DIR/wandb with no network
 
 
 @dataclass
@@ -218,9 +218,9 @@ class LogConfig:
 class ExportConfig:
     """What ``cltt export`` writes."""
 
-    format: Literal["safetensors", "torchscript", "onnx"] = "safetensors"
+    format: Literal["safetensors", "torchscript", "onnx"] = "safetensors"  # the file format cltt export writes
     with_head: bool = False  # include the projection head (outputs the contrastive embedding)
-    onnx_opset: int = 17
+    onnx_opset: int = 17  # ONNX opset version (at least 9)
 
     def validate(self, at: str) -> None:
         check_min(self.onnx_opset, f"{at}.onnx_opset", 9)
@@ -238,15 +238,15 @@ _SCRATCH_PATH = re.compile(r"(?:[^$`\\\x00-\x1f\x7f]|\$[A-Za-z_][A-Za-z0-9_]*|\$
 class SlurmConfig:
     """The job-array script ``cltt sweep --slurm`` renders (and slurm/train.sh's defaults)."""
 
-    partition: Optional[str] = None
-    account: Optional[str] = None
-    gpus: int = 1
-    cpus_per_task: int = 8
+    partition: Optional[str] = None  # #SBATCH --partition
+    account: Optional[str] = None  # #SBATCH --account
+    gpus: int = 1  # GPUs per array task
+    cpus_per_task: int = 8  # CPUs per array task (also the DataLoader workers)
     mem: Optional[str] = None  # e.g. 64G
-    time: str = "04:00:00"
-    mail_user: Optional[str] = None
-    mail_type: str = "END,FAIL"
-    requeue: bool = True
+    time: str = "04:00:00"  # #SBATCH --time, the limit of each task
+    mail_user: Optional[str] = None  # #SBATCH --mail-user
+    mail_type: str = "END,FAIL"  # #SBATCH --mail-type
+    requeue: bool = True  # #SBATCH --requeue: a preempted task is requeued and resumes
     signal_seconds: int = 120  # USR1 this long before the time limit, to the trainer itself
     throttle: Optional[int] = None  # at most this many array tasks at once (%N)
     apptainer_image: Optional[str] = None  # run inside `apptainer exec --nv IMAGE`
@@ -280,7 +280,7 @@ class SweepConfig:
 
     grid: dict[str, Any] = field(default_factory=dict)
     name: Optional[str] = None  # default the recipe file's name
-    out_dir: str = "sweeps"
+    out_dir: str = "sweeps"  # where sweep folders are made
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
 
 

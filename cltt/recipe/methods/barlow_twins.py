@@ -12,7 +12,7 @@ from cltt.recipe.methods import PAIR_POSITIVES, PAIR_SHARED_KEYS, declare_method
 class BarlowTwinsConfig:
     """``method.barlow_twins``: λ, the weight of the off-diagonal (redundancy) term."""
 
-    off_diagonal_weight: float = 5e-3
+    off_diagonal_weight: float = 5e-3  # λ, the weight of the off-diagonal (redundancy) term
 
     def validate(self, at: str) -> None:
         check_min(self.off_diagonal_weight, f"{at}.off_diagonal_weight", 0)

@@ -12,9 +12,9 @@ from cltt.recipe.methods import PAIR_POSITIVES, PAIR_SHARED_KEYS, declare_method
 class BYOLConfig:
     """``method.byol``: the predictor's hidden width and the target's momentum range."""
 
-    predictor_hidden: int = 256
-    momentum_start: float = 0.996
-    momentum_end: float = 1.0
+    predictor_hidden: int = 256  # hidden width of the online network's predictor
+    momentum_start: float = 0.996  # the target's EMA momentum at the first step
+    momentum_end: float = 1.0  # the target's EMA momentum at the last step (cosine in between)
 
     def validate(self, at: str) -> None:
         check_min(self.predictor_hidden, f"{at}.predictor_hidden", 1)

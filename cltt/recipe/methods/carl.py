@@ -23,9 +23,9 @@ class CarlConfig:
     region: list[float] = field(default_factory=lambda: [0.5, 1.0])
     samples_per_clip: int = 1  # samples of each clip per epoch (fills batches when clips are few)
     sigma_squared: float = 10.0
-    layers: int = 2
-    heads: int = 8
-    embedding_dim: int = 128
+    layers: int = 2  # transformer layers over each view's frames
+    heads: int = 8  # attention heads of the transformer
+    embedding_dim: int = 128  # size of each frame's embedding
 
     def validate(self, at: str) -> None:
         check_min(self.frames, f"{at}.frames", 2)

@@ -14,18 +14,18 @@ class DINOConfig:
     """``method.dino``: head sizes, temperatures, centring, teacher momentum and multi-crop."""
 
     out_dim: int = 1024  # K prototypes
-    head_hidden: int = 512
-    bottleneck: int = 128
-    student_temperature: float = 0.1
-    teacher_temperature: float = 0.04
-    warmup_teacher_temperature: float = 0.04
+    head_hidden: int = 512  # hidden width of the DINO head's MLP
+    bottleneck: int = 128  # width of the head's bottleneck before the prototypes
+    student_temperature: float = 0.1  # temperature of the student's softmax
+    teacher_temperature: float = 0.04  # temperature of the teacher's softmax after warmup
+    warmup_teacher_temperature: float = 0.04  # the teacher's temperature at the first step
     teacher_warmup_fraction: float = 0.0  # of all steps
-    center_momentum: float = 0.9
-    momentum_start: float = 0.996
-    momentum_end: float = 1.0
-    local_crops: int = 0
+    center_momentum: float = 0.9  # EMA momentum of the centre subtracted from teacher outputs
+    momentum_start: float = 0.996  # the teacher's EMA momentum at the first step
+    momentum_end: float = 1.0  # the teacher's EMA momentum at the last step (cosine in between)
+    local_crops: int = 0  # small crops per view for the student (multi-crop; 0: none)
     local_size: int = 0  # 0: 3/7 of data.image_size (96 px for 224, as in the paper)
-    local_crop_scale: list[float] = field(default_factory=lambda: [0.05, 0.4])
+    local_crop_scale: list[float] = field(default_factory=lambda: [0.05, 0.4])  # the local crops' area fraction range
 
     def validate(self, at: str) -> None:
         for name in ("out_dim", "head_hidden", "bottleneck"):

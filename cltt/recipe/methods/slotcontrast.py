@@ -22,9 +22,9 @@ class SlotsConfig:
     slot_dim: int = 64
     iterations: int = 2
     first_iterations: int = 3
-    mlp_hidden: int = 256
-    decoder_hidden: int = 256
-    predictor_heads: int = 4
+    mlp_hidden: int = 256  # hidden width of the MLP on the patch features
+    decoder_hidden: int = 256  # hidden width of the MLP decoder
+    predictor_heads: int = 4  # attention heads of the predictor that carries slots to the next frame
     recon_weight: float = 1.0
     contrast_weight: float = 0.5
 

@@ -12,9 +12,9 @@ from cltt.recipe.methods import PAIR_POSITIVES, PAIR_SHARED_KEYS, declare_method
 class VICRegConfig:
     """``method.vicreg``: the weights of the three terms."""
 
-    invariance_weight: float = 25.0
-    variance_weight: float = 25.0
-    covariance_weight: float = 1.0
+    invariance_weight: float = 25.0  # weight of the invariance (mean squared distance) term
+    variance_weight: float = 25.0  # weight of the variance (hinge on the standard deviation) term
+    covariance_weight: float = 1.0  # weight of the covariance (off-diagonal) term
 
     def validate(self, at: str) -> None:
         for name in ("invariance_weight", "variance_weight", "covariance_weight"):
