@@ -38,10 +38,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from recipe_seeds import train_or_reuse
 
 from cltt.engine import run_files
-from cltt.engine.run_dir import prepare_training
-from cltt.engine.trainer import Trainer
 from cltt.eval.probe import probe_checkpoint
 from cltt.recipe import load_recipe
 
@@ -64,16 +63,13 @@ def run_row(row: str, seed: int, steps: int, out_dir: Path, overrides: list[str]
     """Train (or reuse) one row's run for one seed and probe it -> (report scores, training seconds)."""
     name = f"{row.replace(' + ', '_').replace(' ', '_')}_s{seed}"
     data = out_dir / f"objects_s{seed}"
-    recipe = load_recipe(QUICKSTART, [
-        f"data.root={data}", f"extract.synthetic.seed={seed}", f"train.seed={seed}", f"train.out_dir={out_dir}",
-        f"train.name={name}", "train.resume=auto", f"train.max_batches_per_epoch={STEPS_PER_EPOCH}",
-        f"train.epochs={max(1, steps // STEPS_PER_EPOCH)}", "probe.probes=[logistic]",
-        f"probe.baselines={'[random_init,pixels]' if row == 'cltt' else '[]'}", *ROWS[row], *overrides])
-    started = time.perf_counter()
-    recipe, run_dir, resume, _ = prepare_training(recipe, QUICKSTART, False)
-    Trainer(recipe, run_dir, None, resume).run()
-    seconds = time.perf_counter() - started
-    report = probe_checkpoint(recipe, run_dir / run_files.FINAL_CHECKPOINT)
+    keys = [f"data.root={data}", "data.synthetic=rotating-objects", f"extract.synthetic.seed={seed}",
+            f"train.seed={seed}", f"train.out_dir={out_dir}", f"train.name={name}", "train.resume=auto",
+            f"train.max_batches_per_epoch={STEPS_PER_EPOCH}", f"train.epochs={max(1, steps // STEPS_PER_EPOCH)}",
+            "probe.probes=[logistic]", f"probe.baselines={'[random_init,pixels]' if row == 'cltt' else '[]'}",
+            *ROWS[row], *overrides]
+    run_dir, seconds, _ = train_or_reuse(QUICKSTART, keys)
+    report = probe_checkpoint(load_recipe(QUICKSTART, keys), run_dir / run_files.FINAL_CHECKPOINT)
     return {score.features: (score.test, score.intervals.get("test")) for score in report.scores}, seconds
 
 
@@ -96,7 +92,7 @@ def main() -> None:
             for name, (accuracy, interval) in found.items():
                 results[name][seed] = (accuracy, interval)
                 shown = f"{100 * accuracy:5.1f} [{100 * interval[0]:.0f}-{100 * interval[1]:.0f}]"
-                print(f"{name:12} {seed:>4} {shown:>26} {seconds if name == row else 0:8.0f}", flush=True)
+                print(f"{name:12} {seed:>4} {shown:>26} {seconds or 0 if name == row else 0:8.0f}", flush=True)
     print(f"\nlogistic test accuracy over seeds {args.seeds}, {args.steps} steps a run "
           f"({time.perf_counter() - started:.0f} s in all)")
     print(f"{'row':12} {'mean +- sd %':>14} {'minus cltt, per seed (points)':>32}")

@@ -82,6 +82,18 @@ def run_name(recipe_path: Path, seed: int, threads: int, overrides: list[str]) -
     return f"{recipe_path.stem}_s{seed}_t{threads}{digest(overrides)}"
 
 
+def train_or_reuse(recipe_path: Path, overrides: list[str]) -> tuple[Path, float | None, int]:
+    """Train ``recipe_path`` under ``overrides`` (which name the run and set ``train.resume=auto``)
+    -> (run dir, training seconds or None for a finished run reused, optimizer steps of the run).
+    A run stopped part-way resumes from its last checkpoint."""
+    started = time.perf_counter()
+    recipe, run_dir, resume, _ = prepare_training(load_recipe(recipe_path, overrides), recipe_path, False)
+    reused = (run_dir / run_files.FINAL_CHECKPOINT).is_file()
+    trainer = Trainer(recipe, run_dir, None, resume)
+    trainer.run()
+    return run_dir, None if reused else time.perf_counter() - started, trainer.total_steps
+
+
 def run(recipe_path: Path, seed: int, threads: int, out_dir: Path, overrides: list[str],
         probe_overrides: list[str]) -> tuple[dict[str, Figure], float | None]:
     """Train (or reuse) one seed on ``threads`` threads and probe it -> (figures, training seconds,
@@ -89,11 +101,7 @@ def run(recipe_path: Path, seed: int, threads: int, out_dir: Path, overrides: li
     torch.set_num_threads(threads)
     common = [*overrides, f"train.seed={seed}", f"train.out_dir={out_dir}",
               f"train.name={run_name(recipe_path, seed, threads, overrides)}", "train.resume=auto"]
-    started = time.perf_counter()
-    recipe, run_dir, resume, _ = prepare_training(load_recipe(recipe_path, common), recipe_path, False)
-    reused = (run_dir / run_files.FINAL_CHECKPOINT).is_file()
-    Trainer(recipe, run_dir, None, resume).run()
-    seconds = None if reused else time.perf_counter() - started
+    run_dir, seconds, _ = train_or_reuse(recipe_path, common)
     probe_recipe = load_recipe(recipe_path, [*common, *probe_overrides])
     open_frames(probe_recipe.data, synthetic=probe_recipe.extract.synthetic)  # built-in probe data, once
     return figures(probe_recipe, run_dir / run_files.FINAL_CHECKPOINT), seconds

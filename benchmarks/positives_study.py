@@ -1,0 +1,282 @@
+"""Which positives teach what, method by method: augment, time and both, at equal compute, over seeds.
+
+    python benchmarks/positives_study.py                       # built-in rotating objects, seeds 0 1 2
+    python benchmarks/positives_study.py --small               # a smoke test: 1 seed, 2 methods, 32 px
+    python benchmarks/positives_study.py --methods simclr byol --seeds 0
+    python benchmarks/positives_study.py --root data/mine --labels data/mine/labels.csv \\
+        data.image_size=64 data.frame_step=2                   # your labelled clips; key=value for every run
+
+Rows: ``simclr``, ``byol``, ``vicreg`` and ``moco`` each with ``method.positives`` ``augment``
+(two augmentations of one frame), ``time`` (a frame and the one ``data.two_view_offset`` = 2
+frames later, one augmentation draw) and ``both`` (the same two frames, a draw each); then
+``tc`` (temporal classification of time segments) and ``mae`` (a masked autoencoder, on a ViT),
+and the architecture of the first row untrained (random init) and 16 x 16 pixels. A method
+the registry does not have (yet) is skipped with one line; one that is registered later is
+included on the next run. Every trained row starts from recipes/quickstart.yaml (tiny_cnn, Adam
+1e-3) with its method's settings from its own recipe in recipes/ (``METHODS`` below).
+
+Equal compute: every run puts the same number of frames through its trained encoder, ``--frames-per-step``
+a step for ``--steps`` steps: a sample of a pair method encodes 2 frames, one of ``tc`` or ``mae``
+1 (``Method.encoded_frames``), so their batches hold half as many or twice as many samples. A
+momentum encoder's extra forward pass (byol, moco) is not counted. The budget is printed per row.
+
+Data: each seed s writes its own rotating objects (``extract.synthetic.seed=s``: 8 objects x 25
+clips of 16 frames at 48 px, with train/val/test clips) and trains with ``train.seed=s``. With
+``--root``, every seed reads ROOT and only ``train.seed`` changes. Training reads only the
+probe's train clips (their names go to ``OUT/<data>_train_clips.txt``, read through
+``data.clips``); the logistic probe (C chosen on val) scores the held-out test clips, with a 95%
+interval from a bootstrap over test clips.
+
+Writes ``OUT/positives.md`` (the table: every run's test accuracy with its interval, and mean
++- sample sd over seeds), ``OUT/positives.png`` (methods x positives; a bar is the mean over
+seeds, a dot each seed with its interval) and ``OUT/results.json``. Finished runs are reused and
+stopped runs resume (``train.resume=auto``; a run is named by a digest of its overrides), so a
+rerun only probes. ``benchmarks/cltt_vs_simclr.py`` is the InfoNCE-only comparison (the
+``cltt`` method's multi-frame windows), ``benchmarks/recipe_seeds.py`` one recipe over seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from recipe_seeds import Figure, digest, figures, spread, train_or_reuse
+
+from cltt.engine import run_files
+from cltt.errors import CLTTError
+from cltt.eval.probe import prepare_probe
+from cltt.methods import method_class
+from cltt.methods.registry import registered_methods
+from cltt.recipe import load_recipe
+
+QUICKSTART = Path(__file__).resolve().parent.parent / "recipes" / "quickstart.yaml"
+POSITIVES = ("augment", "time", "both")
+TIME_OFFSET = 2  # frames between the two frames of a time pair (recipes/byol.yaml's and vicreg.yaml's)
+# each method's settings from its recipe in recipes/, on the quickstart's encoder and optimiser
+METHODS: dict[str, list[str]] = {
+    "simclr": ["method.name=simclr"],
+    "byol": ["method.name=byol", "method.byol.momentum_start=0.99"],  # recipes/byol.yaml: 0.99 for short runs
+    "vicreg": ["method.name=vicreg", "model.projection_hidden=512", "model.projection_dim=512"],
+    "moco": ["method.name=moco", "method.temperature=0.2", "method.moco.queue_size=4096"],
+    "tc": ["method.name=tc", "method.tc.segment_seconds=0.4"],
+    "mae": ["method.name=mae", "model.backbone=timm/vit_tiny_patch16_224", "model.timm.patch_size=8",
+            "model.timm.depth=4", "model.pool=avg", "data.augment.jitter_p=0", "data.augment.grayscale_p=0",
+            "train.optimizer=adamw", "train.weight_decay=0.05"],
+}
+PAIR_METHODS = ("simclr", "byol", "vicreg", "moco")  # the ones that take method.positives
+ROW_DATA = {  # a pair (x_t, x_t+k) or two draws of x_t; tc and mae read single frames
+    "augment": ["data.two_view_offset=0"],
+    "time": [f"data.two_view_offset={TIME_OFFSET}", "data.augment.consistent=true"],
+    "both": [f"data.two_view_offset={TIME_OFFSET}", "data.augment.consistent=false"],
+    None: ["data.two_view_offset=0"],
+}
+COMMON = ["data.window_size=1", "data.window_stride=1", "probe.probes=[logistic]", "train.warmup_epochs=0.5"]
+# 16 steps an epoch: a full epoch of every row on the default data (128 train clips x 16 frames
+# give tc's and mae's 128-frame batches 16 a pass, the pairs' batches of 64 pairs 28)
+DEFAULT = {"steps": 400, "frames_per_step": 128, "steps_per_epoch": 16, "seeds": [0, 1, 2],
+           "methods": list(METHODS), "synthetic": ["extract.synthetic.clips=200"]}
+SMALL = {"steps": 3, "frames_per_step": 32, "steps_per_epoch": 3, "seeds": [0], "methods": ["simclr", "tc"],
+         "synthetic": ["extract.synthetic.clips=16", "extract.synthetic.max_objects=4", "extract.synthetic.size=32",
+                       "data.image_size=32", "probe.bootstrap_rounds=200"]}
+BASELINES = {"random init": "random_init logistic", "pixels": "pixels logistic"}
+
+Row = tuple[str, str | None]  # method, positives (None for a method without them)
+
+
+def rows(methods: list[str]) -> list[Row]:
+    """The trained rows of ``methods`` that the registry has, in the study's order; one line per missing method."""
+    present = registered_methods()
+    found: list[Row] = []
+    for method in methods:
+        if method not in present:
+            print(f"skipped {method}: not a registered method here (it joins the study once it is)")
+            continue
+        found += [(method, p) for p in POSITIVES] if method in PAIR_METHODS else [(method, None)]
+    return found
+
+
+def row_name(row: Row) -> str:
+    return row[0] if row[1] is None else f"{row[0]} {row[1]}"
+
+
+def data_overrides(args, seed: int) -> tuple[list[str], str]:
+    """The data keys of one seed's runs and a short name of those data."""
+    if args.root:
+        labels = [f"probe.labels={args.labels}"] if args.labels else []
+        return [f"data.root={args.root}", "data.synthetic=null", *labels], Path(args.root).name
+    name = f"objects{'_small' if args.small else ''}_s{seed}"
+    return [f"data.root={args.out_dir / name}", "data.synthetic=rotating-objects", f"extract.synthetic.seed={seed}",
+            *args.size["synthetic"]], name
+
+
+def write_train_clips(overrides: list[str], path: Path) -> int:
+    """The probe's train clips (its labels file's split, or drawn with probe.split_seed) to ``path``, one a line."""
+    setup = prepare_probe(load_recipe(QUICKSTART, overrides))
+    names = [clip for clip, split in zip(setup.table.clips, setup.splits) if split == "train"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{name}\n" for name in names))
+    return len(names)
+
+
+def budget(row: Row, overrides: list[str], args) -> tuple[list[str], str, int]:
+    """Batch and schedule keys that give ``row`` ``--frames-per-step`` frames a step for ``--steps``
+    steps, a line saying so, and the steps planned."""
+    recipe = load_recipe(QUICKSTART, overrides)
+    per_sample = method_class(row[0]).encoded_frames(recipe)
+    batch = max(1, args.size["frames_per_step"] // per_sample)
+    per_epoch = args.size["steps_per_epoch"]
+    epochs = max(1, round(args.size["steps"] / per_epoch))
+    line = (f"{row_name(row):15} {per_sample} frame(s) a sample x batch {batch} = {per_sample * batch} frames a step, "
+            f"{epochs * per_epoch} steps: {epochs * per_epoch * per_sample * batch:,} frames")
+    keys = [f"train.batch_size={batch}", f"train.epochs={epochs}", f"train.max_batches_per_epoch={per_epoch}"]
+    return keys, line, epochs * per_epoch
+
+
+def run_row(row: Row, seed: int, data: list[str], clips_file: Path, first: bool, args) -> dict[str, Figure]:
+    """Train (or reuse) one row for one seed and probe it -> {figure name: (test accuracy, interval)}."""
+    method, positives = row
+    keys = [*COMMON, *data, f"data.clips={clips_file}", *ROW_DATA[positives], *METHODS[method],
+            *([f"method.positives={positives}"] if positives else []), *args.overrides]
+    schedule, line, planned = budget(row, keys, args)
+    keys = [*keys, *schedule, f"train.seed={seed}",
+            f"probe.baselines={'[random_init,pixels]' if first else '[]'}"]
+    name = f"{method}_{positives or 'own'}_s{seed}{digest(keys)}"
+    run_dir, seconds, steps = train_or_reuse(QUICKSTART, [*keys, f"train.out_dir={args.out_dir / 'runs'}",
+                                                         f"train.name={name}", "train.resume=auto"])
+    how = f"trained in {seconds:.0f} s" if seconds is not None else "reused its finished run"
+    print(f"seed {seed} {line}; {how}", flush=True)
+    if steps != planned:
+        print(f"warning: {row_name(row)} ran {steps} steps, not {planned}: its data give fewer than "
+              f"{args.size['steps_per_epoch']} batches an epoch, so its budget is smaller; lower --steps-per-epoch")
+    return figures(load_recipe(QUICKSTART, keys), run_dir / run_files.FINAL_CHECKPOINT)
+
+
+def cell(figure: Figure | None) -> str:
+    if figure is None or figure[0] is None:
+        return "–"
+    value, interval = figure
+    return f"{100 * value:.1f} [{100 * interval[0]:.0f}–{100 * interval[1]:.0f}]" if interval else f"{100 * value:.1f}"
+
+
+def table(results: dict[str, dict[int, Figure]], seeds: list[int], header: str) -> str:
+    """Markdown: a row per method and positives, a column per seed (test accuracy % [95% interval]), mean +- sd."""
+    lines = [header, "", "| method | positives | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± sd |",
+             "|---|---|" + "---|" * len(seeds) + "---|"]
+    for name, by_seed in results.items():
+        method, _, positives = ("", "", "") if name in BASELINES else name.partition(" ")
+        method = method or name
+        values = [by_seed[s][0] for s in seeds if s in by_seed]
+        lines.append(f"| {method} | {positives or '–'} | " + " | ".join(cell(by_seed.get(s)) for s in seeds)
+                     + f" | {spread(values, True).replace('+-', '±')} |")
+    return "\n".join(lines) + "\n"
+
+
+def picture(results: dict[str, dict[int, Figure]], seeds: list[int], path: Path, title: str) -> None:
+    """Methods x positives: a bar per mean over seeds, a dot per seed with its 95% interval as error bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = list(dict.fromkeys(name.partition(" ")[0] for name in results if name not in BASELINES))
+    kinds = [*POSITIVES, "own"]
+    colours = {"augment": "tab:blue", "time": "tab:orange", "both": "tab:green", "own": "tab:purple"}
+    width = 0.8 / 3
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.6 + 1.3 * len(methods)), 4.8))
+    labelled = set()
+    for m, method in enumerate(methods):
+        present = [k for k in kinds if (f"{method} {k}" if k != "own" else method) in results]
+        for j, kind in enumerate(present):
+            by_seed = results[f"{method} {kind}" if kind != "own" else method]
+            x = m + (j - (len(present) - 1) / 2) * width
+            values = np.array([by_seed[s][0] for s in seeds if s in by_seed]) * 100
+            ax.bar(x, values.mean(), width * 0.9, color=colours[kind], alpha=0.45,
+                   label=None if kind in labelled else ("no positives (own objective)" if kind == "own" else kind))
+            labelled.add(kind)
+            offsets = np.linspace(-width * 0.25, width * 0.25, len(values)) if len(values) > 1 else [0.0]
+            for dx, s in zip(offsets, [s for s in seeds if s in by_seed]):
+                value, interval = by_seed[s]
+                low, high = (interval if interval else (value, value))
+                ax.errorbar(x + dx, 100 * value, yerr=[[100 * (value - low)], [100 * (high - value)]],
+                            fmt="o", color=colours[kind], markersize=3, capsize=2, linewidth=1)
+    for (name, style) in zip(BASELINES, ("--", ":")):
+        if name in results:
+            mean = 100 * np.mean([results[name][s][0] for s in seeds if s in results[name]])
+            ax.axhline(mean, color="grey", linestyle=style, linewidth=1, label=f"{name} ({mean:.1f})")
+    ax.set_xticks(range(len(methods)), methods)
+    ax.set_ylabel("logistic test accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(title, fontsize=8, wrap=True)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=3, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("overrides", nargs="*", help="recipe key=value overrides for every run (data keys too)")
+    parser.add_argument("--root", type=Path, help="a labelled frames root instead of the built-in rotating objects")
+    parser.add_argument("--labels", type=Path, help="its labels file clip,label[,split] (default ROOT/labels.csv)")
+    parser.add_argument("--methods", nargs="+", help=f"a subset of {', '.join(METHODS)}")
+    parser.add_argument("--seeds", type=int, nargs="+")
+    parser.add_argument("--steps", type=int, help="optimizer steps of every run (default 400, --small 3)")
+    parser.add_argument("--steps-per-epoch", type=int, help="batches an epoch (default 16, --small 3); every row "
+                        "needs that many, or its budget shrinks (a warning says so)")
+    parser.add_argument("--small", action="store_true", help="a smoke test: 16 clips at 32 px, 3 steps, simclr and tc")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out-dir", type=Path, default=Path("runs/positives_study"))
+    args = parser.parse_args()
+    if args.labels and not args.root:
+        parser.error("--labels goes with --root (the built-in data carry their own labels)")
+    args.size = dict(SMALL if args.small else DEFAULT)
+    if args.steps:
+        args.size["steps"] = args.steps
+    if args.steps_per_epoch:
+        args.size["steps_per_epoch"] = args.steps_per_epoch
+    seeds = args.seeds or args.size["seeds"]
+    unknown = [m for m in args.methods or [] if m not in METHODS]
+    if unknown:
+        parser.error(f"--methods {' '.join(unknown)}: the study knows {', '.join(METHODS)}")
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    study = rows(args.methods or args.size["methods"])
+    results: dict[str, dict[int, Figure]] = {row_name(r): {} for r in study} | {name: {} for name in BASELINES}
+    try:
+        for seed in seeds:
+            data, data_name = data_overrides(args, seed)
+            clips_file = args.out_dir / f"{data_name}_train_clips.txt"
+            count = write_train_clips([*COMMON, *data, *args.overrides], clips_file)
+            print(f"seed {seed}: training reads the {count} train clips listed in {clips_file}", flush=True)
+            for i, row in enumerate(study):
+                found = run_row(row, seed, data, clips_file, i == 0, args)
+                results[row_name(row)][seed] = found["trained logistic"]
+                if i == 0:
+                    for name, key in BASELINES.items():
+                        results[name][seed] = found[key]
+    except CLTTError as err:  # one line, exit 2, as cltt's commands
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    what = f"{args.root}" if args.root else "built-in rotating objects, each seed its own data"
+    header = (f"Logistic test accuracy (%) [95% interval over test clips], seeds {seeds}, {what}; "
+              f"{args.size['steps']} steps x {args.size['frames_per_step']} frames through the encoder a run; "
+              f"{time.perf_counter() - started:.0f} s in all on {args.threads} thread(s)")
+    text = table(results, seeds, header)
+    print("\n" + text)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    (args.out_dir / "positives.md").write_text(text)
+    picture(results, seeds, args.out_dir / "positives.png",
+            f"{what}\nseeds {seeds}, {args.size['steps']} steps x {args.size['frames_per_step']} frames a run")
+    (args.out_dir / "results.json").write_text(json.dumps(
+        {name: {str(s): {"test_acc": v, "interval": i} for s, (v, i) in by_seed.items()}
+         for name, by_seed in results.items()}, indent=2))
+    print(f"wrote {args.out_dir / 'positives.md'}, {args.out_dir / 'positives.png'} and results.json")
+
+
+if __name__ == "__main__":
+    main()
