@@ -10,7 +10,9 @@ Everything is numpy and OpenCV on the CPU; no GPU, no display, no package beyond
   sphere, faces wound counter-clockwise seen from outside (so the outward normal is
   ``(b - a) x (c - a)``).
 * The camera looks at the origin from ``distance`` along the direction given by ``azimuth``
-  (about the vertical y axis) and ``elevation`` (degrees); a pinhole with field of view
+  (about the vertical y axis) and ``elevation`` (degrees) (:func:`orbit_camera`), or stands at
+  a world ``position`` facing a ``yaw`` and ``pitch`` (:func:`head_camera`, y up, metres if
+  the scene's unit is one); a pinhole with field of view
   ``fov`` degrees projects camera coordinates ``(x, y, z)`` (z forward) to pixels
   ``u = S/2 (1 + f x / z)``, ``v = S/2 (1 - f y / z)``, ``f = 1 / tan(fov / 2)``.
 * Shading is flat Lambert with a light fixed to the camera, up and to the left:
@@ -19,6 +21,8 @@ Everything is numpy and OpenCV on the CPU; no GPU, no display, no package beyond
 * A face is drawn where it is front-facing (back faces culled) and nearest (a z-buffer of the
   interpolated camera depth); the image is rendered at ``supersample`` times the size and
   area-averaged down, which anti-aliases the edges. The mask is the object's coverage >= 1/2.
+* Several meshes share one z-buffer (:func:`rasterise_all`), so nearer objects hide farther
+  ones; a face with a corner closer than ``NEAR`` to the camera plane (or behind it) is dropped.
 """
 
 from __future__ import annotations
@@ -188,15 +192,28 @@ def rotation(axis: str, degrees: float) -> np.ndarray:
             "z": np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])}[axis]
 
 
+NEAR = 0.05  # faces with a corner nearer than this to the camera plane (camera z, scene units) are dropped
+
+
 @dataclass(frozen=True)
 class Camera:
     rotation: np.ndarray  # [3, 3] world -> camera
     distance: float
     fov: float = 40.0
+    position: tuple[float, float, float] = (0.0, 0.0, 0.0)  # subtracted before the rotation
 
     def to_camera(self, points: np.ndarray) -> np.ndarray:
-        """World points ``[N, 3]`` -> camera coordinates ``[N, 3]`` (z forward, y up)."""
-        return points @ self.rotation.T + [0.0, 0.0, self.distance]
+        """World points ``[N, 3]`` -> camera coordinates ``[N, 3]`` (z forward, y up):
+        ``R (p - position) + (0, 0, distance)``."""
+        return (points - np.asarray(self.position, float)) @ self.rotation.T + [0.0, 0.0, self.distance]
+
+    def rays(self, side: int) -> np.ndarray:
+        """World directions ``[side, side, 3]`` (not unit length) through the centre of each pixel
+        of a ``side``-pixel image, the inverse of the projection in the module doc."""
+        f = 1.0 / math.tan(math.radians(self.fov) / 2)
+        centres = (np.arange(side) + 0.5) / side * 2 - 1
+        x, y = np.meshgrid(centres / f, -centres / f)
+        return np.stack([x, y, np.ones_like(x)], -1) @ self.rotation  # camera -> world: R^T d
 
 
 def orbit_camera(azimuth: float, elevation: float, distance: float, fov: float = 40.0) -> Camera:
@@ -204,25 +221,52 @@ def orbit_camera(azimuth: float, elevation: float, distance: float, fov: float =
     return Camera(rotation("x", elevation) @ rotation("y", azimuth), distance, fov)
 
 
+def head_camera(position, yaw: float, pitch: float, fov: float = 60.0) -> Camera:
+    """A camera at world ``position`` (x, y, z; y up) looking along
+    ``(sin yaw cos pitch, sin pitch, cos yaw cos pitch)``: ``yaw`` degrees from +z towards +x,
+    ``pitch`` degrees above the horizon (negative: looking down); no roll."""
+    return Camera(rotation("x", pitch) @ rotation("y", -yaw), 0.0, fov, tuple(float(c) for c in position))
+
+
 def rasterise(mesh: Mesh, camera: Camera, colour, size: int, background: np.ndarray, ambient: float = 0.35,
               supersample: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """Draw ``mesh`` over ``background [size, size, 3]`` (float 0..255): (RGB uint8 ``[size, size, 3]``,
     object mask bool ``[size, size]``); see the module doc."""
+    image, ids = rasterise_all([(mesh, colour)], camera, size, background, ambient, supersample)
+    return image, ids == 1
+
+
+def rasterise_all(objects, camera: Camera, size: int, background: np.ndarray, ambient: float = 0.35,
+                  supersample: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Draw several ``(mesh, colour)`` with one z-buffer over ``background`` (float 0..255, any
+    square size; resized to ``size * supersample``): (RGB uint8 ``[size, size, 3]``, object ids
+    uint8 ``[size, size]``: 0 background, k where the k-th object covers at least half the pixel).
+    """
     side = size * supersample
-    points = camera.to_camera(mesh.vertices)
+    meshes = [mesh for mesh, _ in objects]
+    offsets = np.cumsum([0] + [len(m.vertices) for m in meshes])
+    vertices = np.concatenate([m.vertices for m in meshes])
+    faces = np.concatenate([m.faces + o for m, o in zip(meshes, offsets)])
+    owner = np.concatenate([np.full(len(m.faces), k, np.int64) for k, m in enumerate(meshes)])
+    points = camera.to_camera(vertices)
+    in_front = points[:, 2] > NEAR
+    depth_of = np.where(in_front, points[:, 2], 1.0)  # no division by ~0 for corners that are dropped anyway
     f = 1.0 / math.tan(math.radians(camera.fov) / 2)
-    pixels = np.stack([side / 2 * (1 + f * points[:, 0] / points[:, 2]),
-                       side / 2 * (1 - f * points[:, 1] / points[:, 2])], 1)
+    pixels = np.stack([side / 2 * (1 + f * points[:, 0] / depth_of),
+                       side / 2 * (1 - f * points[:, 1] / depth_of)], 1)
     depth_buffer = np.full((side, side), np.inf)
     face_of = np.full((side, side), -1, np.int64)
-    corners = points[mesh.faces]  # [F, 3, 3] in camera coordinates
+    corners = points[faces]  # [F, 3, 3] in camera coordinates
     normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
     normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12
     facing = np.einsum("ij,ij->i", normals, corners.mean(1)) < 0  # the outward normal points back at the camera
-    a, b, c = (pixels[mesh.faces[:, i]] for i in range(3))
+    a, b, c = (pixels[faces[:, i]] for i in range(3))
     area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
-    for index in np.flatnonzero(facing & (np.abs(area) > 1e-9)):
-        tri = pixels[mesh.faces[index]]
+    low, high = np.minimum(np.minimum(a, b), c), np.maximum(np.maximum(a, b), c)
+    on_screen = (high > 0).all(1) & (low < side).all(1)
+    drawn = facing & (np.abs(area) > 1e-9) & in_front[faces].all(1) & on_screen
+    for index in np.flatnonzero(drawn):
+        tri = pixels[faces[index]]
         x0, y0 = np.maximum(np.floor(tri.min(0)).astype(int), 0)
         x1, y1 = np.minimum(np.ceil(tri.max(0)).astype(int) + 1, side)
         if x0 >= x1 or y0 >= y1:
@@ -235,17 +279,22 @@ def rasterise(mesh: Mesh, camera: Camera, colour, size: int, background: np.ndar
         inside = (w_a >= 0) & (w_b >= 0) & (w_c >= 0)
         if not inside.any():
             continue
-        z = points[mesh.faces[index], 2]
+        z = points[faces[index], 2]
         depth = w_a * z[0] + w_b * z[1] + w_c * z[2]
         window = depth_buffer[y0:y1, x0:x1]
         nearer = inside & (depth < window)
         window[nearer] = depth[nearer]
         face_of[y0:y1, x0:x1][nearer] = index
     light = ambient + (1 - ambient) * np.clip(normals @ LIGHT, 0, None)
-    shades = light[:, None] * np.asarray(colour, float)[None]  # [F, 3]
+    colours = np.stack([np.asarray(colour, float) for _, colour in objects])
+    shades = light[:, None] * colours[owner]  # [F, 3]
     covered = face_of >= 0
     canvas = cv2.resize(background.astype(np.float32), (side, side), interpolation=cv2.INTER_LINEAR).astype(np.float64)
     canvas[covered] = shades[face_of[covered]]
     image = cv2.resize(canvas.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
-    coverage = cv2.resize(covered.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
-    return np.clip(np.rint(image), 0, 255).astype(np.uint8), coverage >= 0.5
+    pixel_owner = np.where(covered, owner[face_of], -1)
+    coverage = np.stack([cv2.resize((pixel_owner == k).astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
+                         for k in range(len(objects))])
+    best = coverage.argmax(0)
+    ids = np.where(np.take_along_axis(coverage, best[None], 0)[0] >= 0.5, best + 1, 0).astype(np.uint8)
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8), ids

@@ -10,6 +10,9 @@ One generator a module, each a folder of clips ``OUT/clip_0000/frame_000001.jpg 
   own pace, for CARL's frame-wise evaluation; ``phases.csv`` labels every frame.
 * ``rotating-objects`` (:mod:`.rotating_objects`): one 3-D object per clip seen by an orbiting
   camera; label = the object.
+* ``playroom`` (:mod:`.playroom`): toys standing in a room, seen by a head camera that walks
+  and looks among them; ``centre.csv`` labels each frame with the toy nearest the centre, and
+  the label is the kind seen most.
 
 :mod:`.registry` is the one list of them (a new module with a registered
 :class:`~cltt.data.synthetic.base.Generator` is a new dataset), :mod:`.base` what they share,

@@ -63,6 +63,10 @@ class Scene:
     frame_labels: list[tuple[Any, ...]] | None = None
     # a scene that draws itself (3-D objects): draw(images) -> (frames or None, masks), as render returns
     draw: Callable[[bool], tuple[np.ndarray | None, np.ndarray]] | None = None
+    # frame-table rows that only the drawn masks [T, H, W] tell (what is seen where), in place of frame_labels
+    label_frames: Callable[[np.ndarray], list[tuple[Any, ...]]] | None = None
+    # the clip's label (labels.csv) from those frame rows, when only the drawn frames tell it; else the plan's
+    clip_label: Callable[[list[tuple[Any, ...]]], str] | None = None
 
     def sprites(self, t: int) -> tuple[list[np.ndarray], np.ndarray]:
         """Coverages (K of ``[h, w]``) and colours ``[K, 3]`` of the sprites in frame ``t``."""
@@ -187,6 +191,8 @@ class Generator:
     id = 0  # part of every random seed; nonzero, as SeedSequence pads seeds with zeros
     # (file name, columns) of a per-frame CSV beside labels.csv, rows from Scene.frame_labels
     frame_table: tuple[str, tuple[str, ...]] | None = None
+    # file name of the frame table's labels (its first column after clip and frame) by time, or None
+    segments_file: str | None = None
     # nominal frames per second: frame t of a clip is at t / fps seconds (each clip's timestamps.csv);
     # every generator states its own
     fps: float

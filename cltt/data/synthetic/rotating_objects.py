@@ -16,6 +16,13 @@ from cltt.data.synthetic.registry import register_generator
 from cltt.errors import CLTTError
 
 
+def object_colour(rng: np.random.Generator, hues) -> tuple[float, np.ndarray]:
+    """A hue near one of ``hues`` (within 0.02) and its RGB ``[3]`` in 0..255, saturation 0.55-0.8 and
+    value 0.75-0.95: a colour that says nothing about which object wears it."""
+    hue = float(rng.choice(hues) + rng.uniform(-0.02, 0.02)) % 1.0
+    return hue, np.array(colorsys.hsv_to_rgb(hue, rng.uniform(0.55, 0.8), rng.uniform(0.75, 0.95))) * 255
+
+
 @register_generator("rotating-objects", id=4)
 class RotatingObjects(Generator):
     """One 3-D object per clip, seen by a camera orbiting it; label = which object.
@@ -59,8 +66,7 @@ class RotatingObjects(Generator):
         orbit = {"elevation": float(rng.uniform(*self.elevation)), "azimuth": float(rng.uniform(0, 360)),
                  "direction": int(rng.choice([-1, 1])), "speed": float(rng.uniform(4.0, 9.0)),
                  "distance": float(rng.uniform(3.0, 3.6)), "tilt": [float(a) for a in rng.uniform(-20, 20, 2)]}
-        hue = float(rng.choice(self.hues) + rng.uniform(-0.02, 0.02)) % 1.0
-        colour = np.array(colorsys.hsv_to_rgb(hue, rng.uniform(0.55, 0.8), rng.uniform(0.75, 0.95))) * 255
+        hue, colour = object_colour(rng, self.hues)
         # one background for every clip: a per-clip one would let a model tell clips apart without the object
         background = textured_background(np.random.default_rng([config.seed, self.id, 0]), config.size)
         name = plan.label

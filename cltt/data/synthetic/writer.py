@@ -4,8 +4,10 @@
 pixel), ``timestamps.csv`` (frame t at t / the generator's ``fps``) and a marker whose
 ``extra`` has the clip's label, split and objects; beside the clips ``labels.csv``
 (``clip,label,split``; splits are by clip, stratified by label), ``boxes.csv``
-(``clip,frame,x1,y1,x2,y2``, one row per visible object per frame, x2/y2 exclusive) and the
-generator's frame table if it has one (``phases.csv``).
+(``clip,frame,x1,y1,x2,y2``, one row per visible object per frame, x2/y2 exclusive), the
+generator's frame table if it has one (``phases.csv``) and, for a generator whose frame table
+starts with a class label per frame, the same labels by time (``segments.csv``,
+``clip,start,end,label`` in seconds, the form :mod:`cltt.eval.segments` reads).
 
 A clip depends only on the config and its index, so runs are reproducible byte for byte and
 a rerun skips finished clips (see :mod:`cltt.data.clipwriter`).
@@ -41,6 +43,7 @@ FORMAT_VERSION = 1  # bump when a generator's output changes, so old clips read 
 LABEL_COLUMNS = ("clip", "label", "split")
 LABELS_FILE = "labels.csv"
 BOXES_FILE = "boxes.csv"
+SEGMENT_COLUMNS = ("clip", "start", "end", "label")  # labels by time, as cltt.eval.segments reads them (a layer above)
 
 
 def fingerprint(name: str, config: SyntheticConfig, index: int) -> dict[str, Any]:
@@ -115,19 +118,24 @@ def _write(
             yield finished(*_make_clip(generator.name, config, plan, out))
 
     written = [plan for plan in plans if plan.clip in tables]
-    _write_csv(out / LABELS_FILE, LABEL_COLUMNS, [[p.clip, p.label, p.split] for p in written])
+    _write_csv(out / LABELS_FILE, LABEL_COLUMNS, [[p.clip, tables[p.clip].label, p.split] for p in written])
     _write_csv(out / BOXES_FILE, BOX_COLUMNS, [row for p in written for row in tables[p.clip].boxes])
     if generator.frame_table is not None:
         name, columns = generator.frame_table
         _write_csv(out / name, columns, [row for p in written for row in tables[p.clip].frames])
+    if generator.segments_file is not None:
+        _write_csv(out / generator.segments_file, SEGMENT_COLUMNS,
+                   [row for p in written for row in _segment_rows(tables[p.clip].frames, generator.fps)])
 
 
 @dataclass
 class ClipTables:
-    """One clip's rows of ``boxes.csv`` and of the generator's frame table (none for most)."""
+    """One clip's rows of ``boxes.csv`` and of the generator's frame table (none for most), and its
+    label in ``labels.csv`` (the plan's, or the one its drawn frames give)."""
 
     boxes: list[list[Any]]
     frames: list[list[Any]]
+    label: str
 
 
 def _make_clip(name: str, config: SyntheticConfig, plan: ClipPlan, out: Path) -> tuple[ClipResult, ClipTables | None]:
@@ -137,21 +145,41 @@ def _make_clip(name: str, config: SyntheticConfig, plan: ClipPlan, out: Path) ->
     generator = get_generator(name)
     scene = generator.scene(config, plan)
     frames, masks = render(scene)
+    tables = _clip_tables(plan, scene, masks)
     try:
         with ClipWriter(out, plan.clip, fingerprint(name, config, plan.index)) as writer:
             for t, image in enumerate(frames):
                 writer.write(image, t, t / generator.fps)
             writer.write_array("masks", masks)
-            writer.extra = scene.extra
+            writer.extra = scene.extra if scene.clip_label is None else {**scene.extra, "label": tables.label}
     except OSError as err:  # disk full, permissions: report the clip, keep going with the rest
         return ClipResult(plan.clip, source, "failed", message=f"could not write {out / plan.clip}: {err}"), None
     done = ClipResult(plan.clip, source, "done", frames=len(frames), seconds=time.perf_counter() - started)
-    return done, _clip_tables(plan, scene, masks)
+    return done, tables
 
 
 def _clip_tables(plan: ClipPlan, scene: Scene, masks: np.ndarray) -> ClipTables:
-    frames = [[plan.clip, frame_file_name(t + 1), *row] for t, row in enumerate(scene.frame_labels or [])]
-    return ClipTables(_box_rows(plan, masks), frames)
+    labels = scene.frame_labels if scene.label_frames is None else scene.label_frames(masks)
+    frames = [[plan.clip, frame_file_name(t + 1), *row] for t, row in enumerate(labels or [])]
+    label = plan.label if scene.clip_label is None else scene.clip_label(labels)
+    return ClipTables(_box_rows(plan, masks), frames, label)
+
+
+def _segment_rows(frame_rows: list[list[Any]], fps: float) -> list[list[Any]]:
+    """One clip's frame-table rows ``[clip, frame, label, ...]`` (frame t at t / fps s) as labels by
+    time: each run of frames t0..t1-1 with one non-empty label becomes ``[clip, start, end, label]``,
+    start = max(0, (t0 - 1/2) / fps), end = (t1 - 1/2) / fps seconds: the boundaries lie half way
+    between frames, so no rounding moves a frame into the next segment. Unlabelled frames get none."""
+    rows: list[list[Any]] = []
+    for t, (clip, _, label, *_) in enumerate(frame_rows):
+        if label == "":
+            continue
+        if rows and rows[-1][3] == label and rows[-1][4] == t - 1:
+            rows[-1][4] = t
+        else:
+            rows.append([clip, t, None, label, t])
+    return [[clip, round(max(0.0, (first - 0.5) / fps), 6), round((last + 0.5) / fps, 6), label]
+            for clip, first, _, label, last in rows]
 
 
 def _box_rows(plan: ClipPlan, masks: np.ndarray) -> list[list[Any]]:
