@@ -53,9 +53,7 @@ def main() -> None:
         cltt("visualize", quickstart, "--mode", "batch", "--batch-sampling", "random", "--batch-size", "6",
              "--out", str(IMAGES / "batch.png"), cwd=work)
         cltt("visualize", "runs/quickstart", "--mode", "curves", "--out", str(IMAGES / "curves.png"), cwd=work)
-        from cltt.visualize import plot_probe  # the same drawing as cltt's other pictures, from the run's probe.json
-
-        print(f"wrote {plot_probe(work / 'runs' / 'quickstart', IMAGES / 'probe.png')}", flush=True)
+        cltt("visualize", "runs/quickstart", "--mode", "probe", "--out", str(IMAGES / "probe.png"), cwd=work)
         if options.slots:
             cltt("train", str(REPO / "recipes" / "slotcontrast.yaml"), "train.epochs=2", cwd=work)
             cltt("visualize", "runs/slotcontrast", "--mode", "slots", "--masks", "attention",

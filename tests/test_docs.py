@@ -298,6 +298,8 @@ def test_the_probe_plot_draws_every_source_with_its_interval(tmp_path):
     assert table["trained", "logistic"] == pytest.approx((90.0, 80.0, 95.0)) and "40 clips" in title
     image = cv2.imread(str(plot_probe(tmp_path, tmp_path / "probe.png")))
     assert image.shape[0] > 300 and (image[:, :, 0] > 150).any()  # drawn, with the trained bars' blue
+    result = invoke_in_process(main, ["visualize", str(tmp_path), "--mode", "probe", "--out", "cli.png"], tmp_path)
+    assert result.exit_code == 0 and cv2.imread(str(tmp_path / "cli.png")).shape == image.shape
     (tmp_path / "phases.json").write_text(json.dumps({"format": "cltt-probe-phases/1"}))
     with pytest.raises(CLTTError, match="not a class probe"):
         read_probe_scores(tmp_path / "phases.json")

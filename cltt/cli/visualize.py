@@ -17,13 +17,15 @@ Examples:
   cltt visualize recipes/quickstart.yaml --mode batch --out batch.png
   cltt visualize recipes/quickstart.yaml --mode sample --index 40 --no-augment --out window.png
   cltt visualize runs/quickstart --mode curves --out curves.png
+  cltt visualize runs/quickstart --mode probe --out probe.png
   cltt visualize runs/slotcontrast --mode slots --clip clip_0003 --out slots.png
   cltt visualize runs/quickstart --mode neighbours --queries 6 --neighbours 5 --out neighbours.png""",
 )
 @click.argument("args", nargs=-1)
-@click.option("--mode", type=click.Choice(["sample", "batch", "curves", "slots", "neighbours"]), default="batch",
+@click.option("--mode", type=click.Choice(["sample", "batch", "curves", "probe", "slots", "neighbours"]), default="batch",
               show_default=True,
               help="sample: one window in a row; batch: a grid, one window per row; curves: loss and lr of a run; "
+                   "probe: a run's probe.json, trained vs random init vs pixels, 95% intervals as error bars; "
                    "slots: a slot model's masks over the frames of one clip; neighbours: held-out query frames and "
                    "their nearest frames in feature space, trained beside random init (same-clip hits in red).")
 @click.option("--out", "-o", type=click.Path(path_type=Path), help="PNG to write (default: <mode>.png).")
@@ -48,7 +50,7 @@ def command(args: tuple[str, ...], mode: str, out: Path | None, index: int, batc
             queries: int, num_neighbours: int, show: bool) -> None:
     """Draw windows of frames, the curves of a run, or a slot model's masks.
 
-    ARGS: [RECIPE] [key.sub=value ...] for sample and batch; RUN_DIR or metrics.csv for curves;
+    ARGS: [RECIPE] [key.sub=value ...] for sample and batch; RUN_DIR or metrics.csv for curves; RUN_DIR or probe.json for probe;
     RUN_DIR or CHECKPOINT [data.root=PATH] for slots and neighbours.
     """
     from cltt.data.build import open_frames, windows_dataset  # torch loads only when needed
@@ -61,6 +63,13 @@ def command(args: tuple[str, ...], mode: str, out: Path | None, index: int, batc
         if len(parsed.paths) != 1:
             raise CLTTError("curves mode takes a run folder or its metrics.csv, e.g. cltt visualize runs/quickstart --mode curves")
         console.print(f"wrote {plot_curves(parsed.paths[0], out)}")
+        return
+    if mode == "probe":
+        from cltt.visualize import plot_probe
+
+        if len(parsed.paths) != 1 or parsed.overrides:
+            raise CLTTError("probe mode takes a run folder or its probe.json, e.g. cltt visualize runs/quickstart --mode probe")
+        console.print(f"wrote {plot_probe(parsed.paths[0], out)}")
         return
     if mode == "neighbours":
         image = _neighbours_image(parsed, queries, num_neighbours, seed)
