@@ -182,6 +182,7 @@ def test_first_steps_contrast_with_the_batch_and_only_the_filled_slots(tmp_path,
     assert torch.equal(method.queue[:24], queue)
 
 
+@pytest.mark.slow  # three runs; the fast engine test compares the same buffers within float tolerances
 def test_the_queue_resumes_bit_for_bit_after_a_preemption_signal(tmp_path, frames_root, preemption_handlers):
     straight_dir, broken_dir = tmp_path / "straight", tmp_path / "broken"
     straight_dir.mkdir()
@@ -244,6 +245,7 @@ WORKER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # a torchrun; the fast engine test checks step 1, whose queue is still empty
 def test_two_processes_gather_the_keys_before_enqueueing_them(tmp_path, frames_root):
     """Step 2's loss and gradients read the queue step 1 filled: equal to one process's only if
     both processes enqueued every process's keys, in the global batch's order."""
