@@ -18,6 +18,7 @@ and registry entry has its entry and that no key lacks a description.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import inspect
 import io
 import sys
@@ -374,6 +375,11 @@ def run_dir_page() -> str:
 
 # ----------------------------------------------------------------------------- explanation
 
+# a method whose loss module is named otherwise (cltt/objectives/)
+LOSS_MODULES = {"cltt": "infonce", "simclr": "ntxent", "carl": "sequence_contrast", "slotcontrast": "slot_contrast",
+                "clip_simclr": "ntxent", "tc": "temporal_classification"}
+
+
 def methods_math_page() -> str:
     from cltt.methods import registered_methods
 
@@ -390,6 +396,11 @@ def methods_math_page() -> str:
         module_doc = inspect.getdoc(module) if module else ""
         if module_doc:
             out.append(f"From `{entry.cls.__module__}`:\n\n```text\n{module_doc}\n```\n\n")
+        loss = LOSS_MODULES.get(name, name)
+        if (REPO / "cltt" / "objectives" / f"{loss}.py").is_file():  # one loss a file: its docstring states the formula
+            loss_doc = inspect.getdoc(importlib.import_module(f"cltt.objectives.{loss}"))
+            if loss_doc:
+                out.append(f"The loss, from `cltt.objectives.{loss}`:\n\n```text\n{loss_doc}\n```\n\n")
     return "".join(out)
 
 
