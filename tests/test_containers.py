@@ -224,7 +224,9 @@ def test_definition_smoke_train_is_a_valid_recipe(tmp_path):
     overrides = [o.replace("$smoke", str(tmp_path)) for o in overrides]
     loaded = load_recipe(REPO / recipe.removeprefix("/opt/cltt/"), overrides)
     assert loaded.data.root == str(tmp_path / "objects") and loaded.train.device == "cpu"
-    assert loaded.data.synthetic, "the smoke run needs built-in data, written where data.root is missing"
+    # the smoke run needs built-in data, written where data.root is missing; an overridden data.root
+    # gets them only when data.synthetic is given on the command line too (a mistyped root must not)
+    assert loaded.data.synthetic and "data.synthetic=rotating-objects" in overrides
 
 
 # --------------------------------------------------------------------------- Slurm scripts
