@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,14 @@ def test_checked_in_recipes_load(path):
 def test_egocentric_recipe_matches_the_lab_config():
     recipe = load_recipe(Path(__file__).parent.parent / "recipes" / "egocentric.yaml")
     assert (recipe.data.window_size, recipe.data.frame_step, recipe.data.window_stride) == (5, 2, 10)
+
+
+@pytest.mark.parametrize("override", ["train.weight_decay=nan", "train.lr=inf", "train.lr=nan", "train.warmup_epochs=nan",
+                                      "train.checkpoint_minutes=nan", "extract.fps=nan", "extract.fps=inf",
+                                      "method.temperature=-inf"])
+def test_nan_and_infinity_are_refused_where_a_range_is_checked(override):
+    """NaN compares false with every bound, so a range check alone let it through (a NaN weight
+    decay trained until the loss was NaN and the error then blamed the learning rate)."""
+    key = override.split("=")[0]
+    with pytest.raises(RecipeError, match=f"recipe key '{re.escape(key)}' must be"):
+        load_recipe(None, [override])

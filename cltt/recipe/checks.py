@@ -3,17 +3,26 @@ naming the key."""
 
 from __future__ import annotations
 
+import math
 import re
 
 from cltt.errors import RecipeError
 
 
+def check_finite(value: float, key: str) -> None:
+    """NaN and infinity compare false with everything, so a range check alone lets them through."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RecipeError(f"recipe key '{key}' must be a finite number, got {value}")
+
+
 def check_min(value: float, key: str, low: float) -> None:
+    check_finite(value, key)
     if value < low:
         raise RecipeError(f"recipe key '{key}' must be >= {low}, got {value}")
 
 
 def check_positive(value: float, key: str) -> None:
+    check_finite(value, key)
     if not value > 0:
         raise RecipeError(f"recipe key '{key}' must be > 0, got {value}")
 

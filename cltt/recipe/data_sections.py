@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 from cltt.errors import RecipeError
-from cltt.recipe.checks import check_min, check_pair, check_probability
+from cltt.recipe.checks import check_min, check_pair, check_positive, check_probability
 
 
 @dataclass
@@ -125,8 +125,8 @@ class ExtractConfig:
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
     def validate(self, at: str) -> None:
-        if self.fps is not None and self.fps <= 0:
-            raise RecipeError(f"recipe key '{at}.fps' must be > 0, got {self.fps}")
+        if self.fps is not None:
+            check_positive(self.fps, f"{at}.fps")
         check_min(self.every_nth, f"{at}.every_nth", 1)
         if self.fps is not None and self.every_nth != 1:
             raise RecipeError(f"recipe keys '{at}.fps' and '{at}.every_nth' both choose the kept frames; "
