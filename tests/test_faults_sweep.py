@@ -287,3 +287,18 @@ def test_case_01_a_plan_built_in_python_is_checked_when_rendered(tmp_path):
     plan.base.sweep.slurm.scratch = "$(touch PWNED)"
     with pytest.raises(RecipeError, match="sweep.slurm.scratch"):
         render.render_script(plan)
+
+
+def test_status_csv_never_replaces_a_file_without_force(tmp_path):
+    """Found by the hostile-user pass: --csv sweeps/NAME/sweep.yaml replaced the sweep's manifest."""
+    recipe = write_recipe(tmp_path)
+    assert sweep(recipe, "--grid", "train.lr=1e-3", cwd=tmp_path).exit_code == 0
+    manifest = tmp_path / "sweeps" / "tiny" / "sweep.yaml"
+    before = manifest.read_text()
+    result = sweep("status", "sweeps/tiny", "--csv", "sweeps/tiny/sweep.yaml", cwd=tmp_path)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and "pass --force" in lines[0], result.stderr
+    assert manifest.read_text() == before
+    (tmp_path / "status.csv").write_text("mine\n")
+    assert sweep("status", "sweeps/tiny", "--csv", "status.csv", "--force", cwd=tmp_path).exit_code == 0
+    assert (tmp_path / "status.csv").read_text().startswith("index,run,train.lr,")

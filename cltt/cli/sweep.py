@@ -213,7 +213,8 @@ Examples:
 @click.argument("sweep_dir", type=click.Path(path_type=Path))
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Also write the table as CSV (index,run, one column per grid key, state,epochs_done,epochs,last_loss,...).")
-def status_command(sweep_dir: Path, csv_path: Path | None) -> None:
+@click.option("--force", is_flag=True, help="Replace an existing --csv file.")
+def status_command(sweep_dir: Path, csv_path: Path | None, force: bool) -> None:
     """Where each run of a sweep stands, from its run dir and newest log.
 
     SWEEP_DIR is sweeps/NAME as written by cltt sweep. States, the words of cltt runs: finished
@@ -225,6 +226,8 @@ def status_command(sweep_dir: Path, csv_path: Path | None) -> None:
 
     if sweep_dir.suffix.lower() in (".yaml", ".yml") and sweep_dir.is_file():
         raise CLTTError(f"{sweep_dir} is a recipe; give the sweep folder, e.g. cltt sweep status sweeps/{sweep_dir.stem}")
+    if csv_path is not None and (csv_path.exists() or csv_path.is_symlink()) and not force:
+        raise CLTTError(f"{csv_path} exists; pass --force to replace it, or give another --csv path")
     statuses = sweep_status(sweep_dir)
     console.print(f"sweep {sweep_dir}", soft_wrap=True)
     table = Table()
