@@ -258,3 +258,20 @@ def cv2_shape(path) -> tuple[int, int]:
     import cv2
 
     return cv2.imread(str(path)).shape[:2]
+
+
+def test_projector_metadata_keeps_one_row_per_frame_whatever_the_clip_names(tmp_path):
+    """Found by the hostile-user pass: a tab or a line break in a clip folder's name split its
+    metadata rows, and TensorBoard could no longer match them to tensors.tsv."""
+    from cltt.data.stores import open_store
+    from cltt.export.projector import write_projector
+    from tests.conftest import write_clip
+
+    root = tmp_path / "frames"
+    for clip in ("a\tb", "c\nd", "plain"):
+        write_clip(root, clip, 4, size=(32, 32))
+    store = open_store(root, tmp_path / "cache")
+    write_projector(np.zeros((store.num_frames, 3), np.float32), store, tmp_path / "proj", "embeddings")
+    rows = (tmp_path / "proj" / "metadata.tsv").read_text().split("\n")[:-1]
+    assert len(rows) == 1 + store.num_frames and all(len(row.split("\t")) == 3 for row in rows)
+    assert sorted({row.split("\t")[0] for row in rows[1:]}) == ["a\\tb", "c\\nd", "plain"]

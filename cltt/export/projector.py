@@ -38,6 +38,12 @@ def sprite_layout(num_frames: int) -> tuple[int, int]:
     return columns, min(THUMB_MAX, SPRITE_MAX // columns)
 
 
+def tsv_cell(text: str) -> str:
+    """``text`` as one TSV cell: a tab or line break in a clip or frame name (folders may hold
+    them) would split the row, and the metadata would no longer line up with tensors.tsv."""
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
 def write_projector(features: np.ndarray, store: FrameStore, folder: Path, tensor_name: str) -> Path:
     """Write the projector folder ``folder`` (module doc) for ``features [N, D]``, one row per
     frame of ``store`` in store order. Returns the config file."""
@@ -54,7 +60,7 @@ def write_projector(features: np.ndarray, store: FrameStore, folder: Path, tenso
         handle.write("clip\tframe\ttime\n")
         for clip in range(store.num_clips):
             for name, time in zip(store.frame_names(clip), frame_times(store, clip)):
-                handle.write(f"{store.clips[clip]}\t{name}\t{time:.3f}\n")
+                handle.write(f"{tsv_cell(store.clips[clip])}\t{tsv_cell(name)}\t{time:.3f}\n")
     rows = math.ceil(store.num_frames / columns)
     sprite = np.zeros((rows * side, columns * side, 3), np.uint8)
     reduction = store.reduction_for(side)
