@@ -59,7 +59,7 @@ class MethodConfig:
         if self.positives is not None and self.positives not in supported:
             raise RecipeError(f"recipe key '{at}.positives={self.positives}' does not apply to method {self.name}; "
                               + (f"it takes {', '.join(supported)}" if supported else "remove it"))
-        for other, section in registered_methods().items():
+        for other, section in method_sections().items():
             if other == self.name or section.config is None:
                 continue
             if getattr(self, other) != section.config():
