@@ -120,12 +120,7 @@ def plot_curves(metrics: str | Path, out: str | Path) -> Path:
     lr_ax.set(xlabel=x, ylabel="learning rate", title="learning rate")
     for ax in (loss_ax, lr_ax):
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
 
 
 PROBE_REPORT = "probe.json"
@@ -185,6 +180,13 @@ def plot_probe(report: str | Path, out: str | Path) -> Path:
     ax.title.set_fontsize(9)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="upper center", ncol=len(sources), frameon=False)
+    return save_figure(fig, out)
+
+
+def save_figure(fig, out: str | Path) -> Path:
+    """Lay out ``fig``, write it to ``out`` (folders made) and close it; returns the path."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
