@@ -59,11 +59,24 @@ def check(processes: list[subprocess.Popen], timeout: float = 120) -> None:
     assert not failures, "\n".join(failures)
 
 
+# A gloo worker now and then aborts in C++ at interpreter exit ("terminate called without an
+# active exception", SIGABRT), after its work: seen once in five runs of the slotcontrast
+# 2-process test on a loaded 2-core machine, never reproduced alone. Only that abort is retried,
+# once, on a fresh port; every other failure, and a second abort, fails the test.
+EXIT_ABORT = "terminate called without an active exception"
+
+
 def launch_torchrun(work: Path, script: Path) -> None:
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={WORLD_SIZE}", "--nnodes=1",
-           "--master-addr=127.0.0.1", f"--master-port={free_port()}", str(script), str(work)]
-    check([subprocess.Popen(cmd, env=base_env(), cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)])
+    for attempt in (1, 2):
+        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={WORLD_SIZE}", "--nnodes=1",
+               "--master-addr=127.0.0.1", f"--master-port={free_port()}", str(script), str(work)]
+        try:
+            check([subprocess.Popen(cmd, env=base_env(), cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True)])
+            return
+        except AssertionError as failure:
+            if attempt == 2 or EXIT_ABORT not in str(failure):
+                raise
 
 
 def launch_like_srun(work: Path, script: Path) -> None:
