@@ -45,6 +45,7 @@ CASES = {"full": (None, "exact"), "exact_sub2": (2, "exact"), "approximate_sub2"
 
 WORKER = textwrap.dedent(f"""
     import sys
+    import weakref
     from pathlib import Path
 
     import torch
@@ -93,6 +94,16 @@ WORKER = textwrap.dedent(f"""
             result[f"{{mode}}/{{name}}/buffers"] = torch.cat([b.float().reshape(-1) for b in method.buffers()] or [torch.zeros(0)])
             method.load_state_dict(saved)  # running statistics back, for the next case
     torch.save(result, work / f"rank{{rank}}.pt")
+    wrapper = weakref.ref(syncs["ddp"].ddp)
+    for sync in syncs.values():
+        sync.close()
+    assert wrapper() is None, "close() must free the DDP wrapper before the process group goes"
+    try:
+        syncs["ddp"].forward(views, {{}})
+    except RuntimeError:
+        pass
+    else:
+        raise AssertionError("a closed GradientSync must refuse to forward")
     shutdown_processes()
 """)
 

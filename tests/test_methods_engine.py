@@ -138,6 +138,7 @@ WORKER = textwrap.dedent("""
         result[name + "/loss"] = torch.tensor(loss, dtype=torch.float64)
         result[name + "/grad"] = torch.cat([p.grad.reshape(-1) for p in method.parameters() if p.grad is not None])
     torch.save(result, work / f"rank{info.rank}.pt")
+    sync.close()
     shutdown_processes()
 """)
 

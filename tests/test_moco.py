@@ -241,6 +241,7 @@ WORKER = textwrap.dedent("""
         method.after_step(n, 10)
         result[f"queue{n}"] = method.queue.clone()
     torch.save(result, work / f"rank{info.rank}.pt")
+    sync.close()
     shutdown_processes()
 """)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import gc
 import os
 import re
 from dataclasses import dataclass
@@ -190,6 +191,8 @@ class GradientSync:
 
     def forward(self, views: torch.Tensor, extras: dict):
         """The method's :class:`Forward` of ``views``, through DDP when it is on."""
+        if self.mode == "closed":
+            raise RuntimeError("GradientSync.forward after close(): make a new GradientSync")
         if self.ddp is not None and torch.is_grad_enabled():
             return self.ddp(views, extras)
         return self.method.forward_step(views, extras)
@@ -204,6 +207,19 @@ class GradientSync:
         """After the last backward: the flat mode's all-reduce (DDP has already synchronised)."""
         if self.mode == "flat":
             all_reduce_gradients(self.method.parameters())
+
+    def close(self) -> None:
+        """Free the DDP wrapper now, before :func:`shutdown_processes`.
+
+        Its reducer holds the process group and the communication hook's Python callbacks.
+        Left to the interpreter's exit, gloo's teardown runs while Python is half gone and can
+        abort the process (SIGABRT, "terminate called without an active exception") after all
+        its work was done, which torchrun and Slurm report as a failed job.
+        """
+        if self.ddp is not None:
+            self.ddp = None
+            self.mode = "closed"  # a later forward would skip the synchronisation: refused instead
+            gc.collect()  # the wrapper sits in reference cycles with its module
 
 
 def broadcast_module(module: torch.nn.Module) -> None:

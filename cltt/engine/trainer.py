@@ -305,6 +305,7 @@ class Trainer:
             raise
         finally:
             self._close_monitor(best_effort=True)  # what TensorBoard holds reaches the disk whatever ended the run
+            self.sync.close()  # the process group outlives no DDP wrapper (see GradientSync.close)
         self._record_stop(outcome.status, outcome.message)
         return outcome
 
