@@ -176,6 +176,52 @@ def test_case_07_force_replaces_the_clips_that_differ(tmp_path):
     assert "'clip0'" in error_line(run_cltt("pack", first, "--out", store, cwd=tmp_path))
 
 
+def test_case_07_force_replaces_the_clips_rows_in_the_roots_side_files(tmp_path):
+    """boxes.csv and labels.csv describe clips row by row: a clip replaced with --force gets the
+    new root's rows in the store's copy (they kept the old frames' boxes), a clip appended gets
+    its rows, and every other clip keeps the store's."""
+    for seed in (0, 1):
+        made = run_cltt("extract", "--synthetic", "bouncing-balls", "--out", f"seed{seed}", "--clips", "3",
+                        "--frames", "4", "--size", "32", "--seed", seed, cwd=tmp_path)
+        assert made.returncode == 0, made.stdout + made.stderr
+    first, other = tmp_path / "seed0", tmp_path / "seed1"
+
+    def rows(root: Path, name: str, clips=None) -> list[str]:
+        lines = (root / name).read_text().splitlines()
+        return lines[:1] + [line for line in lines[1:] if clips is None or line.split(",")[0] in clips]
+
+    second = tmp_path / "second"  # first's clips, but clip_0001 re-extracted with other frames and boxes
+    shutil.copytree(first, second)
+    shutil.rmtree(second / "clip_0001")
+    shutil.copytree(other / "clip_0001", second / "clip_0001")
+    for name in ("boxes.csv", "labels.csv"):
+        kept = rows(first, name)
+        new = rows(other, name, {"clip_0001"})[1:]
+        at = next(i for i, line in enumerate(kept) if line.startswith("clip_0001,"))
+        after = [line for line in kept[at:] if not line.startswith("clip_0001,")]
+        (second / name).write_text("\n".join(kept[:at] + new + after) + "\n")
+    assert rows(second, "boxes.csv") != rows(first, "boxes.csv")  # the boxes really moved
+
+    store = tmp_path / "store"
+    assert run_cltt("pack", first, "--out", store, cwd=tmp_path).returncode == 0
+    forced = run_cltt("pack", second, "--out", store, "--force", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert "replaced 1 clip(s) the store held with other frames (--force): clip_0001" in forced.stdout
+    assert "differs from the store's copy" not in forced.stderr, forced.stderr
+    for name in ("boxes.csv", "labels.csv"):
+        assert rows(store, name) == rows(second, name), name  # no stale clip_0001 row, none missing
+    assert rows(store, "boxes.csv", {"clip_0001"}) == rows(other, "boxes.csv", {"clip_0001"})
+
+    third = tmp_path / "third"  # one more clip, appended: its rows join the store's
+    shutil.copytree(other / "clip_0002", third / "clip_0009")
+    for name in ("boxes.csv", "labels.csv"):
+        (third / name).write_text("\n".join(rows(other, name, {"clip_0002"})).replace("clip_0002,", "clip_0009,") + "\n")
+    appended = run_cltt("pack", third, "--out", store, cwd=tmp_path)
+    assert appended.returncode == 0 and "differs from the store's copy" not in appended.stderr, appended.stderr
+    assert rows(store, "boxes.csv") == rows(second, "boxes.csv") + rows(third, "boxes.csv")[1:]
+    assert open_store(store).clips == ["clip_0000", "clip_0001", "clip_0002", "clip_0009"]
+
+
 def test_case_07_identity_is_by_content_not_size_names_or_count(tmp_path):
     first = tmp_path / "first"
     write_clip(first, "clip0", 6)

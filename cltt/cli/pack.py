@@ -44,7 +44,8 @@ def command(root: Path, out: Path, raw: int | None, shard_size: str, workers: in
     and packing into an existing store appends the clips it lacks; a clip it holds under the same
     name with other frames (names, sizes, CRC-32) is refused before anything is written, or
     with --force replaced. Side files (labels.csv, boxes.csv, phases.csv, each clip's
-    masks.npz, timestamps.csv and extract marker) come along.
+    masks.npz, timestamps.csv and extract marker) come along; a packed or replaced clip's rows
+    in the root's CSVs take the place of the store's rows for it.
     """
     from cltt.data.pack import pack_folder, parse_size
 

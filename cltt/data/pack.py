@@ -9,7 +9,9 @@ intact, and at most one unsealed ``.bin`` that no index points to; the rerun del
 packs the clips it held again. The header says ``complete: false`` until a pack finishes, and
 readers refuse such a store. Packing into an existing store appends the clips it lacks; a clip
 it already holds is skipped when its frames are the same (:func:`clip_difference`: names, byte
-sizes, CRC-32s) and refused, before anything is written, when they are not.
+sizes, CRC-32s) and refused, before anything is written, when they are not (or, with
+``replace``, dropped and packed anew). The root's CSVs with a ``clip`` column follow the clips
+packed: their rows for those clips replace the store's (:func:`copy_root_files`).
 
 Every frame is decoded once while packing: a frame that does not decode is reported, left
 out and counted, never stored.
@@ -17,6 +19,8 @@ out and counted, never stored.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import shutil
@@ -62,6 +66,7 @@ class PackSummary:
     bytes: int = 0  # the store's shards, all of them
     corrupt: list[tuple[str, str]] = field(default_factory=list)  # (frame, why), left out
     side_files_kept: list[str] = field(default_factory=list)  # root files that differ from the store's copy
+    clips_written: list[str] = field(default_factory=list)  # names of the clips this run packed (new or replaced)
     clips_replaced: list[str] = field(default_factory=list)  # held with other frames, dropped and packed anew (--force)
     shards: int = 0
     seconds: float = 0.0
@@ -363,6 +368,7 @@ def pack_folder(root: Path, out: Path, raw_size: int | None = None, shard_bytes:
             written = writer.add_clip(source.clips[c], frames, side_files_of(root / source.clips[c]))
             if written:
                 keep_marker(root, writer, source.clips[c])
+                summary.clips_written.append(source.clips[c])
             summary.frames += written
             summary.clips_packed += bool(written)
     copy_root_files(root, out, summary)
@@ -451,13 +457,76 @@ def _file_crc32(source: FolderStore, frame: int) -> int:
 
 
 def copy_root_files(root: Path, out: Path, summary: PackSummary) -> None:
-    """Copy the root's side files the store lacks; note those whose store copy differs."""
+    """Copy the root's side files the store lacks, and bring the store's copies up to date.
+
+    A CSV with a ``clip`` column (boxes.csv, labels.csv, phases.csv, ...) describes clips row by
+    row: the rows of each clip this run packed (``summary.clips_written``: appended, or replaced
+    by ``--force``) are taken from the root's file in place of the store's, which would describe
+    the old frames (:func:`merge_clip_rows`); every other clip keeps the store's rows. A file that
+    still differs from the store's copy after that (no clip column, another header, other rows
+    for a clip this run did not pack) is kept as the store has it and noted in the summary.
+    """
     for name, path in side_files_of(root).items():
         target = out / name
         if not target.exists():
             copy_atomic(path, target)
-        elif target.read_bytes() != path.read_bytes() and name not in summary.side_files_kept:
-            summary.side_files_kept.append(name)
+            continue
+        source_bytes, target_bytes = path.read_bytes(), target.read_bytes()
+        if source_bytes == target_bytes:
+            continue
+        merged = merge_clip_rows(target_bytes, source_bytes, set(summary.clips_written))
+        if merged is not None and merged != target_bytes:
+            atomic_write(target, merged)
+        if merged != source_bytes and name not in summary.side_files_kept:
+            if merged is None or not _same_rows_for(merged, source_bytes):
+                summary.side_files_kept.append(name)
+
+
+def _csv_rows(data: bytes) -> list[list[str]] | None:
+    """The rows of a CSV file's bytes (header first), None when they are not UTF-8 text."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return list(csv.reader(io.StringIO(text, newline="")))
+
+
+def merge_clip_rows(store: bytes, root: bytes, clips: set[str]) -> bytes | None:
+    """The store's CSV with the rows of ``clips`` taken from the root's CSV instead.
+
+    Both files need the same header with a ``clip`` column, else None (they cannot be merged).
+    The store's row order is kept: a clip's rows from the root stand where the store's first row
+    of that clip stood; clips the store's file lacks follow at the end, in the root's order.
+    """
+    store_rows, root_rows = _csv_rows(store), _csv_rows(root)
+    if not store_rows or not root_rows or store_rows[0] != root_rows[0] or "clip" not in store_rows[0]:
+        return None
+    column = store_rows[0].index("clip")
+    incoming: dict[str, list[list[str]]] = {}
+    for row in root_rows[1:]:
+        if len(row) > column and row[column] in clips:
+            incoming.setdefault(row[column], []).append(row)
+    merged, placed = [store_rows[0]], set()
+    for row in store_rows[1:]:
+        clip = row[column] if len(row) > column else None
+        if clip not in clips:
+            merged.append(row)
+        elif clip not in placed:
+            merged += incoming.get(clip, [])
+            placed.add(clip)
+    merged += [row for clip, rows in incoming.items() if clip not in placed for row in rows]
+    out = io.StringIO(newline="")
+    csv.writer(out, lineterminator="\n").writerows(merged)
+    return out.getvalue().encode("utf-8")
+
+
+def _same_rows_for(store: bytes, root: bytes) -> bool:
+    """Every row of the root's CSV is in the store's (the store may describe more clips)."""
+    store_rows, root_rows = _csv_rows(store), _csv_rows(root)
+    if store_rows is None or root_rows is None:
+        return False
+    have = {tuple(row) for row in store_rows}
+    return all(tuple(row) in have for row in root_rows)
 
 
 def pack_as_extracted(results, staging: Path, writer: StoreWriter, summary: PackSummary, workers: int = 4):
