@@ -43,8 +43,9 @@ of its first frame; its interval is the log of the interval of the mean of exp(-
 rankme and spread are recomputed for every resample from per-clip sums (X^T X of each clip;
 sums of u and u^2), rankme for at most ``probe.label_free.rankme_rounds`` resamples (each one
 is an eigendecomposition of a D x D matrix, 0.1-0.3 s of CPU at D = 512, so the default is 20
-and RankMe's interval is a rough one: raise the key for a report), its percentiles shifted by
-the bootstrap's bias (a resample repeats clips, which lowers the rank).
+and RankMe's interval is a rough one: raise the key for a report); the percentiles of both are
+shifted by the bootstrap's bias, mean(resamples) - point (a resample repeats clips, which lowers
+the rank and the spread).
 
 Frame times come from :func:`frame_times` (the store's timestamps; without them a frame's
 number, i.e. one frame per second).
@@ -185,12 +186,22 @@ def rankme_interval(features: np.ndarray, clips: np.ndarray, rounds: int, seed: 
         return point, None
     eig = np.linalg.eigvalsh(resampled.reshape(rounds, d, d))
     values = [effective_rank(np.sqrt(np.clip(e, 0, None))) for e in eig]
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(values, [tail, 100 - tail])
     # a resample repeats clips, so its rank is biased low (60 held-out clips of rotating objects: a point
-    # of 11.5, every resample between 9.9 and 11.0): the percentiles are shifted by that bias, mean(r*) - r
+    # of 11.5, every resample between 9.9 and 11.0)
+    return point, bias_shifted_interval(values, point, level)
+
+
+def bias_shifted_interval(values, point: float, level: float = LEVEL) -> tuple[float, float]:
+    """The ``level`` percentile interval of the bootstrap values ``values [R]`` of a statistic
+    whose point estimate is ``point``, shifted by the bootstrap's bias b = mean(values) - point:
+    (q_lo - b, q_hi - b). For statistics of how spread the frames are (RankMe, the collapse
+    spread): a resample repeats clips, so it holds fewer distinct frames and its value is biased
+    low; unshifted, the interval can miss the point (8 well-separated clips: every resample with
+    a repeated clip is less spread, and 8!/8^8 = 0.2% of resamples have none)."""
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(np.asarray(values, dtype=np.float64), [tail, 100 - tail])
     bias = float(np.mean(values)) - point
-    return point, (float(low - bias), float(high - bias))
+    return float(low - bias), float(high - bias)
 
 
 def alignment_pairs(clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -239,7 +250,9 @@ def spread_interval(features: np.ndarray, clips: np.ndarray, rounds: int, seed: 
                     level: float = LEVEL) -> tuple[float | None, tuple[float, float] | None]:
     """(the collapse spread of ``features [N, D]``, its clip-bootstrap interval): each resample
     recomputes sqrt(D) * mean_d std_n(u) from per-clip sums of u and u^2 (unbiased std, as
-    :func:`~cltt.engine.collapse.embedding_spread`)."""
+    :func:`~cltt.engine.collapse.embedding_spread`); the percentiles are shifted by the
+    bootstrap's bias as RankMe's are (:func:`bias_shifted_interval`): on 7 held-out clips of real
+    video the unshifted interval put the point at its top edge for every source."""
     point = embedding_spread(torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)))
     if point is None or rounds == 0:
         return point, None
@@ -256,9 +269,7 @@ def spread_interval(features: np.ndarray, clips: np.ndarray, rounds: int, seed: 
     mean = (weights @ first) / n[:, None]
     variance = ((weights @ second) - n[:, None] * mean ** 2) / np.maximum(n - 1, 1)[:, None]
     values = np.sqrt(u.shape[1]) * np.sqrt(np.clip(variance, 0, None)).mean(axis=1)
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(values, [tail, 100 - tail])
-    return point, (float(low), float(high))
+    return point, bias_shifted_interval(values, point, level)
 
 
 def retrieval_targets(clips: np.ndarray, times: np.ndarray, gap: float) -> np.ndarray:
