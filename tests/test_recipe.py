@@ -144,3 +144,21 @@ def test_nan_and_infinity_are_refused_where_a_range_is_checked(override):
     key = override.split("=")[0]
     with pytest.raises(RecipeError, match=f"recipe key '{re.escape(key)}' must be"):
         load_recipe(None, [override])
+
+
+@pytest.mark.parametrize("overrides", [
+    ["data.focus_blur_sigma=nan"], ["data.focus_blur_sigma=-1"], ["data.augment.jitter=[nan, 0.4, 0.4, 0.1]"],
+    ["data.augment.jitter=[inf, 0.4, 0.4, 0.1]"], ["data.augment.crop_ratio=[0.75, inf]"],
+    ["data.augment.blur_sigma=[0.1, inf]"], ["train.grad_clip=inf"], ["probe.split_fractions=[0.6, 0.2, nan]"],
+    ["probe.logistic_c=[-1]"], ["probe.logistic_c=[0]"], ["probe.logistic_c=[nan]"], ["probe.logistic_c=[]"],
+    ["probe.ridge=[nan]"], ["probe.ridge=[inf]"], ["extract.start=nan"], ["extract.end=inf"], ["extract.end=-1"],
+    ["probe.task=label_free", "probe.label_free.gaps=[nan, 5.0]"], ["probe.task=label_free", "probe.label_free.gaps=[inf]"],
+])
+def test_unchecked_numbers_are_refused(overrides):
+    """Keys that had no range check, or one NaN passes: a NaN data.focus_blur_sigma or a negative
+    probe.logistic_c was a traceback in a worker or in scikit-learn, an empty logistic_c an
+    IndexError, a NaN ridge or gap ran and reported nothing useful."""
+    key = overrides[-1].split("=")[0]
+    with pytest.raises(RecipeError, match=f"recipe key '{re.escape(key)}' must") as info:
+        load_recipe(None, overrides)
+    assert "\n" not in str(info.value)

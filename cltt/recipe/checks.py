@@ -40,7 +40,17 @@ def check_regex(pattern: str, key: str) -> None:
 
 
 def check_pair(pair: list[float], key: str, low: float, high: float | None = None) -> None:
-    ok = len(pair) == 2 and low <= pair[0] <= pair[1] and (high is None or pair[1] <= high)
+    ok = len(pair) == 2 and all(math.isfinite(v) for v in pair) and low <= pair[0] <= pair[1] and \
+        (high is None or pair[1] <= high)
     if not ok:
         bound = f" within [{low}, {high}]" if high is not None else f" >= {low}"
-        raise RecipeError(f"recipe key '{key}' must be [low, high] with low <= high{bound}, got {pair}")
+        raise RecipeError(f"recipe key '{key}' must be [low, high], finite, with low <= high{bound}, got {pair}")
+
+
+def check_finite_list(values: list[float], key: str, low: float | None = None, strict: bool = False) -> None:
+    """Every entry finite and (with ``low``) >= ``low``, or > ``low`` when ``strict``."""
+    for value in values:
+        bad = not math.isfinite(value) or (low is not None and (value <= low if strict else value < low))
+        if bad:
+            bound = "" if low is None else f" {'>' if strict else '>='} {low}"
+            raise RecipeError(f"recipe key '{key}' must list finite numbers{bound}, got {values}")

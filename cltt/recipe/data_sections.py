@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 from cltt.errors import RecipeError
-from cltt.recipe.checks import check_min, check_pair, check_positive, check_probability
+from cltt.recipe.checks import check_finite, check_min, check_pair, check_positive, check_probability
 
 
 @dataclass
@@ -31,10 +31,10 @@ class AugmentConfig:
         check_pair(self.blur_sigma, f"{at}.blur_sigma", low=0.0)
         for name in ("flip_p", "jitter_p", "grayscale_p", "blur_p"):
             check_probability(getattr(self, name), f"{at}.{name}")
-        if len(self.jitter) != 4 or any(v < 0 for v in self.jitter) or self.jitter[3] > 0.5:
+        if len(self.jitter) != 4 or not all(0 <= v < float("inf") for v in self.jitter) or self.jitter[3] > 0.5:
             raise RecipeError(
                 f"recipe key '{at}.jitter' must be [brightness, contrast, saturation, hue] "
-                f"with values >= 0 and hue <= 0.5, got {self.jitter}"
+                f"with finite values >= 0 and hue <= 0.5, got {self.jitter}"
             )
 
 
@@ -82,6 +82,7 @@ class DataConfig:
         # (cltt.data.build.open_frames, before any frame is read), not here: the recipe sits below data.
         check_min(self.two_view_offset, f"{at}.two_view_offset", 0)
         check_min(self.num_workers, f"{at}.num_workers", 0)
+        check_min(self.focus_blur_sigma, f"{at}.focus_blur_sigma", 0)
         if not 0 < self.center_box_fraction <= 1:
             raise RecipeError(
                 f"recipe key '{at}.center_box_fraction' must be in (0, 1], "
@@ -137,8 +138,13 @@ class ExtractConfig:
             raise RecipeError(
                 f"recipe key '{at}.jpeg_quality' must be in 1..100, got {self.jpeg_quality}"
             )
+        for name in ("start", "end"):
+            if getattr(self, name) is not None:
+                check_finite(getattr(self, name), f"{at}.{name}")
         if self.start is not None and self.start < 0:
             raise RecipeError(f"recipe key '{at}.start' must be >= 0 seconds, got {self.start}")
+        if self.end is not None and self.end <= 0:
+            raise RecipeError(f"recipe key '{at}.end' must be > 0 seconds, got {self.end}")
         if self.start is not None and self.end is not None and self.end <= self.start:
             raise RecipeError(
                 f"recipe key '{at}.end' ({self.end}) must be after '{at}.start' ({self.start})"

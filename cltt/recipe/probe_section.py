@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
 from cltt.errors import CLTTError, RecipeError
-from cltt.recipe.checks import check_min, check_positive
+from cltt.recipe.checks import check_finite_list, check_min, check_positive
 from cltt.recipe.probes import READOUT_SECTIONS, TASK_SECTIONS
 
 # keys that moved from the shared section into a task's own, so recipes saved in run dirs (and
@@ -68,15 +68,19 @@ class ProbeConfig:
     def validate(self, at: str) -> None:
         task = self.task_of(self.task, at).cls
         tasks, readouts = TASK_SECTIONS.entries(), READOUT_SECTIONS.entries()
-        if len(self.split_fractions) != 3 or any(f < 0 for f in self.split_fractions) or \
+        if len(self.split_fractions) != 3 or not all(0 <= f <= 1 for f in self.split_fractions) or \
                 abs(sum(self.split_fractions) - 1) > 1e-6 or self.split_fractions[0] == 0:
             raise RecipeError(f"recipe key '{at}.split_fractions' must be [train, val, test] >= 0 summing to 1 "
                               f"with train > 0, got {self.split_fractions}")
         for name in self.probes:
             if name not in readouts:
                 raise RecipeError(f"recipe key '{at}.probes' lists {name!r}; choose from {', '.join(readouts)}")
-        if not self.ridge or any(r < 0 for r in self.ridge):
+        if not self.ridge:
             raise RecipeError(f"recipe key '{at}.ridge' must be a non-empty list of values >= 0, got {self.ridge}")
+        check_finite_list(self.ridge, f"{at}.ridge", low=0)
+        if not self.logistic_c:
+            raise RecipeError(f"recipe key '{at}.logistic_c' must be a non-empty list of values > 0, got {self.logistic_c}")
+        check_finite_list(self.logistic_c, f"{at}.logistic_c", low=0, strict=True)
         check_min(self.bootstrap_rounds, f"{at}.bootstrap_rounds", 100)
         for name in self.baselines:
             if name not in ("random_init", "pixels"):

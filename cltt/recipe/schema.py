@@ -166,8 +166,8 @@ class TrainConfig:
         check_probability(self.momentum, f"{at}.momentum")
         check_min(self.warmup_epochs, f"{at}.warmup_epochs", 0)
         check_probability(self.min_lr_ratio, f"{at}.min_lr_ratio")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise RecipeError(f"recipe key '{at}.grad_clip' must be > 0 or null, got {self.grad_clip}")
+        if self.grad_clip is not None:
+            check_positive(self.grad_clip, f"{at}.grad_clip")
         if self.max_batches_per_epoch is not None:
             check_min(self.max_batches_per_epoch, f"{at}.max_batches_per_epoch", 1)
         if self.sub_batch_size is not None:

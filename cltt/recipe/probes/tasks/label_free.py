@@ -26,7 +26,7 @@ class LabelFreeConfig:
     def validate(self, at: str) -> None:
         if not 0 < self.held_out <= 1:
             raise RecipeError(f"recipe key '{at}.held_out' must be in (0, 1], got {self.held_out}")
-        if not self.gaps or any(g <= 0 for g in self.gaps):
+        if not self.gaps or not all(0 < g < float("inf") for g in self.gaps):
             raise RecipeError(f"recipe key '{at}.gaps' must list time gaps > 0 in seconds, got {self.gaps}")
         if not self.recall_at or any(k < 1 for k in self.recall_at):
             raise RecipeError(f"recipe key '{at}.recall_at' must list k >= 1, got {self.recall_at}")
