@@ -149,7 +149,8 @@ def test_nan_and_infinity_are_refused_where_a_range_is_checked(override):
 @pytest.mark.parametrize("overrides", [
     ["data.focus_blur_sigma=nan"], ["data.focus_blur_sigma=-1"], ["data.augment.jitter=[nan, 0.4, 0.4, 0.1]"],
     ["data.augment.jitter=[inf, 0.4, 0.4, 0.1]"], ["data.augment.crop_ratio=[0.75, inf]"],
-    ["data.augment.blur_sigma=[0.1, inf]"], ["train.grad_clip=inf"], ["probe.split_fractions=[0.6, 0.2, nan]"],
+    ["data.augment.blur_sigma=[0.1, inf]"], ["data.augment.crop_ratio=[0, 1.33]"], ["train.grad_clip=inf"],
+    ["probe.split_fractions=[0.6, 0.2, nan]"],
     ["probe.logistic_c=[-1]"], ["probe.logistic_c=[0]"], ["probe.logistic_c=[nan]"], ["probe.logistic_c=[]"],
     ["probe.ridge=[nan]"], ["probe.ridge=[inf]"], ["extract.start=nan"], ["extract.end=inf"], ["extract.end=-1"],
     ["probe.task=label_free", "probe.label_free.gaps=[nan, 5.0]"], ["probe.task=label_free", "probe.label_free.gaps=[inf]"],

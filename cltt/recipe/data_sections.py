@@ -28,6 +28,9 @@ class AugmentConfig:
     def validate(self, at: str) -> None:
         check_pair(self.crop_scale, f"{at}.crop_scale", low=0.0, high=1.0)
         check_pair(self.crop_ratio, f"{at}.crop_ratio", low=0.0)
+        if self.crop_ratio[0] <= 0:  # the crop draws its aspect ratio as exp(uniform(log low, log high))
+            raise RecipeError(f"recipe key '{at}.crop_ratio' must be [low, high] with 0 < low <= high (aspect ratios "
+                              f"w/h), got {self.crop_ratio}")
         check_pair(self.blur_sigma, f"{at}.blur_sigma", low=0.0)
         for name in ("flip_p", "jitter_p", "grayscale_p", "blur_p"):
             check_probability(getattr(self, name), f"{at}.{name}")
