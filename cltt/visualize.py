@@ -145,7 +145,8 @@ def read_probe_scores(report: str | Path) -> tuple[list[str], list[str], dict, s
     for score in data["scores"]:
         if score.get("test") is None:
             continue
-        low, high = (score.get("intervals") or {}).get("test") or (score["test"], score["test"])
+        interval = (score.get("intervals") or {}).get("test")  # null: one test clip, no interval
+        low, high = interval if interval else (np.nan, np.nan)
         scores[score["features"], score["probe"]] = (100 * score["test"], 100 * low, 100 * high)
         sources += [score["features"]] if score["features"] not in sources else []
         probes += [score["probe"]] if score["probe"] not in probes else []
@@ -153,13 +154,19 @@ def read_probe_scores(report: str | Path) -> tuple[list[str], list[str], dict, s
         raise CLTTError(f"{path} holds no test scores to draw")
     counts = data.get("counts", {}).get("test", {})
     unit = data.get("unit", "clips")
-    title = (f"{Path(data['checkpoint']).name}: test accuracy, 95% interval over {counts.get(unit, '?')} {unit}")
+    units = counts.get(unit, "?")
+    if all(np.isnan(low) for _, low, _ in scores.values()):  # a bootstrap over one unit only repeats it
+        units = f"{units} {unit.removesuffix('s') if units == 1 else unit}"
+        title = f"{Path(data['checkpoint']).name}: test accuracy, no 95% interval (n/a: {units})"
+    else:
+        title = f"{Path(data['checkpoint']).name}: test accuracy, 95% interval over {units} {unit}"
     return sources, probes, scores, title
 
 
 def plot_probe(report: str | Path, out: str | Path) -> Path:
     """Trained vs random init vs pixels: each readout's test accuracy as a bar per feature source,
-    its 95% interval (bootstrap over clips) as an error bar, as a PNG."""
+    its 95% interval (bootstrap over clips) as an error bar, as a PNG. A test split of one clip
+    has no interval: no error bars, and the title says so."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -172,7 +179,7 @@ def plot_probe(report: str | Path, out: str | Path) -> Path:
         xs = [p + (i - (len(sources) - 1) / 2) * width for p in range(len(probes))]
         cells = [scores.get((source, probe)) for probe in probes]
         values = [c[0] if c else np.nan for c in cells]
-        errors = [[c[0] - c[1] if c else 0 for c in cells], [c[2] - c[0] if c else 0 for c in cells]]
+        errors = [[c[0] - c[1] if c else 0 for c in cells], [c[2] - c[0] if c else 0 for c in cells]]  # NaN: no bar
         ax.bar(xs, values, width, yerr=errors, capsize=3, label=source.replace("_", " "),
                color=SOURCE_COLOURS.get(source))
     ax.set_xticks(range(len(probes)), probes)

@@ -191,6 +191,31 @@ def test_case_13_a_train_split_of_one_class_names_the_counts(tiny, tmp_path):
     assert f"train clips per class: '{big}' 3, '{small}' 0" in line and "put clips of another class in train" in line
 
 
+@pytest.mark.slow  # python -m cltt processes: a few seconds each, more on a busy machine
+def test_a_test_split_of_one_clip_reports_no_interval(tiny, tmp_path):
+    """One test clip: every bootstrap resample is that clip, so the 95% interval was [x–x] (75.0
+    [75–75]), which reads as certainty. Now the table says n/a with the count, probe.json holds
+    null, a note says why, and the other splits keep their intervals."""
+    by_class = clips_by_class(tiny)
+    test_clip = by_class[min(by_class)][0]
+    rows = [(c, label, "test" if c == test_clip else ("val" if i == 1 else "train"))
+            for label, clips in by_class.items() for i, c in enumerate(clips)]
+    out = tmp_path / "probe.json"
+    result = cltt("probe", tiny / "runs" / "tiny", f"probe.labels={write_labels(tmp_path / 'one.csv', rows)}",
+                  "probe.probes=[logistic]", "--out", out, cwd=tiny)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert report["counts"]["test"]["clips"] == 1
+    for score in report["scores"]:
+        assert score["test"] is not None and score["intervals"]["test"] is None, score
+        assert score["intervals"]["val"] is not None and score["intervals"]["train"] is not None
+    table_cells = [line.split("│")[5].strip() for line in result.stdout.splitlines() if "│ logistic" in line]
+    assert len(table_cells) == 3 and all(cell.endswith(" [n/a: 1 clip]") for cell in table_cells), result.stdout
+    assert any("no 95% interval for the test figures" in note for note in report["notes"])
+    assert "no 95% interval for the test figures" in result.stderr
+    assert "% [n/a: 1 clip]" in result.stdout.splitlines()[-1]  # the summary line
+
+
 # --------------------------------------------------------------------------- case 19
 
 SWEEP_NAMES = ("timm_resnet50_lr0.001_bs256_seed0", "timm_resnet50_lr0.001_bs256_seed1",

@@ -30,6 +30,31 @@ def test_the_bootstrap_resamples_clips_not_frames():
     assert clip_interval([], []) is None
 
 
+def test_one_clip_gives_no_interval_rather_than_a_zero_width_one():
+    """Every resample of one clip is that clip, so the percentiles would be [acc, acc]: certainty
+    from the least evidence. One clip gives None (n/a); two clips already give the bootstrap's
+    interval, unchanged (the hand-worked case above)."""
+    assert clip_interval([1, 1, 0, 1], ["a", "a", "a", "a"]) is None
+    assert clip_interval([1.0], [7]) is None
+    assert clip_interval([1, 1, 1, 0], ["a", "a", "a", "b"], rounds=20000) == (0.0, 1.0)
+
+
+def test_the_probe_plot_of_one_test_clip_draws_no_error_bars_and_says_why(tmp_path):
+    import json
+
+    from cltt.visualize import plot_probe, read_probe_scores
+
+    report = {"format": "cltt-probe/1", "checkpoint": "runs/x/checkpoint_final.pth", "unit": "clips",
+              "counts": {"test": {"clips": 1, "samples": 8}},
+              "scores": [{"features": source, "probe": "logistic", "test": test, "intervals": {"test": None}}
+                         for source, test in (("trained", 0.75), ("pixels", 0.5))]}
+    (tmp_path / "probe.json").write_text(json.dumps(report))
+    _, _, scores, title = read_probe_scores(tmp_path)
+    assert title == "checkpoint_final.pth: test accuracy, no 95% interval (n/a: 1 clip)"
+    assert np.isnan(scores["trained", "logistic"][1:]).all()  # no [75, 75] bar
+    assert plot_probe(tmp_path, tmp_path / "probe.png").stat().st_size > 0  # NaN error bars: none drawn
+
+
 def test_the_interval_narrows_with_more_clips_and_covers_the_accuracy():
     rng = np.random.default_rng(0)
     widths = []

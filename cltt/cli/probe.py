@@ -197,12 +197,23 @@ def _percent(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}"
 
 
-def _with_interval(score, split: str) -> str:
-    """``84.4 [71–93]``: the figure and its 95% clip-bootstrap interval, in percent."""
+def _with_interval(score, split: str, units: int | None = None, unit: str = "clips", percent: str = "") -> str:
+    """``84.4 [71–93]``: the figure and its 95% clip-bootstrap interval, in percent (``percent``
+    after the interval). A figure without an interval rests on one clip, image or group
+    (:data:`cltt.eval.bootstrap.MIN_UNITS`; ``units`` the split's count of ``unit``):
+    ``84.4 [n/a: 1 clip]``, its ``percent`` after the figure."""
     value, interval = getattr(score, split), score.intervals.get(split)
-    if value is None or interval is None:
+    if value is None:
         return _percent(value)
-    return f"{100 * value:.1f} [{100 * interval[0]:.0f}–{100 * interval[1]:.0f}]"
+    if interval is None:
+        count = "" if units is None else f": {units} {unit.removesuffix('s') if units == 1 else unit}"
+        return f"{100 * value:.1f}{percent} \\[n/a{count}]"  # an escaped bracket: rich markup would drop "[n/a...]"
+    return f"{100 * value:.1f} [{100 * interval[0]:.0f}–{100 * interval[1]:.0f}]{percent}"
+
+
+def _units(report, split: str) -> int | None:
+    """How many bootstrap units (``report.unit``) the split holds; None if the report does not say."""
+    return report.counts.get(split, {}).get(report.unit)
 
 
 def _table(report) -> Table:
@@ -222,8 +233,8 @@ def _table(report) -> Table:
         name = f"{score.features} ({report.feature_dims.get(score.features, '?')}-d)" if score.features != previous else ""
         # rows of one readout (retrieval's recall@1, recall@5, mAP) share one description
         detail = "" if score.features == previous and score.detail == previous_detail else score.detail
-        table.add_row(name, score.probe, _with_interval(score, "train"), _with_interval(score, "val"),
-                      f"[bold]{_with_interval(score, 'test')}[/]", f"[dim]{detail}[/]")
+        cells = {split: _with_interval(score, split, _units(report, split), unit) for split in ("train", "val", "test")}
+        table.add_row(name, score.probe, cells["train"], cells["val"], f"[bold]{cells['test']}[/]", f"[dim]{detail}[/]")
         previous, previous_detail = score.features, score.detail
     return table
 
@@ -239,7 +250,8 @@ def _summary(report, json_path: Path, eval_path: Path | None, seconds: float) ->
         found = [s for s in report.scores if s.probe == probe]
         if found:
             split = "test" if any(s.test is not None for s in found) else "val"
-            parts.append(f"{probe} {split} " + ", ".join(f"{s.features} {_with_interval(s, split)}%" for s in found))
+            parts.append(f"{probe} {split} " + ", ".join(
+                f"{s.features} {_with_interval(s, split, _units(report, split), report.unit, '%')}" for s in found))
             break
     where = f"; report {json_path}" + (f"; row epoch {report.eval_row.epoch} in {eval_path}" if eval_path else "")
     return f"probed {Path(report.checkpoint).name}: " + "; ".join(parts) + f" in {seconds:.1f} s{where}"

@@ -12,6 +12,11 @@ the resampled clips). The interval is the 2.5th and 97.5th percentiles of ``acc*
 ``rounds`` rounds (percentile bootstrap, Efron & Tibshirani 1993), from a generator seeded by
 ``seed``, so the same scores always give the same interval.
 
+With one clip (``n = 1``) every round draws that clip, so ``acc*`` is the accuracy itself and
+the interval would be ``[acc, acc]``: zero width, which reads as certainty when it is the
+opposite. :func:`clip_interval` gives no interval (None) below :data:`MIN_UNITS` clips; the
+probe prints ``n/a: 1 clip`` and writes ``null`` (docs/explanation/intervals.md).
+
     low, high = clip_interval(correct, clips)          # correct [M] bool, clips [M] any ids
 """
 
@@ -21,6 +26,7 @@ import numpy as np
 
 ROUNDS = 2000
 LEVEL = 0.95
+MIN_UNITS = 2  # fewer clips give no interval: one clip resamples to itself
 
 
 def clip_interval(correct: np.ndarray, clips: np.ndarray, rounds: int = ROUNDS, seed: int = 0,
@@ -28,8 +34,11 @@ def clip_interval(correct: np.ndarray, clips: np.ndarray, rounds: int = ROUNDS, 
     """The ``level`` percentile interval of the pooled accuracy, clips resampled (module doc).
 
     ``correct [M]``: bool or 0/1 per sample, or any per-sample score whose mean is reported (a
-    retrieval metric per query); ``clips [M]`` the clip of each sample. None without samples.
+    retrieval metric per query); ``clips [M]`` the clip of each sample. None without samples
+    and with fewer than :data:`MIN_UNITS` clips (one clip's resamples are all that clip).
     """
+    if len(np.unique(np.asarray(clips))) < MIN_UNITS:
+        return None
     values = bootstrap_accuracies(correct, clips, rounds, seed)
     if values is None:
         return None

@@ -156,8 +156,9 @@ def _scored(name: str, found: ReadoutScores, clips: np.ndarray, rows: dict[str, 
     or a retrieval metric per query): their mean, and its clip-bootstrap 95% interval."""
     per_sample = found.per_sample
     means = {split: None if values is None else float(np.mean(values)) for split, values in per_sample.items()}
-    intervals = {split: None if values is None else list(clip_interval(values, clips[rows[split]], rounds, seed))
-                 for split, values in per_sample.items()}
+    bounds = {split: None if values is None else clip_interval(values, clips[rows[split]], rounds, seed)
+              for split, values in per_sample.items()}  # None: no samples, or one clip (no interval)
+    intervals = {split: None if bound is None else list(bound) for split, bound in bounds.items()}
     return ProbeScore(name, found.probe, means["train"], means["val"], means["test"], found.detail, found.losses,
                       intervals)
 
@@ -200,11 +201,24 @@ FEW_CLIPS_PER_CLASS = 5
 WIDE_INTERVAL = 0.10  # half-width, as a fraction
 
 
+def no_interval_note(scores: list[ProbeScore]) -> str | None:
+    """The note for the splits whose figures have no 95% interval although they have a figure:
+    those of one clip (image, group), below :data:`cltt.eval.bootstrap.MIN_UNITS`. None if none."""
+    bare = [split for split in SPLITS if any(getattr(s, split) is not None and s.intervals.get(split) is None
+                                             for s in scores)]
+    if not bare:
+        return None
+    return (f"no 95% interval for the {' and '.join(bare)} figures (n/a in the table, null in probe.json): "
+            "that split holds a single unit of the bootstrap, and resampling one unit only repeats it, so the "
+            "interval would have zero width, as if certain; hold out at least 2 to get one")
+
+
 def small_sample_warnings(targets: np.ndarray, splits: np.ndarray, classes: list[str], scores: list[ProbeScore],
                           unit: str = "clips") -> list[str]:
     """Warnings that the test figures rest on few units (``targets [K]`` class numbers and
     ``splits [K]`` of the K clips, images or groups): fewer than :data:`FEW_CLIPS_PER_CLASS`
-    test units of some class, or a 95% interval wider than +-10 points."""
+    test units of some class, or a 95% interval wider than +-10 points; and a note for the splits
+    whose figures have no interval (:func:`no_interval_note`)."""
     notes = []
     test = splits == "test"
     if test.any():
@@ -223,7 +237,7 @@ def small_sample_warnings(targets: np.ndarray, splits: np.ndarray, classes: list
         notes.append(f"warning: {len(wide)} test figure(s) have 95% intervals wider than +-{100 * WIDE_INTERVAL:.0f} points "
                      f"(widest: {score.probe} on {score.features}, {100 * score.test:.1f} [{100 * low:.0f}-{100 * high:.0f}]); "
                      "differences smaller than the intervals are not evidence")
-    return notes
+    return notes + ([note] if (note := no_interval_note(scores)) else [])
 
 
 def unchosen_warning(setup: ProbeSetup, recipe: Recipe, samples: Samples, splits: np.ndarray) -> str | None:
