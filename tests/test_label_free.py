@@ -286,3 +286,16 @@ def test_projector_metadata_keeps_one_row_per_frame_whatever_the_clip_names(tmp_
     rows = (tmp_path / "proj" / "metadata.tsv").read_text().split("\n")[:-1]
     assert len(rows) == 1 + store.num_frames and all(len(row.split("\t")) == 3 for row in rows)
     assert sorted({row.split("\t")[0] for row in rows[1:]}) == ["a\\tb", "c\\nd", "plain"]
+
+
+def test_neighbour_captions_tell_the_frames_of_a_fast_clip_apart():
+    from cltt.eval.neighbours import time_decimals
+
+    clips = np.repeat([0, 1], 5)
+    ten_fps = np.arange(5) / 10 + 5.48
+    # a 25 fps clip as cltt extract writes it: 6.56 s and 6.60 s both printed "6.6s" with one decimal
+    assert time_decimals(clips, np.r_[ten_fps, 6.48 + np.arange(5) / 25]) == 2
+    assert time_decimals(clips, np.r_[ten_fps, np.arange(5) / 10]) == 1
+    assert time_decimals(clips, np.r_[ten_fps, np.arange(5) / 1000]) == 3  # no fewer decimals tells them apart
+    # frames of different clips may print alike: only consecutive frames of one clip count
+    assert time_decimals(np.array([0, 1]), np.array([1.0, 1.0])) == 1

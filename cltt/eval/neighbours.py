@@ -9,7 +9,9 @@ cosine similarity ``u_q . u_j`` (features standardised as in the label-free prob
 frames of its clip with |t' - t| < g / 2, g the first of ``probe.label_free.gaps``, as in
 temporal retrieval). A row shows the query, then its trained neighbours, then its random-init
 neighbours; a neighbour from the query's own clip has a red frame and a ``=`` before its
-caption. Features come from the probe's cache (``RUN_DIR/features``).
+caption, which gives the clip, the time in seconds (to as many decimals as tell a clip's
+consecutive frames apart, :func:`time_decimals`) and the cosine. Features come from the probe's
+cache (``RUN_DIR/features``).
 
 The search is blocked: ``[block, N]`` similarities and their top k at a time.
 """
@@ -61,6 +63,19 @@ def pick_queries(clips: np.ndarray, count: int, seed: int) -> np.ndarray:
     return np.array([int(np.flatnonzero(clips == c)[len(np.flatnonzero(clips == c)) // 2]) for c in chosen])
 
 
+def time_decimals(clips: np.ndarray, times: np.ndarray, most: int = 3) -> int:
+    """Decimals of the seconds in the captions: the fewest, from 1 to ``most``, at which every two
+    consecutive frames of a clip (``clips [N]``, ``times [N]``) print differently, so a 25 fps clip
+    (frames 0.04 s apart) does not show two neighbours as "6.6s"; ``most`` when none does."""
+    times = np.asarray(times, dtype=np.float64)
+    same_clip = np.asarray(clips)[1:] == np.asarray(clips)[:-1]
+    for decimals in range(1, most):
+        shown = np.array([f"{t:.{decimals}f}" for t in times])
+        if not (same_clip & (shown[1:] == shown[:-1])).any():
+            return decimals
+    return most
+
+
 def _framed(tile: np.ndarray, colour: tuple[int, int, int] | None) -> np.ndarray:
     if colour is None:
         return np.pad(tile, ((BORDER, BORDER), (BORDER, BORDER), (0, 0)), constant_values=255)
@@ -86,13 +101,14 @@ def neighbour_grid(held: HeldOut, queries: np.ndarray, neighbours: dict[str, np.
     ``[Q, k]`` frame numbers of the held-out set, ``similarities`` the same shape."""
     names = [name.rsplit("/", 1)[-1] for name in held.store.clips]
     clip_names = [names[int(c)] for c in held.frames.clip_index]
+    decimals = time_decimals(held.clips, held.times)
 
     def tile(j: int, caption: str, colour=None) -> np.ndarray:
         return _framed(captioned_tile(held.frames.read(int(j), 1), caption, side), colour)
 
     rows, widths = [], []
     for row, q in enumerate(queries):
-        tiles = [tile(q, f"{clip_names[held.clips[q]]} {held.times[q]:.1f}s", (40, 40, 40))]
+        tiles = [tile(q, f"{clip_names[held.clips[q]]} {held.times[q]:.{decimals}f}s", (40, 40, 40))]
         widths = [tiles[0].shape[1]]
         for source, found in neighbours.items():
             group = []
@@ -100,7 +116,8 @@ def neighbour_grid(held: HeldOut, queries: np.ndarray, neighbours: dict[str, np.
                 if j < 0:
                     continue
                 same = held.clips[j] == held.clips[q]
-                caption = f"{'=' if same else ''}{clip_names[held.clips[j]]} {held.times[j]:.1f}s {sim:.3f}"
+                caption = (f"{'=' if same else ''}{clip_names[held.clips[j]]} {held.times[j]:.{decimals}f}s"
+                           f" {sim:.3f}")
                 group.append(tile(j, caption, SAME_CLIP if same else None))
             block = tile_row(group)
             tiles.append(np.full((block.shape[0], 3 * GAP, 3), 255, np.uint8))  # a wider gap between sources
