@@ -154,11 +154,14 @@ def test_nan_and_infinity_are_refused_where_a_range_is_checked(override):
     ["probe.logistic_c=[-1]"], ["probe.logistic_c=[0]"], ["probe.logistic_c=[nan]"], ["probe.logistic_c=[]"],
     ["probe.ridge=[nan]"], ["probe.ridge=[inf]"], ["extract.start=nan"], ["extract.end=inf"], ["extract.end=-1"],
     ["probe.task=label_free", "probe.label_free.gaps=[nan, 5.0]"], ["probe.task=label_free", "probe.label_free.gaps=[inf]"],
+    ["probe.probes=[knn, knn]"], ["probe.baselines=[pixels, pixels]"], ["probe.task=label_free", "probe.label_free.gaps=[1, 1.0]"],
+    ["probe.task=label_free", "probe.label_free.recall_at=[5, 5]"], ["probe.task=phases", "probe.phases.ap_k=[5, 5]"],
 ])
 def test_unchecked_numbers_are_refused(overrides):
     """Keys that had no range check, or one NaN passes: a NaN data.focus_blur_sigma or a negative
     probe.logistic_c was a traceback in a worker or in scikit-learn, an empty logistic_c an
-    IndexError, a NaN ridge or gap ran and reported nothing useful."""
+    IndexError, a NaN ridge or gap ran and reported nothing useful; a readout or baseline listed
+    twice was probed and reported twice (a gap or k twice wrote one column twice)."""
     key = overrides[-1].split("=")[0]
     with pytest.raises(RecipeError, match=f"recipe key '{re.escape(key)}' must") as info:
         load_recipe(None, overrides)

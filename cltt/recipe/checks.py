@@ -32,6 +32,14 @@ def check_probability(value: float, key: str) -> None:
         raise RecipeError(f"recipe key '{key}' is a probability and must be in [0, 1], got {value}")
 
 
+def check_unique(values: list, key: str) -> None:
+    """No entry twice (a readout or baseline listed twice was probed and reported twice)."""
+    twice = sorted({str(v) for v in values if values.count(v) > 1})
+    if twice:
+        raise RecipeError(f"recipe key '{key}' must list each entry once; {', '.join(twice)} is there more than once, "
+                          f"got {values}")
+
+
 def check_regex(pattern: str, key: str) -> None:
     try:
         re.compile(pattern)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
 from cltt.errors import CLTTError, RecipeError
-from cltt.recipe.checks import check_finite_list, check_min, check_positive
+from cltt.recipe.checks import check_finite_list, check_min, check_positive, check_unique
 from cltt.recipe.probes import READOUT_SECTIONS, TASK_SECTIONS
 
 # keys that moved from the shared section into a task's own, so recipes saved in run dirs (and
@@ -72,6 +72,8 @@ class ProbeConfig:
                 abs(sum(self.split_fractions) - 1) > 1e-6 or self.split_fractions[0] == 0:
             raise RecipeError(f"recipe key '{at}.split_fractions' must be [train, val, test] >= 0 summing to 1 "
                               f"with train > 0, got {self.split_fractions}")
+        check_unique(self.probes, f"{at}.probes")
+        check_unique(self.baselines, f"{at}.baselines")
         for name in self.probes:
             if name not in readouts:
                 raise RecipeError(f"recipe key '{at}.probes' lists {name!r}; choose from {', '.join(readouts)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cltt.errors import RecipeError
+from cltt.recipe.checks import check_unique
 from cltt.recipe.probes import TaskSection, declare_task
 
 
@@ -30,6 +31,8 @@ class LabelFreeConfig:
             raise RecipeError(f"recipe key '{at}.gaps' must list time gaps > 0 in seconds, got {self.gaps}")
         if not self.recall_at or any(k < 1 for k in self.recall_at):
             raise RecipeError(f"recipe key '{at}.recall_at' must list k >= 1, got {self.recall_at}")
+        check_unique(self.gaps, f"{at}.gaps")
+        check_unique(self.recall_at, f"{at}.recall_at")
         for key in ("queries", "pairs"):
             if getattr(self, key) < 1:
                 raise RecipeError(f"recipe key '{at}.{key}' must be >= 1, got {getattr(self, key)}")

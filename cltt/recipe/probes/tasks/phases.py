@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cltt.recipe.checks import check_min
+from cltt.recipe.checks import check_min, check_unique
 from cltt.recipe.probes import TaskSection, declare_task
 
 
@@ -18,6 +18,7 @@ class PhasesConfig:
     def validate(self, at: str) -> None:
         for k in self.ap_k:
             check_min(k, f"{at}.ap_k", 1)
+        check_unique(self.ap_k, f"{at}.ap_k")
 
 
 @declare_task("phases", config=PhasesConfig)
