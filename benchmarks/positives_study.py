@@ -3,6 +3,7 @@
     python benchmarks/positives_study.py                       # built-in rotating objects, seeds 0 1 2
     python benchmarks/positives_study.py --small               # a smoke test: 1 seed, 2 methods, 32 px
     python benchmarks/positives_study.py --methods simclr byol --seeds 0
+    python benchmarks/positives_study.py --synthetic playroom  # the harder built-in playroom, per-frame labels
     python benchmarks/positives_study.py --root data/mine --labels data/mine/labels.csv \\
         data.image_size=64 data.frame_step=2                   # your labelled clips; key=value for every run
 
@@ -27,6 +28,14 @@ probe's train clips (their names go to ``OUT/<data>_train_clips.txt``, read thro
 ``data.clips``); the logistic probe (C chosen on val) scores the held-out test clips, with a 95%
 interval from a bootstrap over test clips.
 
+``--synthetic playroom``: the same study on the built-in playroom (toys on a floor, a head camera
+walking among them; ``playroom_s<s>`` data of the same size: 200 clips of 16 frames at 48 px,
+8 kinds of toy), whose labels are per frame: the toy nearest the image centre
+(``segments.csv``), read by ``probe.task=frames``. Samples are the labelled frames of the
+test clips; the splits stay those of its ``labels.csv`` (by clip, so training still reads
+train clips only) and the interval still resamples test clips. Its table, picture and JSON
+are ``OUT/positives_playroom.md``, ``.png`` and ``OUT/results_playroom.json``.
+
 Writes ``OUT/positives.md`` (the table: every run's test accuracy with its interval, and mean
 +- sample sd over seeds), ``OUT/positives.png`` (methods x positives; a bar is the mean over
 seeds, a dot each seed with its interval) and ``OUT/results.json``. Finished runs are reused and
@@ -50,6 +59,7 @@ from recipe_seeds import Figure, digest, figures, spread, train_or_reuse
 from cltt.engine import run_files
 from cltt.errors import CLTTError
 from cltt.eval.probe import prepare_probe
+from cltt.eval.tasks import probe_task
 from cltt.methods import method_class
 from cltt.methods.registry import registered_methods
 from cltt.recipe import load_recipe
@@ -84,6 +94,13 @@ SMALL = {"steps": 3, "frames_per_step": 32, "steps_per_epoch": 3, "seeds": [0], 
          "synthetic": ["extract.synthetic.clips=16", "extract.synthetic.max_objects=4", "extract.synthetic.size=32",
                        "data.image_size=32", "probe.bootstrap_rounds=200"]}
 BASELINES = {"random init": "random_init logistic", "pixels": "pixels logistic"}
+# each built-in set by its generator's name: its data's short name, the probe key that reads its labels,
+# the suffix of its output files and how the table describes it
+SYNTHETIC = {
+    "rotating-objects": ("objects", [], "", "built-in rotating objects, each seed its own data"),
+    "playroom": ("playroom", ["probe.task=frames"], "_playroom",
+                 "built-in playroom, labels per frame (the toy nearest the image centre), each seed its own data"),
+}
 
 Row = tuple[str, str | None]  # method, positives (None for a method without them)
 
@@ -109,9 +126,10 @@ def data_overrides(args, seed: int) -> tuple[list[str], str]:
     if args.root:
         labels = [f"probe.labels={args.labels}"] if args.labels else []
         return [f"data.root={args.root}", "data.synthetic=null", *labels], Path(args.root).name
-    name = f"objects{'_small' if args.small else ''}_s{seed}"
-    return [f"data.root={args.out_dir / name}", "data.synthetic=rotating-objects", f"extract.synthetic.seed={seed}",
-            *args.size["synthetic"]], name
+    short, probe, _, _ = SYNTHETIC[args.synthetic]
+    name = f"{short}{'_small' if args.small else ''}_s{seed}"
+    return [f"data.root={args.out_dir / name}", f"data.synthetic={args.synthetic}", f"extract.synthetic.seed={seed}",
+            *args.size["synthetic"], *probe], name
 
 
 def write_train_clips(overrides: list[str], path: Path) -> int:
@@ -153,7 +171,16 @@ def run_row(row: Row, seed: int, data: list[str], clips_file: Path, first: bool,
     if steps != planned:
         print(f"warning: {row_name(row)} ran {steps} steps, not {planned}: its data give fewer than "
               f"{args.size['steps_per_epoch']} batches an epoch, so its budget is smaller; lower --steps-per-epoch")
-    return figures(load_recipe(QUICKSTART, keys), run_dir / run_files.FINAL_CHECKPOINT)
+    return probe_figures(load_recipe(QUICKSTART, keys), run_dir / run_files.FINAL_CHECKPOINT)
+
+
+def probe_figures(recipe, checkpoint: Path) -> dict[str, Figure]:
+    """{"<features> <readout>": (test figure, interval)}: task ``frames`` gives a ProbeReport as
+    task ``classes`` does (which :func:`recipe_seeds.figures` reads), per labelled frame."""
+    if recipe.probe.task != "frames":
+        return figures(recipe, checkpoint)
+    report = probe_task(recipe, checkpoint)
+    return {f"{s.features} {s.probe}": (s.test, s.intervals.get("test")) for s in report.scores}
 
 
 def cell(figure: Figure | None) -> str:
@@ -223,6 +250,8 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="recipe key=value overrides for every run (data keys too)")
     parser.add_argument("--root", type=Path, help="a labelled frames root instead of the built-in rotating objects")
     parser.add_argument("--labels", type=Path, help="its labels file clip,label[,split] (default ROOT/labels.csv)")
+    parser.add_argument("--synthetic", choices=list(SYNTHETIC), default="rotating-objects",
+                        help="the built-in set (playroom: labels per frame, probe.task=frames)")
     parser.add_argument("--methods", nargs="+", help=f"a subset of {', '.join(METHODS)}")
     parser.add_argument("--seeds", type=int, nargs="+")
     parser.add_argument("--steps", type=int, help="optimizer steps of every run (default 400, --small 3)")
@@ -234,6 +263,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.labels and not args.root:
         parser.error("--labels goes with --root (the built-in data carry their own labels)")
+    if args.root and args.synthetic != "rotating-objects":
+        parser.error("--synthetic picks a built-in set; with --root the study reads your clips")
     args.size = dict(SMALL if args.small else DEFAULT)
     if args.steps:
         args.size["steps"] = args.steps
@@ -262,20 +293,22 @@ def main() -> None:
     except CLTTError as err:  # one line, exit 2, as cltt's commands
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
-    what = f"{args.root}" if args.root else "built-in rotating objects, each seed its own data"
+    _, _, suffix, described = SYNTHETIC[args.synthetic]
+    what = f"{args.root}" if args.root else described
     header = (f"Logistic test accuracy (%) [95% interval over test clips], seeds {seeds}, {what}; "
               f"{args.size['steps']} steps x {args.size['frames_per_step']} frames through the encoder a run; "
               f"{time.perf_counter() - started:.0f} s in all on {args.threads} thread(s)")
     text = table(results, seeds, header)
     print("\n" + text)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "positives.md").write_text(text)
-    picture(results, seeds, args.out_dir / "positives.png",
+    table_file, picture_file = args.out_dir / f"positives{suffix}.md", args.out_dir / f"positives{suffix}.png"
+    table_file.write_text(text)
+    picture(results, seeds, picture_file,
             f"{what}\nseeds {seeds}, {args.size['steps']} steps x {args.size['frames_per_step']} frames a run")
-    (args.out_dir / "results.json").write_text(json.dumps(
+    (args.out_dir / f"results{suffix}.json").write_text(json.dumps(
         {name: {str(s): {"test_acc": v, "interval": i} for s, (v, i) in by_seed.items()}
          for name, by_seed in results.items()}, indent=2))
-    print(f"wrote {args.out_dir / 'positives.md'}, {args.out_dir / 'positives.png'} and results.json")
+    print(f"wrote {table_file}, {picture_file} and results{suffix}.json")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """benchmarks/positives_study.py --small end to end: every method x positives row with its
-interval, the picture, training on the train clips only; a rerun reuses every run (slow)."""
+interval, the picture, training on the train clips only, on rotating objects and on playroom
+(labels per frame, probe.task=frames); a rerun reuses every run (slow)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from cltt.eval.tasks.frames import probe_frames
 from cltt.methods.registry import registered_methods
+from cltt.recipe import load_recipe
 
 REPO = Path(__file__).resolve().parent.parent
 STUDY = REPO / "benchmarks" / "positives_study.py"
@@ -31,6 +34,31 @@ def table_rows(text: str) -> dict[tuple[str, str], list[str]]:
             ([c.strip() for c in line.strip("|").split("|")] for line in lines)}
 
 
+def assert_one_seed_with_intervals(rows: dict[tuple[str, str], list[str]]) -> None:
+    """Every row: seed 0's test accuracy inside its 95% interval, then mean +- sd of that one seed."""
+    for cells in rows.values():
+        value, low, high = CELL.match(cells[0]).groups()
+        assert float(low) <= float(value) + 0.5 and float(value) - 0.5 <= float(high)
+        assert cells[1] == f"{value} ± 0.0"
+
+
+def assert_trained_on_train_clips(out: Path, data: str, runs: int) -> None:
+    """Training read the probe's train clips only: those of the labels file's train split, listed
+    in OUT/<data>_train_clips.txt, which every run's recipe names in data.clips."""
+    with open(out / data / "labels.csv", newline="") as handle:
+        train = sorted(row["clip"] for row in csv.DictReader(handle) if row["split"] == "train")
+    listed = (out / f"{data}_train_clips.txt").read_text().split()
+    assert sorted(listed) == train and 0 < len(train) < 16
+    recipes = list((out / "runs").glob("*/recipe.yaml"))
+    assert len(recipes) == runs
+    assert all(f"clips: {out / f'{data}_train_clips.txt'}" in r.read_text() for r in recipes)
+
+
+def assert_picture(path: Path) -> None:
+    picture = path.read_bytes()
+    assert picture[:8] == b"\x89PNG\r\n\x1a\n" and len(picture) > 10_000
+
+
 def test_small_study_writes_every_row_with_intervals_and_a_picture(tmp_path):
     out = tmp_path / "study"
     done = study(tmp_path, "--small", "--methods", "simclr", "tc", "--out-dir", str(out))
@@ -42,25 +70,47 @@ def test_small_study_writes_every_row_with_intervals_and_a_picture(tmp_path):
     expected += [("random init", "–"), ("pixels", "–")]
     rows = table_rows((out / "positives.md").read_text())
     assert list(rows) == expected
-    for cells in rows.values():  # one seed, then mean +- sd
-        value, low, high = CELL.match(cells[0]).groups()
-        assert float(low) <= float(value) + 0.5 and float(value) - 0.5 <= float(high)
-        assert cells[1] == f"{value} ± 0.0"
-    picture = (out / "positives.png").read_bytes()
-    assert picture[:8] == b"\x89PNG\r\n\x1a\n" and len(picture) > 10_000
+    assert_one_seed_with_intervals(rows)
+    assert_picture(out / "positives.png")
     results = json.loads((out / "results.json").read_text())
     assert all(r["0"]["interval"][0] <= r["0"]["test_acc"] <= r["0"]["interval"][1] for r in results.values())
     # every row's budget: the same frames through the encoder a run
     budgets = re.findall(r"= (\d+) frames a step, (\d+) steps: ([\d,]+) frames", done.stdout)
     assert len(budgets) == len(expected) - 2 and len({b[2] for b in budgets}) == 1
-    # training read the probe's train clips only: those of the labels file's train split
-    with open(out / "objects_small_s0" / "labels.csv", newline="") as handle:
-        train = sorted(row["clip"] for row in csv.DictReader(handle) if row["split"] == "train")
-    listed = (out / "objects_small_s0_train_clips.txt").read_text().split()
-    assert sorted(listed) == train and 0 < len(train) < 16
-    recipes = list((out / "runs").glob("*/recipe.yaml"))
-    assert len(recipes) == len(expected) - 2
-    assert all(f"clips: {out / 'objects_small_s0_train_clips.txt'}" in r.read_text() for r in recipes)
+    assert_trained_on_train_clips(out, "objects_small_s0", len(expected) - 2)
+
+
+@pytest.mark.slow
+def test_small_study_on_playroom_probes_its_frames_with_intervals_over_clips(tmp_path):
+    """--synthetic playroom: the same rows on playroom_small_s0, probed per labelled frame
+    (probe.task=frames: the toy nearest the image centre) with the splits of its labels.csv, into
+    files of its own beside the rotating objects' names; with --root it is a usage error.
+    About 25 s of CPU (90 s wall on the 2 loaded cores of 2026-12-06)."""
+    out = tmp_path / "study"
+    done = study(tmp_path, "--small", "--synthetic", "playroom", "--methods", "simclr", "--out-dir", str(out))
+    rows = table_rows((out / "positives_playroom.md").read_text())
+    assert list(rows) == [*(("simclr", p) for p in ("augment", "time", "both")), ("random init", "–"), ("pixels", "–")]
+    assert_one_seed_with_intervals(rows)
+    assert "built-in playroom, labels per frame" in (out / "positives_playroom.md").read_text()
+    assert_picture(out / "positives_playroom.png")
+    assert (out / "results_playroom.json").is_file() and not (out / "positives.md").exists()
+    assert_trained_on_train_clips(out, "playroom_small_s0", 3)
+    first = next((out / "runs").glob("simclr_augment_*"))  # the table's first row read its run's frames probe
+    report = probe_frames(load_recipe(first / "recipe.yaml"), first / "checkpoint_final.pth")
+    assert report.labels == str(out / "playroom_small_s0" / "segments.csv") and report.unit == "clips"
+    with open(out / "playroom_small_s0" / "centre.csv", newline="") as handle:
+        centre = list(csv.DictReader(handle))
+    with open(out / "playroom_small_s0" / "labels.csv", newline="") as handle:
+        test_clips = {row["clip"] for row in csv.DictReader(handle) if row["split"] == "test"}
+    assert report.counts["test"] == {"clips": len(test_clips),
+                                     "samples": sum(r["clip"] in test_clips and r["label"] != "" for r in centre)}
+    logistic = report.score("trained", "logistic")
+    assert rows[("simclr", "augment")][0] == f"{100 * logistic.test:.1f} [{100 * logistic.intervals['test'][0]:.0f}–" \
+                                             f"{100 * logistic.intervals['test'][1]:.0f}]"
+    assert "trained in" in done.stdout
+    mixed = subprocess.run([sys.executable, str(STUDY), "--root", str(out), "--synthetic", "playroom"],
+                           capture_output=True, text=True, cwd=tmp_path)
+    assert mixed.returncode == 2 and "--synthetic picks a built-in set" in mixed.stderr
 
 
 @pytest.mark.slow
