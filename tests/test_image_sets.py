@@ -200,6 +200,18 @@ def test_a_group_split_across_sides_is_one_line(run_dir, tmp_path):
     one_line_error(result, "group 'o1'", "has images in train and test", "a group must stay on one side")
 
 
+def test_class_names_that_look_like_numbers_but_are_not_are_ordered_as_text(tmp_path):
+    """Class folders '--5' and '²' passed str.isdigit() (after stripping '-'; '²' is a digit to
+    Python) and then failed int(): a ValueError traceback from cltt probe. Integers sort by value
+    first, every other name after them as text."""
+    rng = np.random.default_rng(0)
+    for name in ("--5", "²", "10", "2", "-3", "b"):
+        for i in range(2):
+            write_image(tmp_path / "set" / name / f"{i}.jpg", COLOURS[i], rng)
+    setup = prepare_image_set(load_image_set(tmp_path / "set"), [0.5, 0.25, 0.25], seed=0)
+    assert setup.classes == ["-3", "2", "10", "--5", "b", "²"]
+
+
 def test_images_without_class_folders_are_one_line(run_dir, tmp_path):
     rng = np.random.default_rng(4)
     for i in range(3):

@@ -20,6 +20,7 @@ with every class in train, which never puts frames of one clip on two sides.
 from __future__ import annotations
 
 import csv
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -62,9 +63,12 @@ class LabelTable:
         return np.array([number[label] for label in self.labels], dtype=np.int64)
 
 
+_INTEGER = re.compile(r"-?[0-9]+")  # ASCII digits: str.isdigit() also takes '²', which int() refuses
+
+
 def class_order(labels: Sequence[str]) -> list[str]:
-    """The distinct ``labels`` in a stable order: numbers by value, then text."""
-    return sorted(set(labels), key=lambda n: (0, int(n), n) if n.lstrip("-").isdigit() else (1, 0, n))
+    """The distinct ``labels`` in a stable order: integers (``-?[0-9]+``) by value, then text."""
+    return sorted(set(labels), key=lambda n: (0, int(n), n) if _INTEGER.fullmatch(n) else (1, 0, n))
 
 
 def default_labels_path(root: Path) -> Path:
