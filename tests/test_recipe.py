@@ -10,6 +10,7 @@ import yaml
 
 from cltt.errors import RecipeError
 from cltt.recipe import Recipe, all_keys, dump_recipe, load_recipe, recipe_from_dict
+from cltt.recipe.load import RecipeLoader
 
 RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("*.yaml"))
 
@@ -112,6 +113,29 @@ def test_missing_and_invalid_files(tmp_path):
     scalar.write_text("3\n")
     with pytest.raises(RecipeError, match="must hold a mapping"):
         load_recipe(scalar)
+
+
+def test_a_key_given_twice_is_one_line_and_merge_keys_still_override(tmp_path):
+    """PyYAML keeps the last of two equal keys: a second train: section silently dropped the first
+    one's lr and epochs. A Python tag is refused as by yaml.safe_load, never run."""
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("train:\n  lr: 0.1\n  epochs: 3\ntrain:\n  batch_size: 4\n")
+    with pytest.raises(RecipeError, match=r"at line 4: key 'train' is given twice in one mapping \(first at line 1\)") as info:
+        load_recipe(twice)
+    assert "\n" not in str(info.value)
+    inner = tmp_path / "inner.yaml"
+    inner.write_text("data:\n  window_size: 3\n  window_size: 7\n")
+    with pytest.raises(RecipeError, match="key 'window_size' is given twice"):
+        load_recipe(inner)
+    merged = tmp_path / "merged.yaml"
+    merged.write_text("base: &b {lr: 0.1, epochs: 3}\ntrain:\n  <<: *b\n  lr: 0.2\n")
+    tree = yaml.load(merged.read_text(), Loader=RecipeLoader)
+    assert tree["train"] == {"lr": 0.2, "epochs": 3}
+    tagged = tmp_path / "tagged.yaml"
+    tagged.write_text(f"train:\n  name: !!python/object/apply:os.mkdir [{str(tmp_path / 'ran')!r}]\n")
+    with pytest.raises(RecipeError, match="is not valid YAML"):
+        load_recipe(tagged)
+    assert not (tmp_path / "ran").exists()
 
 
 def test_dump_round_trips():

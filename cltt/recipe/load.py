@@ -29,7 +29,7 @@ def load_recipe(path: str | Path | None = None, overrides: Sequence[str] = ()) -
         if not path.is_file():
             raise RecipeError(f"recipe file {path} does not exist; pass a YAML file such as recipes/quickstart.yaml")
         try:
-            loaded = yaml.safe_load(path.read_text())
+            loaded = yaml.load(path.read_text(), Loader=RecipeLoader)  # a SafeLoader: no Python tags
         except yaml.YAMLError as err:
             mark = getattr(err, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -41,6 +41,28 @@ def load_recipe(path: str | Path | None = None, overrides: Sequence[str] = ()) -
         tree = loaded
     apply_overrides(tree, overrides)
     return recipe_from_dict(tree)
+
+
+class RecipeLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a key given twice in one mapping: PyYAML keeps the last
+    one silently, so a second ``train:`` section dropped every key of the first. Merge keys
+    (``<<: *base``) still override as YAML says."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                if not isinstance(key, typing.Hashable):
+                    continue  # SafeLoader's own error names it
+                if key in first:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} is given twice in one mapping (first at line {first[key] + 1}); "
+                        "keep one", key_node.start_mark)
+                first[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
 
 
 def recipe_from_dict(tree: dict[str, Any]) -> Recipe:
