@@ -196,6 +196,41 @@ def test_case_19_sweep_status_shows_the_grid_values(tmp_path):
     assert rows[1].startswith("0,lr1e-3_ws3,0.001,3,not started,") and rows[4].startswith("3,lr3e-4_ws5,0.0003,5,not started,")
 
 
+@pytest.mark.parametrize("columns", [80, 60])
+def test_case_19_sweep_status_reads_at_80_columns_without_cutting_a_cell(tmp_path, columns):
+    """At 80 columns the table squeezed every column at once: '#' vanished, names and backbones
+    ended in '…' and state, epochs and accuracies fell off the right edge. Now whole columns are
+    left out (the grid's first, named on stderr; --csv keeps them) and, narrower still, run names
+    wrap whole; no cell is cut."""
+    from rich.cells import cell_len
+
+    backbones = "model.backbone=tiny_cnn,timm/vit_small_patch16_224.augreg_in21k"
+    grid = ("--grid", "train.lr=1e-3,3e-4", "--grid", "data.window_size=3,5", "--grid", backbones)
+    assert sweep(write_recipe(tmp_path), *grid, cwd=tmp_path).exit_code == 0
+    result = sweep("status", "sweeps/tiny", cwd=tmp_path, env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, result.stderr
+    table = [line for line in result.stdout.splitlines() if line[:1] in "┏┃┡│└"]
+    assert max(cell_len(line) for line in table) <= columns, result.stdout
+    assert table[0].startswith("┏") and table[0].endswith("┓") and table[-1].startswith("└") and table[-1].endswith("┘")
+    assert "…" not in result.stdout
+    header = [cell.strip() for cell in table[1].strip("┃").split("┃")]
+    assert header[:2] == ["#", "run"] and "state" in header, header
+    rows = [[cell.strip() for cell in line.strip("│").split("│")] for line in table if line.startswith("│")]
+    names, states, run = [], [], header.index("run")
+    for row in rows:  # a folded name goes on in the next line, whose '#' cell is empty
+        if row[0]:
+            names.append(row[run])
+            states.append(row[header.index("state")])
+        else:
+            names[-1] += row[run]
+    assert sorted(names) == sorted(path.stem for path in (tmp_path / "sweeps" / "tiny" / "recipes").glob("*.yaml"))
+    assert states == ["not started"] * 8 and [row[0] for row in rows if row[0]] == [str(i) for i in range(8)]
+    left_out = next(line for line in result.stderr.splitlines() if line.startswith(f"left out at {columns} columns: "))
+    assert "model.backbone" in left_out and "--csv has every column" in left_out
+    wide = sweep("status", "sweeps/tiny", cwd=tmp_path, env={"COLUMNS": "250"})
+    assert "left out" not in wide.stderr and "timm/vit_small_patch16_224.augreg_in21k" in wide.stdout
+
+
 def _alive(pid: int) -> bool:
     """Whether a process runs (a zombie that no one reaped yet counts as ended)."""
     try:

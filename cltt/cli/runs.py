@@ -59,7 +59,7 @@ def command(folder: Path, as_csv: bool, as_json: bool) -> None:
         return
     if not summaries:
         raise CLTTError(f"no run dirs in {folder} (a run dir holds recipe.yaml); train one with cltt train RECIPE")
-    table, dropped = _fitting_table(str(folder), [_cells(s) for s in summaries], console.width)
+    table, dropped = fitting_table(str(folder), [_cells(s) for s in summaries], console.width)
     console.print(table)
     if dropped:
         err_console.print(f"[dim]left out at {console.width} columns: {', '.join(dropped)} (--csv or --json has every "
@@ -77,19 +77,23 @@ def _cells(s) -> dict[str, str]:
             "test acc": fmt_number(s.best_test_acc, ".3f"), "state": f"[{STATE_STYLES.get(s.state, 'bold')}]{escape(s.state)}[/]"}
 
 
-def _fitting_table(title: str, rows: list[dict[str, str]], width: int) -> tuple[Table, list[str]]:
-    """The table with as many columns as fit ``width`` at their natural width, and the columns
-    left out. With run and state alone still too wide, long run names wrap (fold) whole."""
-    state_width = max(Text.from_markup(row["state"]).cell_len for row in rows)  # a state is never squeezed
-    for leave_out in range(len(DROP_ORDER) + 1):
-        dropped = list(DROP_ORDER[:leave_out])
+def fitting_table(title: str | None, rows: list[dict[str, str]], width: int, columns=COLUMNS,
+                  drop_order=DROP_ORDER) -> tuple[Table, list[str]]:
+    """The table of ``rows`` (cells by column name, rich markup) with as many of ``columns``
+    (``(name, justify)``) as fit ``width`` at their natural width, leaving out whole columns in
+    ``drop_order``, and the columns left out. With what is left still too wide, long run names
+    wrap (fold) whole; no other cell is ever cut. ``cltt runs`` and ``cltt sweep status``."""
+    state_width = max((Text.from_markup(row["state"]).cell_len for row in rows), default=0)  # never squeezed
+    drop_order = [name for name in drop_order if name in dict(columns)]
+    for leave_out in range(len(drop_order) + 1):
+        dropped = list(drop_order[:leave_out])
         table = Table(title=title, title_justify="left")
-        for name, justify in COLUMNS:
+        for name, justify in columns:
             if name not in dropped:
                 table.add_column(name, justify=justify, no_wrap=name != "run", overflow="fold",
                                  min_width=state_width if name == "state" else None)
         for row in rows:
-            table.add_row(*(row[name] for name, _ in COLUMNS if name not in dropped))
+            table.add_row(*(row[name] for name, _ in columns if name not in dropped))
         if Measurement.get(console, console.options.update_width(1 << 16), table).maximum <= width:  # unclamped
             break
     return table, dropped

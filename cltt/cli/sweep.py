@@ -222,6 +222,9 @@ def status_command(sweep_dir: Path, csv_path: Path | None, force: bool) -> None:
     an error), interrupted (Ctrl-C), stopped (a checkpoint, not finished: resubmit or rerun the
     sweep to continue), not started.
     """
+    from rich.cells import cell_len
+
+    from cltt.cli.runs import DROP_ORDER, fitting_table
     from cltt.sweep.status import summary, sweep_status, write_csv
 
     if sweep_dir.suffix.lower() in (".yaml", ".yml") and sweep_dir.is_file():
@@ -230,21 +233,22 @@ def status_command(sweep_dir: Path, csv_path: Path | None, force: bool) -> None:
         raise CLTTError(f"{csv_path} exists; pass --force to replace it, or give another --csv path")
     statuses = sweep_status(sweep_dir)
     console.print(f"sweep {sweep_dir}", soft_wrap=True)
-    table = Table()
-    table.add_column("#", justify="right")
-    table.add_column("run", no_wrap=True, min_width=min(40, max((len(s.run) for s in statuses), default=3)))
-    keys = list(statuses[0].values) if statuses else []
-    for key in keys:  # what varies between the runs
-        table.add_column(key, no_wrap=True)
-    table.add_column("state", no_wrap=True)
-    for name in ("epochs", "last loss", "val acc", "test acc"):
-        table.add_column(name, justify="right", no_wrap=True)
-    for s in statuses:
-        epochs = f"{s.epochs_done}/{s.epochs}" if s.epochs else str(s.epochs_done)
-        table.add_row(str(s.index), escape(s.run), *(escape(str(s.values.get(k))) for k in keys),
-                      f"[{STATE_STYLES[s.state]}]{s.state}[/]", epochs,
-                      fmt_number(s.last_loss, ".4f"), fmt_number(s.best_val_acc, ".3f"), fmt_number(s.best_test_acc, ".3f"))
+    keys = list(statuses[0].values) if statuses else []  # what varies between the runs
+    columns = [("#", "right"), ("run", "left"), *((key, "left") for key in keys), ("state", "left"),
+               ("epochs", "right"), ("last loss", "right"), ("val acc", "right"), ("test acc", "right")]
+    rows = [{"#": str(s.index), "run": escape(s.run), **{key: escape(str(s.values.get(key))) for key in keys},
+             "state": f"[{STATE_STYLES[s.state]}]{s.state}[/]",
+             "epochs": f"{s.epochs_done}/{s.epochs}" if s.epochs else str(s.epochs_done),
+             "last loss": fmt_number(s.last_loss, ".4f"), "val acc": fmt_number(s.best_val_acc, ".3f"),
+             "test acc": fmt_number(s.best_test_acc, ".3f")} for s in statuses]
+    # a narrow terminal loses whole columns, never letters of a cell: first the grid's, widest
+    # first (the run names say what differs), then those cltt runs leaves out first
+    widest = sorted(keys, key=lambda key: -max(cell_len(row[key]) for row in rows))
+    table, dropped = fitting_table(None, rows, console.width, columns, (*widest, *DROP_ORDER))
     console.print(table)
+    if dropped:
+        err_console.print(f"[dim]left out at {console.width} columns: {escape(', '.join(dropped))} (--csv has every "
+                          "column)[/]", soft_wrap=True)
     for s in statuses:
         if s.note and s.state in (FAILED, RUNNING):
             log = f" (log {s.log})" if s.log else ""
