@@ -115,6 +115,23 @@ def test_missing_and_invalid_files(tmp_path):
         load_recipe(scalar)
 
 
+def test_a_string_key_keeps_the_text_of_a_number(tmp_path):
+    """YAML reads 010 as 8, 1.10 as 1.1, 1:30 as 90 and 2024-05-01 as a date: a string key took
+    str() of the number, so data.root=010 was the folder '8' and train.name=1.10 the run '1.1'.
+    A number key still takes the number."""
+    overrides = ["data.root=010", "train.name=1.10", "probe.labels=1:30", "export.format=safetensors",
+                 "train.epochs=1_0", "train.lr=1.0e-3", "model.timm={drop_rate: 0.10}"]
+    recipe = load_recipe(None, overrides)
+    assert (recipe.data.root, recipe.train.name, recipe.probe.labels) == ("010", "1.10", "1:30")
+    assert (recipe.train.epochs, recipe.train.lr, recipe.model.timm) == (10, 1e-3, {"drop_rate": 0.1})
+    assert type(recipe.train.epochs) is int and type(recipe.model.timm["drop_rate"]) is float
+    assert yaml.safe_load(dump_recipe(recipe))["train"]["name"] == "1.10"
+    path = tmp_path / "r.yaml"
+    path.write_text("data:\n  root: 2024-05-01\n  window_size: 0x3\ntrain:\n  name: 0.50\n  lr: .5\n")
+    recipe = load_recipe(path)
+    assert (recipe.data.root, recipe.data.window_size, recipe.train.name, recipe.train.lr) == ("2024-05-01", 3, "0.50", 0.5)
+
+
 def test_a_key_given_twice_is_one_line_and_merge_keys_still_override(tmp_path):
     """PyYAML keeps the last of two equal keys: a second train: section silently dropped the first
     one's lr and epochs. A Python tag is refused as by yaml.safe_load, never run."""

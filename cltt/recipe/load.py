@@ -16,7 +16,7 @@ import yaml
 
 from cltt.errors import RecipeError
 from cltt.recipe.method_section import LEGACY_METHOD_SECTIONS, MethodConfig, concrete_schema, method_config_class
-from cltt.recipe.overrides import apply_overrides
+from cltt.recipe.overrides import apply_overrides, plain, spelled
 from cltt.recipe.probe_section import ProbeConfig, upgrade_probe_tree
 from cltt.recipe.schema import Recipe, all_keys
 
@@ -63,6 +63,16 @@ class RecipeLoader(yaml.SafeLoader):
                         "keep one", key_node.start_mark)
                 first[key] = key_node.start_mark.line
         return super().construct_mapping(node, deep)
+
+    def construct_spelled(self, node):
+        """An int or float that keeps its text where Python prints it otherwise (:func:`spelled`)."""
+        number = self.construct_yaml_int(node) if node.tag.endswith(":int") else self.construct_yaml_float(node)
+        return spelled(number, node.value)
+
+
+for _tag in ("int", "float", "timestamp"):
+    RecipeLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", RecipeLoader.construct_spelled if _tag != "timestamp"
+                                 else lambda loader, node: node.value)  # a date is its text: no recipe key is a date
 
 
 def recipe_from_dict(tree: dict[str, Any]) -> Recipe:
@@ -180,16 +190,16 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise wrong()
-        return dict(value)
+        return plain(dict(value))
     if tp is Any:
-        return value
+        return plain(value)
     if tp is bool:
         if isinstance(value, bool):
             return value
         raise wrong()
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
+            return int(value)
         if isinstance(value, float) and value.is_integer():
             return int(value)
         raise wrong()
@@ -206,6 +216,6 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if isinstance(value, str):
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
+            return getattr(value, "text", str(value))  # 010 stays '010', not '8'
         raise wrong()
     raise TypeError(f"recipe schema uses an unsupported type {tp!r} at {key}")

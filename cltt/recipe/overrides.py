@@ -2,12 +2,53 @@
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
 
 from cltt.errors import RecipeError
+
+
+class SpelledInt(int):
+    """A YAML integer whose text is not how Python prints it (``010`` is 8, ``1:30`` is 90,
+    ``0x1F`` is 31): a number for a number key, its ``text`` for a string key."""
+
+    text = ""
+
+
+class SpelledFloat(float):
+    """A YAML float whose text is not how Python prints it (``1.10`` is 1.1, ``.5`` is 0.5)."""
+
+    text = ""
+
+
+def spelled(value: Any, text: str) -> Any:
+    """``value`` as YAML parsed ``text``, keeping ``text`` where a string key would lose it: a
+    number printed otherwise becomes a :class:`SpelledInt` or :class:`SpelledFloat`, a date (no
+    recipe key is one) its text. Without this ``data.root=010`` was the folder '8' and
+    ``train.name=1.10`` the run '1.1'."""
+    if isinstance(value, datetime.date):
+        return text
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or str(value) == text:
+        return value
+    out = SpelledInt(value) if isinstance(value, int) else SpelledFloat(value)
+    out.text = text
+    return out
+
+
+def plain(value: Any) -> Any:
+    """``value`` with every :class:`SpelledInt`/:class:`SpelledFloat` inside made a plain number."""
+    if isinstance(value, SpelledInt):
+        return int(value)
+    if isinstance(value, SpelledFloat):
+        return float(value)
+    if isinstance(value, dict):
+        return {plain(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
 
 
 def apply_overrides(tree: dict[str, Any], overrides: Sequence[str]) -> None:
@@ -26,6 +67,7 @@ def apply_overrides(tree: dict[str, Any], overrides: Sequence[str]) -> None:
     if "data.root" not in keys or "data.synthetic" in keys or not isinstance(data, dict) or not data.get("synthetic"):
         return
     root = data.get("root")
+    root = getattr(root, "text", root)
     if root is not None and not Path(str(root)).exists():
         own = f" ({own_root})" if own_root is not None else ""
         raise RecipeError(f"data.root {root} does not exist; the recipe's data.synthetic={data['synthetic']} writes built-in "
@@ -39,7 +81,7 @@ def apply_override(tree: dict[str, Any], override: str) -> None:
     if not sep or not key or any(not part for part in key.split(".")):
         raise RecipeError(f"override '{override}' must look like section.key=value, e.g. train.epochs=5")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = spelled(yaml.safe_load(raw), raw.strip()) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
     set_dotted(tree, key, value)
