@@ -20,14 +20,15 @@ change_length_option = click.option(
 
 
 class MethodListingCommand(click.Command):
-    """``--help`` lists every registered method with its one-line description (read from the
-    registry only when help is asked for, so the other commands start without torch)."""
+    """``--help`` lists every registered method with its one-line description, read from the
+    methods' source without importing them (:func:`~cltt.methods.registry.method_descriptions`),
+    so ``cltt train --help`` starts without torch like the other everyday commands."""
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        from cltt.methods import registered_methods
+        from cltt.methods.registry import method_descriptions
 
         with formatter.section("Methods (method.name; method.<name>.* is its own section)"):
-            formatter.write_dl([(name, entry.description) for name, entry in registered_methods().items()])
+            formatter.write_dl(list(method_descriptions().items()))
         super().format_epilog(ctx, formatter)
 
 

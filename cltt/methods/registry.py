@@ -29,16 +29,19 @@ engine tests all read these; nothing keeps a second list.
 
 from __future__ import annotations
 
+import ast
 import difflib
 import importlib
 import pkgutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cltt.errors import CLTTError
 from cltt.recipe.methods import ENTRY_POINT_GROUP, declare_method, load_plugins, loading_origin, method_sections
 
-__all__ = ["ENTRY_POINT_GROUP", "MethodEntry", "method_entry", "register_method", "registered_methods"]
+__all__ = ["ENTRY_POINT_GROUP", "MethodEntry", "method_descriptions", "method_entry", "register_method",
+           "registered_methods"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,43 @@ def registered_methods() -> dict[str, MethodEntry]:
     """Every method, built-in and from plugins, by name (sorted)."""
     _load_all()
     return dict(sorted(_METHODS.items()))
+
+
+def method_descriptions() -> dict[str, str]:
+    """Each method's one-line description by name (sorted), as :func:`registered_methods` gives
+    it, for ``cltt train --help``. A built-in's is read from its module's source, the first line
+    of the docstring of the class it decorates with ``@register_method(name)``, so asking
+    imports no method and no torch. With a plugin installed (or the methods already imported),
+    the registry itself is asked, which imports them all."""
+    from importlib import metadata
+    from importlib.util import find_spec
+
+    if _loaded or metadata.entry_points(group=ENTRY_POINT_GROUP):
+        return {name: entry.description for name, entry in registered_methods().items()}
+    import cltt.methods as package
+
+    found = {}
+    for module in pkgutil.iter_modules(package.__path__):
+        if module.name.startswith("_"):
+            continue
+        source = Path(find_spec(f"{package.__name__}.{module.name}").origin)
+        for node in ast.parse(source.read_text(encoding="utf-8")).body:
+            name = _registered_name(node)
+            if name is not None:
+                lines = (ast.get_docstring(node) or "").strip().splitlines()
+                found[name] = lines[0].strip() if lines else ""
+    return dict(sorted(found.items()))
+
+
+def _registered_name(node: ast.stmt) -> str | None:
+    """The name a class statement registers with ``@register_method("name")``, if it does."""
+    if not isinstance(node, ast.ClassDef):
+        return None
+    for decorator in node.decorator_list:
+        if (isinstance(decorator, ast.Call) and getattr(decorator.func, "id", getattr(decorator.func, "attr", None))
+                == "register_method" and decorator.args and isinstance(decorator.args[0], ast.Constant)):
+            return decorator.args[0].value
+    return None
 
 
 def method_entry(name: str) -> MethodEntry:
