@@ -19,6 +19,7 @@ from cltt.eval.label_free import (
     spread_interval,
     temporal_retrieval,
     uniformity,
+    uniformity_values,
 )
 from cltt.eval.metrics_eval import append_eval_values, read_eval_rows
 
@@ -50,6 +51,21 @@ def test_uniformity_of_a_point_mass_is_zero_and_of_antipodes_is_minus_eight():
     # 6 pairs, 2 within and 4 across -> log((2 + 4 e^-8) / 6)
     two = np.array([[1.0, 0.0], [1.0, 0.0], [-1.0, 0.0], [-1.0, 0.0]])
     assert uniformity(two) == pytest.approx(math.log((2 + 4 * math.exp(-8)) / 6), rel=1e-9)
+
+
+def test_every_clip_owns_its_share_of_the_uniformity_pairs():
+    """All pairs (12 clips of 20 frames, 28,680 pairs under probe.label_free.pairs): each pair
+    belongs to the clip of one of its frames, drawn at random. With i < j the first clip owned
+    4590 pairs and the last 190, so the clip bootstrap weighed early clips 24 times as much and
+    the interval hung on the clips' order; the value itself is the mean over every pair."""
+    rng = np.random.default_rng(0)
+    clips = np.repeat(np.arange(12), 20)
+    x = rng.normal(size=(12, 8))[clips] + rng.normal(size=(240, 8))
+    values, owners = uniformity_values(x, clips, 100_000, seed=0)
+    assert len(values) == 240 * 239 // 2
+    per_clip = np.bincount(owners)
+    assert per_clip.min() > 0.9 * per_clip.mean() and per_clip.max() < 1.1 * per_clip.mean()
+    assert float(np.log(values.mean())) == pytest.approx(uniformity(x), rel=1e-12)
 
 
 def test_alignment_pairs_only_consecutive_frames_of_one_clip():

@@ -39,8 +39,8 @@ involved) for alignment, uniformity and retrieval, and ``X`` itself for rankme a
 Each figure comes with a 95% interval from a bootstrap over held-out clips
 (:mod:`cltt.eval.bootstrap`, ``probe.bootstrap_rounds``, seeded by ``probe.split_seed``): the
 per-pair and per-query values are pooled clip by clip (a uniformity pair belongs to the clip
-of its first frame; its interval is the log of the interval of the mean of exp(-2 d^2));
-rankme and spread are recomputed for every resample from per-clip sums (X^T X of each clip;
+of one of its two frames, drawn at random; its interval is the log of the interval of the mean
+of exp(-2 d^2)); rankme and spread are recomputed for every resample from per-clip sums (X^T X of each clip;
 sums of u and u^2), rankme for at most ``probe.label_free.rankme_rounds`` resamples (each one
 is an eigendecomposition of a D x D matrix, 0.1-0.3 s of CPU at D = 512, so the default is 20
 and RankMe's interval is a rough one: raise the key for a report); the percentiles of both are
@@ -220,11 +220,15 @@ def alignment_values(features: np.ndarray, clips: np.ndarray) -> tuple[np.ndarra
 
 
 def uniformity_pairs(n: int, pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs i != j of n frames: all n(n-1)/2 when at most ``pairs``, else ``pairs`` drawn
-    uniformly (i, then j among the other n - 1), seeded."""
+    """Pairs i != j of n frames: all n(n-1)/2 when at most ``pairs``, each in a seeded random
+    order, else ``pairs`` drawn uniformly (i, then j among the other n - 1), seeded. Either way
+    ``i`` is a uniform frame, so each clip owns (as the clip of ``i``) its share of the pairs:
+    with i < j the first clip owned 24 times the pairs of the last of 12 equal clips, and the
+    interval widened and hung on the clips' order."""
     if n * (n - 1) // 2 <= pairs:
         i, j = np.triu_indices(n, k=1)
-        return i, j
+        swap = np.random.default_rng(seed).random(len(i)) < 0.5
+        return np.where(swap, j, i), np.where(swap, i, j)
     rng = np.random.default_rng(seed)
     i = rng.integers(0, n, size=pairs)
     j = rng.integers(0, n - 1, size=pairs)
