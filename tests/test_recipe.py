@@ -132,6 +132,14 @@ def test_a_string_key_keeps_the_text_of_a_number(tmp_path):
     assert (recipe.data.root, recipe.data.window_size, recipe.train.name, recipe.train.lr) == ("2024-05-01", 3, "0.50", 0.5)
 
 
+@pytest.mark.parametrize("override", ["model.timm=&a {x: *a}", "sweep.grid=&a {train.lr: [*a]}"])
+def test_a_value_that_contains_itself_is_one_line(override):
+    """A YAML alias inside its own anchor validated, then the recipe's copy for the run dir was a
+    RecursionError traceback."""
+    with pytest.raises(RecipeError, match=f"recipe key '{override.split('=')[0]}' holds a value that contains itself"):
+        load_recipe(None, [override])
+
+
 def test_a_key_given_twice_is_one_line_and_merge_keys_still_override(tmp_path):
     """PyYAML keeps the last of two equal keys: a second train: section silently dropped the first
     one's lr and epochs. A Python tag is refused as by yaml.safe_load, never run."""

@@ -190,9 +190,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise wrong()
-        return plain(dict(value))
+        return plain(value, key)
     if tp is Any:
-        return plain(value)
+        return plain(value, key)
     if tp is bool:
         if isinstance(value, bool):
             return value

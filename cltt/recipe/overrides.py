@@ -38,16 +38,22 @@ def spelled(value: Any, text: str) -> Any:
     return out
 
 
-def plain(value: Any) -> Any:
-    """``value`` with every :class:`SpelledInt`/:class:`SpelledFloat` inside made a plain number."""
+def plain(value: Any, key: str = "", _inside: frozenset = frozenset()) -> Any:
+    """``value`` with every :class:`SpelledInt`/:class:`SpelledFloat` inside made a plain number;
+    a value that contains itself (a YAML alias inside its own anchor, ``&a {x: *a}``) is one
+    :class:`RecipeError` naming ``key``, not a RecursionError when the recipe is copied or saved."""
     if isinstance(value, SpelledInt):
         return int(value)
     if isinstance(value, SpelledFloat):
         return float(value)
-    if isinstance(value, dict):
-        return {plain(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
+    if isinstance(value, (dict, list)):
+        if id(value) in _inside:
+            raise RecipeError(f"recipe key '{key}' holds a value that contains itself (a YAML alias inside its own "
+                              "anchor); write the value out")
+        inside = _inside | {id(value)}
+        if isinstance(value, dict):
+            return {plain(k, key, inside): plain(v, key, inside) for k, v in value.items()}
+        return [plain(v, key, inside) for v in value]
     return value
 
 
