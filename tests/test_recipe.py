@@ -132,6 +132,15 @@ def test_a_string_key_keeps_the_text_of_a_number(tmp_path):
     assert (recipe.data.root, recipe.data.window_size, recipe.train.name, recipe.train.lr) == ("2024-05-01", 3, "0.50", 0.5)
 
 
+@pytest.mark.parametrize("override", ["method.name=[simclr]", "method.name={a: 1}", "probe.task=[classes]",
+                                      "probe.task={a: 1}"])
+def test_a_list_or_mapping_for_a_name_is_one_line(override):
+    """A list or mapping looked up in the registries was a TypeError (unhashable) traceback."""
+    key = override.split("=")[0]
+    with pytest.raises(RecipeError, match=f"recipe key '{re.escape(key)}': .* is not a registered"):
+        load_recipe(None, [override])
+
+
 @pytest.mark.parametrize("override", ["model.timm=&a {x: *a}", "sweep.grid=&a {train.lr: [*a]}"])
 def test_a_value_that_contains_itself_is_one_line(override):
     """A YAML alias inside its own anchor validated, then the recipe's copy for the run dir was a

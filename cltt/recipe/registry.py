@@ -76,7 +76,7 @@ class Registry:
     def entry(self, name: Any) -> Entry:
         """The plug-in ``name``, or one line naming the closest and every choice."""
         entries = self.entries()
-        if name not in entries:
+        if not isinstance(name, str) or name not in entries:  # a list or mapping is no name (and unhashable)
             close = difflib.get_close_matches(str(name), list(entries), n=1, cutoff=0.5)
             hint = f"did you mean '{close[0]}'? " if close else ""
             raise CLTTError(f"{self.key}={name!r} is not a registered {self.kind}; {hint}choose one of "

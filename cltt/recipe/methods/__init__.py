@@ -88,9 +88,10 @@ def find_method_section(name: Any) -> MethodSection:
     """The method ``name``; plugins are imported only when no built-in is called so. An
     unknown name is one line naming the closest ones."""
     sections = method_sections()
-    if name not in sections:
+    known = isinstance(name, str)  # a list or mapping is no name (and unhashable)
+    if not known or name not in sections:
         sections = method_sections(with_plugins=True)
-    if name not in sections:
+    if not known or name not in sections:
         close = difflib.get_close_matches(str(name), list(sections), n=1, cutoff=0.5)
         hint = f"did you mean '{close[0]}'? " if close else ""
         raise CLTTError(f"method.name={name!r} is not a registered method; {hint}choose one of {', '.join(sections)}")
