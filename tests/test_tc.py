@@ -1,7 +1,8 @@
 """Method ``tc`` (temporal classification, Orhan et al. 2020): its loss against a hand-worked
 case, torch's own label-smoothed cross-entropy and a NumPy double loop; the segments of a corpus
 (by time, clip by clip, never shared, pauses skipped); each frame's label in a window; and the
-one-line refusals: a segment longer than the corpus, fewer than 2 segments, ``method.positives``,
+one-line refusals: a segment longer than the corpus, fewer than 2 segments, a segment that
+leaves every clip whole, ``method.positives``,
 a resumed run whose corpus changed. The engine tests (smoke, round trip, exact resume, two
 processes, export refusal with the head) enumerate it from the registry
 (``tests/test_methods_engine.py -k tc``)."""
@@ -127,6 +128,23 @@ def test_a_corpus_of_too_few_segments_is_refused_in_one_line(tmp_path, seconds, 
     recipe = method_recipe(tmp_path, root, "tc", epochs=1)
     one_line_error(invoke_in_process(main, ["train", recipe, f"method.tc.segment_seconds={seconds}"], tmp_path),
                    fragment)
+
+
+def test_a_segment_that_leaves_every_clip_whole_is_refused_in_one_line(tmp_path, frames_root):
+    """Clips of 0.4, 0.57 and 0.73 s (12, 17, 22 frames at 30 fps): a 1 s segment is shorter
+    than the corpus (1.7 s) and gives 3 classes, but each is a whole clip, so tc would learn clip
+    identity and no time; it trained silently. One segment short of that, 0.7 s, cuts the
+    longest clip in two and trains."""
+    recipe = method_recipe(tmp_path, frames_root, "tc", epochs=1)
+    store = open_frames(load_recipe(overrides=[f"data.root={frames_root}"]).data)
+    whole = time_segments(store, 1.0)
+    assert (whole.count, whole.clips, whole.duration, whole.longest) == (3, 3, pytest.approx(1.7), pytest.approx(22 / 30))
+    one_line_error(invoke_in_process(main, ["train", recipe, "method.tc.segment_seconds=1.0"], tmp_path),
+                   "method.tc.segment_seconds=1 leaves every clip of", "(the longest spans 0:00.73)",
+                   "each clip would be one class", "lower method.tc.segment_seconds below the longest clip")
+    assert not list((tmp_path / "runs").glob("*/checkpoint_*.pth"))  # refused before training
+    assert time_segments(store, 0.7).count == 4  # the 22-frame clip in two
+    assert invoke_in_process(main, ["train", recipe, "method.tc.segment_seconds=0.7"], tmp_path).exit_code == 0
 
 
 def test_positives_are_refused_for_tc():

@@ -5,6 +5,8 @@
     segments.of_frame       # int64 [num_frames]: the class of every frame (global numbering)
     segments.table          # int64 [N, 3]: clip number, first frame within the clip, frames
     segments.duration       # seconds the corpus lasts: the sum of its clips' spans
+    segments.longest        # seconds the longest clip spans
+    segments.clips          # clips with frames (each has at least one segment)
 
 Clip c, with frame times ``t_0 < t_1 < ...`` (:meth:`FrameStore.frame_times`: recorded, else
 nominal from the clip's frame rate), puts frame k into its segment ``floor((t_k - t_0) / L)``,
@@ -37,6 +39,11 @@ class TimeSegments:
     of_frame: np.ndarray  # int64 [num_frames]
     table: np.ndarray  # int64 [N, 3]: clip number, first frame within the clip, frames
     duration: float
+    longest: float = 0.0  # the longest clip's span, seconds
+
+    @property
+    def clips(self) -> int:
+        return len(np.unique(self.table[:, 0]))
 
     @property
     def count(self) -> int:
@@ -47,13 +54,14 @@ def time_segments(store: FrameStore, seconds: float) -> TimeSegments:
     """Cut every clip of ``store`` into segments of ``seconds`` and number them over the corpus."""
     of_frame = np.empty(store.num_frames, dtype=np.int64)
     rows: list[np.ndarray] = []
-    duration, first_class = 0.0, 0
+    duration, longest, first_class = 0.0, 0.0, 0
     for clip in range(store.num_clips):
         times = store.frame_times(clip)
         if len(times) == 0:
             continue
         start, end = clip_span(times)
         duration += end - start
+        longest = max(longest, end - start)
         within = np.floor((times - times[0]) / seconds + BOUNDARY_TOLERANCE).astype(np.int64)
         present, first, counts = np.unique(within, return_index=True, return_counts=True)
         dense = np.searchsorted(present, within)  # empty segments (pauses) take no class
@@ -62,7 +70,7 @@ def time_segments(store: FrameStore, seconds: float) -> TimeSegments:
         rows.append(np.stack([np.full(len(present), clip), first, counts], axis=1))
         first_class += len(present)
     table = np.concatenate(rows).astype(np.int64) if rows else np.zeros((0, 3), dtype=np.int64)
-    return TimeSegments(float(seconds), of_frame, table, duration)
+    return TimeSegments(float(seconds), of_frame, table, duration, longest)
 
 
 class SegmentWindows(torch.utils.data.Dataset):

@@ -16,8 +16,9 @@ that crosses a boundary trains on both classes, frame by frame:
     segment [b, V, T] int64  -> labels [b*V*T];  loss = sum of CE / number of frames
 
 The head's size N is the corpus's, so the method counts the segments of ``data.root`` when it is
-built (the trainer has opened the data by then; a corpus with fewer than 2 segments, or
-shorter than one segment, is refused in one line by :meth:`TC.training_dataset`). The segment
+built (the trainer has opened the data by then; a corpus with fewer than 2 segments, shorter
+than one segment, or whose every clip is one segment, is refused in one line by
+:meth:`TC.training_dataset`: with each clip one class, time plays no part). The segment
 table (clip, first frame, frames of each class) is a buffer of every checkpoint: a load takes the
 checkpoint's N (a probe or export may run where the training frames are not, or on other data),
 and a resumed run whose corpus no longer gives the checkpoint's segments is refused in one line
@@ -88,8 +89,9 @@ class TC(Method):
 
     @classmethod
     def training_dataset(cls, recipe, store, seed: int) -> SegmentWindows:
-        """The windows of :class:`Method`, each frame labelled with its segment; refuses a corpus
-        shorter than one segment or with fewer than 2 segments, in one line."""
+        """The windows of :class:`Method`, each frame labelled with its segment; refuses, in one
+        line, a corpus shorter than one segment, with fewer than 2 segments, or whose clips are
+        all one segment each (the classes would be the clips: clip identity, not time)."""
         seconds = recipe.method.tc.segment_seconds
         segments = time_segments(store, seconds)
         where = f"{store.root} ({store.num_clips} clip(s), {format_clock(segments.duration)} in all)"
@@ -99,6 +101,11 @@ class TC(Method):
         if segments.count < 2:
             raise CLTTError(f"method.tc.segment_seconds={seconds:g} cuts {where} into {segments.count} segment, "
                             "and temporal classification needs at least 2 classes; lower method.tc.segment_seconds")
+        if segments.count == segments.clips:  # no clip is cut: the classes are the clips, time plays no part
+            raise CLTTError(f"method.tc.segment_seconds={seconds:g} leaves every clip of {where} whole (the longest spans "
+                            f"{format_clock(segments.longest)}): each clip would be one class, so tc would learn which "
+                            "clip a frame is from, not when in it; lower method.tc.segment_seconds below the longest "
+                            "clip, to a few segments a clip")
         return SegmentWindows(super().training_dataset(recipe, store, seed), segments)
 
     # ------------------------------------------------------------------ checkpoints and the corpus

@@ -14,8 +14,11 @@ class TCConfig:
     """``method.tc``: temporal classification (Orhan, Gupta & Lake, NeurIPS 2020).
 
     Each clip is cut into segments of ``segment_seconds`` of its frames' time (recorded
-    timestamps, else the nominal frame rate); every segment of the training corpus is a class.
-    288 s is the paper's best SAYCam setting (at 5 fps). ``label_smoothing`` ε in [0, 1) mixes
+    timestamps, else the nominal frame rate); every segment of the training corpus is a class,
+    and clips never share one. A corpus of fewer than 2 segments, shorter than one segment, or
+    whose every clip is one segment (the classes would be the clips, not times within them) is
+    refused in one line when training starts. 288 s is the paper's best SAYCam setting (at 5
+    fps, on recordings far longer): on short clips, lower it. ``label_smoothing`` ε in [0, 1) mixes
     the one-hot target with the uniform one (0: plain cross-entropy).
     """
 
