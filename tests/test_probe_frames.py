@@ -88,22 +88,26 @@ def test_playroom_frames_are_probed_with_the_clip_splits_of_labels_csv(run_dir):
 
 
 def test_the_bootstrap_resamples_clips_not_frames(run_dir, tmp_path):
-    """One test clip: every bootstrap round draws that clip, so each test interval is the test
-    figure itself, however its frames score (a bootstrap over frames would spread them). A frame
-    in no segment (t = 0.3 s) is left out."""
+    """Two test clips of 7 labelled frames each (the frame at t = 0.3 s is in no segment): a
+    round draws AA, AB or BB, so the pooled test figure is the mean of the two clips' and the 95%
+    interval runs from the lower clip's figure to the higher's, accuracies in sevenths. A
+    bootstrap over the 14 frames would spread them in fourteenths, around no such midpoint."""
     clips = [f"clip_{i:04d}" for i in range(12)]
-    splits = ["test" if i == 0 else "val" if i == 1 else "train" for i in range(12)]
+    splits = ["test" if i < 2 else "val" if i == 2 else "train" for i in range(12)]
     labels = write_csv(tmp_path / "labels.csv", ["clip", "label", "split"],
                        [[c, "even" if i % 2 == 0 else "odd", s] for i, (c, s) in enumerate(zip(clips, splits))])
     segments = write_csv(tmp_path / "halves.csv", ["clip", "start", "end", "label"],
                          [row for c in clips for row in ([c, 0.0, 0.3, "early"], [c, 0.35, 0.8, "late"])])
     report = probed(run_dir, f"probe.labels={labels}", f"probe.frames.segments={segments}")
-    assert report["counts"]["test"] == {"clips": 1, "samples": 7} and report["classes"] == ["early", "late"]
-    between = 0
+    assert report["counts"]["test"] == {"clips": 2, "samples": 14} and report["classes"] == ["early", "late"]
+    clips_differ = 0
     for score in report["scores"]:
-        assert score["intervals"]["test"] == [pytest.approx(score["test"])] * 2, score
-        between += 0 < score["test"] < 1
-    assert between >= 1  # some figure is neither all right nor all wrong, whose frames a frame bootstrap would spread
+        low, high = score["intervals"]["test"]
+        assert score["test"] == pytest.approx((low + high) / 2), score
+        if score["probe"] in ("linear", "logistic", "knn", "recall@1", "recall@5"):
+            assert 7 * low == pytest.approx(round(7 * low)) and 7 * high == pytest.approx(round(7 * high)), score
+        clips_differ += high > low
+    assert clips_differ >= 1  # not every figure is the same on both clips
 
 
 def test_bad_inputs_are_one_line(run_dir, tmp_path):
