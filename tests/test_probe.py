@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -371,6 +372,19 @@ def test_cltt_probe_refusals(tiny_run, tmp_path):
                                       "data": {"root": str(tmp_path / "nothing-here")}}))
     line = one_error_line(run_cli("probe", recipe, "--checkpoint", tiny_run / run_files.FINAL_CHECKPOINT))
     assert "does not exist" in line  # the recipe's frames root, checked before any model is built
+
+
+@pytest.mark.parametrize("task", ["classes", "label_free"])
+def test_a_checkpoint_with_nan_weights_is_one_line(tiny_run, tmp_path, task):
+    """An encoder whose weights are NaN gives NaN features: the linear readout's lstsq and
+    RankMe's eigvalsh failed with a LinAlgError traceback. Nothing is cached."""
+    state = torch.load(tiny_run / run_files.FINAL_CHECKPOINT, weights_only=True)
+    first = next(k for k in state["model"] if k.startswith("encoder.") and k.endswith("weight"))
+    state["model"][first].fill_(float("nan"))
+    torch.save(state, tmp_path / "nan.pth")
+    line = one_error_line(run_cli("probe", tmp_path / "nan.pth", f"probe.task={task}"))
+    assert re.search(r"the trained features of (\d+) of \1 inputs hold NaN or infinity", line), line
+    assert not list((tmp_path / run_files.FEATURES_DIR).glob("trained-*"))
 
 
 def test_trainer_hook_row_and_random_init(tiny_run):

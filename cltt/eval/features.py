@@ -45,6 +45,7 @@ from cltt.data.model_input import to_model_input
 from cltt.data.stores.base import FrameStore
 from cltt.data.transforms import center_resize
 from cltt.engine.events import Progress
+from cltt.errors import CLTTError
 
 CACHE_VERSION = 1
 
@@ -225,7 +226,9 @@ def cached_features(
 ) -> FeatureResult:
     """``rows`` feature rows per source: from ``cache_dir`` when a fresh file exists, else from
     ``compute(sources_without_cache)`` (then saved). ``identity()`` says what the rows are (the
-    frames, and for clip features their windows); it is only called when there is a cache."""
+    frames, and for clip features their windows); it is only called when there is a cache.
+    Features with NaN or infinity (an encoder whose weights are not finite) are one
+    :class:`CLTTError`, never saved: every probe's linear algebra fails on them with a traceback."""
     rows_identity = identity() if cache_dir is not None else {}
     features: dict[str, np.ndarray] = {}
     paths: dict[str, Path] = {}
@@ -237,6 +240,7 @@ def cached_features(
             paths[source.name], keys[source.name] = path, key
             cached = _load_cached(path, key, rows) if path.is_file() else None
             if cached is not None:
+                check_finite_features(source.name, cached)  # saved before NaN features were refused
                 features[source.name] = cached
                 continue
         todo.append(source)
@@ -244,6 +248,7 @@ def cached_features(
     if todo:
         computed = compute(todo)
         for source in todo:
+            check_finite_features(source.name, computed[source.name])
             features[source.name] = computed[source.name]
             if source.name in paths:
                 try:
@@ -251,6 +256,15 @@ def cached_features(
                 except OSError:  # a read-only run dir: features still returned, just not kept
                     del paths[source.name]
     return FeatureResult(features, reused, [s.name for s in todo], paths)
+
+
+def check_finite_features(name: str, features: np.ndarray) -> None:
+    """Refuse features ``[N, D]`` holding NaN or infinity in one line naming the source."""
+    bad = ~np.isfinite(features).all(axis=1) if features.ndim == 2 else np.zeros(0, bool)
+    if bad.any():
+        raise CLTTError(f"the {name} features of {int(bad.sum())} of {len(bad)} inputs hold NaN or infinity (the first: "
+                        f"number {int(np.argmax(bad))}); the encoder's weights are not finite (a diverged run?): probe "
+                        "an earlier checkpoint")
 
 
 def _compute(frames: FrameSet, sources: Sequence[FeatureSource], batch_size: int, workers: int,
