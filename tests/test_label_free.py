@@ -5,13 +5,18 @@ the neighbour viewer and the projector export."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from cltt.data.build import open_frames
 from cltt.eval.label_free import (
     alignment_values,
     held_out_clips,
+    held_out_frames,
+    label_free_report,
+    measure,
     own_windows,
     rankme,
     rankme_interval,
@@ -22,6 +27,7 @@ from cltt.eval.label_free import (
     uniformity_values,
 )
 from cltt.eval.metrics_eval import append_eval_values, read_eval_rows
+from cltt.recipe import load_recipe
 
 
 def test_rankme_of_a_rank_k_matrix_is_about_k():
@@ -149,6 +155,22 @@ def test_standardised_features_have_zero_mean_and_unit_std_a_constant_dimension_
 def test_a_gap_shorter_than_a_frame_has_no_target():
     # frames 1 s apart, gap 0.2 s: the frame nearest t + 0.2 is the query itself, inside its own window
     assert retrieval_targets(np.zeros(3, int), np.arange(3.0), 0.2).tolist() == [-1, -1, -1]
+
+
+def test_the_report_says_how_nominal_times_were_made(frames_root):
+    """Frames without timestamps have nominal times at 30 fps (cltt.data.timestamps): the note
+    said they were frame numbers, one frame a second, so that the gaps were in frames, beside a
+    gap note measuring the same clips in seconds at 30 fps."""
+    store = open_frames(load_recipe(None, [f"data.root={frames_root}"]).data)
+    held = held_out_frames(store, 1.0, seed=0)
+    assert not held.timed and held.times[1] == pytest.approx(1 / 30)
+    recipe = load_recipe(None, [f"data.root={frames_root}", "probe.task=label_free", "probe.bootstrap_rounds=100"])
+    features = np.random.default_rng(0).normal(size=(len(held.clips), 4))
+    results = {"trained": measure(features, held.clips, held.times, recipe.probe.label_free, 100, 0)}
+    notes = " ".join(label_free_report(recipe, Path("c.pth"), None, results, held, {}).notes)
+    assert "3 held-out clip(s) have no recorded timestamps: their frame times are nominal (nominal 30 fps (default))" \
+        in notes
+    assert "frame numbers" not in notes and "the longest clip spans 0.70 s" in notes
 
 
 def test_held_out_clips_are_seeded_and_at_least_two():

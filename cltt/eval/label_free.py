@@ -47,8 +47,9 @@ and RankMe's interval is a rough one: raise the key for a report); the percentil
 shifted by the bootstrap's bias, mean(resamples) - point (a resample repeats clips, which lowers
 the rank and the spread).
 
-Frame times come from :func:`frame_times` (the store's timestamps; without them a frame's
-number, i.e. one frame per second).
+Frame times come from :func:`frame_times`: the store's recorded timestamps, else nominal ones,
+the frame's number over the frame rate of the clip's extract marker or 30 fps
+(:mod:`cltt.data.timestamps`); the report says when some are nominal.
 
 Memory: the similarities are computed ``[block, N]`` at a time (never N x N); on 100,000
 frames of 512-d features (``benchmarks/label_free.py``) the measures take well under a minute
@@ -85,9 +86,9 @@ LEVEL = 0.95
 
 
 def frame_times(store: FrameStore, clip: int) -> np.ndarray:
-    """Seconds of each frame of store clip ``clip`` ``[n]`` float64: the store's recorded
-    timestamps (``FrameStore.frame_times``) where it has them, else the frame number (one
-    frame a second)."""
+    """Seconds of each frame of store clip ``clip`` ``[n]`` float64: the store's times
+    (``FrameStore.frame_times``: recorded, or nominal from a frame rate, as :func:`times_recorded`
+    says); for a store without them, the frame number."""
     recorded = getattr(store, "frame_times", None)
     if recorded is not None:
         return np.asarray(recorded(clip), dtype=np.float64)
@@ -95,7 +96,7 @@ def frame_times(store: FrameStore, clip: int) -> np.ndarray:
 
 
 def times_recorded(store: FrameStore, clip: int) -> bool:
-    """Whether :func:`frame_times` of ``clip`` are real timestamps rather than frame numbers."""
+    """Whether :func:`frame_times` of ``clip`` are recorded timestamps rather than nominal times."""
     recorded = getattr(store, "times_recorded", None)
     return bool(recorded(clip)) if recorded is not None else False
 
@@ -487,8 +488,10 @@ def label_free_report(recipe, checkpoint: Path, epoch: int | None, results: dict
             notes.append(f"gap {gap_name(gap)}: no held-out frame has a frame {gap:g} s later in its clip (the longest "
                          f"clip spans {longest:.2f} s); set probe.label_free.gaps shorter")
     if not held.timed:
-        notes.append("frames without recorded timestamps: times are frame numbers (one frame a second), so the gaps "
-                     "are in frames")
+        untimed = [int(c) for c in held.frames.clip_index if not times_recorded(held.store, int(c))]
+        rates = sorted({held.store.clip_times(c).source for c in untimed}) if hasattr(held.store, "clip_times") else []
+        notes.append(f"{len(untimed)} held-out clip(s) have no recorded timestamps: their frame times are nominal "
+                     f"({', '.join(rates) or 'frame numbers'}), so the gaps are seconds at that rate")
     notes += [f"features {name}: {how}" for name, how in cache.items()]
     report = TaskReport(task="label_free", checkpoint=str(checkpoint), epoch=epoch,
                         columns=["measure", *(c for source in results for c in (source, f"{source}_95"))],
