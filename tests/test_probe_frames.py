@@ -87,18 +87,26 @@ def test_playroom_frames_are_probed_with_the_clip_splits_of_labels_csv(run_dir):
     assert any("intervals resample clips" in note for note in report["notes"])
 
 
-def test_the_bootstrap_resamples_clips_not_frames(run_dir, tmp_path):
+@pytest.fixture(scope="module")
+def two_test_clips(run_dir, tmp_path_factory) -> dict:
+    """The report of the frames probe with two test clips (clip_0000, clip_0001), one val clip and
+    nine train clips, each labelled 'early' for t in [0, 0.3) s and 'late' for [0.35, 0.8) s."""
+    tmp = tmp_path_factory.mktemp("halves")
+    clips = [f"clip_{i:04d}" for i in range(12)]
+    splits = ["test" if i < 2 else "val" if i == 2 else "train" for i in range(12)]
+    labels = write_csv(tmp / "labels.csv", ["clip", "label", "split"],
+                       [[c, "even" if i % 2 == 0 else "odd", s] for i, (c, s) in enumerate(zip(clips, splits))])
+    segments = write_csv(tmp / "halves.csv", ["clip", "start", "end", "label"],
+                         [row for c in clips for row in ([c, 0.0, 0.3, "early"], [c, 0.35, 0.8, "late"])])
+    return probed(run_dir, f"probe.labels={labels}", f"probe.frames.segments={segments}")
+
+
+def test_the_bootstrap_resamples_clips_not_frames(two_test_clips):
     """Two test clips of 7 labelled frames each (the frame at t = 0.3 s is in no segment): a
     round draws AA, AB or BB, so the pooled test figure is the mean of the two clips' and the 95%
     interval runs from the lower clip's figure to the higher's, accuracies in sevenths. A
     bootstrap over the 14 frames would spread them in fourteenths, around no such midpoint."""
-    clips = [f"clip_{i:04d}" for i in range(12)]
-    splits = ["test" if i < 2 else "val" if i == 2 else "train" for i in range(12)]
-    labels = write_csv(tmp_path / "labels.csv", ["clip", "label", "split"],
-                       [[c, "even" if i % 2 == 0 else "odd", s] for i, (c, s) in enumerate(zip(clips, splits))])
-    segments = write_csv(tmp_path / "halves.csv", ["clip", "start", "end", "label"],
-                         [row for c in clips for row in ([c, 0.0, 0.3, "early"], [c, 0.35, 0.8, "late"])])
-    report = probed(run_dir, f"probe.labels={labels}", f"probe.frames.segments={segments}")
+    report = two_test_clips
     assert report["counts"]["test"] == {"clips": 2, "samples": 14} and report["classes"] == ["early", "late"]
     clips_differ = 0
     for score in report["scores"]:
@@ -108,6 +116,15 @@ def test_the_bootstrap_resamples_clips_not_frames(run_dir, tmp_path):
             assert 7 * low == pytest.approx(round(7 * low)) and 7 * high == pytest.approx(round(7 * high)), score
         clips_differ += high > low
     assert clips_differ >= 1  # not every figure is the same on both clips
+
+
+def test_the_few_test_units_warning_counts_clips_not_frames(two_test_clips):
+    """The test split holds 6 'early' frames and 8 'late' ones, but each class in only 2 clips,
+    and clips are what the interval resamples: the warning of under 5 test units a class is
+    given, in clips (counted in frames, 6 and 8 were enough and it was not)."""
+    warnings = [note for note in two_test_clips["notes"] if "under 5 a class" in note]
+    assert len(warnings) == 1, two_test_clips["notes"]
+    assert "has 2 (under 5 a class)" in warnings[0] and "hold out more clips" in warnings[0], warnings[0]
 
 
 def test_bad_inputs_are_one_line(run_dir, tmp_path):

@@ -120,9 +120,11 @@ def probe_frames(recipe, checkpoint: Path, state: dict | None = None, cache_dir:
         samples = Samples(result.features[source.name][keep], clip)
         scores += score_features(source.name, samples, targets, splits, len(classes), recipe, config.probes)
     counts = {s: {"clips": int(len(np.unique(clip[splits == s]))), "samples": int((splits == s).sum())} for s in SPLITS}
+    # the warning counts the bootstrap's units: distinct (clip, class) pairs, not frames
+    pairs = np.unique(np.stack([clip, targets]), axis=1)
     notes = [f"{len(keep)} of {frames.num_frames} frames labelled by {path} ({len(classes)} classes); splits by clip "
              f"from {setup.table.source}; intervals resample clips",
-             *small_sample_warnings(targets, splits, classes, scores, "frames")]
+             *small_sample_warnings(pairs[1], setup.splits[pairs[0]], classes, scores, "clips")]
     epoch = state.get("progress", {}).get("epoch")
     return ProbeReport(
         checkpoint=str(checkpoint),
