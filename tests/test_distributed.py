@@ -44,37 +44,32 @@ RTOL, ATOL = 1e-4, 1e-6
 CASES = {"full": (None, "exact"), "exact_sub2": (2, "exact"), "approximate_sub2": (2, "approximate")}
 
 WORKER = textwrap.dedent(f"""
-    import sys
     import weakref
-    from pathlib import Path
 
     import torch
 
-    torch.set_num_threads(1)
-
-    from cltt.engine.device import resolve_placement
-    from cltt.engine.distributed import GradientSync, broadcast_module, init_processes, process_info, shutdown_processes
+    from cltt.engine.distributed import GradientSync
     from cltt.engine.step import accumulate_gradients
     from cltt.methods import build_method
     from cltt.models.global_batchnorm import convert_to_global_batchnorm, count_global_batchnorm
     from cltt.recipe import recipe_from_dict
+    from tests.helpers.workers import finish_worker, start_worker
 
-    work = Path(sys.argv[1])
+
+    def make_method(work):
+        config = torch.load(work / "config.pt")
+        recipe = recipe_from_dict(config["recipe"])
+        method = build_method(recipe).to(config.get("dtype", torch.float32))
+        if recipe.model.sync_batchnorm:
+            convert_to_global_batchnorm(method)
+            assert count_global_batchnorm(method) > 0
+        return method
+
+
+    # seeded apart per rank on purpose: broadcast_module must align them
+    work, info, method, placement = start_worker(make_method, seed=100)
     config = torch.load(work / "config.pt")
-    info = process_info()
-    init_processes(info, torch.device("cpu"))
     rank = info.rank
-    recipe = recipe_from_dict(config["recipe"])
-    torch.manual_seed(100 + rank)  # different on purpose: broadcast_module must align them
-    method = build_method(recipe).to(config.get("dtype", torch.float32))
-    if recipe.model.sync_batchnorm:
-        convert_to_global_batchnorm(method)
-        assert count_global_batchnorm(method) > 0
-    method.train()
-    if rank == 0:
-        method.load_state_dict(torch.load(work / "init.pt"))
-    broadcast_module(method)
-    placement = resolve_placement("cpu", "fp32", False)
     local = {GLOBAL_BATCH // WORLD_SIZE}
     views = torch.load(work / "views.pt")[rank * local:(rank + 1) * local]
     result = {{
@@ -93,18 +88,20 @@ WORKER = textwrap.dedent(f"""
             result[f"{{mode}}/{{name}}/grad"] = torch.cat([p.grad.reshape(-1) for p in method.parameters()])
             result[f"{{mode}}/{{name}}/buffers"] = torch.cat([b.float().reshape(-1) for b in method.buffers()] or [torch.zeros(0)])
             method.load_state_dict(saved)  # running statistics back, for the next case
-    torch.save(result, work / f"rank{{rank}}.pt")
     wrapper = weakref.ref(syncs["ddp"].ddp)
-    for sync in syncs.values():
-        sync.close()
-    assert wrapper() is None, "close() must free the DDP wrapper before the process group goes"
-    try:
-        syncs["ddp"].forward(views, {{}})
-    except RuntimeError:
-        pass
-    else:
-        raise AssertionError("a closed GradientSync must refuse to forward")
-    shutdown_processes()
+
+
+    def closed_syncs_are_freed_and_refuse():
+        assert wrapper() is None, "close() must free the DDP wrapper before the process group goes"
+        try:
+            syncs["ddp"].forward(views, {{}})
+        except RuntimeError:
+            pass
+        else:
+            raise AssertionError("a closed GradientSync must refuse to forward")
+
+
+    finish_worker(work, info, result, syncs.values(), after_close=closed_syncs_are_freed_and_refuse)
 """)
 
 

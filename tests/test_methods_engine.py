@@ -102,29 +102,16 @@ def test_method_resumes_exactly_after_a_preemption_signal(tmp_path, frames_root,
 
 GLOBAL_BATCH = 4
 WORKER = textwrap.dedent("""
-    import sys
-    from pathlib import Path
-
     import torch
 
-    torch.set_num_threads(1)
-
-    from cltt.engine.device import resolve_placement
-    from cltt.engine.distributed import GradientSync, broadcast_module, init_processes, process_info, shutdown_processes
+    from cltt.engine.distributed import GradientSync
     from cltt.engine.step import accumulate_gradients
     from cltt.methods import build_method
     from cltt.recipe import load_recipe
+    from tests.helpers.workers import finish_worker, start_worker
 
-    work = Path(sys.argv[1])
-    info = process_info()
-    init_processes(info, torch.device("cpu"))
-    torch.manual_seed(100 + info.rank)  # broadcast_module must align the ranks
-    method = build_method(load_recipe(work / "tiny.yaml"))
-    method.train()
-    if info.rank == 0:
-        method.load_state_dict(torch.load(work / "init.pt"))
-    broadcast_module(method)
-    placement = resolve_placement("cpu", "fp32", False)
+    # seeded apart per rank: broadcast_module must align the ranks
+    work, info, method, placement = start_worker(lambda work: build_method(load_recipe(work / "tiny.yaml")), seed=100)
     batch = torch.load(work / "batch.pt")
     local = batch["views"].shape[0] // info.world_size
     mine = {key: value[info.rank * local:(info.rank + 1) * local] for key, value in batch.items()}
@@ -137,9 +124,7 @@ WORKER = textwrap.dedent("""
         loss = accumulate_gradients(method, views, placement, placement.scaler(), sub_batch_size, "exact", mine, sync=sync)
         result[name + "/loss"] = torch.tensor(loss, dtype=torch.float64)
         result[name + "/grad"] = torch.cat([p.grad.reshape(-1) for p in method.parameters() if p.grad is not None])
-    torch.save(result, work / f"rank{info.rank}.pt")
-    sync.close()
-    shutdown_processes()
+    finish_worker(work, info, result, [sync])
 """)
 
 

@@ -205,28 +205,15 @@ def test_the_queue_resumes_bit_for_bit_after_a_preemption_signal(tmp_path, frame
 # --------------------------------------------------------------------------- two processes
 
 WORKER = textwrap.dedent("""
-    import sys
-    from pathlib import Path
-
     import torch
 
-    torch.set_num_threads(1)
-
-    from cltt.engine.device import resolve_placement
-    from cltt.engine.distributed import GradientSync, broadcast_module, init_processes, process_info, shutdown_processes
+    from cltt.engine.distributed import GradientSync
     from cltt.engine.step import accumulate_gradients
     from cltt.methods import build_method
     from cltt.recipe import load_recipe
+    from tests.helpers.workers import finish_worker, start_worker
 
-    work = Path(sys.argv[1])
-    info = process_info()
-    init_processes(info, torch.device("cpu"))
-    method = build_method(load_recipe(work / "tiny.yaml"))
-    method.train()
-    if info.rank == 0:
-        method.load_state_dict(torch.load(work / "init.pt"))
-    broadcast_module(method)
-    placement = resolve_placement("cpu", "fp32", False)
+    work, info, method, placement = start_worker(lambda work: build_method(load_recipe(work / "tiny.yaml")))
     batches = torch.load(work / "batches.pt")
     sync = GradientSync(method, "ddp")
     result = {}
@@ -240,9 +227,7 @@ WORKER = textwrap.dedent("""
         result[f"grad{n}"] = torch.cat([p.grad.reshape(-1) for p in method.parameters() if p.grad is not None])
         method.after_step(n, 10)
         result[f"queue{n}"] = method.queue.clone()
-    torch.save(result, work / f"rank{info.rank}.pt")
-    sync.close()
-    shutdown_processes()
+    finish_worker(work, info, result, [sync])
 """)
 
 

@@ -2,7 +2,9 @@
 
 Each launcher starts ``WORLD_SIZE`` processes of ``script`` with ``work`` as its argument, from a
 clean environment (no launcher variables, one thread each, this checkout on PYTHONPATH), and
-fails the test with every process's output when one exits non-zero or hangs.
+fails the test with every process's output when one exits non-zero or hangs. What each worker
+script does around its own steps (process group, aligned weights, saving its result, closing its
+GradientSync before the group goes) is :mod:`tests.helpers.workers`.
 """
 
 from __future__ import annotations
