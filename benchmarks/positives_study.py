@@ -59,7 +59,6 @@ from recipe_seeds import Figure, digest, figures, spread, train_or_reuse
 from cltt.engine import run_files
 from cltt.errors import CLTTError
 from cltt.eval.probe import prepare_probe
-from cltt.eval.tasks import probe_task
 from cltt.methods import method_class
 from cltt.methods.registry import registered_methods
 from cltt.recipe import load_recipe
@@ -171,16 +170,7 @@ def run_row(row: Row, seed: int, data: list[str], clips_file: Path, first: bool,
     if steps != planned:
         print(f"warning: {row_name(row)} ran {steps} steps, not {planned}: its data give fewer than "
               f"{args.size['steps_per_epoch']} batches an epoch, so its budget is smaller; lower --steps-per-epoch")
-    return probe_figures(load_recipe(QUICKSTART, keys), run_dir / run_files.FINAL_CHECKPOINT)
-
-
-def probe_figures(recipe, checkpoint: Path) -> dict[str, Figure]:
-    """{"<features> <readout>": (test figure, interval)}: task ``frames`` gives a ProbeReport as
-    task ``classes`` does (which :func:`recipe_seeds.figures` reads), per labelled frame."""
-    if recipe.probe.task != "frames":
-        return figures(recipe, checkpoint)
-    report = probe_task(recipe, checkpoint)
-    return {f"{s.features} {s.probe}": (s.test, s.intervals.get("test")) for s in report.scores}
+    return figures(load_recipe(QUICKSTART, keys), run_dir / run_files.FINAL_CHECKPOINT)
 
 
 def cell(figure: Figure | None) -> str:

@@ -16,6 +16,7 @@ training differs), then probes the final checkpoint the way
 ``cltt extract --synthetic`` would):
 
     probe.task classes   every (features, probe) test figure: logistic, linear, kNN, retrieval
+                         (so too frames and image_set, per labelled frame or image)
     probe.task phases    phase accuracy (interval over test videos), progression R², Kendall's
                          tau and AP@K, for every source and order
     probe.task slots     video FG-ARI and mBO of the decoder's and slot attention's masks
@@ -44,7 +45,7 @@ from cltt.data.build import open_frames
 from cltt.engine import run_files
 from cltt.engine.run_dir import prepare_training
 from cltt.engine.trainer import Trainer
-from cltt.eval.probe import probe_checkpoint
+from cltt.eval.report import ProbeReport
 from cltt.eval.tasks import probe_task
 from cltt.recipe import Recipe, load_recipe
 
@@ -54,11 +55,13 @@ SLOT_METRICS = ("fg_ari", "mbo", "attention_fg_ari", "attention_mbo")
 
 
 def figures(recipe: Recipe, checkpoint: Path) -> dict[str, Figure]:
-    """Every figure ``cltt probe`` reports for ``checkpoint``, by a readable name."""
-    if recipe.probe.task == "classes":
-        report = probe_checkpoint(recipe, checkpoint)
+    """Every figure ``cltt probe`` reports for ``checkpoint``, by a readable name: for a task that
+    scores readouts (a :class:`~cltt.eval.report.ProbeReport`: classes, frames, image_set)
+    ``"<features> <readout>"``, else ``"<source> <metric>"`` from the task's metrics."""
+    report = probe_task(recipe, checkpoint)
+    if isinstance(report, ProbeReport):
         return {f"{s.features} {s.probe}": (s.test, s.intervals.get("test")) for s in report.scores}
-    metrics = probe_task(recipe, checkpoint).metrics
+    metrics = report.metrics
     if recipe.probe.task == "phases":
         found = {}
         for source, values in metrics.items():

@@ -1,0 +1,50 @@
+"""benchmarks/recipe_seeds.py figures(): every task whose report is a ProbeReport (classes, frames,
+image_set) gives its readouts' test figures with their intervals, by "<features> <readout>"."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from cltt.engine import run_files
+from cltt.eval.tasks import probe_task
+from cltt.recipe import load_recipe
+from tests.helpers.datasets import synthetic
+from tests.helpers.training import train_in_process, write_recipe
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "recipe_seeds.py"
+PROBE = ["probe.bootstrap_rounds=100", "probe.logistic_c=[1.0]", "probe.ridge=[1.0]", "probe.knn_k=3"]
+
+
+@pytest.fixture
+def recipe_seeds(monkeypatch):
+    """The benchmark as a module."""
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    spec = importlib.util.spec_from_file_location("recipe_seeds", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """One epoch of tiny_cnn at 32 px on 12 playroom clips of 8 frames (2 kinds of toy)."""
+    tmp = tmp_path_factory.mktemp("run")
+    recipe = write_recipe(tmp, synthetic(tmp / "room", "playroom", max_objects=2), train={"epochs": 1})
+    train_in_process(recipe)
+    return tmp / "runs" / "tiny"
+
+
+@pytest.mark.parametrize("task", ["frames", "classes"])
+def test_figures_of_a_probe_report_are_its_readouts_with_intervals(recipe_seeds, run_dir, task):
+    """probe.task=frames was an AttributeError (figures read .metrics, which only TaskReport has)."""
+    recipe = load_recipe(run_dir / run_files.RECIPE_FILE, [f"probe.task={task}", *PROBE])
+    checkpoint = run_dir / run_files.FINAL_CHECKPOINT
+    found = recipe_seeds.figures(recipe, checkpoint)
+    report = probe_task(recipe, checkpoint)  # features cached by the call above
+    assert found == {f"{s.features} {s.probe}": (s.test, s.intervals["test"]) for s in report.scores}
+    assert {"trained logistic", "random_init logistic", "pixels logistic"} <= set(found)
+    for value, (low, high) in found.values():
+        assert 0 <= low <= value <= high <= 1
