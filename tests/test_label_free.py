@@ -89,7 +89,7 @@ def test_spread_of_a_collapsed_encoder_is_zero():
 def test_spread_interval_of_few_separated_clips_holds_the_point():
     # 8 clips, each a tight cluster in its own direction: a resample that repeats a clip is less
     # spread, and only 8!/8^8 = 0.2% repeat none, so the unshifted 95% interval was [0.714, 0.916]
-    # around a point of 0.923 (7 held-out clips of real video put every source's point at the top)
+    # around a point of 0.923 (on 7 held-out clips of real video every source's point sat near the top)
     rng = np.random.default_rng(0)
     x = np.repeat(rng.normal(size=(8, 16)), 10, axis=0) + 0.01 * rng.normal(size=(80, 16))
     value, (low, high) = spread_interval(x, np.repeat(np.arange(8), 10), rounds=1000, seed=0)
