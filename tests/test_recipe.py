@@ -224,3 +224,18 @@ def test_unchecked_numbers_are_refused(overrides):
     with pytest.raises(RecipeError, match=f"recipe key '{re.escape(key)}' must") as info:
         load_recipe(None, overrides)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(("overrides", "limit", "why"), [
+    (["probe.bootstrap_rounds=1000000000"], "20,000", "rounds x clips weight matrix"),
+    (["probe.task=label_free", "probe.label_free.pairs=10000000000"], "1,000,000", "features of every pair"),
+])
+def test_values_that_size_an_allocation_have_an_upper_bound(overrides, limit, why):
+    """probe.bootstrap_rounds=10^9 was a MemoryError traceback (a rounds x clips weight matrix per
+    interval); a huge probe.label_free.pairs gathered two [pairs, D] feature arrays. Each is one
+    line with the limit and what it costs; the limit itself loads."""
+    key, _, value = overrides[-1].partition("=")
+    with pytest.raises(RecipeError, match=f"recipe key '{re.escape(key)}' must be <= {limit}, got [0-9,]+: ") as info:
+        load_recipe(None, overrides)
+    assert why in str(info.value) and "\n" not in str(info.value)
+    assert load_recipe(None, [*overrides[:-1], f"{key}={limit.replace(',', '')}"])

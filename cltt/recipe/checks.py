@@ -21,6 +21,13 @@ def check_min(value: float, key: str, low: float) -> None:
         raise RecipeError(f"recipe key '{key}' must be >= {low}, got {value}")
 
 
+def check_max(value: float, key: str, high: float, why: str) -> None:
+    """An upper bound where a value sizes an allocation: ``why`` says what it costs."""
+    check_finite(value, key)
+    if value > high:
+        raise RecipeError(f"recipe key '{key}' must be <= {high:,}, got {value:,}: {why}")
+
+
 def check_positive(value: float, key: str) -> None:
     check_finite(value, key)
     if not value > 0:

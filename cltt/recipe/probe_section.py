@@ -13,8 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
 from cltt.errors import CLTTError, RecipeError
-from cltt.recipe.checks import check_finite_list, check_min, check_positive, check_unique
+from cltt.recipe.checks import check_finite_list, check_max, check_min, check_positive, check_unique
 from cltt.recipe.probes import READOUT_SECTIONS, TASK_SECTIONS
+
+# the most probe.bootstrap_rounds: a bootstrap draws a rounds x units weight matrix
+# (cltt.eval.bootstrap: int64, then float64, 16 bytes an entry), 320 MB at 1,000 clips
+MAX_BOOTSTRAP_ROUNDS = 20_000
 
 # keys that moved from the shared section into a task's own, so recipes saved in run dirs (and
 # inside checkpoints) before the move still load: old key -> (task, key in its section)
@@ -37,7 +41,8 @@ class ProbeConfig:
     lists them; by default every one): ``linear`` (least squares on standardised features, its ridge picked on val
     from ``ridge``), ``logistic`` (C from ``logistic_c``), ``knn``, ``retrieval`` (recall@1, @5
     and mAP of held-out frames against train frames). Every figure has a 95% interval from
-    ``bootstrap_rounds`` resamples of the split's clips.
+    ``bootstrap_rounds`` resamples of the split's clips (100 to :data:`MAX_BOOTSTRAP_ROUNDS`: a
+    resample is a row of clip weights, so memory is rounds x clips).
     """
 
     task: str = "classes"
@@ -49,7 +54,7 @@ class ProbeConfig:
     baselines: list[str] = field(default_factory=lambda: ["random_init", "pixels"])  # also probed, beside the trained encoder
     logistic_c: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0])
     ridge: list[float] = field(default_factory=lambda: [0.0, 1.0, 10.0, 100.0, 1000.0, 10000.0])  # linear, on val
-    bootstrap_rounds: int = 2000  # resamples of the clips behind every 95% interval
+    bootstrap_rounds: int = 2000  # resamples of the clips behind every 95% interval, 100 to 20,000 (memory: rounds x clips)
     knn_k: int = 20  # neighbours of the kNN vote
     knn_temperature: float = 0.07  # kNN votes weighted by exp(cosine / this)
     standardise: bool = True  # kNN and retrieval: cosine of features standardised by the train split
@@ -84,6 +89,9 @@ class ProbeConfig:
             raise RecipeError(f"recipe key '{at}.logistic_c' must be a non-empty list of values > 0, got {self.logistic_c}")
         check_finite_list(self.logistic_c, f"{at}.logistic_c", low=0, strict=True)
         check_min(self.bootstrap_rounds, f"{at}.bootstrap_rounds", 100)
+        check_max(self.bootstrap_rounds, f"{at}.bootstrap_rounds", MAX_BOOTSTRAP_ROUNDS,
+                  "each 95% interval draws a rounds x clips weight matrix (16 bytes an entry: 320 MB at 1,000 clips "
+                  "for the most); the default is 2,000")
         for name in self.baselines:
             if name not in ("random_init", "pixels"):
                 raise RecipeError(f"recipe key '{at}.baselines' lists {name!r}; choose from random_init, pixels")

@@ -5,8 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cltt.errors import RecipeError
-from cltt.recipe.checks import check_unique
+from cltt.recipe.checks import check_max, check_unique
 from cltt.recipe.probes import TaskSection, declare_task
+
+# the most probe.label_free.pairs: uniformity gathers both frames' features of every pair, two
+# [pairs, D] float32 arrays (8 D bytes a pair: 4 GB at D = 512 for 10^6 pairs, 400 MB for the
+# default 10^5), and takes every pair when N(N-1)/2 <= pairs
+MAX_PAIRS = 1_000_000
 
 
 @dataclass
@@ -14,14 +19,15 @@ class LabelFreeConfig:
     """``probe.label_free.*``: ``held_out`` the fraction of clips measured (drawn with
     ``probe.split_seed``; 1.0 every clip), ``gaps`` the time gaps of temporal retrieval in
     seconds, ``recall_at`` its k, ``queries`` the most query frames (drawn seeded), ``pairs`` the
-    most frame pairs for uniformity, ``rankme_rounds`` the most bootstrap resamples behind
-    RankMe's interval (each an eigendecomposition of a D x D matrix)."""
+    most frame pairs for uniformity (at most :data:`MAX_PAIRS`: each pair gathers two D-wide
+    feature rows), ``rankme_rounds`` the most bootstrap resamples behind RankMe's interval (each
+    an eigendecomposition of a D x D matrix)."""
 
     held_out: float = 0.2
     gaps: list[float] = field(default_factory=lambda: [1.0, 5.0, 30.0])
     recall_at: list[int] = field(default_factory=lambda: [1, 5])
     queries: int = 4096
-    pairs: int = 100_000
+    pairs: int = 100_000  # the most frame pairs uniformity averages, at most 1,000,000 (memory: 8 x D bytes a pair)
     rankme_rounds: int = 20  # each a K D^2 sum and a D x D eigendecomposition (0.1-0.3 s CPU at D = 512)
 
     def validate(self, at: str) -> None:
@@ -36,6 +42,8 @@ class LabelFreeConfig:
         for key in ("queries", "pairs"):
             if getattr(self, key) < 1:
                 raise RecipeError(f"recipe key '{at}.{key}' must be >= 1, got {getattr(self, key)}")
+        check_max(self.pairs, f"{at}.pairs", MAX_PAIRS, "uniformity gathers both frames' features of every "
+                  "pair (8 x D bytes a pair: 4 GB at D = 512 for the most); the default is 100,000")
         if self.rankme_rounds < 0:
             raise RecipeError(f"recipe key '{at}.rankme_rounds' must be >= 0, got {self.rankme_rounds}")
 
