@@ -239,3 +239,13 @@ def test_values_that_size_an_allocation_have_an_upper_bound(overrides, limit, wh
         load_recipe(None, overrides)
     assert why in str(info.value) and "\n" not in str(info.value)
     assert load_recipe(None, [*overrides[:-1], f"{key}={limit.replace(',', '')}"])
+
+
+@pytest.mark.parametrize("name", [".", "..", "../elsewhere", "group/run", "/tmp/run", "a\\b"])
+def test_a_run_name_is_one_folder_inside_out_dir(name):
+    """train.name=. made the run dir train.out_dir itself, .. or a path put it outside."""
+    with pytest.raises(RecipeError, match="recipe key 'train.name' names the run dir inside train.out_dir, so it must "
+                                          "be one folder name") as info:
+        load_recipe(None, [f"train.name={name}"])
+    assert repr(name) in str(info.value) and "\n" not in str(info.value)
+    assert load_recipe(None, ["train.name=..v2.run"]).train.name == "..v2.run"  # dots inside a name are fine

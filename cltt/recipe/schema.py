@@ -176,6 +176,9 @@ class TrainConfig:
         if self.checkpoint_minutes is not None:
             check_min(self.checkpoint_minutes, f"{at}.checkpoint_minutes", 0)
         check_min(self.keep_last, f"{at}.keep_last", 1)
+        if self.name is not None and (self.name in (".", "..") or "/" in self.name or "\\" in self.name):
+            raise RecipeError(f"recipe key '{at}.name' names the run dir inside {at}.out_dir, so it must be one folder "
+                              f"name, not '.', '..' or a path with '/' or '\\', got {self.name!r}")
 
 
 @dataclass
