@@ -98,6 +98,26 @@ def test_bad_grid_key_names_the_closest(tmp_path):
     assert not (tmp_path / "sweeps").exists()
 
 
+def test_a_key_given_twice_in_a_sweep_file_is_refused(tmp_path):
+    """The sweep read its manifest and its runs' recipes with yaml.safe_load, which keeps the last
+    of two equal keys silently; it reads them as recipe files are read (RecipeLoader)."""
+    recipe = write_recipe(tmp_path, sweep={"grid": {"train.lr": [1e-3, 3e-4]}, "out_dir": str(tmp_path / "sweeps")})
+    plan = grid.plan_sweep(recipe)
+    grid.write_sweep(plan)
+    manifest = plan.dir / "sweep.yaml"
+    text = manifest.read_text()
+    manifest.write_text(text + "name: other\n")  # a second name:, after the first on line 1
+    with pytest.raises(CLTTError, match=r"sweep.yaml is not valid YAML at line \d+ \(key 'name' is given twice in one "
+                                        r"mapping \(first at line 1\); keep one\)"):
+        grid.read_manifest(plan.dir)
+    assert_one_line_error(sweep("status", plan.dir, cwd=tmp_path), "key 'name' is given twice")
+    manifest.write_text(text)
+    run = plan.recipe_path(plan.runs[0])
+    run.write_text(run.read_text() + "extract: {}\n")  # the same section again: cltt train would refuse the file
+    with pytest.raises(CLTTError, match="run lr1e-3 has \\(its recipe no longer reads\\)"):
+        grid.write_sweep(plan)
+
+
 def test_grid_errors_are_one_line(tmp_path):
     recipe = write_recipe(tmp_path)
     assert_one_line_error(sweep(recipe, cwd=tmp_path), "the sweep grid is empty")

@@ -30,6 +30,8 @@ import yaml
 
 from cltt.errors import CLTTError, RecipeError
 from cltt.recipe import Recipe, all_keys, dump_recipe, load_recipe, recipe_from_dict, recipe_to_dict, set_dotted
+from cltt.recipe.load import RecipeLoader
+from cltt.recipe.overrides import plain
 
 MANIFEST = "sweep.yaml"
 BASE = "base.yaml"
@@ -319,7 +321,7 @@ def check_same_recipes(plan: SweepPlan) -> None:
         if not path.is_file():
             continue
         try:  # through the loader, so keys added to cltt since then compare at their defaults
-            before = _flat(recipe_to_dict(recipe_from_dict(yaml.safe_load(path.read_text()))))
+            before = _flat(recipe_to_dict(recipe_from_dict(read_yaml(path))))
         except (CLTTError, yaml.YAMLError, OSError):
             before = None
         now = _flat(recipe_to_dict(run.recipe))
@@ -381,12 +383,21 @@ def read_manifest(sweep_dir: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise CLTTError(f"{sweep_dir} is not a sweep folder (no {MANIFEST}); give sweeps/NAME as written by cltt sweep")
     try:
-        content = yaml.safe_load(path.read_text()) or {}
+        content = read_yaml(path) or {}
     except yaml.YAMLError as err:
-        raise CLTTError(f"{path} is not valid YAML ({getattr(err, 'problem', err)})") from None
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise CLTTError(f"{path} is not valid YAML{where} ({getattr(err, 'problem', err)})") from None
     if not isinstance(content, dict) or not isinstance(content.get("runs"), list):
         raise CLTTError(f"{path} has no list of runs; rewrite it with cltt sweep RECIPE")
     return content
+
+
+def read_yaml(path: Path) -> Any:
+    """A sweep file (manifest or run recipe) read as recipe files are (:class:`RecipeLoader`: a
+    safe loader that refuses a key given twice in one mapping, where ``yaml.safe_load`` kept the
+    last silently), with plain numbers; a YAMLError otherwise."""
+    return plain(yaml.load(path.read_text(), Loader=RecipeLoader), str(path))
 
 
 def record_job(sweep_dir: Path, job_id: str) -> None:
