@@ -131,7 +131,6 @@ TOY_TASK = '''
     class Toy(ProbeTask):
         """Share of frames brighter than probe.toy.threshold (a test's task)."""
 
-        needs_labels = False
         smallest_case = {
             "data": {"synthetic": "bouncing-balls", "window_size": 3, "image_size": 32, "num_workers": 0},
             "extract": {"synthetic": {"clips": 4, "frames": 6, "size": 32}},

@@ -13,10 +13,11 @@ declared in ``cltt/recipe/probes/tasks/<name>.py`` and taken from there:
             from cltt.eval.phases import probe_phases   # heavy imports inside: listing stays torch-free
             return probe_phases(recipe, checkpoint, state, cache_dir, on_progress)
 
-A task says what it needs (:attr:`ProbeTask.needs_labels`), runs on the shared cached features
-of the trained, random-init and pixel encoders (:mod:`cltt.eval.features`), and returns a
-report with 95% intervals: :class:`~cltt.eval.report.ProbeReport` (its ``metrics_eval.csv``
-row inside) or :class:`~cltt.eval.report.TaskReport`, written to :meth:`ProbeTask.report_file`.
+A task reads and checks its own labels, if it has any (each refuses missing or bad ones in one
+line saying what to give), runs on the shared cached features of the trained, random-init and
+pixel encoders (:mod:`cltt.eval.features`), and returns a report with 95% intervals:
+:class:`~cltt.eval.report.ProbeReport` (its ``metrics_eval.csv`` row inside) or
+:class:`~cltt.eval.report.TaskReport`, written to :meth:`ProbeTask.report_file`.
 A task that can run every ``probe.every`` epochs returns the trainer's callback from
 :meth:`ProbeTask.training_probe`.
 
@@ -66,7 +67,6 @@ class ProbeTask:
 
     name: str = ""
     config_class: Any = None
-    needs_labels: bool = True  # a label-free task (RankMe, alignment) runs on any frames
     runs_during_training: bool = False  # from the declaration: whether probe.every may run it (training_probe)
     # The smallest recipe (sections over the defaults; data.root and train.out_dir left out) on
     # which the task measures something: built-in data, a model that trains an epoch on a CPU in

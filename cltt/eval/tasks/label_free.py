@@ -12,7 +12,6 @@ from cltt.eval.tasks import ProbeTask, register_task
 class LabelFree(ProbeTask):
     """No labels: RankMe, alignment/uniformity, temporal retrieval at time gaps, spread; bootstrap over clips."""
 
-    needs_labels = False
     smallest_case = {
         "data": {"synthetic": "rotating-objects", "window_size": 3, "image_size": 32, "num_workers": 0},
         "extract": {"synthetic": {"clips": 8, "frames": 8, "size": 32}},
