@@ -125,6 +125,7 @@ def test_the_few_test_units_warning_counts_clips_not_frames(two_test_clips):
     warnings = [note for note in two_test_clips["notes"] if "under 5 a class" in note]
     assert len(warnings) == 1, two_test_clips["notes"]
     assert "has 2 (under 5 a class)" in warnings[0] and "hold out more clips" in warnings[0], warnings[0]
+    assert "the test split has 2 clips for" in warnings[0], warnings[0]  # clips, not (clip, class) pairs
 
 
 def test_bad_inputs_are_one_line(run_dir, tmp_path):

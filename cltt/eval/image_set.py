@@ -386,7 +386,7 @@ def probe_image_set(recipe, checkpoint: Path, state: dict | None = None, cache_d
     notes = [f"{setup.images.layout} {setup.images.source}: {len(files.paths)} images{groups}, {len(setup.classes)} "
              f"classes; {how}; intervals resample {unit}", *setup.images.notes]
     pair_targets, pair_splits = setup.unit_classes()
-    notes += small_sample_warnings(pair_targets, pair_splits, setup.classes, scores, unit)
+    notes += small_sample_warnings(pair_targets, pair_splits, setup.classes, scores, unit, counts["test"][unit])
     epoch = state.get("progress", {}).get("epoch")
     return ProbeReport(
         checkpoint=str(checkpoint),

@@ -214,20 +214,22 @@ def no_interval_note(scores: list[ProbeScore]) -> str | None:
 
 
 def small_sample_warnings(targets: np.ndarray, splits: np.ndarray, classes: list[str], scores: list[ProbeScore],
-                          unit: str = "clips") -> list[str]:
+                          unit: str = "clips", test_units: int | None = None) -> list[str]:
     """Warnings that the test figures rest on few units (``targets [K]`` class numbers and
-    ``splits [K]`` of the K clips, images or groups): fewer than :data:`FEW_CLIPS_PER_CLASS`
-    test units of some class, or a 95% interval wider than +-10 points; and a note for the splits
-    whose figures have no interval (:func:`no_interval_note`)."""
+    ``splits [K]`` of the K clips, images or groups, or of (unit, class) pairs when a unit holds
+    several classes, with ``test_units`` then the count of distinct test units): fewer than
+    :data:`FEW_CLIPS_PER_CLASS` test units of some class, or a 95% interval wider than +-10
+    points; and a note for the splits whose figures have no interval (:func:`no_interval_note`)."""
     notes = []
     test = splits == "test"
     if test.any():
+        test_units = int(test.sum()) if test_units is None else test_units
         per_class = np.bincount(targets[test], minlength=len(classes))
         fewest = int(per_class.min())
         if fewest < FEW_CLIPS_PER_CLASS:
             short = f"{int((per_class == 0).sum())} classes have none" if fewest == 0 else \
                 f"the fewest, {classes[int(per_class.argmin())]}, has {fewest}"
-            notes.append(f"warning: the test split has {int(test.sum())} {unit} for {len(per_class)} classes and {short} "
+            notes.append(f"warning: the test split has {test_units} {unit} for {len(per_class)} classes and {short} "
                          f"(under {FEW_CLIPS_PER_CLASS} a class): the test figures are coarse; read their 95% intervals, "
                          f"and hold out more {unit} to narrow them")
     wide = [(s, s.intervals["test"]) for s in scores if s.intervals.get("test") and

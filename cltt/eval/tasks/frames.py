@@ -124,7 +124,7 @@ def probe_frames(recipe, checkpoint: Path, state: dict | None = None, cache_dir:
     pairs = np.unique(np.stack([clip, targets]), axis=1)
     notes = [f"{len(keep)} of {frames.num_frames} frames labelled by {path} ({len(classes)} classes); splits by clip "
              f"from {setup.table.source}; intervals resample clips",
-             *small_sample_warnings(pairs[1], setup.splits[pairs[0]], classes, scores, "clips")]
+             *small_sample_warnings(pairs[1], setup.splits[pairs[0]], classes, scores, "clips", counts["test"]["clips"])]
     epoch = state.get("progress", {}).get("epoch")
     return ProbeReport(
         checkpoint=str(checkpoint),
