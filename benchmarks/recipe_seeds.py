@@ -57,11 +57,17 @@ SLOT_METRICS = ("fg_ari", "mbo", "attention_fg_ari", "attention_mbo")
 def figures(recipe: Recipe, checkpoint: Path) -> dict[str, Figure]:
     """Every figure ``cltt probe`` reports for ``checkpoint``, by a readable name: for a task that
     scores readouts (a :class:`~cltt.eval.report.ProbeReport`: classes, frames, image_set)
-    ``"<features> <readout>"``, else ``"<source> <metric>"`` from the task's metrics."""
+    ``"<features> <readout>"``, else ``"<source> <metric>"`` from the task's metrics (label_free:
+    every measure with its interval; phases and slots: their named metrics)."""
     report = probe_task(recipe, checkpoint)
     if isinstance(report, ProbeReport):
         return {f"{s.features} {s.probe}": (s.test, s.intervals.get("test")) for s in report.scores}
     metrics = report.metrics
+    if recipe.probe.task == "label_free":  # every measure, with its interval over clips
+        return {f"{source} {name}": (value, None if values.get(f"{name}_low") is None
+                                     else [values[f"{name}_low"], values[f"{name}_high"]])
+                for source, values in metrics.items() for name, value in values.items()
+                if not name.endswith(("_low", "_high"))}
     if recipe.probe.task == "phases":
         found = {}
         for source, values in metrics.items():

@@ -48,3 +48,14 @@ def test_figures_of_a_probe_report_are_its_readouts_with_intervals(recipe_seeds,
     assert {"trained logistic", "random_init logistic", "pixels logistic"} <= set(found)
     for value, (low, high) in found.values():
         assert 0 <= low <= value <= high <= 1
+
+
+def test_figures_of_the_label_free_task_are_every_measure_with_its_interval(recipe_seeds, run_dir):
+    """probe.task=label_free gave {} (none of the slot metric names): an empty table from recipe_seeds."""
+    recipe = load_recipe(run_dir / run_files.RECIPE_FILE, ["probe.task=label_free", "probe.bootstrap_rounds=100",
+                                                             "probe.label_free.gaps=[0.1]"])
+    found = recipe_seeds.figures(recipe, run_dir / run_files.FINAL_CHECKPOINT)
+    assert {"trained rankme", "random_init alignment", "pixels uniformity", "trained mAP_0.1s"} <= set(found)
+    assert not any(name.endswith(("_low", "_high")) for name in found)
+    value, (low, high) = found["trained alignment"]
+    assert low <= high and value is not None
