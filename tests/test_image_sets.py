@@ -16,8 +16,7 @@ from cltt.cli import main
 from cltt.eval.image_set import load_image_set, prepare_image_set
 from tests.conftest import invoke_in_process
 from tests.helpers.commands import one_line_error
-from tests.helpers.datasets import synthetic
-from tests.helpers.training import train_in_process, write_recipe
+from tests.helpers.training import tiny_run
 
 COLOURS = [(220, 40, 40), (40, 200, 60), (50, 60, 230), (230, 220, 40), (200, 60, 210), (40, 210, 220)]
 
@@ -40,10 +39,7 @@ def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     """One epoch of tiny_cnn at 32 px on 4 built-in clips: the checkpoint every test probes."""
-    tmp = tmp_path_factory.mktemp("run")
-    recipe = write_recipe(tmp, synthetic(tmp / "clips", "bouncing-balls", clips=4), train={"epochs": 1})
-    train_in_process(recipe)
-    return tmp / "runs" / "tiny"
+    return tiny_run(tmp_path_factory.mktemp("run"), "bouncing-balls", clips=4)
 
 
 def probe(run_dir: Path, image_set: Path, *overrides: str):

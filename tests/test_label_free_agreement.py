@@ -4,7 +4,6 @@ end: a table per seed with every measure's interval and a summary per measure.""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -12,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.helpers.benchmarks import load_benchmark
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "benchmarks" / "label_free_agreement.py"
@@ -23,11 +24,7 @@ FIGURE = re.compile(r"^-?\d+\.\d+ \[-?\d+(\.\d+)?–-?\d+(\.\d+)?\]$")  # value 
 @pytest.fixture
 def benchmark(monkeypatch):
     """The benchmark as a module (it imports its sibling recipe_seeds from benchmarks/)."""
-    monkeypatch.syspath_prepend(str(SCRIPT.parent))
-    spec = importlib.util.spec_from_file_location("label_free_agreement", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("label_free_agreement", monkeypatch)
 
 
 def test_directions_follow_the_papers(benchmark):

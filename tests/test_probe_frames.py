@@ -16,17 +16,13 @@ from cltt.eval.segments import FrameSegments
 from cltt.eval.tasks.frames import frame_targets
 from tests.conftest import invoke_in_process
 from tests.helpers.commands import one_line_error
-from tests.helpers.datasets import synthetic
-from tests.helpers.training import train_in_process, write_recipe
+from tests.helpers.training import tiny_run
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     """One epoch of tiny_cnn at 32 px on 12 playroom clips of 8 frames (2 kinds of toy)."""
-    tmp = tmp_path_factory.mktemp("run")
-    recipe = write_recipe(tmp, synthetic(tmp / "room", "playroom", max_objects=2), train={"epochs": 1})
-    train_in_process(recipe)
-    return tmp / "runs" / "tiny"
+    return tiny_run(tmp_path_factory.mktemp("run"), "playroom", max_objects=2)
 
 
 def probe(run_dir: Path, *overrides: str):
@@ -59,7 +55,7 @@ def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
 
 
 def room_of(run_dir: Path) -> Path:
-    return run_dir.parent.parent / "room"
+    return run_dir.parent.parent / "data"
 
 
 def test_frame_targets_by_hand():

@@ -3,7 +3,6 @@ image_set) gives its readouts' test figures with their intervals, by "<features>
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -11,30 +10,22 @@ import pytest
 from cltt.engine import run_files
 from cltt.eval.tasks import probe_task
 from cltt.recipe import load_recipe
-from tests.helpers.datasets import synthetic
-from tests.helpers.training import train_in_process, write_recipe
+from tests.helpers.benchmarks import load_benchmark
+from tests.helpers.training import tiny_run
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "recipe_seeds.py"
 PROBE = ["probe.bootstrap_rounds=100", "probe.logistic_c=[1.0]", "probe.ridge=[1.0]", "probe.knn_k=3"]
 
 
 @pytest.fixture
 def recipe_seeds(monkeypatch):
     """The benchmark as a module."""
-    monkeypatch.syspath_prepend(str(SCRIPT.parent))
-    spec = importlib.util.spec_from_file_location("recipe_seeds", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("recipe_seeds", monkeypatch)
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     """One epoch of tiny_cnn at 32 px on 12 playroom clips of 8 frames (2 kinds of toy)."""
-    tmp = tmp_path_factory.mktemp("run")
-    recipe = write_recipe(tmp, synthetic(tmp / "room", "playroom", max_objects=2), train={"epochs": 1})
-    train_in_process(recipe)
-    return tmp / "runs" / "tiny"
+    return tiny_run(tmp_path_factory.mktemp("run"), "playroom", max_objects=2)
 
 
 @pytest.mark.parametrize("task", ["frames", "classes"])

@@ -348,10 +348,9 @@ def probe_image_set(recipe, checkpoint: Path, state: dict | None = None, cache_d
     from cltt.engine.checkpoint import load_checkpoint
     from cltt.engine.run_files import FEATURES_DIR
     from cltt.eval.features import extract_features
-    from cltt.eval.probe import probe_sources, score_features, small_sample_warnings
+    from cltt.eval.probe import image_sources, score_features, small_sample_warnings
     from cltt.eval.report import ProbeReport
     from cltt.eval.samples import Samples
-    from cltt.eval.window_features import FRAME_LEVEL_REFUSED
 
     config = recipe.probe
     if not config.image_set.path:
@@ -359,13 +358,7 @@ def probe_image_set(recipe, checkpoint: Path, state: dict | None = None, cache_d
     setup = prepare_image_set(load_image_set(Path(config.image_set.path)), config.split_fractions, config.split_seed)
     checkpoint = Path(checkpoint)
     state = state if state is not None else load_checkpoint(checkpoint)
-    try:
-        sources = probe_sources(recipe, checkpoint, state, "frame")
-    except CLTTError as err:
-        if str(err) != FRAME_LEVEL_REFUSED:
-            raise
-        raise CLTTError(f"this window encoder ({recipe.method.name}) has no per-image features to probe an image "
-                        "set with; probe its clips (probe.task=classes probe.level=clip)") from None
+    sources = image_sources(recipe, checkpoint, state, "an image set")
     files = ImageFiles(setup.images.paths, recipe.data.max_pixels)
     cache_dir = Path(cache_dir) if cache_dir is not None else checkpoint.parent / FEATURES_DIR
     result = extract_features(files, sources, cache_dir=cache_dir, batch_size=config.batch_size,

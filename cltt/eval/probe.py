@@ -66,6 +66,7 @@ from cltt.eval.readouts import ReadoutData, ReadoutScores, registered_readouts
 from cltt.eval.report import ProbeReport, ProbeScore
 from cltt.eval.samples import Samples, pool_samples
 from cltt.eval.window_features import (
+    FRAME_LEVEL_REFUSED,
     WindowSource,
     check_level,
     extract_window_features,
@@ -353,6 +354,19 @@ def probe_sources(recipe: Recipe, checkpoint: Path, state: dict, level: str = "f
     if "pixels" in recipe.probe.baselines:
         sources.append(pixel_source(recipe.probe.pixels_size))
     return sources
+
+
+def image_sources(recipe: Recipe, checkpoint: Path, state: dict, scored: str) -> list[FeatureSource]:
+    """:func:`probe_sources` at frame level for a task that scores single images (``scored``, as in
+    "labelled frames" or "an image set"); a window encoder, which has no per-frame features, is
+    refused in one line that says what to probe instead."""
+    try:
+        return probe_sources(recipe, checkpoint, state, "frame")
+    except CLTTError as err:
+        if str(err) != FRAME_LEVEL_REFUSED:
+            raise
+        raise CLTTError(f"this window encoder ({recipe.method.name}) has no per-frame features to probe {scored} "
+                        "with; probe its clips (probe.task=classes probe.level=clip)") from None
 
 
 def probe_checkpoint(

@@ -5,6 +5,7 @@ compares after a run (final weights).
     recipe = write_recipe(tmp_path, frames_root, train={"epochs": 1})
     outcome = train_in_process(recipe)            # as `cltt train`, without a subprocess
     weights = final_weights(tmp_path / "runs" / "tiny")
+    run_dir = tiny_run(tmp_path, "playroom", max_objects=2)   # one epoch on built-in clips in tmp_path/data
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from cltt.engine.trainer import Trainer
 from cltt.eval.tasks import training_probe
 from cltt.methods import registered_methods
 from cltt.recipe import load_recipe
+from tests.helpers.datasets import synthetic
 
 
 def write_recipe(tmp_path: Path, frames_root: Path, **sections) -> Path:
@@ -54,6 +56,13 @@ class Recorder(Reporter):
         self.losses.append(event.loss)
         if event.step in self.signal_at:
             os.kill(os.getpid(), signal.SIGUSR1)
+
+
+def tiny_run(tmp_path: Path, kind: str, **generator) -> Path:
+    """The run dir of one epoch of the test recipe (tiny_cnn, 32 px) on built-in ``kind`` clips
+    written to ``tmp_path/data`` (``generator``: their options, as :func:`synthetic` takes)."""
+    train_in_process(write_recipe(tmp_path, synthetic(tmp_path / "data", kind, **generator), train={"epochs": 1}))
+    return tmp_path / "runs" / "tiny"
 
 
 def train_in_process(recipe_path: Path, overrides=(), reporter=None, change_length=False):

@@ -71,11 +71,10 @@ def probe_frames(recipe, checkpoint: Path, state: dict | None = None, cache_dir:
     from cltt.engine.run_files import FEATURES_DIR
     from cltt.eval.features import extract_features
     from cltt.eval.labels import check_held_out, check_splits
-    from cltt.eval.probe import SPLITS, prepare_probe, probe_sources, score_features, small_sample_warnings
+    from cltt.eval.probe import SPLITS, image_sources, prepare_probe, score_features, small_sample_warnings
     from cltt.eval.report import ProbeReport
     from cltt.eval.samples import Samples
     from cltt.eval.segments import is_segments_file, load_segments
-    from cltt.eval.window_features import FRAME_LEVEL_REFUSED
 
     config = recipe.probe
     if config.level != "frame":
@@ -104,13 +103,7 @@ def probe_frames(recipe, checkpoint: Path, state: dict | None = None, cache_dir:
 
     checkpoint = Path(checkpoint)
     state = state if state is not None else load_checkpoint(checkpoint)
-    try:
-        sources = probe_sources(recipe, checkpoint, state, "frame")
-    except CLTTError as err:
-        if str(err) != FRAME_LEVEL_REFUSED:
-            raise
-        raise CLTTError(f"this window encoder ({recipe.method.name}) has no per-frame features to probe labelled "
-                        "frames with; probe its clips (probe.task=classes probe.level=clip)") from None
+    sources = image_sources(recipe, checkpoint, state, "labelled frames")
     cache_dir = Path(cache_dir) if cache_dir is not None else checkpoint.parent / FEATURES_DIR
     result = extract_features(frames, sources, cache_dir=cache_dir, batch_size=config.batch_size,
                               workers=max(1, recipe.data.num_workers), on_progress=on_progress,
