@@ -108,6 +108,37 @@ def test_targets_and_own_windows_follow_the_times():
     assert lo.tolist() == [0, 0, 1, 2, 4, 4] and hi.tolist() == [2, 3, 4, 4, 6, 6]
 
 
+@pytest.mark.parametrize("times", [np.arange(16) * 0.1, np.arange(16) / 10], ids=["i*0.1", "i/10"])
+def test_a_frame_exactly_half_a_gap_away_is_treated_alike_for_every_query(times):
+    # 10 fps, gaps 0.2 and 1.0 (g/2 a whole number of frame intervals): the window |t' - t| < g/2
+    # holds 1 and 9 frames wherever it fits in the clip; before TIME_EPS, 0.3 - 0.2 > 0.1 put the
+    # frame at 0.3 outside and the frame at 0.1 inside the window of t = 0.2 (6 of 16 queries wrong)
+    clips = np.zeros(16, dtype=int)
+    for gap, half in ((0.2, 0), (1.0, 4)):
+        lo, hi = own_windows(clips, times, gap)
+        index = np.arange(16)
+        assert lo.tolist() == np.maximum(index - half, 0).tolist()
+        assert hi.tolist() == np.minimum(index + half + 1, 16).tolist()
+    # the target is the frame g later, the same for every query (0.3 + 0.2 is not 0.5 in float64)
+    assert retrieval_targets(clips, times, 0.2).tolist() == [i + 2 if i + 2 < 16 else -1 for i in range(16)]
+    assert retrieval_targets(clips, times, 1.0).tolist() == [i + 10 if i + 10 < 16 else -1 for i in range(16)]
+    # a gap a hair either side of 0.2 s gives the same windows and targets: no jump at g/2 = a frame
+    for gap in (0.1999999, 0.2000001):
+        assert [a.tolist() for a in own_windows(clips, times, gap)] == [a.tolist() for a in own_windows(clips, times, 0.2)]
+        assert retrieval_targets(clips, times, gap).tolist() == retrieval_targets(clips, times, 0.2).tolist()
+
+
+def test_retrieval_is_continuous_in_the_gap_at_half_a_gap_a_whole_frame():
+    # 3 clips of 16 frames at 10 fps, features turning slowly: mAP at 0.1999999, 0.2, 0.2000001 s agrees
+    angles = np.arange(16) * 0.3
+    x = np.concatenate([np.concatenate([np.tile(np.eye(3)[c], (16, 1)),
+                                        np.stack([np.cos(angles + c), np.sin(angles + c)], 1)], 1) for c in range(3)])
+    clips, times = np.repeat(np.arange(3), 16), np.tile(np.arange(16) * 0.1, 3)
+    found = temporal_retrieval(x, clips, times, [0.1999999, 0.2, 0.2000001], [1])
+    ranks = [found[g]["rank"].tolist() for g in (0.1999999, 0.2, 0.2000001)]
+    assert ranks[0] == ranks[1] == ranks[2]
+
+
 def test_retrieval_of_a_clip_that_does_not_change():
     # clip 0: 10 identical frames, 1 s apart; clips 1 and 2: frames in other directions.
     rng = np.random.default_rng(0)

@@ -30,7 +30,8 @@ involved) for alignment, uniformity and retrieval, and ``X`` itself for rankme a
                  when t + g lies beyond the clip's last frame (more than half a frame interval)
                  or that frame is less than g / 2 from t (a gap shorter than the frame interval).
                  The candidates are every held-out frame except the frames of clip c with
-                 |t' - t| < g / 2 (the query's own window). With cosine similarity s_j = u_q . u_j,
+                 |t' - t| < g / 2 (the query's own window; a frame exactly g / 2 away is a
+                 candidate: times within 1e-6 s count as equal, TIME_EPS). With cosine similarity s_j = u_q . u_j,
                  rank = #{candidates j : s_j >= s_target - 1e-6} (target included: ties count
                  against the query, so a collapsed encoder ranks last, not first), then
                  recall@k = [rank <= k] (k of probe.label_free.recall_at) and AP = 1 / rank
@@ -78,6 +79,11 @@ from cltt.eval.report import TaskReport
 
 RANKME_EPS = 1e-7
 TIE = 1e-6  # cosine similarities this close to the target's count as ties (against the query)
+# seconds: two times this close are equal when frames are compared with t ± g/2 or t + g. Times like
+# i * 0.1 are not exact in binary (0.3 - 0.2 > 0.1 > 0.2 - 0.1), so without it a frame exactly g/2
+# from the query fell inside the window of some queries and outside that of others (10 fps, g = 0.2:
+# 6 of 16 queries); far below any frame interval (1e-3 s at 1000 fps)
+TIME_EPS = 1e-6
 BLOCK = 256  # query rows of similarities at a time: [BLOCK, N] float32
 LEVEL = 0.95
 
@@ -292,24 +298,27 @@ def retrieval_targets(clips: np.ndarray, times: np.ndarray, gap: float) -> np.nd
         nearest = np.clip(np.searchsorted(t, wanted), 1, max(len(t) - 1, 1))
         left = np.clip(nearest - 1, 0, len(t) - 1)
         right = np.clip(nearest, 0, len(t) - 1)
-        pick = np.where(np.abs(t[left] - wanted) <= np.abs(t[right] - wanted), left, right)
+        # t + g halfway between two frames takes the earlier, for every query alike (TIME_EPS)
+        pick = np.where(np.abs(t[left] - wanted) <= np.abs(t[right] - wanted) + TIME_EPS, left, right)
         # a target past the clip's end, or inside the query's own window (a gap under a frame), is none
-        ok = (wanted <= t[-1] + step / 2 + 1e-9) & (np.abs(t[pick] - t) >= gap / 2)
+        ok = (wanted <= t[-1] + step / 2 + TIME_EPS) & (np.abs(t[pick] - t) >= gap / 2 - TIME_EPS)
         out[start:stop] = np.where(ok, start + pick, -1)
     return out
 
 
 def own_windows(clips: np.ndarray, times: np.ndarray, gap: float) -> tuple[np.ndarray, np.ndarray]:
     """Per frame ``[N]``, the range [lo, hi) of frames left out of its candidates: its clip's
-    frames with |t' - t| < gap / 2 (contiguous, since a clip's frames are in time order)."""
+    frames with |t' - t| < gap / 2 (contiguous, since a clip's frames are in time order). Times
+    within :data:`TIME_EPS` count as equal, so a frame exactly gap / 2 away is a candidate for every
+    query, however its time rounds (0.3 - 0.2 and 0.2 - 0.1 differ in float64)."""
     clips, times = np.asarray(clips), np.asarray(times, dtype=np.float64)
     lo = np.empty(len(clips), dtype=np.int64)
     hi = np.empty(len(clips), dtype=np.int64)
     starts = np.flatnonzero(np.r_[True, clips[1:] != clips[:-1]])
     for start, stop in zip(starts, np.r_[starts[1:], len(clips)]):
         t = times[start:stop]
-        lo[start:stop] = start + np.searchsorted(t, t - gap / 2, side="right")
-        hi[start:stop] = start + np.searchsorted(t, t + gap / 2, side="left")
+        lo[start:stop] = start + np.searchsorted(t, t - gap / 2 + TIME_EPS, side="right")
+        hi[start:stop] = start + np.searchsorted(t, t + gap / 2 - TIME_EPS, side="left")
     return lo, hi
 
 
