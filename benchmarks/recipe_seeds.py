@@ -127,12 +127,14 @@ def shown(figure: Figure | None, percent: bool) -> str:
 
 
 def spread(values: list[float], percent: bool) -> str:
-    """Mean +- sample sd (0 for one value), in % for fractions."""
+    """Mean +- sample sd, in % for fractions; one value has no sd ("+- n/a (1 seed)"), where a
+    0.0 would read as no spread over seeds."""
     if not values:
         return "–"
     v = np.array(values) * (100 if percent else 1)
-    sd = v.std(ddof=1) if len(v) > 1 else 0.0
-    return f"{v.mean():.1f} +- {sd:.1f}" if percent else f"{v.mean():.3f} +- {sd:.3f}"
+    digits = 1 if percent else 3
+    sd = f"{v.std(ddof=1):.{digits}f}" if len(v) > 1 else "n/a (1 seed)"
+    return f"{v.mean():.{digits}f} +- {sd}"
 
 
 def main() -> None:
