@@ -142,6 +142,20 @@ def test_case_03_embeddings_check_every_file_before_work(tiny_run, tmp_path):
     assert json.loads((tmp_path / "my.npy.json").read_text())["features"] == "my.npy"
 
 
+
+def test_projector_folder_is_checked_with_the_other_outputs_before_any_work(tiny_run, tmp_path):
+    """Found by the hostile-user pass: ``--embeddings --projector`` wrote the .npy, .csv and
+    .npy.json, then stopped (exit 2) on an existing ``_projector/`` folder, leaving the three files
+    that refuse the rerun. The folder is now one of the outputs checked before any work."""
+    root = tiny_run.parent.parent / "frames"
+    (tmp_path / "my_projector").mkdir()
+    assert_refused(cltt("export", tiny_run, "--embeddings", root, "--out", tmp_path / "my.npy", "--projector"),
+                   str(tmp_path / "my_projector"), "--force")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my_projector"]  # nothing written, nothing left
+    result = cltt("export", tiny_run, "--embeddings", root, "--out", tmp_path / "my.npy", "--projector", "--force")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "my_projector" / "projector_config.pbtxt").is_file() and (tmp_path / "my.npy").is_file()
+
 def test_case_03_hashed_name_keeps_a_foreign_sidecar(tiny_run, tmp_path):
     """Under a hashed name the same weights again are a no-op, but a sidecar that does not describe
     that file (edited, or someone else's) is not replaced without --force."""

@@ -52,7 +52,7 @@ Load an exported encoder in Python with one call:
                    "a sprite of the frames) to <name>_projector/; open with tensorboard --logdir on that folder.")
 @click.option("--force", is_flag=True,
               help="Replace existing files of the names this export writes: the file, its .json sidecar, "
-                   "the .csv index (refused without it, before any work).")
+                   "the .csv index, the _projector/ folder (refused without it, before any work).")
 @show_option
 def command(args: tuple[str, ...], fmt: str | None, with_head: bool, out: Path | None,
             embeddings_root: Path | None, batch_size: int, projector: bool, force: bool, show: bool) -> None:
@@ -134,22 +134,13 @@ def _embeddings(source, root: Path, out: Path | None, batch_size: int, where: st
         task = progress.add_task("embed", total=None)
         result = export_embeddings(source, root, source.recipe.export.with_head, out, batch_size,
                                    on_progress=lambda done, total: progress.update(task, completed=done, total=total),
-                                   force=force)
+                                   force=force, projector=projector)
     seconds = time.perf_counter() - started
     console.print(f"embedded {result.num_frames:,} frames of {root} -> [{result.num_frames}, {result.feature_dim}] "
                   f"in {seconds:.1f} s ({result.num_frames / max(seconds, 1e-9):,.0f} frames/s) from {where}",
                   soft_wrap=True)
     for path in (result.features, result.index, result.sidecar):
         console.print(f"  {path}", soft_wrap=True)
-    if projector:
-        import numpy as np
-
-        from cltt.data.stores import open_store
-        from cltt.export.projector import write_projector
-
-        folder = result.features.with_name(result.features.stem + "_projector")
-        if folder.exists() and not force:
-            raise CLTTError(f"{folder} exists; pass --force to replace it")
-        config = write_projector(np.load(result.features, mmap_mode="r"),
-                                 open_store(root, source.recipe.data.cache_dir), folder, result.features.stem)
-        console.print(f"  {config.parent}/ (TensorBoard projector: tensorboard --logdir {config.parent})", soft_wrap=True)
+    if result.projector is not None:
+        folder = result.projector.parent
+        console.print(f"  {folder}/ (TensorBoard projector: tensorboard --logdir {folder})", soft_wrap=True)

@@ -45,6 +45,7 @@ class EmbeddingsResult:
     sidecar: Path  # .json: source, architecture, root, shape
     num_frames: int
     feature_dim: int
+    projector: Path | None = None  # projector_config.pbtxt of the <name>_projector/ folder, when asked for
 
 
 def centre_view_batches(store: FrameStore, image_size: int, batch_size: int, workers: int = 4) -> Iterator[torch.Tensor]:
@@ -97,14 +98,17 @@ def frame_features(encoder: nn.Module, store: FrameStore, image_size: int, *, ba
 
 
 def export_embeddings(source: ExportSource, root: str | Path, with_head: bool = False, out: str | Path | None = None,
-                      batch_size: int = 256, on_progress: Progress | None = None, force: bool = False) -> EmbeddingsResult:
+                      batch_size: int = 256, on_progress: Progress | None = None, force: bool = False,
+                      projector: bool = False) -> EmbeddingsResult:
     """Features of every frame under ``root`` from ``source``'s encoder, written for analysis.
 
     Writes ``<run>_epoch<E>[_head]_<root name>.npy`` (float32 ``[num_frames, D]``), ``.csv``
     (``clip,frame,row``) and ``.npy.json`` (provenance and preprocessing) into ``out`` (a
     folder, created if missing, default ``RUN_DIR/exports/``), or to ``out`` itself when it ends
     in ``.npy``. Runs on ``train.device`` of the recipe (override with ``train.device=cpu``).
-    None of the three replaces a file without ``force``, checked before any frame is read.
+    With ``projector``, also the TensorBoard projector folder ``<name>_projector/``
+    (:func:`cltt.export.projector.write_projector`). None of them replaces a file or folder
+    without ``force``, all checked before any frame is read.
     """
     recipe = source.recipe
     store = open_store(root, recipe.data.cache_dir)
@@ -112,7 +116,9 @@ def export_embeddings(source: ExportSource, root: str | Path, with_head: bool = 
     make_folder(folder)
     features_path = folder / (name or f"{source.stem(with_head)}_{store.root.name}.npy")
     index_path, sidecar = features_path.with_suffix(".csv"), sidecar_of(features_path)
-    refuse_existing([features_path, index_path, sidecar], force)  # before embedding a single frame
+    projector_folder = projector_folder_of(features_path) if projector else None
+    outputs = [features_path, index_path, sidecar] + ([projector_folder] if projector_folder else [])
+    refuse_existing(outputs, force)  # before embedding a single frame
     device = resolve_device(recipe.train.device)
     encoder = source.frame_encoder(with_head).to(device)
     feature_dim = source.architecture(with_head)["output_dim"]
@@ -142,7 +148,18 @@ def export_embeddings(source: ExportSource, root: str | Path, with_head: bool = 
                        feature_dim=feature_dim, features=features_path.name, index=index_path.name)
     with writing(sidecar, ELSEWHERE):
         sidecar.write_text(json.dumps(description, indent=2) + "\n")
-    return EmbeddingsResult(features_path, index_path, sidecar, store.num_frames, feature_dim)
+    config = None
+    if projector_folder is not None:
+        from cltt.export.projector import write_projector
+
+        with writing(projector_folder, ELSEWHERE):
+            config = write_projector(np.load(features_path, mmap_mode="r"), store, projector_folder, features_path.stem)
+    return EmbeddingsResult(features_path, index_path, sidecar, store.num_frames, feature_dim, config)
+
+
+def projector_folder_of(features: Path) -> Path:
+    """The projector folder written beside the embeddings ``features`` (``X.npy`` -> ``X_projector/``)."""
+    return features.with_name(features.stem + "_projector")
 
 
 def write_index(store: FrameStore, path: Path) -> None:
