@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -238,3 +239,23 @@ def test_a_csv_naming_a_missing_image_and_no_path_are_one_line(run_dir, tmp_path
     one_line_error(probe(run_dir, table), "1 image(s) that do not exist", "row 3: gone/b.jpg")
     one_line_error(invoke_in_process(main, ["probe", str(run_dir), "probe.task=image_set"], cwd=tmp_path),
                    "set probe.image_set.path")
+
+
+def test_cache_key_changes_when_an_image_is_replaced_at_the_same_size(tmp_path):
+    """Uncompressed PNGs of one size swapped in place kept the key (paths and sizes), so the
+    probe reused stale features: logistic 100% on labels that no longer matched the pixels."""
+    from PIL import Image
+
+    from cltt.eval.image_set import ImageFiles
+
+    red, blue = tmp_path / "red.png", tmp_path / "blue.png"
+    for path, colour in ((red, (220, 40, 40)), (blue, (40, 40, 220))):
+        Image.new("RGB", (32, 32), colour).save(path, compress_level=0)
+        os.utime(path, ns=(1, 1))
+    assert red.stat().st_size == blue.stat().st_size
+    before = ImageFiles([red, blue]).identity()
+    assert ImageFiles([red, blue]).identity() == before  # unchanged: the cache is reused
+    red_bytes, blue_bytes = red.read_bytes(), blue.read_bytes()
+    red.write_bytes(blue_bytes)
+    blue.write_bytes(red_bytes)
+    assert ImageFiles([red, blue]).identity() != before

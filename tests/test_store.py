@@ -63,8 +63,9 @@ def test_packed_store_reads_exactly_as_its_folder(labelled_root, tmp_path):
         for reduction in (1, 2):
             assert np.array_equal(store.read(frame, reduction), folder.read(frame, reduction))
     assert store.reduction_for(24) == folder.reduction_for(24) == 2
-    assert store.identity() == folder.identity()
-    assert FrameSet(store, [1, 3]).identity() == FrameSet(folder, [1, 3]).identity()
+    # identity: sizes with CRCs here, sizes with mtimes there; each its own cache entry
+    assert store.identity() != folder.identity() and store.identity() == open_store(tmp_path / "store").identity()
+    assert FrameSet(store, [1, 3]).identity() == FrameSet(store, [1, 3]).identity()
     # side files travel: root files at the store's root, clip files under clips/
     for name in ("labels.csv", "boxes.csv"):
         assert store.root_file(name).read_bytes() == folder.root_file(name).read_bytes()
@@ -74,13 +75,34 @@ def test_packed_store_reads_exactly_as_its_folder(labelled_root, tmp_path):
     assert len(list((tmp_path / "store").rglob("*.jpg"))) == 0
 
 
-def test_identity_follows_content_not_mtimes(frames_root):
+def test_identity_changes_when_a_frame_is_rewritten_at_the_same_size(frames_root):
+    """Sizes alone missed a frame replaced in place by one of the same byte size (uncompressed
+    PNGs): features were reused, stale. The mtime is part of the key; an unchanged rerun keeps it."""
     before = open_store(frames_root).identity()
+    assert open_store(frames_root, rebuild=True).identity() == before  # unchanged: reused
     frame = frames_root / "clip1" / "frame_3.jpg"
+    data = frame.read_bytes()
+    frame.write_bytes(bytes(reversed(data)))  # other content, same byte size
     os.utime(frame, ns=(1, 1))
-    assert open_store(frames_root, rebuild=True).identity() == before
+    assert open_store(frames_root).identity() != before
     write_clip(frames_root, "clip1", 17, name="frame_{:d}.jpg", size=(40, 64))  # re-extracted at another size
     assert open_store(frames_root).identity() != before
+
+
+def test_packed_identity_covers_content_by_crc(labelled_root, tmp_path):
+    """Two packs of one folder share an identity; a pack whose frame has other bytes of the same size does not."""
+    pack_folder(labelled_root, tmp_path / "a", workers=1)
+    pack_folder(labelled_root, tmp_path / "b", workers=1)
+    first = open_store(tmp_path / "a")
+    assert first.identity() == open_store(tmp_path / "b").identity()
+    frame = Path(open_store(labelled_root).path_of(4))
+    data = bytearray(frame.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit of the entropy-coded scan: still a JPEG, other bytes
+    frame.write_bytes(bytes(data))
+    pack_folder(labelled_root, tmp_path / "c", workers=1)
+    changed = open_store(tmp_path / "c")
+    assert (changed.frame_sizes(0, changed.num_frames) == first.frame_sizes(0, first.num_frames)).all()
+    assert changed.identity() != first.identity()
 
 
 def test_windows_from_a_store_are_the_folders_bit_for_bit_with_workers(labelled_root, tmp_path):

@@ -82,9 +82,10 @@ class FrameSet:
         return lambda j: self.read(j, reduction)
 
     def identity(self) -> dict:
-        """What the frames are, for cache keys: names and byte sizes of the clips' frames (no
-        mtimes, no path, so a moved root or its packed copy keeps its cached features). Read
-        once per set (a folder stats every frame for it), then kept."""
+        """What the frames are, for cache keys: names of the clips' frames and their byte sizes
+        with mtimes (folders) or CRC-32s (packed stores), no path, so a moved root keeps its
+        cached features and a frame rewritten in place at the same size does not. Read once
+        per set (a folder stats every frame for it), then kept."""
         if self._identity is None:
             self._identity = {"clips": len(self.clip_index), "frames": self.num_frames,
                               "content": self.store.identity(self.clip_index.tolist())}

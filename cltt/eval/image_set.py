@@ -325,11 +325,13 @@ class ImageFiles:
         return lambda j: self.read(j, short_side)
 
     def identity(self) -> dict:
-        """What the images are, for feature caches: their resolved paths and byte sizes."""
+        """What the images are, for feature caches: their resolved paths, byte sizes and mtimes
+        (ns; an image rewritten in place at the same size, as uncompressed PNGs are, changes its mtime)."""
         if self._identity is None:
             digest = hashlib.sha256()
             for path in self.paths:
-                digest.update(f"{path.resolve()}\t{path.stat().st_size}\n".encode())
+                info = path.stat()
+                digest.update(f"{path.resolve()}\t{info.st_size}\t{info.st_mtime_ns}\n".encode())
             self._identity = {"images": len(self.paths), "content": digest.hexdigest()}
         return self._identity
 

@@ -5,7 +5,7 @@
     image = store.read(frame, reduction)         # RGB uint8 [H, W, 3], H = height / reduction
     images = store.read_many(frames, reduction)
     reduction = store.reduction_for(112)         # the coarsest JPEG scale that still covers 112 px
-    store.identity()                             # content key for caches: names and byte sizes
+    store.identity()                             # content key for caches: names, sizes, and mtimes or CRCs
     store.frame_times(clip)                      # float64 [n] seconds of clip number clip's frames
     store.times_recorded(clip)                   # recorded (timestamps.csv), or nominal from a frame rate
 
@@ -154,10 +154,15 @@ class FrameStore(ABC):
     # ------------------------------------------------------------------ identity and side files
 
     def identity(self, clips: Sequence[int] | None = None) -> str:
-        """Content key of the frames of ``clips`` (all when None): names and byte sizes
-        (:meth:`frame_sizes`), no mtimes. A packed copy of a folder has the folder's identity,
-        so caches made from one serve the other."""
-        return self.names.content_key(clips, self.frame_sizes)
+        """Content key of the frames of ``clips`` (all when None): names and :meth:`frame_stamps`
+        (byte sizes, and what else a kind knows cheaply of each frame's content)."""
+        return self.names.content_key(clips, self.frame_stamps)
+
+    def frame_stamps(self, first: int, last: int) -> np.ndarray:
+        """``[n]`` or ``[n, k]`` int64 per frame ``first .. last - 1`` that changes when its bytes do:
+        the byte sizes here; a kind adds mtimes (files rewritten in place keep their size: a
+        same-size PNG) or CRCs."""
+        return self.frame_sizes(first, last)
 
     @abstractmethod
     def frame_sizes(self, first: int, last: int) -> np.ndarray:

@@ -55,15 +55,28 @@ class FolderStore(FrameStore):
         """One ``stat`` per frame, now: a frame rewritten in place leaves its folder's mtime (the
         manifest's freshness check) unchanged. Cheap next to decoding the frames, which is what
         the callers (feature caches) do next; ``-1`` for a file that is gone."""
+        return self._stats(first, last)[:, 0]
 
-        def size(frame: int) -> int:
+    def frame_stamps(self, first: int, last: int) -> np.ndarray:
+        """``[n, 2]`` byte size and mtime (ns) of each frame, one ``stat`` each: a frame rewritten
+        in place at the same size (uncompressed PNGs, a fixed-size encoder) changes its mtime.
+        Touching a file, or copying the root without keeping mtimes, recomputes its features; a
+        moved root keeps them, and so does an unchanged rerun."""
+        return self._stats(first, last)
+
+    def _stats(self, first: int, last: int) -> np.ndarray:
+        """``[n, 2]`` int64 (byte size, mtime ns) of frames ``first .. last - 1``; ``(-1, -1)`` for a file that is gone."""
+
+        def stat(frame: int) -> tuple[int, int]:
             try:
-                return os.stat(self.manifest.path_of(frame)).st_size
+                info = os.stat(self.manifest.path_of(frame))
             except OSError:
-                return -1
+                return -1, -1
+            return info.st_size, info.st_mtime_ns
 
         with ThreadPoolExecutor(max_workers=16) as pool:
-            return np.fromiter(pool.map(size, range(first, last), chunksize=256), dtype=np.int64, count=last - first)
+            found = list(pool.map(stat, range(first, last), chunksize=256))
+        return np.array(found, dtype=np.int64).reshape(last - first, 2)
 
     def path_of(self, global_frame: int) -> str:
         """The file of a frame (the packer copies its bytes)."""

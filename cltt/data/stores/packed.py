@@ -218,6 +218,11 @@ class PackedStore(FrameStore):
     def frame_sizes(self, first: int, last: int) -> np.ndarray:
         return self.length[first:last]
 
+    def frame_stamps(self, first: int, last: int) -> np.ndarray:
+        """``[n, 2]`` byte size and CRC-32 of each stored frame, from the index: content, for free
+        (shards are written once; a repack with other bytes changes the CRCs)."""
+        return np.stack([self.length[first:last].astype(np.int64), self.crc32[first:last].astype(np.int64)], axis=1)
+
     def identity(self, clips=None) -> str:
         key = super().identity(clips)
         return key if self.encoding == "encoded" else f"raw{self.raw_size}-{key}"
