@@ -20,6 +20,8 @@ FREE_KEYS = {"data.root", "data.cache_dir", "data.num_workers", "data.window_siz
 # keys that change what a probe measures: metrics_eval.csv keeps one setting, the run's own
 MEASURE_KEYS = {"data.root", "data.image_size", "data.window_size", "data.frame_step", "data.window_stride"}
 MEASURE_NEUTRAL = {"probe.batch_size", "probe.every"}
+# the tasks whose figures come from the readouts of probe.probes (the others have their own measures)
+READOUT_TASKS = ("classes", "frames", "image_set")
 
 
 class RegistryListingCommand(click.Command):
@@ -32,7 +34,7 @@ class RegistryListingCommand(click.Command):
 
         with formatter.section("Tasks (probe.task; probe.<task>.* is its own section)"):
             formatter.write_dl([(name, entry.description) for name, entry in registered_tasks().items()])
-        with formatter.section("Readouts (probe.probes, for task classes)"):
+        with formatter.section(f"Readouts (probe.probes, for tasks {', '.join(READOUT_TASKS[:-1])} and {READOUT_TASKS[-1]})"):
             formatter.write_dl([(name, entry.description) for name, entry in registered_readouts().items()])
         super().format_epilog(ctx, formatter)
 
