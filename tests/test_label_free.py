@@ -368,3 +368,13 @@ def test_neighbour_captions_tell_the_frames_of_a_fast_clip_apart():
     assert time_decimals(clips, np.r_[ten_fps, np.arange(5) / 1000]) == 3  # no fewer decimals tells them apart
     # frames of different clips may print alike: only consecutive frames of one clip count
     assert time_decimals(np.array([0, 1]), np.array([1.0, 1.0])) == 1
+
+
+def test_gaps_that_print_alike_are_refused_in_one_line():
+    from cltt.errors import RecipeError
+
+    # 0.2 and 0.2000001 both name the column recall@1_0.2s: one gap's figures would overwrite the other's
+    with pytest.raises(RecipeError, match=r"gaps \[0.2, 0.2000001\] that print alike \(0.2s\)") as err:
+        load_recipe(None, ["probe.task=label_free", "probe.label_free.gaps=[0.2,0.2000001]"])
+    assert "\n" not in str(err.value)
+    assert load_recipe(None, ["probe.task=label_free", "probe.label_free.gaps=[0.2,0.25]"]).probe.label_free.gaps == [0.2, 0.25]

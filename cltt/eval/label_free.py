@@ -76,6 +76,7 @@ from cltt.eval.bootstrap import clip_interval
 from cltt.eval.features import FeatureSource, FrameSet, Progress, checkpoint_identity, extract_features, pixel_source
 from cltt.eval.metrics_eval import append_eval_values, keep_eval_rows_up_to
 from cltt.eval.report import TaskReport
+from cltt.recipe.probes.tasks.label_free import gap_name
 
 RANKME_EPS = 1e-7
 TIE = 1e-6  # cosine similarities this close to the target's count as ties (against the query)
@@ -372,11 +373,6 @@ def temporal_retrieval(features: np.ndarray, clips: np.ndarray, times: np.ndarra
 
 
 # --------------------------------------------------------------------------- one source
-
-
-def gap_name(gap: float) -> str:
-    """``1s``, ``0.5s``: a gap in column names."""
-    return f"{gap:g}s"
 
 
 def measure_names(config) -> list[str]:

@@ -14,6 +14,12 @@ from cltt.recipe.probes import TaskSection, declare_task
 MAX_PAIRS = 1_000_000
 
 
+def gap_name(gap: float) -> str:
+    """``1s``, ``0.5s``: a gap in column names (``%g``: 0.2 and 0.2000001 both print ``0.2s``, so
+    :meth:`LabelFreeConfig.validate` refuses gaps whose names collide)."""
+    return f"{gap:g}s"
+
+
 @dataclass
 class LabelFreeConfig:
     """``probe.label_free.*``: ``held_out`` the fraction of clips measured (drawn with
@@ -38,6 +44,12 @@ class LabelFreeConfig:
         if not self.recall_at or any(k < 1 for k in self.recall_at):
             raise RecipeError(f"recipe key '{at}.recall_at' must list k >= 1, got {self.recall_at}")
         check_unique(self.gaps, f"{at}.gaps")
+        names = [gap_name(g) for g in self.gaps]
+        same = sorted({n for n in names if names.count(n) > 1})
+        if same:
+            clash = [g for g in self.gaps if gap_name(g) in same]
+            raise RecipeError(f"recipe key '{at}.gaps' holds gaps {clash} that print alike ({', '.join(same)}) and "
+                              "would share one table row and column; keep one of them")
         check_unique(self.recall_at, f"{at}.recall_at")
         for key in ("queries", "pairs"):
             if getattr(self, key) < 1:
