@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -155,6 +156,34 @@ def test_projector_folder_is_checked_with_the_other_outputs_before_any_work(tiny
     result = cltt("export", tiny_run, "--embeddings", root, "--out", tmp_path / "my.npy", "--projector", "--force")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "my_projector" / "projector_config.pbtxt").is_file() and (tmp_path / "my.npy").is_file()
+
+
+def test_projector_config_and_hint_hold_unusual_names(tiny_run, tmp_path):
+    """Found by the hostile-user pass: a root named ``q"uo\\te`` wrote ``tensor_name:
+    "play_epoch001_q"uo\\te"``, which protobuf cannot parse, and the printed ``tensorboard --logdir``
+    hint broke on a folder with a space. The name is escaped, the hint shell-quoted."""
+    text_format = pytest.importorskip("google.protobuf.text_format")
+    projector = pytest.importorskip("tensorboard.plugins.projector")
+    root = tmp_path / 'q"uo\\te'
+    write_noise_clips(root, clips=1, frames=3)
+    out = tmp_path / "with space"
+    result = cltt("export", tiny_run, "--embeddings", root, "--out", out, "--projector")
+    assert result.returncode == 0, result.stderr
+    (folder,) = out.glob("*_projector")
+    config = text_format.Parse((folder / "projector_config.pbtxt").read_text(), projector.ProjectorConfig())
+    assert config.embeddings[0].tensor_name == f"tiny_cnn_epoch001_{root.name}"
+    (hint,) = [line for line in result.stdout.splitlines() if "tensorboard --logdir" in line]
+    assert shlex.split(hint.split("tensorboard --logdir ", 1)[1].removesuffix(")")) == [str(folder)]
+
+
+def test_projector_strings_parse_back_to_themselves():
+    text_format = pytest.importorskip("google.protobuf.text_format")
+    projector = pytest.importorskip("tensorboard.plugins.projector")
+    from cltt.export.projector import pbtxt_string
+
+    for name in ('q"uo\\te', "it's", "tab\there\nline", "bell\x07 del\x7f", "naïve ✓", ""):
+        config = text_format.Parse(f"embeddings {{ tensor_name: {pbtxt_string(name)} }}", projector.ProjectorConfig())
+        assert config.embeddings[0].tensor_name == name
 
 def test_case_03_hashed_name_keeps_a_foreign_sidecar(tiny_run, tmp_path):
     """Under a hashed name the same weights again are a no-op, but a sidecar that does not describe

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shlex
 import time
 import typing
 from pathlib import Path
@@ -142,5 +143,6 @@ def _embeddings(source, root: Path, out: Path | None, batch_size: int, where: st
     for path in (result.features, result.index, result.sidecar):
         console.print(f"  {path}", soft_wrap=True)
     if result.projector is not None:
-        folder = result.projector.parent
-        console.print(f"  {folder}/ (TensorBoard projector: tensorboard --logdir {folder})", soft_wrap=True)
+        folder = result.projector.parent  # the hint is quoted for a shell: it works as written for any path
+        console.print(f"  {folder}/ (TensorBoard projector: tensorboard --logdir {shlex.quote(str(folder))})",
+                      soft_wrap=True)

@@ -44,6 +44,28 @@ def tsv_cell(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
+def pbtxt_string(text: str) -> str:
+    """``text`` as a quoted protobuf text-format string: backslash, double and single quotes
+    escaped, other non-printable bytes of its UTF-8 as octal ``\\ooo`` (what protobuf's own
+    ``CEscape`` writes), so any run or root name parses back to itself."""
+    out = []
+    for byte in text.encode("utf-8", "surrogateescape"):
+        char = chr(byte)
+        if char in '\\"\'':
+            out.append("\\" + char)
+        elif char == "\n":
+            out.append("\\n")
+        elif char == "\t":
+            out.append("\\t")
+        elif char == "\r":
+            out.append("\\r")
+        elif 0x20 <= byte < 0x7F:
+            out.append(char)
+        else:
+            out.append(f"\\{byte:03o}")
+    return '"' + "".join(out) + '"'
+
+
 def write_projector(features: np.ndarray, store: FrameStore, folder: Path, tensor_name: str) -> Path:
     """Write the projector folder ``folder`` (module doc) for ``features [N, D]``, one row per
     frame of ``store`` in store order. Returns the config file."""
@@ -71,7 +93,7 @@ def write_projector(features: np.ndarray, store: FrameStore, folder: Path, tenso
     config = folder / "projector_config.pbtxt"
     config.write_text(
         "embeddings {\n"
-        f'  tensor_name: "{tensor_name}"\n'
+        f"  tensor_name: {pbtxt_string(tensor_name)}\n"
         '  tensor_path: "tensors.tsv"\n'
         '  metadata_path: "metadata.tsv"\n'
         f"  tensor_shape: {features.shape[0]}\n  tensor_shape: {features.shape[1]}\n"
