@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from cltt.cli import main
+from cltt.errors import CLTTError
 from cltt.eval.image_set import load_image_set, prepare_image_set
 from tests.conftest import invoke_in_process
 from tests.helpers.commands import one_line_error
@@ -259,3 +260,27 @@ def test_cache_key_changes_when_an_image_is_replaced_at_the_same_size(tmp_path):
     red.write_bytes(blue_bytes)
     blue.write_bytes(red_bytes)
     assert ImageFiles([red, blue]).identity() != before
+
+
+def class_folders(root: Path, classes=("cat", "dog"), per_class: int = 3) -> Path:
+    """``root/<class>/img<i>.jpg``: a small ImageFolder, each class one colour."""
+    rng = np.random.default_rng(8)
+    for c, name in enumerate(classes):
+        for i in range(per_class):
+            write_image(root / name / f"img{i}.jpg", COLOURS[c], rng)
+    return root
+
+
+def test_one_image_listed_twice_is_one_line(run_dir, tmp_path):
+    """A CSV listing an image twice (even as cat and dog), or 18 rows of one file, was read as
+    that many images; a class folder linked back to the root made a class of the same files."""
+    root = class_folders(tmp_path / "imgs")
+    rows = [[f"imgs/{name}/img{i}.jpg", name] for name in ("cat", "dog") for i in range(3)]
+    twice = write_csv(tmp_path / "twice.csv", ["path", "label"], [*rows, ["imgs/cat/img0.jpg", "dog"]])
+    one_line_error(probe(run_dir, twice), "lists one image twice, on row 2 ('cat') and row 8 ('dog')", "drop the other")
+    same = write_csv(tmp_path / "same.csv", ["path", "label"], [["imgs/cat/img0.jpg", "cat"]] * 18)
+    with pytest.raises(CLTTError, match="on row 2 .* and row 3"):
+        load_image_set(same)
+    (root / "loop").symlink_to(".")
+    with pytest.raises(CLTTError, match="holds one image twice: .*/cat/img0.jpg and .*loop/cat/img0.jpg"):
+        load_image_set(root)

@@ -123,6 +123,7 @@ def _from_folders(root: Path) -> ImageSet:
     else:
         images = ImageSet(str(root), "folders", [], [])
         _add_classes(images, root, None)
+    _refuse_twice(images.paths, root)
     loose = [p for p in root.iterdir() if _is_image(p)]
     if not images.paths:
         found = f"{len(loose)} image(s) but no class folder" if loose else "no class folder with images"
@@ -131,6 +132,18 @@ def _from_folders(root: Path) -> ImageSet:
     if loose:
         images.notes.append(f"{len(loose)} image(s) directly in {root} are in no class folder and are left out")
     return images
+
+
+def _refuse_twice(paths: list[Path], root: Path) -> None:
+    """One line naming two paths of ``paths`` that are the same file (through a symlink, or a
+    class folder linked back into the set): it would count twice, perhaps in two classes."""
+    first: dict[Path, Path] = {}
+    for path in paths:
+        real = path.resolve()
+        if real in first:
+            raise CLTTError(f"image set {root} holds one image twice: {first[real]} and {path} are the same file "
+                            f"({real}; a symlink, or a folder linked back into the set); keep one of them")
+        first[real] = path
 
 
 def _add_classes(images: ImageSet, parent: Path, split: str | None) -> None:
@@ -163,7 +176,7 @@ def _from_csv(path: Path) -> ImageSet:
     column = {name: header.index(name) for name in header}
     images = ImageSet(str(path), "csv", [], [], splits=[] if "split" in column else None,
                       groups=[] if "group" in column else None)
-    missing, unlabelled = [], 0
+    missing, unlabelled, rows_of = [], 0, {}
     for number, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
             raise CLTTError(f"row {number} of {path} has {len(row)} cells, the header {len(header)}; "
@@ -177,6 +190,12 @@ def _from_csv(path: Path) -> ImageSet:
         if not image.is_file():
             missing.append((number, cell["path"]))
             continue
+        real = image.resolve()
+        if real in rows_of:
+            was, was_label = rows_of[real]
+            raise CLTTError(f"image set {path} lists one image twice, on row {was} ({was_label!r}) and row {number} "
+                            f"({cell['label']!r}): {real}; one image must have one row: drop the other")
+        rows_of[real] = (number, cell["label"])
         if images.splits is not None:
             if cell["split"] not in SPLITS:
                 raise CLTTError(f"row {number} of {path} has split {cell['split']!r}; use train, val or test")
