@@ -284,3 +284,13 @@ def test_one_image_listed_twice_is_one_line(run_dir, tmp_path):
     (root / "loop").symlink_to(".")
     with pytest.raises(CLTTError, match="holds one image twice: .*/cat/img0.jpg and .*loop/cat/img0.jpg"):
         load_image_set(root)
+
+
+def test_all_in_one_group_counts_groups_not_group_class_pairs(tmp_path):
+    """18 rows of 3 classes in one group g said 'every labelled group (3)': it counted pairs."""
+    rng = np.random.default_rng(9)
+    rows = [[str(write_image(tmp_path / f"{c}_{i}.jpg", COLOURS[c], rng).name), f"class{c}", "g"]
+            for c in range(3) for i in range(6)]
+    images = load_image_set(write_csv(tmp_path / "one_group.csv", ["path", "label", "group"], rows))
+    with pytest.raises(CLTTError, match=r"every labelled group \(1\) is in the train split"):
+        prepare_image_set(images, [0.6, 0.2, 0.2], seed=0)

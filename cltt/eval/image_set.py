@@ -271,7 +271,7 @@ def prepare_image_set(images: ImageSet, fractions: list[float], seed: int) -> Im
     singular = images.unit[:-1]
     pair_labels = [classes[t] for t in pair_targets]
     check_splits(pair_labels, pair_splits.tolist(), images.source, singular, images.fix)
-    check_held_out(pair_splits.tolist(), images.source, singular)
+    check_held_out(unit_splits.tolist(), images.source, singular)  # per unit: a group of 3 classes is one group
     return setup
 
 
