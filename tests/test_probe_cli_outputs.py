@@ -3,10 +3,17 @@ may replace, a read-only run dir, and tables that keep every number whole at 80 
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import stat
 from pathlib import Path
 
+import pytest
+
 from cltt.cli import probe as probe_cli
-from tests.test_probe import run_cli
+from tests.helpers.training import tiny_run
+from tests.test_probe import one_error_line, run_cli
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "how-to" / "probe.md"
 
@@ -20,3 +27,77 @@ def test_help_and_docs_name_every_task_the_readouts_serve():
     docs = " ".join(DOCS.read_text().split())
     assert "the readouts of tasks `classes`, `frames` and `image_set`" in docs
     assert probe_cli.READOUT_TASKS == ("classes", "frames", "image_set")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    """One epoch of the test recipe on built-in bouncing-balls clips (labelled by ball count)."""
+    return tiny_run(tmp_path_factory.mktemp("probe_cli"), "bouncing-balls")
+
+
+def _snapshot(run_dir: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+
+
+@pytest.mark.parametrize("name", ["checkpoint_final.pth", "recipe.yaml", "report.txt"])
+def test_out_must_be_json(run, name):
+    """A checkpoint or the recipe as --out was replaced by the report; a name not ending in .json is
+    refused before any work, even with --force, and nothing in the run dir changes."""
+    before = _snapshot(run)
+    line = one_error_line(run_cli("probe", run, "-o", run / name, "--force"))
+    assert f"--out {run / name} must end in .json" in line, line
+    assert _snapshot(run) == before
+
+
+def test_existing_out_needs_force(run, tmp_path):
+    """An existing --out file is kept without --force (as cltt export and sweep status --csv keep
+    theirs), and replaced with it."""
+    out = tmp_path / "mine.json"
+    out.write_text("keep me")
+    line = one_error_line(run_cli("probe", run, "-o", out))
+    assert f"{out} exists; pass --force to replace it" in line, line
+    assert out.read_text() == "keep me"
+    assert one_error_line(run_cli("probe", run, "-o", run / "run.json", "--force")).endswith(
+        "is the run's own record (cltt train writes it); give another --out")
+    result = run_cli("probe", run, "-o", out, "--force", "probe.probes=[linear]")
+    assert result.exit_code == 0, result.output
+    assert "scores" in json.loads(out.read_text())
+
+
+def test_never_replaces_a_link_or_fifo(run, tmp_path):
+    """A symbolic link (to a file, or dangling) or a FIFO as --out stays what it is, even with
+    --force; so does a link in place of the default report."""
+    target = tmp_path / "elsewhere.json"
+    target.write_text("theirs")
+    link, dangling, fifo = tmp_path / "link.json", tmp_path / "dangling.json", tmp_path / "fifo.json"
+    link.symlink_to(target)
+    dangling.symlink_to(tmp_path / "missing.json")
+    os.mkfifo(fifo)
+    for path in (link, dangling):
+        line = one_error_line(run_cli("probe", run, "-o", path, "--force"))
+        assert f"{path} is a symbolic link; cltt probe never writes through one, even with --force" in line, line
+        assert path.is_symlink()
+    line = one_error_line(run_cli("probe", run, "-o", fifo, "--force"))
+    assert f"{fifo} is not a regular file (a FIFO, device or socket)" in line, line
+    assert stat.S_ISFIFO(fifo.lstat().st_mode) and target.read_text() == "theirs"
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    (copy / "probe.json").unlink(missing_ok=True)
+    (copy / "probe.json").symlink_to(target)
+    line = one_error_line(run_cli("probe", copy))
+    assert "probe.json is a symbolic link" in line and "remove it, or pass --out FILE.json" in line, line
+    assert target.read_text() == "theirs"
+
+
+def test_rerun_replaces_its_own_report_only(run, tmp_path):
+    """The default report is the probe's own output: a second probe replaces it without --force
+    (so does --out naming it), and the checkpoints, the recipe and run.json stay byte for byte."""
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    kept = {name: (copy / name).read_bytes() for name in ("checkpoint_final.pth", "recipe.yaml", "run.json")}
+    for extra in ((), ("-o", copy / "probe.json")):
+        (copy / "probe.json").write_text("{}")
+        result = run_cli("probe", copy, "probe.probes=[linear]", *extra)
+        assert result.exit_code == 0, result.output
+        assert "scores" in json.loads((copy / "probe.json").read_text())
+    assert {name: (copy / name).read_bytes() for name in kept} == kept

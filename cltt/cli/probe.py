@@ -58,9 +58,12 @@ trained encoder does not beat random_init, train longer or check the augmentatio
 )
 @click.argument("args", nargs=-1)
 @click.option("--checkpoint", "-c", type=click.Path(path_type=Path), help="Checkpoint to probe (with a RECIPE).")
-@click.option("--out", "-o", type=click.Path(path_type=Path), help="JSON report (default: RUN_DIR/probe.json).")
+@click.option("--out", "-o", type=click.Path(path_type=Path),
+              help="JSON report, a name ending in .json (default: RUN_DIR/probe.json, or probe_<task>.json, "
+                   "replaced by each probe). An existing file is refused without --force.")
+@click.option("--force", is_flag=True, help="Replace an existing --out file (never a link, FIFO or device).")
 @show_option
-def command(args: tuple[str, ...], checkpoint: Path | None, out: Path | None, show: bool) -> None:
+def command(args: tuple[str, ...], checkpoint: Path | None, out: Path | None, force: bool, show: bool) -> None:
     """Probe frozen features of a checkpoint against random-init and raw-pixel baselines.
 
     probe.task picks what is measured (the tasks are listed below): classes (default, described
@@ -71,23 +74,62 @@ def command(args: tuple[str, ...], checkpoint: Path | None, out: Path | None, sh
     data windows. Writes the table, RUN_DIR/probe.json and a row of RUN_DIR/metrics_eval.csv
     (the logistic probe; accuracies as fractions in [0, 1], losses as cross-entropy). Features
     are cached in RUN_DIR/features/ and reused while checkpoint and frames are unchanged.
+
+    The default report is the probe's own and each probe replaces it; --out FILE.json is refused
+    when FILE exists unless --force, and a link, FIFO or device is never replaced.
     """
     recipe, path, state = _resolve(args, checkpoint)
     if show:
         show_recipe(recipe)
         return
+    out = _report_path(recipe, path, out, force)
     # the features cache, the report and metrics_eval.csv are written into the run dir: one writer at a time
     with writing_run_dir(path.parent, "wait for it to finish, or probe a copy of the run dir (cp -r)"):
         _probe(recipe, path, state, out)
 
 
-def _probe(recipe, path: Path, state: dict, out: Path | None) -> None:
-    """Encode, probe, write the report (and a metrics_eval.csv row), print the table."""
+def _report_path(recipe, path: Path, out: Path | None, force: bool) -> Path:
+    """Where the report goes, checked before any work: the task's own report in the run dir
+    (``probe.json``, ``probe_<task>.json``: derived and reproducible, so each probe replaces it),
+    or ``out``, a ``.json`` name that may replace an existing file only with ``force``. Neither
+    ever replaces what is not a regular file (a link, FIFO, device or socket), nor the run's
+    ``run.json``."""
+    from cltt.engine.run_files import RUN_FILE
+    from cltt.eval.tasks import task_entry
+    from cltt.export.files import refuse_existing
+
+    own = path.parent / task_entry(recipe.probe.task).cls.report_file()
+    target = own if out is None else out
+    if out is not None and out.suffix.lower() != ".json" and not out.is_dir():
+        raise CLTTError(f"--out {out} must end in .json (the probe report is JSON), e.g. {out.with_suffix('.json')}")
+    if target.is_symlink():
+        raise CLTTError(f"{target} is a symbolic link; cltt probe never writes through one, even with --force: "
+                        + ("remove it, or pass --out FILE.json" if out is None else "give another --out"))
+    if target.exists() and not target.is_file() and not target.is_dir():  # a folder: check_writable says so
+        raise CLTTError(f"{target} is not a regular file (a FIFO, device or socket); cltt probe never replaces one, "
+                        "even with --force: " + ("pass --out FILE.json" if out is None else "give another --out"))
+    if out is None or _same_file(out, own):
+        return own
+    if out.is_dir():
+        return out  # check_writable gives the one line for a folder
+    if _same_file(out, path.parent / RUN_FILE):
+        raise CLTTError(f"{out} is the run's own record (cltt train writes it); give another --out")
+    refuse_existing([out], force)
+    return out
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """True when ``a`` and ``b`` name one path (compared resolved, so ``./x`` is ``x``)."""
+    return a.resolve() == b.resolve()
+
+
+def _probe(recipe, path: Path, state: dict, out: Path) -> None:
+    """Encode, probe, write the report ``out`` (and a metrics_eval.csv row), print the table."""
     from cltt.eval.metrics_eval import EVAL_FILE, append_eval_row, append_eval_values
     from cltt.eval.report import TaskReport, check_writable, save_report
-    from cltt.eval.tasks import probe_task, task_entry
+    from cltt.eval.tasks import probe_task
 
-    json_path = out if out is not None else path.parent / task_entry(recipe.probe.task).cls.report_file()
+    json_path = out
     check_writable(json_path)  # before the encoding, not after it
     started = time.perf_counter()
     columns = (TextColumn("encoding frames"), BarColumn(), MofNCompleteColumn(),
