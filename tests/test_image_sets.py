@@ -294,3 +294,25 @@ def test_all_in_one_group_counts_groups_not_group_class_pairs(tmp_path):
     images = load_image_set(write_csv(tmp_path / "one_group.csv", ["path", "label", "group"], rows))
     with pytest.raises(CLTTError, match=r"every labelled group \(1\) is in the train split"):
         prepare_image_set(images, [0.6, 0.2, 0.2], seed=0)
+
+
+def test_class_folders_and_csv_read_the_same_files_and_say_what_they_skip(run_dir, tmp_path):
+    """A .gif was skipped in class folders and read from a CSV; a linked sub-folder of a class
+    was skipped silently while linked class folders were followed. Both layouts read one list of
+    types, the folders note what they leave out, and links below a class folder are followed
+    (a link back to its own class folder is walked once, and /proc never)."""
+    root = class_folders(tmp_path / "imgs")
+    (root / "cat" / "odd.gif").write_bytes(b"GIF89a")
+    (root / "dog" / "notes.txt").write_text("x")
+    more = class_folders(tmp_path / "more", ("dog",), per_class=2)
+    (root / "dog" / "linked").symlink_to(more / "dog")
+    (root / "cat" / "self").symlink_to(root / "cat")
+    (root / "cat" / "proc").symlink_to("/proc")
+    images = load_image_set(root)
+    assert len(images.paths) == 3 + 5 and images.labels.count("dog") == 5
+    assert any("2 file(s) in class folders are not images cltt reads (.gif 1, .txt 1) and are left out" in n
+               for n in images.notes), images.notes
+    table = write_csv(tmp_path / "set.csv", ["path", "label"], [["imgs/cat/img0.jpg", "cat"], ["imgs/cat/odd.gif", "cat"]])
+    one_line_error(probe(run_dir, table), "row 3 of", "imgs/cat/odd.gif, not an image type cltt reads",
+                   "in a CSV and in class folders alike")
+    one_line_error(probe(run_dir, Path("/")), "is the root of the file system, not an image set")

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from cltt.data.decode import CorruptFrameError, decode_rgb, header_dimensions, reduction_for
-from cltt.data.formats import FRAME_EXTENSIONS
+from cltt.data.formats import FRAME_EXTENSIONS, listed
 from cltt.errors import CLTTError
 from cltt.eval.labels import (
     SPLITS,
@@ -65,6 +67,7 @@ class ImageSet:
     splits: list[str] | None = None
     groups: list[str] | None = None
     notes: list[str] = field(default_factory=list)
+    skipped: Counter = field(default_factory=Counter)  # files in class folders left out, by extension
 
     @property
     def unit(self) -> str:
@@ -82,23 +85,81 @@ class ImageSet:
 
 
 def _is_image(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in FRAME_EXTENSIONS and not path.name.startswith(".")
+    return path.is_file() and _image_name(path.name)
+
+
+def _image_name(name: str) -> bool:
+    """A file of class folders named as an image (:func:`_image_type`), not hidden."""
+    return not name.startswith(".") and _image_type(name)
+
+
+def _image_type(name: str) -> bool:
+    """An image type both layouts read, class folders and CSV rows alike (:data:`FRAME_EXTENSIONS`)."""
+    return os.path.splitext(name)[1].lower() in FRAME_EXTENSIONS
+
+
+def _special_devices() -> frozenset[int]:
+    """Devices of the kernel's pseudo file systems (``/proc``, ``/sys``, ``/dev``) where they are
+    mounted apart from ``/``: never walked (an image set of ``/`` would read ``/proc``)."""
+    try:
+        rootfs = os.stat("/").st_dev
+    except OSError:
+        return frozenset()
+    found = set()
+    for name in ("/proc", "/sys", "/dev"):
+        try:
+            device = os.stat(name).st_dev
+        except OSError:
+            continue
+        if device != rootfs:
+            found.add(device)
+    return frozenset(found)
+
+
+def _walkable(path: Path, special: frozenset[int]) -> bool:
+    """A visible folder (a symlink to one counts) that is not on a pseudo file system."""
+    try:
+        return path.is_dir() and not path.name.startswith(".") and os.stat(path).st_dev not in special
+    except OSError:
+        return False
 
 
 def _folders(root: Path) -> list[Path]:
-    return sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
+    special = _special_devices()
+    return sorted((p for p in root.iterdir() if _walkable(p, special)), key=lambda p: p.name)
 
 
-def _images_under(folder: Path) -> list[Path]:
-    """Every image file at any depth under ``folder``, hidden names skipped, in path order."""
-    return sorted(p for p in folder.rglob("*") if _is_image(p)
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+def _images_under(folder: Path, skipped: Counter | None = None) -> list[Path]:
+    """Every image file at any depth under ``folder``, in path order. Linked sub-folders are
+    followed as linked class folders are (each real folder once, so a link to an ancestor
+    does not loop); hidden names and pseudo file systems are not. Other files are counted in
+    ``skipped`` by extension."""
+    special, seen, found = _special_devices(), set(), []
+    for where, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(where)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if _walkable(Path(where, d), special)]
+        for name in files:
+            path = Path(where, name)
+            if _image_name(name):
+                if path.is_file():
+                    found.append(path)
+            elif skipped is not None and not name.startswith("."):
+                skipped[os.path.splitext(name)[1].lower() or "no extension"] += 1
+    return sorted(found)
 
 
 def load_image_set(path: Path) -> ImageSet:
     """The image set at ``path`` (a folder or a ``.csv``), or one line saying what is wrong."""
     path = Path(path).expanduser()
     if path.is_dir():
+        real = path.resolve()
+        if real.parent == real or os.stat(real).st_dev in _special_devices():
+            what = "the root of the file system" if real.parent == real else "on a kernel pseudo file system"
+            raise CLTTError(f"image set {path} is {what}, not an image set; give {LAYOUTS}")
         return _from_folders(path)
     if path.is_file():
         return _from_csv(path)
@@ -124,6 +185,10 @@ def _from_folders(root: Path) -> ImageSet:
         images = ImageSet(str(root), "folders", [], [])
         _add_classes(images, root, None)
     _refuse_twice(images.paths, root)
+    if images.skipped:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in images.skipped.most_common(4))
+        images.notes.append(f"{sum(images.skipped.values())} file(s) in class folders are not images cltt reads "
+                            f"({kinds}) and are left out; it reads {listed(FRAME_EXTENSIONS)}")
     loose = [p for p in root.iterdir() if _is_image(p)]
     if not images.paths:
         found = f"{len(loose)} image(s) but no class folder" if loose else "no class folder with images"
@@ -150,7 +215,7 @@ def _add_classes(images: ImageSet, parent: Path, split: str | None) -> None:
     """The images of every class folder of ``parent`` (in split ``split``), appended to ``images``."""
     empty = []
     for folder in _folders(parent):
-        found = _images_under(folder)
+        found = _images_under(folder, images.skipped)
         if not found:
             empty.append(folder.name)
         images.paths += found
@@ -190,6 +255,9 @@ def _from_csv(path: Path) -> ImageSet:
         if not image.is_file():
             missing.append((number, cell["path"]))
             continue
+        if not _image_type(image.name):
+            raise CLTTError(f"row {number} of {path} names {cell['path']}, not an image type cltt reads (it reads "
+                            f"{listed(FRAME_EXTENSIONS)}, in a CSV and in class folders alike); convert it or drop the row")
         real = image.resolve()
         if real in rows_of:
             was, was_label = rows_of[real]
