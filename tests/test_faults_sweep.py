@@ -337,3 +337,37 @@ def test_status_csv_never_replaces_a_file_without_force(tmp_path):
     (tmp_path / "status.csv").write_text("mine\n")
     assert sweep("status", "sweeps/tiny", "--csv", "status.csv", "--force", cwd=tmp_path).exit_code == 0
     assert (tmp_path / "status.csv").read_text().startswith("index,run,train.lr,")
+
+
+@pytest.mark.parametrize("entry, problem", [
+    ("5", "is a number, not a mapping with a name"),
+    ("{index: 0}", "has no name"),
+    ("{name: a, index: zz}", "has an index that is not a whole number"),
+    ("{name: a, run_dir: [1]}", "has a run_dir that is not a path"),
+    ("{name: a, overrides: 3}", "has overrides that are not a mapping"),
+])
+def test_sweep_status_names_a_malformed_run_entry_in_one_line(tmp_path, entry, problem):
+    """Found by the hostile-user pass: a run entry of sweep.yaml that is not a mapping with a
+    name gave a traceback (AttributeError, KeyError 'name', ValueError, TypeError)."""
+    from tests.sweep_helpers import assert_one_line_error
+
+    folder = tmp_path / "sweeps" / "x"
+    folder.mkdir(parents=True)
+    (folder / "sweep.yaml").write_text(f"name: x\nruns:\n- {{name: ok, index: 0}}\n- {entry}\n")
+    result = sweep("status", "sweeps/x", cwd=tmp_path)
+    assert_one_line_error(result, "sweep.yaml", "run entry 2", problem, "cltt sweep RECIPE")
+
+
+def test_sweep_rerun_rewrites_a_manifest_whose_entry_has_no_name(tmp_path):
+    """A rerun said 'its runs None are not in this one' of an entry without a name; a manifest
+    that does not read is rewritten, as a broken one always was."""
+    recipe = write_recipe(tmp_path)
+    assert sweep(recipe, "--grid", "train.lr=1e-3,3e-4", cwd=tmp_path).exit_code == 0
+    manifest = tmp_path / "sweeps" / "tiny" / "sweep.yaml"
+    content = yaml.safe_load(manifest.read_text())
+    del content["runs"][0]["name"]
+    manifest.write_text(yaml.safe_dump(content))
+    result = sweep(recipe, "--grid", "train.lr=1e-3,3e-4", cwd=tmp_path)
+    assert result.exit_code == 0, result.stderr
+    assert [run["name"] for run in yaml.safe_load(manifest.read_text())["runs"]] == ["lr1e-3", "lr3e-4"]
+    assert sweep("status", "sweeps/tiny", cwd=tmp_path).exit_code == 0

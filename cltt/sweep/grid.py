@@ -390,7 +390,32 @@ def read_manifest(sweep_dir: str | Path) -> dict[str, Any]:
         raise CLTTError(f"{path} is not valid YAML{where} ({getattr(err, 'problem', err)})") from None
     if not isinstance(content, dict) or not isinstance(content.get("runs"), list):
         raise CLTTError(f"{path} has no list of runs; rewrite it with cltt sweep RECIPE")
+    for position, entry in enumerate(content["runs"], 1):
+        problem = run_entry_problem(entry)
+        if problem is not None:
+            shown = yaml.safe_dump(entry, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            raise CLTTError(f"{path}: run entry {position} ({shown}) {problem}; rewrite it with cltt sweep RECIPE")
     return content
+
+
+def run_entry_problem(entry: Any) -> str | None:
+    """What is wrong with one entry of a manifest's ``runs`` (a mapping with a ``name``, an
+    optional integer ``index``, string ``run_dir`` and ``recipe``, and mapping ``overrides``), or None."""
+    if not isinstance(entry, dict):
+        kind = {bool: "true/false", int: "a number", float: "a number", str: "text", list: "a list"}.get(type(entry), "empty")
+        return f"is {kind}, not a mapping with a name"
+    if not isinstance(entry.get("name"), str) or not entry["name"]:
+        return "has no name" if entry.get("name") is None else "has a name that is not text"
+    if "index" in entry and (not isinstance(entry["index"], int) or isinstance(entry["index"], bool)
+                             or entry["index"] < 0):
+        return "has an index that is not a whole number >= 0"
+    for key in ("run_dir", "recipe"):
+        if key in entry and entry[key] is not None and not isinstance(entry[key], str):
+            return f"has a {key} that is not a path"
+    if entry.get("overrides") is not None and not isinstance(entry["overrides"], dict):
+        return "has overrides that are not a mapping"
+    return None
 
 
 def read_yaml(path: Path) -> Any:
