@@ -316,3 +316,18 @@ def test_class_folders_and_csv_read_the_same_files_and_say_what_they_skip(run_di
     one_line_error(probe(run_dir, table), "row 3 of", "imgs/cat/odd.gif, not an image type cltt reads",
                    "in a CSV and in class folders alike")
     one_line_error(probe(run_dir, Path("/")), "is the root of the file system, not an image set")
+
+
+def test_nothing_held_out_says_where_the_layout_puts_held_out_images(run_dir, tmp_path):
+    """An empty test/ of split folders was told to 'mark some images val or test in the split
+    column' (there is none); a class only in test said 'move a image'."""
+    rng = np.random.default_rng(10)
+    for c, name in enumerate(("ball", "car")):
+        for i in range(2):
+            write_image(tmp_path / "sets" / "train" / name / f"{i}.jpg", COLOURS[c], rng)
+    (tmp_path / "sets" / "test").mkdir()
+    one_line_error(probe(run_dir, tmp_path / "sets"), "every labelled image (4) is in the train split",
+                   f"put images in {tmp_path / 'sets'}/test/<class>/")
+    write_image(tmp_path / "sets" / "test" / "cat" / "0.jpg", COLOURS[2], rng)
+    with pytest.raises(CLTTError, match="move an image of it to train"):
+        prepare_image_set(load_image_set(tmp_path / "sets"), [0.6, 0.2, 0.2], seed=0)

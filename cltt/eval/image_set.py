@@ -48,6 +48,7 @@ from cltt.eval.labels import (
     class_order,
     draw_splits,
 )
+from cltt.eval.segments import unreadable_csv
 from cltt.recipe import DEFAULT_MAX_PIXELS
 
 CSV_COLUMNS = ("path", "label", "split", "group")
@@ -82,6 +83,18 @@ class ImageSet:
         if self.layout == "csv" and self.splits is not None:
             return "in the CSV's split column, or drop the column to draw splits per class with probe.split_seed"
         return "(draw other splits with probe.split_seed, or give more images of the class)"
+
+    @property
+    def held_out_fix(self) -> str:
+        """How a user holds some units out of train, for the message that none is."""
+        unit = self.unit
+        if self.layout == "split folders":
+            return f"put images in {self.source}/test/<class>/ (or val/<class>/)"
+        if self.splits is not None:
+            return (f"mark some {unit} val or test in the CSV's split column, or drop the column to draw splits "
+                    "with probe.split_seed")
+        return (f"give more than one {unit[:-1]} per class, with val and test probe.split_fractions above 0, "
+                "so some are held out")
 
 
 def _is_image(path: Path) -> bool:
@@ -231,7 +244,9 @@ def _from_csv(path: Path) -> ImageSet:
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
             rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
+    except UnicodeDecodeError as err:
+        raise unreadable_csv("image set", path, err) from None
+    except (OSError, csv.Error) as err:
         raise CLTTError(f"cannot read image set {path} ({err}); give {LAYOUTS}") from None
     header = [h.strip().lower() for h in rows[0]] if rows else []
     if "path" not in header or "label" not in header or any(h not in CSV_COLUMNS for h in header) \
@@ -322,7 +337,8 @@ def prepare_image_set(images: ImageSet, fractions: list[float], seed: int) -> Im
     checked: two classes or more, every class in train, something held out, no group on two sides."""
     classes = class_order(images.labels)
     if len(classes) < 2:
-        raise CLTTError(f"image set {images.source} has one class ({classes[0]!r}, {len(images.paths)} images); "
+        raise CLTTError(f"image set {images.source} has one class ({classes[0]!r}, {len(images.paths)} image"
+                        f"{'s' if len(images.paths) != 1 else ''}); "
                         "a probe tells classes apart: give two or more")
     number = {name: i for i, name in enumerate(classes)}
     targets = np.array([number[label] for label in images.labels], dtype=np.int64)
@@ -339,7 +355,7 @@ def prepare_image_set(images: ImageSet, fractions: list[float], seed: int) -> Im
     singular = images.unit[:-1]
     pair_labels = [classes[t] for t in pair_targets]
     check_splits(pair_labels, pair_splits.tolist(), images.source, singular, images.fix)
-    check_held_out(unit_splits.tolist(), images.source, singular)  # per unit: a group of 3 classes is one group
+    check_held_out(unit_splits.tolist(), images.source, singular, images.held_out_fix)  # per unit: a group of 3 classes is one group
     return setup
 
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from cltt.data.stores.base import FrameStore
 from cltt.errors import CLTTError
-from cltt.eval.segments import is_segments_header
+from cltt.eval.segments import is_segments_header, unreadable_csv
 
 SPLITS = ("train", "val", "test")
 LABELS_FILE = "labels.csv"
@@ -104,7 +104,7 @@ def _from_csv(store: FrameStore, path: Path) -> LabelTable:
         with open(path, newline="", encoding="utf-8-sig") as handle:  # -sig: a spreadsheet's BOM
             rows = list(csv.reader(handle))
     except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise CLTTError(f"cannot read labels file {path} ({err})") from None
+        raise unreadable_csv("labels file", path, err) from None
     header = [h.strip().lower() for h in rows[0]] if rows else []
     if is_segments_header(header):
         raise CLTTError(f"labels file {path} gives segments by time (clip,start,end,label), which label frames; "
@@ -225,17 +225,24 @@ def check_splits(labels: Sequence[str], splits: Sequence[str], source: str, unit
     absent = Counter((label, split) for label, split in zip(labels, splits) if split != "train" and label not in in_train)
     if absent:
         shown = ", ".join(f"{label!r} ({split})" for label, split in list(absent)[:3])
-        raise CLTTError(f"class {shown} has val/test {unit}s but no train {unit} ({source}); move a {unit} of it to "
-                        f"train {fix}")
+        raise CLTTError(f"class {shown} has val/test {unit}s but no train {unit} ({source}); move {_a(unit)} {unit} of "
+                        f"it to train {fix}")
 
 
-def check_held_out(splits: Sequence[str], source: str, unit: str = "clip") -> None:
-    """Refuse splits with no val or test clip (``unit``): the probe's val and test columns would
-    be empty, and accuracy on the clips a probe was fitted on says nothing about the features."""
+def check_held_out(splits: Sequence[str], source: str, unit: str = "clip", fix: str | None = None) -> None:
+    """Refuse splits with no val or test clip (``unit``; ``splits`` one per unit): the probe's
+    val and test columns would be empty, and accuracy on the clips a probe was fitted on says
+    nothing about the features. ``fix`` says how to hold some out (default: a split column)."""
     if not any(split in ("val", "test") for split in splits):
+        fix = fix or (f"mark some {unit}s val or test in the split column, or draw splits (no split column) with val "
+                      f"and test probe.split_fractions above 0 and more than one {unit} per class")
         raise CLTTError(f"every labelled {unit} ({len(splits)}) is in the train split ({source}), so the probe has nothing "
-                        f"held out to score; mark some {unit}s val or test in the split column, or draw splits "
-                        f"(no split column) with val and test probe.split_fractions above 0 and more than one {unit} per class")
+                        f"held out to score; {fix}")
+
+
+def _a(noun: str) -> str:
+    """``a`` or ``an`` before ``noun`` (by its first letter: clip, image, group)."""
+    return "an" if noun[:1].lower() in "aeiou" else "a"
 
 
 def train_clips_per_class(labels: Sequence[str], splits: Sequence[str]) -> dict[str, int]:

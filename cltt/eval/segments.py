@@ -73,6 +73,31 @@ def is_segments_file(path: Path) -> bool:
         return False
 
 
+def unreadable_csv(what: str, path: Path, err: Exception) -> CLTTError:
+    """The one line for a CSV that cannot be read: a file not in UTF-8 (a spreadsheet's Latin-1
+    or Windows-1252 export) is told to be saved as UTF-8, other errors are given as they are."""
+    if isinstance(err, UnicodeDecodeError):
+        return CLTTError(f"cannot read {what} {path}: byte {err.start} is not UTF-8 (saved as Latin-1 or "
+                         "Windows-1252?); save it as UTF-8 (a spreadsheet's 'CSV UTF-8')")
+    return CLTTError(f"cannot read {what} {path} ({err})")
+
+
+def _segment_time(path: Path, line: int, text: str) -> float:
+    """Seconds of a start or end cell (:func:`parse_clock`), or one line saying what is wrong:
+    a negative time, digits grouped with ``_`` (Python's float reads ``1_0`` as 10), other text."""
+    where = f"labels file {path} line {line}"
+    if text.startswith("-"):
+        raise CLTTError(f"{where}: time {text!r} is negative; times are seconds from the start of the video "
+                        "(0 or more), as seconds, m:ss or h:mm:ss")
+    try:
+        if "_" in text:
+            raise ValueError(text)
+        return parse_clock(text)
+    except ValueError:
+        raise CLTTError(f"{where}: time {text!r} is not seconds, m:ss or h:mm:ss (such as 75.5, 1:15.5 or "
+                        "0:01:15.5)") from None
+
+
 def load_segments(store: FrameStore, path: Path) -> FrameSegments:
     """Read a ``clip,start,end,label`` file and label the frames of ``store`` it covers (see the module)."""
     path = Path(path)
@@ -80,7 +105,7 @@ def load_segments(store: FrameStore, path: Path) -> FrameSegments:
         with open(path, newline="", encoding="utf-8-sig") as handle:
             rows = list(csv.reader(handle))
     except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise CLTTError(f"cannot read labels file {path} ({err})") from None
+        raise unreadable_csv("labels file", path, err) from None
     if not rows or not is_segments_header(rows[0]):
         raise CLTTError(f"labels file {path} must start with the header {','.join(SEGMENT_COLUMNS)} to give segments "
                         f"by time; got {','.join(rows[0]) if rows else 'nothing'}")
@@ -91,11 +116,7 @@ def load_segments(store: FrameStore, path: Path) -> FrameSegments:
         if len(row) != 4:
             raise CLTTError(f"labels file {path} line {line}: expected clip,start,end,label, got {','.join(row)}")
         clip, start_text, end_text, label = (cell.strip() for cell in row)
-        try:
-            start, end = parse_clock(start_text), parse_clock(end_text)
-        except ValueError:
-            raise CLTTError(f"labels file {path} line {line}: start and end must be seconds, m:ss or h:mm:ss, "
-                            f"got {start_text!r} and {end_text!r}") from None
+        start, end = (_segment_time(path, line, text) for text in (start_text, end_text))
         if end <= start:
             raise CLTTError(f"labels file {path} line {line}: segment of {clip} ends at {end_text} but starts at "
                             f"{start_text}; the end must come after the start")
