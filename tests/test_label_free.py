@@ -378,3 +378,35 @@ def test_gaps_that_print_alike_are_refused_in_one_line():
         load_recipe(None, ["probe.task=label_free", "probe.label_free.gaps=[0.2,0.2000001]"])
     assert "\n" not in str(err.value)
     assert load_recipe(None, ["probe.task=label_free", "probe.label_free.gaps=[0.2,0.25]"]).probe.label_free.gaps == [0.2, 0.25]
+
+
+@pytest.mark.parametrize("rounds", [0, 1])
+def test_too_few_rankme_rounds_are_refused(rounds):
+    from cltt.errors import RecipeError
+
+    # 1 resample gave RankMe a zero-width interval (7.444 [7.444–7.444]), 0 none, silently
+    with pytest.raises(RecipeError, match=r"rankme_rounds' must be >= 2"):
+        load_recipe(None, ["probe.task=label_free", f"probe.label_free.rankme_rounds={rounds}"])
+
+
+def test_a_missing_figure_or_interval_and_a_recall_that_cannot_fail_get_a_note():
+    from cltt.eval.label_free import HeldOut, missing_notes
+    from cltt.recipe.probes.tasks.label_free import LabelFreeConfig
+
+    rng = np.random.default_rng(0)
+    clips, times = np.repeat(np.arange(3), 8), np.tile(np.arange(8) * 0.1, 3)  # 24 frames
+    held = HeldOut(store=None, frames=None, clips=clips, times=times, timed=True)
+    config = LabelFreeConfig(gaps=[0.2], recall_at=[1, 100], queries=1, pairs=1)
+    found = measure(rng.normal(size=(24, 4)), clips, times, config, rounds=100, seed=0)
+    assert found["uniformity"][0] is not None and found["uniformity"][1] is None  # 1 pair: 1 clip
+    notes = missing_notes({"trained": found}, held, config)
+    assert any(n.startswith("uniformity, recall@1_0.2s, recall@100_0.2s, mAP_0.2s: no 95% interval (n/a)")
+               and "probe.label_free.pairs (now 1) or probe.label_free.queries (now 1)" in n for n in notes)
+    # every frame with a target has 23 candidates (24 less itself) <= 100: found whatever the features
+    assert any(n.startswith("recall@100_0.2s: 18 of the 18 frames") for n in notes)
+    assert not any(n.startswith("recall@1_") for n in notes)
+    # clips of one frame each: no alignment pair, and no frame 0.2 s later
+    one = np.arange(3)
+    lonely = measure(rng.normal(size=(3, 4)), one, np.zeros(3), LabelFreeConfig(gaps=[0.2]), rounds=100, seed=0)
+    notes = missing_notes({"trained": lonely}, HeldOut(None, None, one, np.zeros(3), True), LabelFreeConfig(gaps=[0.2]))
+    assert any(n.startswith("alignment: no held-out clip has two frames") for n in notes)

@@ -468,8 +468,44 @@ def feature_sources(recipe, checkpoint: Path, state: dict, device: torch.device,
     return sources
 
 
-def _interval_cell(interval: list[float] | None) -> str | None:
-    return None if interval is None else f"[{interval[0]:.3f}–{interval[1]:.3f}]"
+def _interval_cell(value: float | None, interval: list[float] | None) -> str | None:
+    """``[low–high]``; ``n/a`` for a figure without an interval (:func:`missing_notes` says why)."""
+    if interval is None:
+        return None if value is None else "n/a"
+    return f"[{interval[0]:.3f}–{interval[1]:.3f}]"
+
+
+def missing_notes(results: dict[str, dict], held: HeldOut, config) -> list[str]:
+    """One note per reason a figure, or its interval, is missing or says nothing (``results``:
+    source -> :func:`measure`): an interval over fewer than 2 clips cannot be measured (n/a, as
+    :func:`cltt.eval.bootstrap.clip_interval`); alignment needs a clip of two frames; retrieval
+    needs a drawn query with a target; recall@k is 1 for a query with at most k candidates."""
+    notes = []
+    names = measure_names(config)
+    no_interval = [name for name in names if any(f[name][0] is not None and f[name][1] is None
+                                                 for f in results.values())]
+    if no_interval:
+        keys = ([f"pairs (now {config.pairs})"] if "uniformity" in no_interval else []) + \
+            ([f"queries (now {config.queries})"] if any("_" in name for name in no_interval) else [])
+        notes.append(f"{', '.join(no_interval)}: no 95% interval (n/a): the figure rests on fewer than 2 held-out "
+                     f"clips; raise {' or '.join(f'probe.label_free.{k}' for k in keys + ['held_out'])}")
+    if all(f["alignment"][0] is None for f in results.values()):
+        notes.append("alignment: no held-out clip has two frames (its pairs are consecutive frames of a clip)")
+    n = len(held.clips)
+    for gap in config.gaps:
+        targets = retrieval_targets(held.clips, held.times, gap)
+        lo, hi = own_windows(held.clips, held.times, gap)
+        if all(f[f"mAP_{gap_name(gap)}"][0] is None for f in results.values()) and (targets >= 0).any():
+            notes.append(f"gap {gap_name(gap)}: none of the {min(config.queries, n)} drawn queries "
+                         f"(probe.label_free.queries) has a frame {gap:g} s later in its clip; raise it")
+        candidates = (n - (hi - lo))[targets >= 0]  # every held-out frame less the own window
+        for k in config.recall_at:
+            trivial = int((candidates <= k).sum())
+            if trivial:
+                notes.append(f"recall@{k}_{gap_name(gap)}: {trivial} of the {len(candidates)} frames with a target "
+                             f"have at most {k} candidates ({n} held-out frames less the own window), so they count "
+                             "as found whatever the features; set probe.label_free.recall_at lower")
+    return notes
 
 
 def label_free_report(recipe, checkpoint: Path, epoch: int | None, results: dict[str, dict], held: HeldOut,
@@ -478,7 +514,7 @@ def label_free_report(recipe, checkpoint: Path, epoch: int | None, results: dict
     config = recipe.probe.label_free
     names = measure_names(config)
     # one row per measure, a value and its 95% interval per source: a table that fits a terminal
-    rows = [[name, *(cell for found in results.values() for cell in (found[name][0], _interval_cell(found[name][1])))]
+    rows = [[name, *(cell for found in results.values() for cell in (found[name][0], _interval_cell(*found[name])))]
             for name in names]
     metrics = {source: {name: found[name][0] for name in names} |
                {f"{name}_low": (found[name][1] or [None, None])[0] for name in names} |
@@ -497,6 +533,7 @@ def label_free_report(recipe, checkpoint: Path, epoch: int | None, results: dict
         rates = sorted({held.store.clip_times(c).source for c in untimed}) if hasattr(held.store, "clip_times") else []
         notes.append(f"{len(untimed)} held-out clip(s) have no recorded timestamps: their frame times are nominal "
                      f"({', '.join(rates) or 'frame numbers'}), so the gaps are seconds at that rate")
+    notes += missing_notes(results, held, config)
     notes += [f"features {name}: {how}" for name, how in cache.items()]
     report = TaskReport(task="label_free", checkpoint=str(checkpoint), epoch=epoch,
                         columns=["measure", *(c for source in results for c in (source, f"{source}_95"))],

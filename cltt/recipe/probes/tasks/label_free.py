@@ -27,7 +27,7 @@ class LabelFreeConfig:
     seconds, ``recall_at`` its k, ``queries`` the most query frames (drawn seeded), ``pairs`` the
     most frame pairs for uniformity (at most :data:`MAX_PAIRS`: each pair gathers two D-wide
     feature rows), ``rankme_rounds`` the most bootstrap resamples behind RankMe's interval (each
-    an eigendecomposition of a D x D matrix)."""
+    an eigendecomposition of a D x D matrix; at least 2)."""
 
     held_out: float = 0.2
     gaps: list[float] = field(default_factory=lambda: [1.0, 5.0, 30.0])
@@ -56,8 +56,9 @@ class LabelFreeConfig:
                 raise RecipeError(f"recipe key '{at}.{key}' must be >= 1, got {getattr(self, key)}")
         check_max(self.pairs, f"{at}.pairs", MAX_PAIRS, "uniformity gathers both frames' features of every "
                   "pair (8 x D bytes a pair: 4 GB at D = 512 for the most); the default is 100,000")
-        if self.rankme_rounds < 0:
-            raise RecipeError(f"recipe key '{at}.rankme_rounds' must be >= 0, got {self.rankme_rounds}")
+        if self.rankme_rounds < 2:  # 1 resample gave a zero-width interval, 0 none at all
+            raise RecipeError(f"recipe key '{at}.rankme_rounds' must be >= 2 (resamples behind RankMe's 95% interval; "
+                              f"the default is 20), got {self.rankme_rounds}")
 
 
 @declare_task("label_free", config=LabelFreeConfig)
