@@ -385,3 +385,23 @@ def test_bad_arguments_raise_at_the_call(tmp_path):
     with pytest.raises(CLTTError, match="not under"):
         extract_videos([source, elsewhere], tmp_path / "out", ExtractConfig(), tmp_path / "src")
     assert not (tmp_path / "out").exists()
+
+
+def test_fps_above_the_source_rate_is_said_in_one_note(tmp_path):
+    """Found by the hostile-user pass: --fps 100 on a 30 fps video kept every frame, at 30 fps,
+    and said nothing."""
+    from cltt.cli import main
+    from tests.conftest import invoke_in_process
+
+    write_video(tmp_path / "src" / "a.mp4", frames=6)
+    write_video(tmp_path / "src" / "b.avi", frames=6)
+    result = invoke_in_process(main, ["extract", tmp_path / "src", "--out", tmp_path / "fast", "--fps", "100"],
+                               cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stderr.splitlines() if "--fps" in line]
+    assert notes == [f"note: --fps 100 is above the source rate of 2 clips ({SRC_FPS:g} fps): every source frame "
+                     "is kept, so the rate is the source's"], result.stderr
+    assert len(kept_indices(tmp_path / "fast" / "a")) == 6
+    slower = invoke_in_process(main, ["extract", tmp_path / "src", "--out", tmp_path / "slow", "--fps", "10"],
+                               cwd=tmp_path)
+    assert slower.exit_code == 0 and "--fps" not in slower.stderr, slower.output

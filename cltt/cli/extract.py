@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -148,7 +149,29 @@ def command(args: tuple[str, ...], out: Path | None, synthetic: str | None, show
         report = extraction.run(on_frames=on_frames, on_clip=on_clip)
     if report.pack is not None:
         show_summary(report.pack, exit_on_corrupt=False)
+    if recipe.extract.fps is not None and synthetic is None:
+        _note_slower_sources(report, recipe.extract.fps)
     _summarize(report)
+
+
+def _note_slower_sources(report: ExtractionReport, fps: float) -> None:
+    """One note line when ``--fps`` asks for more frames a second than some videos have: those
+    clips keep every source frame, so their rate is the source's, not ``fps``."""
+    import cv2
+
+    rates = []
+    for clip in report.done:
+        capture = cv2.VideoCapture(clip.source, cv2.CAP_FFMPEG)
+        rate = capture.get(cv2.CAP_PROP_FPS) if capture.isOpened() else 0.0
+        capture.release()
+        if math.isfinite(rate) and 0 < rate < fps:
+            rates.append(rate)
+    if rates:
+        low, high = min(rates), max(rates)
+        shown = f"{low:g} fps" if low == high else f"{low:g}-{high:g} fps"
+        count = f"{len(rates)} clip{'s' if len(rates) > 1 else ''}"
+        err_console.print(f"[dim]note:[/] --fps {fps:g} is above the source rate of {count} ({shown}): "
+                          "every source frame is kept, so the rate is the source's", soft_wrap=True)
 
 
 def _summarize(report: ExtractionReport) -> None:
