@@ -20,6 +20,7 @@ from cltt.data.windows import WindowSpec, build_windows
 from cltt.errors import CLTTError
 from cltt.eval.labels import LABELS_FILE
 from cltt.eval.segments import is_segments_file, load_segments
+from cltt.eval.tasks.frames import SEGMENTS_FILE
 
 
 @click.command(
@@ -73,7 +74,7 @@ def command(args: tuple[str, ...], verify: bool, rebuild: bool, show: bool) -> N
     counts = store.frame_counts
     table.add_row("frames per clip", f"{counts.min():,} to {counts.max():,} (mean {counts.mean():,.1f})")
     table.add_row("windows", f"{len(windows):,}  ({spec.describe()})")
-    for label, text in _time_rows(store, recipe.probe.labels):
+    for label, text in _time_rows(store, recipe.probe.labels) + _segments_rows(store, recipe.probe):
         table.add_row(label, text)
     if windows.clips_skipped:
         table.add_row("clips too short", f"[yellow]{windows.clips_skipped:,}[/] (need {spec.reach} frames)")
@@ -121,11 +122,30 @@ def _time_rows(store, labels: str | None) -> list[tuple[str, str]]:
             ("frame times", "; ".join(parts))]
     path = Path(labels) if labels else store.root_file(LABELS_FILE)
     if is_segments_file(path):
-        segments = load_segments(store, path)
-        nominal = f"; [yellow]{len(segments.nominal):,} of them with nominal times[/]" if segments.nominal else ""
-        rows.append(("labels by time", f"{segments.segments:,} segments, {len(segments.names):,} labels, "
-                                       f"{segments.frames_labelled:,} frames in {len(segments.clips):,} clip(s){nominal}"))
+        rows.append(("labels by time", _describe_segments(load_segments(store, path))))
     return rows
+
+
+def _segments_rows(store, probe) -> list[tuple[str, str]]:
+    """``segments (frames task)``: the labels by time of ``probe.task=frames``
+    (``probe.frames.segments``, default ``ROOT/segments.csv``), read with the probe's own loader
+    so that a bad segment is refused now, in the same line. Checked with ``probe.task=frames``
+    (a missing file is a warning), and whatever the task when the file has the header
+    ``clip,start,end,label`` (``cltt extract --synthetic playroom`` writes one)."""
+    path = Path(probe.frames.segments) if probe.frames.segments else store.root_file(SEGMENTS_FILE)
+    if probe.task != "frames" and not is_segments_file(path):
+        return []
+    if not (path.is_file() or probe.frames.segments):
+        err_console.print(f"[yellow]warning:[/] probe.task=frames needs labels by time in {escape(str(path))} "
+                          "(clip,start,end,label); there is none", soft_wrap=True)
+        return []
+    return [("segments (frames task)", _describe_segments(load_segments(store, path)))]
+
+
+def _describe_segments(segments) -> str:
+    nominal = f"; [yellow]{len(segments.nominal):,} of them with nominal times[/]" if segments.nominal else ""
+    return (f"{segments.segments:,} segments, {len(segments.names):,} labels, "
+            f"{segments.frames_labelled:,} frames in {len(segments.clips):,} clip(s){nominal}")
 
 
 def _verify(store) -> None:
