@@ -410,3 +410,21 @@ def test_a_missing_figure_or_interval_and_a_recall_that_cannot_fail_get_a_note()
     lonely = measure(rng.normal(size=(3, 4)), one, np.zeros(3), LabelFreeConfig(gaps=[0.2]), rounds=100, seed=0)
     notes = missing_notes({"trained": lonely}, HeldOut(None, None, one, np.zeros(3), True), LabelFreeConfig(gaps=[0.2]))
     assert any(n.startswith("alignment: no held-out clip has two frames") for n in notes)
+
+
+def test_the_training_probe_says_once_which_gaps_no_frame_reaches(run_dir, tmp_path):
+    import torch
+
+    from cltt.eval.label_free import LabelFreeDuringTraining
+    from cltt.eval.probe import random_init_method
+
+    # clips of 8 frames 0.1 s apart: gaps 5 s and 30 s have no target, their lf_ columns stay empty
+    recipe = load_recipe(run_dir / "recipe.yaml", ["probe.label_free.gaps=[0.2,5,30]"])
+    probe = LabelFreeDuringTraining(recipe, tmp_path)
+    method = random_init_method(recipe)
+    first, _ = probe(method, torch.device("cpu"), 1)
+    assert "note: gaps 5s, 30s: no held-out frame has a frame that much later in its clip (the longest clip " \
+           "spans 0.70 s)" in first
+    second, _ = probe(method, torch.device("cpu"), 2)
+    assert "note" not in second and second.startswith("rankme ")
+    assert read_eval_rows(tmp_path)[0]["lf_mAP_5s"] == ""

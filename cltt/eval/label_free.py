@@ -475,6 +475,19 @@ def _interval_cell(value: float | None, interval: list[float] | None) -> str | N
     return f"[{interval[0]:.3f}–{interval[1]:.3f}]"
 
 
+def unreachable_gaps_note(held: HeldOut, gaps: list[float]) -> str | None:
+    """The note for the gaps at which no held-out frame has a target (:func:`retrieval_targets`),
+    so their recall@k and mAP stay empty; None when every gap has one. From the times alone, so
+    ``cltt probe`` and the training-time probe say it alike."""
+    empty = [gap for gap in gaps if not (retrieval_targets(held.clips, held.times, gap) >= 0).any()]
+    if not empty:
+        return None
+    longest = max((float(np.ptp(held.times[held.clips == c])) for c in np.unique(held.clips)), default=0.0)
+    return (f"gap{'s' if len(empty) > 1 else ''} {', '.join(gap_name(g) for g in empty)}: no held-out frame has a frame "
+            f"that much later in its clip (the longest clip spans {longest:.2f} s), so their recall@k and mAP stay "
+            "empty; set probe.label_free.gaps shorter")
+
+
 def missing_notes(results: dict[str, dict], held: HeldOut, config) -> list[str]:
     """One note per reason a figure, or its interval, is missing or says nothing (``results``:
     source -> :func:`measure`): an interval over fewer than 2 clips cannot be measured (n/a, as
@@ -523,11 +536,7 @@ def label_free_report(recipe, checkpoint: Path, epoch: int | None, results: dict
     notes = [f"{len(held.frames.clip_index)} held-out clips ({held.frames.num_frames} frames) of "
              f"{held.store.num_clips} in {held.store.root} (probe.label_free.held_out={config.held_out:g}, "
              f"probe.split_seed={recipe.probe.split_seed}); figures with 95% intervals over clips"]
-    for gap in config.gaps:
-        if all(found[f"mAP_{gap_name(gap)}"][0] is None for found in results.values()):
-            longest = max((float(np.ptp(held.times[held.clips == c])) for c in np.unique(held.clips)), default=0.0)
-            notes.append(f"gap {gap_name(gap)}: no held-out frame has a frame {gap:g} s later in its clip (the longest "
-                         f"clip spans {longest:.2f} s); set probe.label_free.gaps shorter")
+    notes += [note] if (note := unreachable_gaps_note(held, config.gaps)) else []
     if not held.timed:
         untimed = [int(c) for c in held.frames.clip_index if not times_recorded(held.store, int(c))]
         rates = sorted({held.store.clip_times(c).source for c in untimed}) if hasattr(held.store, "clip_times") else []
@@ -579,6 +588,7 @@ class LabelFreeDuringTraining:
         self.recipe, self.run_dir = recipe, Path(run_dir)
         self.held = held_out_frames(open_frames(recipe.data, synthetic=recipe.extract.synthetic),
                                     recipe.probe.label_free.held_out, recipe.probe.split_seed)
+        self.said = False  # the note on gaps no frame reaches: with the first probe only
 
     def forget_after(self, epoch: int) -> None:
         keep_eval_rows_up_to(self.run_dir, epoch)
@@ -595,9 +605,11 @@ class LabelFreeDuringTraining:
                                     decode_at_least=recipe.data.image_size).features["trained"]
         found = measure(features, self.held.clips, self.held.times, recipe.probe.label_free,
                         recipe.probe.bootstrap_rounds, recipe.probe.split_seed, recipe.probe.standardise)
+        said, self.said = self.said, True
         append_eval_values(self.run_dir, epoch, eval_values(found))
         scalars = {f"label_free/{name}": value for name, (value, _) in found.items() if value is not None}
         shown = [name for name in ("rankme", "alignment", "uniformity") if found[name][0] is not None]
         first_map = next((name for name in found if name.startswith("mAP_") and found[name][0] is not None), None)
         note = ", ".join(f"{name} {found[name][0]:.3f}" for name in shown + ([first_map] if first_map else []))
-        return note, scalars
+        empty = None if said else unreachable_gaps_note(self.held, recipe.probe.label_free.gaps)
+        return note + (f"; note: {empty}" if empty else ""), scalars  # once a run: the times do not change
