@@ -260,6 +260,14 @@ def test_cache_key_changes_when_an_image_is_replaced_at_the_same_size(tmp_path):
     red.write_bytes(blue_bytes)
     blue.write_bytes(red_bytes)
     assert ImageFiles([red, blue]).identity() != before
+    # swapped by renaming, the two files sharing an mtime (as an archive's files do): the inodes differ
+    for path in (red, blue):
+        os.utime(path, ns=(1, 1))
+    before = ImageFiles([red, blue]).identity()
+    red.rename(tmp_path / "swap.png")
+    blue.rename(red)
+    (tmp_path / "swap.png").rename(blue)
+    assert ImageFiles([red, blue]).identity() != before
 
 
 def class_folders(root: Path, classes=("cat", "dog"), per_class: int = 3) -> Path:

@@ -312,7 +312,7 @@ def test_every_command_reads_a_store_as_its_folder(tmp_path):
               "train.name=run"]
     assert cltt(["train", QUICKSTART, "data.root=digits", *common], tmp_path).exit_code == 0
     def probe(root: str) -> dict:
-        result = cltt(["probe", "runs/run", f"data.root={root}", "--out", "probe.json"], tmp_path)
+        result = cltt(["probe", "runs/run", f"data.root={root}", "--out", "probe.json", "--force"], tmp_path)
         assert result.exit_code == 0, result.output
         return json.loads((tmp_path / "probe.json").read_text())
 
@@ -321,7 +321,8 @@ def test_every_command_reads_a_store_as_its_folder(tmp_path):
     from_store = probe("digits.store")
     assert all(v.startswith("computed") for v in from_store["cache"].values())  # decoded from the shards
     assert from_folder["scores"] and from_folder["scores"] == from_store["scores"]
-    assert all(v.startswith("reused") for v in probe("digits")["cache"].values())  # one identity for both
+    again = probe("digits.store")["cache"].values()  # sizes and CRCs there, sizes and mtimes in the folder
+    assert all(v.startswith("reused") for v in again) and all(v.startswith("computed") for v in probe("digits")["cache"].values())
     for root in ("digits", "digits.store"):
         result = cltt(["export", "runs/run", "--embeddings", root, "--out", f"emb_{root}.npy"], tmp_path)
         assert result.exit_code == 0, result.output

@@ -428,13 +428,14 @@ class ImageFiles:
         return lambda j: self.read(j, short_side)
 
     def identity(self) -> dict:
-        """What the images are, for feature caches: their resolved paths, byte sizes and mtimes
-        (ns; an image rewritten in place at the same size, as uncompressed PNGs are, changes its mtime)."""
+        """What the images are, for feature caches: their resolved paths, byte sizes, mtimes (ns)
+        and inodes: an image rewritten in place at the same size, as uncompressed PNGs are,
+        changes its mtime; one renamed over another (files of one archive share an mtime) its inode."""
         if self._identity is None:
             digest = hashlib.sha256()
             for path in self.paths:
                 info = path.stat()
-                digest.update(f"{path.resolve()}\t{info.st_size}\t{info.st_mtime_ns}\n".encode())
+                digest.update(f"{path.resolve()}\t{info.st_size}\t{info.st_mtime_ns}\t{info.st_ino}\n".encode())
             self._identity = {"images": len(self.paths), "content": digest.hexdigest()}
         return self._identity
 

@@ -58,25 +58,26 @@ class FolderStore(FrameStore):
         return self._stats(first, last)[:, 0]
 
     def frame_stamps(self, first: int, last: int) -> np.ndarray:
-        """``[n, 2]`` byte size and mtime (ns) of each frame, one ``stat`` each: a frame rewritten
-        in place at the same size (uncompressed PNGs, a fixed-size encoder) changes its mtime.
-        Touching a file, or copying the root without keeping mtimes, recomputes its features; a
-        moved root keeps them, and so does an unchanged rerun."""
+        """``[n, 3]`` byte size, mtime (ns) and inode of each frame, one ``stat`` each: a frame
+        rewritten in place at the same size (uncompressed PNGs, a fixed-size encoder) changes its
+        mtime, one renamed over another (files of one archive share an mtime) its inode. Touching
+        a file or copying the root recomputes its features; a root moved within its file system
+        keeps them, and so does an unchanged rerun."""
         return self._stats(first, last)
 
     def _stats(self, first: int, last: int) -> np.ndarray:
-        """``[n, 2]`` int64 (byte size, mtime ns) of frames ``first .. last - 1``; ``(-1, -1)`` for a file that is gone."""
+        """``[n, 3]`` int64 (byte size, mtime ns, inode) of frames ``first .. last - 1``; ``-1`` each for a file that is gone."""
 
-        def stat(frame: int) -> tuple[int, int]:
+        def stat(frame: int) -> tuple[int, int, int]:
             try:
                 info = os.stat(self.manifest.path_of(frame))
             except OSError:
-                return -1, -1
-            return info.st_size, info.st_mtime_ns
+                return -1, -1, -1
+            return info.st_size, info.st_mtime_ns, info.st_ino
 
         with ThreadPoolExecutor(max_workers=16) as pool:
             found = list(pool.map(stat, range(first, last), chunksize=256))
-        return np.array(found, dtype=np.int64).reshape(last - first, 2)
+        return np.array(found, dtype=np.int64).reshape(last - first, 3)
 
     def path_of(self, global_frame: int) -> str:
         """The file of a frame (the packer copies its bytes)."""
