@@ -428,3 +428,15 @@ def test_the_training_probe_says_once_which_gaps_no_frame_reaches(run_dir, tmp_p
     second, _ = probe(method, torch.device("cpu"), 2)
     assert "note" not in second and second.startswith("rankme ")
     assert read_eval_rows(tmp_path)[0]["lf_mAP_5s"] == ""
+
+
+def test_neighbour_viewer_notes_fewer_rows_than_asked_and_a_window_over_the_whole_clip(run_dir, tmp_path):
+    from cltt.cli import main
+    from tests.conftest import invoke_in_process
+
+    # 4 held-out clips of 8 frames 0.1 s apart; first gap 2 s: every query's window |t' - t| < 1 s is its clip
+    drawn = invoke_in_process(main, ["visualize", run_dir, "--mode", "neighbours", "--queries", "6", "--neighbours", "2",
+                                     "--out", tmp_path / "n.png", "probe.label_free.gaps=[2.0]"], cwd=tmp_path)
+    assert drawn.exit_code == 0, drawn.output
+    assert "4 rows, not --queries 6: one query per held-out clip, and there are 4" in drawn.output
+    assert "holds the whole clip of 4 of the 4 queries" in drawn.output

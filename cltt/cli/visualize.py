@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
-from cltt.cli.common import console, show_option, show_recipe, split_arguments
+from cltt.cli.common import console, err_console, show_option, show_recipe, split_arguments
 from cltt.errors import CLTTError
 
 
@@ -72,7 +73,9 @@ def command(args: tuple[str, ...], mode: str, out: Path | None, index: int, batc
         console.print(f"wrote {plot_probe(parsed.paths[0], out)}")
         return
     if mode == "neighbours":
-        image = _neighbours_image(parsed, queries, num_neighbours, seed)
+        image, notes = _neighbours_image(parsed, queries, num_neighbours, seed)
+        for note in notes:
+            err_console.print(f"[dim]note:[/] {escape(note)}", soft_wrap=True)
         console.print(f"wrote {save_png(image, out)} ({image.shape[1]}x{image.shape[0]} px)")
         return
     if mode == "slots":

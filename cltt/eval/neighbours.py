@@ -7,7 +7,9 @@ drawn with ``probe.split_seed``), picks N query frames (the middle frame of N cl
 cosine similarity ``u_q . u_j`` (features standardised as in the label-free probe,
 ``probe.standardise``) among every held-out frame except the query's own window (the
 frames of its clip with |t' - t| < g / 2, g the first of ``probe.label_free.gaps``, as in
-temporal retrieval). A row shows the query, then its trained neighbours, then its random-init
+temporal retrieval: with the default 1 s, a clip under about 1 s is left out whole (the
+middle frame's window reaches both ends), and a note says
+so, as it does when there are fewer held-out clips than queries). A row shows the query, then its trained neighbours, then its random-init
 neighbours; a neighbour from the query's own clip has a red frame and a ``=`` before its
 caption, which gives the clip, the time in seconds (to as many decimals as tell a clip's
 consecutive frames apart, :func:`time_decimals`) and the cosine. Features come from the probe's
@@ -129,8 +131,29 @@ def neighbour_grid(held: HeldOut, queries: np.ndarray, neighbours: dict[str, np.
     return stack_rows([heading, *rows])
 
 
-def neighbours_image(recipe, checkpoint: Path, state: dict, count: int, k: int, seed: int) -> np.ndarray:
-    """The neighbour grid of a checkpoint (module doc): trained and random init side by side."""
+def neighbour_notes(held: HeldOut, queries: np.ndarray, count: int, window: float) -> list[str]:
+    """What the grid of ``queries [Q]`` (asked for ``count``) cannot show, one line each: fewer rows
+    than asked (one query per held-out clip), and queries whose own window (|t' - t| < window / 2,
+    :func:`~cltt.eval.label_free.own_windows`) holds their whole clip, so no neighbour can come
+    from their clip (the default first gap, 1 s, on clips under about 1 s)."""
+    notes = []
+    clips = len(np.unique(held.clips))
+    if len(queries) < count:
+        notes.append(f"{len(queries)} rows, not --queries {count}: one query per held-out clip, and there are {clips} "
+                     "(raise probe.label_free.held_out for more)")
+    lo, hi = own_windows(held.clips, held.times, window)
+    whole = [int(q) for q in queries if hi[q] - lo[q] == int((held.clips == held.clips[q]).sum())]
+    if whole:
+        notes.append(f"the own window, |t' - t| < {window / 2:g} s (half the first of probe.label_free.gaps, "
+                     f"{window:g} s), holds the whole clip of {len(whole)} of the {len(queries)} queries: no neighbour "
+                     "of theirs can come from their own clip; set probe.label_free.gaps=[G,...] with a shorter first G")
+    return notes
+
+
+def neighbours_image(recipe, checkpoint: Path, state: dict, count: int, k: int,
+                     seed: int) -> tuple[np.ndarray, list[str]]:
+    """The neighbour grid of a checkpoint (module doc): trained and random init side by side, and
+    the notes on what it cannot show (:func:`neighbour_notes`)."""
     from cltt.data.build import open_frames
     from cltt.engine.device import resolve_device
     from cltt.engine.run_files import FEATURES_DIR
@@ -149,4 +172,5 @@ def neighbours_image(recipe, checkpoint: Path, state: dict, count: int, k: int, 
     found = {s.name: top_neighbours(standardised(result.features[s.name]) if recipe.probe.standardise
                                     else result.features[s.name], held.clips, held.times, queries, k, window)
              for s in sources}
-    return neighbour_grid(held, queries, {n: f[0] for n, f in found.items()}, {n: f[1] for n, f in found.items()})
+    return (neighbour_grid(held, queries, {n: f[0] for n, f in found.items()}, {n: f[1] for n, f in found.items()}),
+            neighbour_notes(held, queries, count, window))
