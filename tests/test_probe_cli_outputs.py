@@ -10,8 +10,11 @@ import stat
 from pathlib import Path
 
 import pytest
+from rich.text import Text
 
+from cltt.cli import main
 from cltt.cli import probe as probe_cli
+from tests.conftest import invoke_in_process
 from tests.helpers.training import tiny_run
 from tests.test_probe import one_error_line, run_cli
 
@@ -101,3 +104,46 @@ def test_rerun_replaces_its_own_report_only(run, tmp_path):
         assert result.exit_code == 0, result.output
         assert "scores" in json.loads((copy / "probe.json").read_text())
     assert {name: (copy / name).read_bytes() for name in kept} == kept
+
+
+BOX = "│┃┏━┳┓┡╇┩└┴┘├┼┤─"
+
+
+def _probe_at(run_dir: Path, columns: int, out: Path, *overrides: str):
+    """``cltt probe`` of ``run_dir`` (named relative to its folder, so the title holds no long
+    path) with its table printed at ``columns``."""
+    result = invoke_in_process(main, ["probe", run_dir.name, "-o", str(out), "--force", *overrides], run_dir.parent,
+                               env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def _words(text: str) -> set[str]:
+    """The words of the table, its title and caption (the summary line, with its time, left out)."""
+    table = "\n".join(line for line in text.splitlines() if not line.startswith("probed "))
+    return set(table.translate({ord(c): " " for c in BOX}).split())
+
+
+@pytest.mark.parametrize("task", ["classes", "label_free"])
+def test_tables_at_80_columns_cut_no_number_or_header(run, tmp_path, task):
+    """At 80 columns (any pipe) the table read 'ridge=100…' and headers 'trained_9' / '5': now
+    every word of the 80-column table is a whole word of the wide table (columns go whole, cells
+    wrap at spaces only), no line passes 80, and the columns left out are named."""
+    out = tmp_path / "report.json"
+    wide = _probe_at(run, 250, out, f"probe.task={task}")
+    narrow = _probe_at(run, 80, out, f"probe.task={task}")
+    table = [line for line in narrow.stdout.splitlines() if set(line) & set(BOX)]  # the summary line is one line
+    assert max(Text.from_ansi(line).cell_len for line in table) <= 80, narrow.stdout
+    assert _words(narrow.stdout) <= _words(wide.stdout), _words(narrow.stdout) - _words(wide.stdout)
+    report = json.loads(out.read_text())
+    if task == "classes":  # the figures of the three splits stay, each whole
+        figures = {f"{100 * s[split]:.1f}" for s in report["scores"] for split in ("train", "val", "test")
+                   if s[split] is not None}
+    else:  # the first measured column stays
+        figures = {f"{row[1]:.3f}" for row in report["rows"] if isinstance(row[1], float)}
+    assert figures and figures <= _words(narrow.stdout), figures - _words(narrow.stdout)
+    header = next(line for line in narrow.stdout.splitlines() if line.startswith("┃"))
+    kept = _words(header)
+    left_out = [c for c in (report.get("columns") or ["detail"]) if c not in kept and c != "measure"]
+    if left_out and task != "classes":
+        assert f"left out at 80 columns: {', '.join(reversed(left_out))}" in narrow.stderr, narrow.stderr

@@ -6,9 +6,12 @@ import time
 from pathlib import Path
 
 import click
+from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from cltt.cli.common import console, err_console, show_option, show_recipe, split_arguments, writing_run_dir
 from cltt.errors import CLTTError
@@ -165,7 +168,7 @@ def _probe(recipe, path: Path, state: dict, out: Path) -> None:
     save_report(report, json_path)
     if report.eval_row is not None:
         append_eval_row(run_dir, report.eval_row)
-    console.print(_table(report))
+    _print_whole(*_table(report), json_path)
     for name, how in report.cache.items():
         err_console.print(f"[dim]features {name}: {how}[/]", soft_wrap=True)
     for note in report.notes:
@@ -260,27 +263,87 @@ def _units(report, split: str) -> int | None:
     return report.counts.get(split, {}).get(report.unit)
 
 
-def _table(report) -> Table:
+# a terminal too narrow for the class probe's table loses the readout's description first
+CLASS_COLUMNS = (("features", "features", "left"), ("probe", "probe", "left"), ("train", "train", "right"),
+                 ("val", "val", "right"), ("test", "test", "right"), ("detail", "", "left"))
+
+
+def _table(report) -> tuple[Table, list[str]]:
+    """The class probe's table at the console's width, and the columns left out to fit it."""
     counts = report.counts
     unit = report.unit
     split_text = ", ".join(f"{s} {counts[s][unit]} {unit}/{counts[s]['samples']} samples" for s in counts)
     epoch = f" (epoch {report.epoch})" if report.epoch is not None else ""
-    table = Table(title=f"probe of {report.checkpoint}{epoch}, accuracy % [95% interval over {unit}]", title_justify="left",
-                  caption=f"{report.level} level, {len(report.classes)} classes; {split_text}", caption_justify="left")
-    for column, justify in (("features", "left"), ("probe", "left"), ("train", "right"), ("val", "right"),
-                            ("test", "right"), ("", "left")):
-        table.add_column(column, justify=justify)
+    rows = []
     previous = previous_detail = None
     for score in report.scores:
-        if previous is not None and score.features != previous:
-            table.add_section()
+        section = previous is not None and score.features != previous
         name = f"{score.features} ({report.feature_dims.get(score.features, '?')}-d)" if score.features != previous else ""
         # rows of one readout (retrieval's recall@1, recall@5, mAP) share one description
         detail = "" if score.features == previous and score.detail == previous_detail else score.detail
         cells = {split: _with_interval(score, split, _units(report, split), unit) for split in ("train", "val", "test")}
-        table.add_row(name, score.probe, cells["train"], cells["val"], f"[bold]{cells['test']}[/]", f"[dim]{detail}[/]")
+        rows.append((section, [name, score.probe, cells["train"], cells["val"], f"[bold]{cells['test']}[/]",
+                               f"[dim]{escape(detail)}[/]"]))
         previous, previous_detail = score.features, score.detail
-    return table
+    return fitting_words_table(
+        f"probe of {report.checkpoint}{epoch}, accuracy % [95% interval over {unit}]",
+        CLASS_COLUMNS, rows, console.width, drop_order=("detail",),
+        caption=f"{report.level} level, {len(report.classes)} classes; {split_text}")
+
+
+def fitting_words_table(title: str, columns, rows: list[tuple[bool, list[str]]], width: int, drop_order=(),
+                        caption: str | None = None) -> tuple[Table, list[str]]:
+    """A table of ``rows`` (``(starts a section, cells as rich markup)``) under ``columns``
+    (``(key, header, justify)``) that fits ``width`` without cutting a word of a cell or header,
+    and the keys of the columns left out. The approach of :func:`cltt.cli.runs.fitting_table`
+    (whole columns go, never letters), with cells that may wrap at spaces: each column takes its
+    natural width when all fit; else the widest columns narrow, each to no less than its longest
+    word; else whole columns go in ``drop_order``. When nothing is left to drop, the table keeps
+    its words and is wider than ``width`` (:func:`_print_whole` prints it so)."""
+    plain = [[Text.from_markup(cell).plain for cell in cells] for _, cells in rows]
+    drop_order = list(drop_order)
+    for leave_out in range(len(drop_order) + 1):
+        dropped = drop_order[:leave_out]
+        kept = [i for i, (key, _, _) in enumerate(columns) if key not in dropped]
+        texts = [[columns[i][1]] + [row[i] for row in plain] for i in kept]
+        natural = [max(Text(line).cell_len for text in column for line in text.splitlines() or [""]) + 2
+                   for column in texts]
+        minimum = [max((Text(word).cell_len for text in column for word in text.split()), default=0) + 2
+                   for column in texts]
+        room = width - (len(kept) + 1)  # the vertical borders of the box, its edges included
+        if sum(minimum) <= room or leave_out == len(drop_order):
+            break
+    widths = None
+    if sum(natural) > room:  # narrow a cell at a time, never below a column's longest word:
+        widths = list(natural)  # the next to go in drop_order first, then the widest
+        first = [n for n, i in enumerate(kept) if columns[i][0] in drop_order]
+        while sum(widths) > room and any(w > m for w, m in zip(widths, minimum)):
+            narrower = [n for n in first if widths[n] > minimum[n]] or \
+                [n for n in range(len(kept)) if widths[n] > minimum[n]]
+            widths[max(narrower, key=lambda n: widths[n])] -= 1
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
+    for n, i in enumerate(kept):
+        table.add_column(columns[i][1], justify=columns[i][2], overflow="fold",
+                         width=None if widths is None else widths[n] - 2)
+    for section, cells in rows:
+        if section:
+            table.add_section()
+        table.add_row(*(cells[i] for i in kept))
+    return table, dropped
+
+
+def _print_whole(table: Table, dropped: list[str], report_path: Path) -> None:
+    """Print ``table`` uncut (wider than the console when its words need it) and say which
+    columns were left out to fit it."""
+    need = Measurement.get(console, console.options.update_width(1 << 16), table).minimum
+    if need > console.width:  # rich would cut words to the console's width: render at the table's own
+        Console(file=console.file, width=need, highlight=False, force_terminal=console.is_terminal,
+                color_system=console.color_system).print(table)
+    else:
+        console.print(table)
+    if dropped:
+        err_console.print(f"[dim]left out at {console.width} columns: {escape(', '.join(dropped))} (the report "
+                          f"{escape(str(report_path))} has every column)[/]", soft_wrap=True)
 
 
 def _summary(report, json_path: Path, eval_path: Path | None, seconds: float) -> str:
@@ -314,13 +377,15 @@ def _finish_task(report, json_path: Path, seconds: float) -> None:
     from cltt.eval.report import save_report
 
     epoch = f" (epoch {report.epoch})" if report.epoch is not None else ""
-    table = Table(title=f"{report.task} probe of {report.checkpoint}{epoch}", title_justify="left")
-    for i, column in enumerate(report.columns):
-        table.add_column(column, justify="left" if i == 0 else "right", overflow="fold")
-    for row in report.rows:
-        table.add_row(*(_cell(value) for value in row))
+    columns = [(column, column, "left" if i == 0 else "right") for i, column in enumerate(report.columns)]
+    # too narrow a terminal loses the interval columns (name_95) first, then others, right to left
+    later = list(reversed(report.columns[1:]))
+    table, dropped = fitting_words_table(
+        f"{report.task} probe of {report.checkpoint}{epoch}", columns,
+        [(False, [escape(_cell(value)) for value in row]) for row in report.rows], console.width,
+        drop_order=[c for c in later if c.endswith("_95")] + [c for c in later if not c.endswith("_95")])
     save_report(report, json_path)
-    console.print(table)
+    _print_whole(table, dropped, json_path)
     for note in report.notes:
         err_console.print(note if note.startswith("warning:") else f"[dim]note:[/] {note}", soft_wrap=True)
     console.print(f"probed {Path(report.checkpoint).name} ({report.task}) in {seconds:.1f} s; report {json_path}",
