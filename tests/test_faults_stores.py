@@ -222,6 +222,53 @@ def test_case_07_force_replaces_the_clips_rows_in_the_roots_side_files(tmp_path)
     assert open_store(store).clips == ["clip_0000", "clip_0001", "clip_0002", "clip_0009"]
 
 
+
+def test_unchanged_clips_side_files_and_rows_are_never_kept_silently(tmp_path):
+    """Found by the hostile-user pass: repacking a root whose frames were unchanged but whose
+    clip_0003/timestamps.csv and clip_0002 label were rewritten kept the store's old times
+    silently and its labels.csv row with a 'merge them by hand' warning, --force or not. Now
+    each difference is a warning naming the clip and file and --force; with --force the root's
+    side files and rows are taken."""
+    made = run_cltt("extract", "--synthetic", "playroom", "--out", "root", "--clips", "4", "--frames", "4",
+                    "--size", "32", cwd=tmp_path)
+    assert made.returncode == 0, made.stdout + made.stderr
+    root, store = tmp_path / "root", tmp_path / "store"
+    assert run_cltt("pack", root, "--out", store, cwd=tmp_path).returncode == 0
+    times = root / "clip_0003" / "timestamps.csv"
+    lines = times.read_text().splitlines()
+    times.write_text("\n".join(lines[:1] + [f"{line.rsplit(',', 1)[0]},{2 * i:.6f}" for i, line in enumerate(lines[1:])]) + "\n")
+    (root / "clip_0001" / "masks.npz").unlink()
+    labels = (root / "labels.csv").read_text().splitlines()
+    at = next(i for i, line in enumerate(labels) if line.startswith("clip_0002,"))
+    clip, label, split = labels[at].split(",")
+    labels[at] = ",".join((clip, "sphere" if label != "sphere" else "cube", split))
+    (root / "labels.csv").write_text("\n".join(labels) + "\n")
+    before = store_state(store)
+
+    kept = run_cltt("pack", root, "--out", store, cwd=tmp_path)
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    warnings = [line for line in kept.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: clip_0001/masks.npz differs from the store's copy (the clip's frames are the same); kept the "
+        "store's: add --force to take the root's",
+        "warning: clip_0003/timestamps.csv differs from the store's copy (the clip's frames are the same); kept the "
+        "store's: add --force to take the root's",
+        "warning: labels.csv: the rows of clip_0002 differ from the store's copy; kept the store's: add --force to "
+        "take the root's rows of its clips"], kept.stderr
+    assert store_state(store) == before
+
+    forced = run_cltt("pack", root, "--out", store, "--force", cwd=tmp_path)
+    assert forced.returncode == 0 and "warning" not in forced.stderr, forced.stdout + forced.stderr
+    assert ("replaced 2 side file(s) of clips whose frames are unchanged (--force): clip_0001/masks.npz, "
+            "clip_0003/timestamps.csv") in forced.stdout
+    assert (store / "clips" / "clip_0003" / "timestamps.csv").read_bytes() == times.read_bytes()
+    assert not (store / "clips" / "clip_0001" / "masks.npz").exists()
+    assert (store / "labels.csv").read_text() == (root / "labels.csv").read_text()
+    packed = open_store(store)
+    assert packed.frame_times(packed.clip_index("clip_0003")).tolist() == [0.0, 2.0, 4.0, 6.0]
+    again = run_cltt("pack", root, "--out", store, cwd=tmp_path)
+    assert again.returncode == 0 and "warning" not in again.stderr and "replaced" not in again.stdout, again.stderr
+
 def test_case_07_identity_is_by_content_not_size_names_or_count(tmp_path):
     first = tmp_path / "first"
     write_clip(first, "clip0", 6)

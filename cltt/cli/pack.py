@@ -45,7 +45,9 @@ def command(root: Path, out: Path, raw: int | None, shard_size: str, workers: in
     name with other frames (names, sizes, CRC-32) is refused before anything is written, or
     with --force replaced. Side files (labels.csv, boxes.csv, phases.csv, each clip's
     masks.npz, timestamps.csv and extract marker) come along; a packed or replaced clip's rows
-    in the root's CSVs take the place of the store's rows for it.
+    in the root's CSVs take the place of the store's rows for it. For a clip the store holds
+    with the same frames, side files or CSV rows that differ are a warning (the store's are
+    kept), or with --force taken from the root.
     """
     from cltt.data.pack import pack_folder, parse_size
 
@@ -91,9 +93,19 @@ def show_summary(summary, exit_on_corrupt: bool = True) -> None:
     if summary.clips_replaced:
         console.print(f"replaced {len(summary.clips_replaced)} clip(s) the store held with other frames (--force): "
                       f"{escape(', '.join(summary.clips_replaced))}", soft_wrap=True)
+    if summary.clip_files_replaced:
+        console.print(f"replaced {len(summary.clip_files_replaced)} side file(s) of clips whose frames are unchanged "
+                      f"(--force): {escape(', '.join(summary.clip_files_replaced))}", soft_wrap=True)
+    for where in summary.clip_files_kept:
+        err_console.print(f"[yellow]warning:[/] {escape(where)} differs from the store's copy (the clip's frames are "
+                          "the same); kept the store's: add --force to take the root's", soft_wrap=True)
+    for name, clips in summary.rows_kept:
+        shown = ", ".join(clips[:5]) + (f" and {len(clips) - 5} more" if len(clips) > 5 else "")
+        err_console.print(f"[yellow]warning:[/] {escape(name)}: the rows of {escape(shown)} differ from the store's "
+                          "copy; kept the store's: add --force to take the root's rows of its clips", soft_wrap=True)
     for name in summary.side_files_kept:
-        err_console.print(f"[yellow]warning:[/] {escape(name)} differs from the store's copy; kept the store's, merge them by hand",
-                          soft_wrap=True)
+        err_console.print(f"[yellow]warning:[/] {escape(name)} differs from the store's copy and has no clip column "
+                          "(or another header) to merge by; kept the store's, merge them by hand", soft_wrap=True)
     if summary.corrupt:
         for where, why in summary.corrupt:
             err_console.print(f"[red]corrupt[/] {escape(where)}: {escape(why)}", soft_wrap=True)

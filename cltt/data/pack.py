@@ -66,6 +66,9 @@ class PackSummary:
     bytes: int = 0  # the store's shards, all of them
     corrupt: list[tuple[str, str]] = field(default_factory=list)  # (frame, why), left out
     side_files_kept: list[str] = field(default_factory=list)  # root files that differ from the store's copy
+    rows_kept: list[tuple[str, list[str]]] = field(default_factory=list)  # (root CSV, clips whose rows differ), kept
+    clip_files_kept: list[str] = field(default_factory=list)  # clip/file of an unchanged clip that differs, kept
+    clip_files_replaced: list[str] = field(default_factory=list)  # the same, replaced by the root's (--force)
     clips_written: list[str] = field(default_factory=list)  # names of the clips this run packed (new or replaced)
     clips_replaced: list[str] = field(default_factory=list)  # held with other frames, dropped and packed anew (--force)
     shards: int = 0
@@ -332,7 +335,10 @@ def pack_folder(root: Path, out: Path, raw_size: int | None = None, shard_bytes:
     ``clips`` limits packing to those clip names; a given ``writer`` is left open (the caller
     closes it), else one is made and closed. ``on_frames(n)`` counts frames read; a given
     ``summary`` is added to and returned. A clip the store holds with other frames is refused
-    (:class:`OtherClipError`), or with ``replace`` dropped from the store and packed anew.
+    (:class:`OtherClipError`), or with ``replace`` dropped from the store and packed anew. A clip
+    the store holds with the same frames keeps them; its side files and rows in the root's CSVs
+    that differ from the store's are, with ``replace``, taken from the root, else kept and listed
+    in the summary (:func:`sync_clip_files`, :func:`copy_root_files`).
     """
     started = time.perf_counter()
     root, out = Path(root).absolute(), Path(out).absolute()
@@ -360,6 +366,8 @@ def pack_folder(root: Path, out: Path, raw_size: int | None = None, shard_bytes:
             summary.clips_replaced += [clip for clip, _ in differing]
             present = {c for c in present if source.clips[c] in writer.packed}
         summary.clips_present += len(present)
+        sync_clip_files(root, writer.out, sorted(source.clips[c] for c in present if source.clips[c] in sealed),
+                        replace, summary)
         for c in wanted:
             if c in present:
                 continue
@@ -371,7 +379,8 @@ def pack_folder(root: Path, out: Path, raw_size: int | None = None, shard_bytes:
                 summary.clips_written.append(source.clips[c])
             summary.frames += written
             summary.clips_packed += bool(written)
-    copy_root_files(root, out, summary)
+    # with --force the root's rows of every clip it holds are taken, the unchanged ones' included
+    copy_root_files(root, out, summary, {source.clips[c] for c in wanted} if replace else None)
     if own_writer:
         writer.close()
     count_shards(writer, summary)
@@ -456,16 +465,51 @@ def _file_crc32(source: FolderStore, frame: int) -> int:
         return -1
 
 
-def copy_root_files(root: Path, out: Path, summary: PackSummary) -> None:
+def clip_files(folder: Path) -> dict[str, Path]:
+    """A clip folder's side files (:func:`side_files_of`) and its extract marker, when it has one."""
+    files = side_files_of(folder)
+    if (folder / MARKER).is_file():
+        files[MARKER] = folder / MARKER
+    return files
+
+
+def sync_clip_files(root: Path, out: Path, clips: list[str], replace: bool, summary: PackSummary) -> None:
+    """Compare the side files of ``clips`` (held by the store with the same frames) in ``root``
+    with the store's copies (``timestamps.csv``, ``masks.npz``, the extract marker, ...).
+
+    A file that differs, or is on one side only, is with ``replace`` made as the root has it
+    (copied, or removed from the store) and listed in ``summary.clip_files_replaced``; else the
+    store's is kept and listed in ``summary.clip_files_kept`` as ``clip/name``. Never silent:
+    the store's frame times come from its ``timestamps.csv``.
+    """
+    for clip in clips:
+        ours, theirs = clip_files(root / clip), clip_files(out / CLIPS_DIR / clip)
+        for name in sorted(set(ours) | set(theirs)):
+            if name in ours and name in theirs and ours[name].read_bytes() == theirs[name].read_bytes():
+                continue
+            if not replace:
+                summary.clip_files_kept.append(f"{clip}/{name}")
+                continue
+            if name in ours:
+                copy_atomic(ours[name], out / CLIPS_DIR / clip / name)
+            else:
+                theirs[name].unlink()
+            summary.clip_files_replaced.append(f"{clip}/{name}")
+
+
+def copy_root_files(root: Path, out: Path, summary: PackSummary, clips: set[str] | None = None) -> None:
     """Copy the root's side files the store lacks, and bring the store's copies up to date.
 
     A CSV with a ``clip`` column (boxes.csv, labels.csv, phases.csv, ...) describes clips row by
-    row: the rows of each clip this run packed (``summary.clips_written``: appended, or replaced
-    by ``--force``) are taken from the root's file in place of the store's, which would describe
-    the old frames (:func:`merge_clip_rows`); every other clip keeps the store's rows. A file that
-    still differs from the store's copy after that (no clip column, another header, other rows
-    for a clip this run did not pack) is kept as the store has it and noted in the summary.
+    row: the rows of each of ``clips`` (default: those this run packed, ``summary.clips_written``:
+    appended, or replaced by ``--force``; ``cltt pack --force`` passes every clip of the root)
+    are taken from the root's file in place of the store's, which would describe the old frames
+    (:func:`merge_clip_rows`); every other clip keeps the store's rows. Where the root's rows of
+    another clip still differ from the store's, they are kept and the clips listed in
+    ``summary.rows_kept``; a file that cannot be merged (no clip column, another header) is kept
+    as the store has it and named in ``summary.side_files_kept``.
     """
+    taken = set(summary.clips_written) | (clips or set())
     for name, path in side_files_of(root).items():
         target = out / name
         if not target.exists():
@@ -474,12 +518,16 @@ def copy_root_files(root: Path, out: Path, summary: PackSummary) -> None:
         source_bytes, target_bytes = path.read_bytes(), target.read_bytes()
         if source_bytes == target_bytes:
             continue
-        merged = merge_clip_rows(target_bytes, source_bytes, set(summary.clips_written))
+        merged = merge_clip_rows(target_bytes, source_bytes, taken)
         if merged is not None and merged != target_bytes:
             atomic_write(target, merged)
-        if merged != source_bytes and name not in summary.side_files_kept:
-            if merged is None or not _same_rows_for(merged, source_bytes):
+        if merged is None:
+            if name not in summary.side_files_kept:
                 summary.side_files_kept.append(name)
+        elif merged != source_bytes:
+            differing = _clips_with_other_rows(merged, source_bytes)
+            if differing and name not in (kept for kept, _ in summary.rows_kept):
+                summary.rows_kept.append((name, differing))
 
 
 def _csv_rows(data: bytes) -> list[list[str]] | None:
@@ -520,13 +568,20 @@ def merge_clip_rows(store: bytes, root: bytes, clips: set[str]) -> bytes | None:
     return out.getvalue().encode("utf-8")
 
 
-def _same_rows_for(store: bytes, root: bytes) -> bool:
-    """Every row of the root's CSV is in the store's (the store may describe more clips)."""
-    store_rows, root_rows = _csv_rows(store), _csv_rows(root)
-    if store_rows is None or root_rows is None:
-        return False
-    have = {tuple(row) for row in store_rows}
-    return all(tuple(row) in have for row in root_rows)
+def _clips_with_other_rows(store: bytes, root: bytes) -> list[str]:
+    """The clips the root's CSV gives rows for that the store's gives other rows for (in the
+    root's order; the store may describe more clips). Both have one header with a ``clip`` column."""
+    store_rows, root_rows = _csv_rows(store) or [[]], _csv_rows(root) or [[]]
+    column = root_rows[0].index("clip")
+
+    def by_clip(rows: list[list[str]]) -> dict[str, list[list[str]]]:
+        grouped: dict[str, list[list[str]]] = {}
+        for row in rows[1:]:
+            grouped.setdefault(row[column] if len(row) > column else "", []).append(row)
+        return grouped
+
+    ours, theirs = by_clip(root_rows), by_clip(store_rows)
+    return [clip for clip, rows in ours.items() if theirs.get(clip) != rows]
 
 
 def pack_as_extracted(results, staging: Path, writer: StoreWriter, summary: PackSummary, workers: int = 4):
