@@ -227,6 +227,7 @@ def test_case_19_sweep_status_reads_at_80_columns_without_cutting_a_cell(tmp_pat
     assert states == ["not started"] * 8 and [row[0] for row in rows if row[0]] == [str(i) for i in range(8)]
     left_out = next(line for line in result.stderr.splitlines() if line.startswith(f"left out at {columns} columns: "))
     assert "model.backbone" in left_out and "--csv has every column" in left_out
+    assert (f"run names wrap to fit {columns} columns" in result.stderr) == (columns == 60), result.stderr
     wide = sweep("status", "sweeps/tiny", cwd=tmp_path, env={"COLUMNS": "250"})
     assert "left out" not in wide.stderr and "timm/vit_small_patch16_224.augreg_in21k" in wide.stdout
 
@@ -371,3 +372,32 @@ def test_sweep_rerun_rewrites_a_manifest_whose_entry_has_no_name(tmp_path):
     assert result.exit_code == 0, result.stderr
     assert [run["name"] for run in yaml.safe_load(manifest.read_text())["runs"]] == ["lr1e-3", "lr3e-4"]
     assert sweep("status", "sweeps/tiny", cwd=tmp_path).exit_code == 0
+
+
+@pytest.mark.parametrize("columns", [60, 40])
+def test_sweep_status_leaves_out_the_columns_that_say_nothing_first(tmp_path, columns):
+    """Found by the hostile-user pass: at 60 and 40 columns the table dropped last loss and epochs
+    while the val and test acc columns, every cell '-', stayed."""
+    assert sweep(write_recipe(tmp_path), "--grid", "train.lr=1e-3,3e-4", "--grid", "data.window_size=3,5",
+                 cwd=tmp_path).exit_code == 0
+    result = sweep("status", "sweeps/tiny", cwd=tmp_path, env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, result.stderr
+    left_out = next(line for line in result.stderr.splitlines() if line.startswith(f"left out at {columns} columns: "))
+    dropped = left_out.split(": ", 1)[1].split(" (")[0].split(", ")
+    assert set(dropped[:3]) == {"last loss", "val acc", "test acc"}, left_out  # every cell '-' before a run starts
+    header = next(line for line in result.stdout.splitlines() if line.startswith("┃"))
+    assert "state" in header and ("epochs" in header) == (columns == 60), result.stdout
+
+
+def test_sweep_status_too_narrow_for_a_table_prints_one_line_per_run_and_says_so(tmp_path):
+    """At 20 columns the table folded run names letter by letter; now one line per run."""
+    assert sweep(write_recipe(tmp_path), "--grid", "train.lr=1e-3,3e-4", "--grid", "data.window_size=3,5",
+                 cwd=tmp_path).exit_code == 0
+    result = sweep("status", "sweeps/tiny", cwd=tmp_path, env={"COLUMNS": "20"})
+    assert result.exit_code == 0, result.stderr
+    assert not any(line[:1] in "┏┃┡│└" for line in result.stdout.splitlines()), result.stdout
+    runs = [line for line in result.stdout.splitlines() if line[:1].isdigit() and "runs:" not in line]
+    assert runs == ["0 lr1e-3_ws3 not started", "1 lr1e-3_ws5 not started", "2 lr3e-4_ws3 not started",
+                    "3 lr3e-4_ws5 not started"], result.stdout
+    assert "at 20 columns no table fits" in result.stderr
+    assert "one line per run" in result.stderr and "--csv has every column" in result.stderr

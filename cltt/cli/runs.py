@@ -81,10 +81,15 @@ def fitting_table(title: str | None, rows: list[dict[str, str]], width: int, col
                   drop_order=DROP_ORDER) -> tuple[Table, list[str]]:
     """The table of ``rows`` (cells by column name, rich markup) with as many of ``columns``
     (``(name, justify)``) as fit ``width`` at their natural width, leaving out whole columns in
-    ``drop_order``, and the columns left out. With what is left still too wide, long run names
-    wrap (fold) whole; no other cell is ever cut. ``cltt runs`` and ``cltt sweep status``."""
+    ``drop_order`` (those of ``drop_order`` whose every cell is ``-`` go first: they say
+    nothing), and the columns left out. With what is left still too wide, long run names
+    wrap (fold) whole (:func:`table_fits` tells); no other cell is ever cut. ``cltt runs`` and
+    ``cltt sweep status``."""
     state_width = max((Text.from_markup(row["state"]).cell_len for row in rows), default=0)  # never squeezed
     drop_order = [name for name in drop_order if name in dict(columns)]
+    empty = [name for name in drop_order if rows and all(Text.from_markup(row[name]).plain.strip() in ("", "-")
+                                                         for row in rows)]
+    drop_order = empty + [name for name in drop_order if name not in empty]
     for leave_out in range(len(drop_order) + 1):
         dropped = list(drop_order[:leave_out])
         table = Table(title=title, title_justify="left")
@@ -94,9 +99,19 @@ def fitting_table(title: str | None, rows: list[dict[str, str]], width: int, col
                                  min_width=state_width if name == "state" else None)
         for row in rows:
             table.add_row(*(row[name] for name, _ in columns if name not in dropped))
-        if Measurement.get(console, console.options.update_width(1 << 16), table).maximum <= width:  # unclamped
+        if table_fits(table, width):
             break
     return table, dropped
+
+
+def table_fits(table: Table, width: int) -> bool:
+    """Whether ``table`` fits ``width`` columns at its natural width (no cell folded)."""
+    return table_width(table) <= width
+
+
+def table_width(table: Table) -> int:
+    """The columns ``table`` takes at its natural width (measured unclamped)."""
+    return Measurement.get(console, console.options.update_width(1 << 16), table).maximum
 
 
 def _csv_text(records: list[dict]) -> str:

@@ -66,6 +66,8 @@ class SweepGroup(OneLineErrors, click.Group):
         self.format_commands(ctx, formatter)
 
 
+NAME_ROOM = 12  # the fewest letters a line of a folded run name in cltt sweep status
+
 @click.group(
     name="sweep", cls=SweepGroup, no_args_is_help=True, epilog=EXAMPLES,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -224,7 +226,7 @@ def status_command(sweep_dir: Path, csv_path: Path | None, force: bool) -> None:
     """
     from rich.cells import cell_len
 
-    from cltt.cli.runs import DROP_ORDER, fitting_table
+    from cltt.cli.runs import DROP_ORDER, fitting_table, table_width
     from cltt.sweep.status import summary, sweep_status, write_csv
 
     if sweep_dir.suffix.lower() in (".yaml", ".yml") and sweep_dir.is_file():
@@ -245,10 +247,22 @@ def status_command(sweep_dir: Path, csv_path: Path | None, force: bool) -> None:
     # first (the run names say what differs), then those cltt runs leaves out first
     widest = sorted(keys, key=lambda key: -max(cell_len(row[key]) for row in rows))
     table, dropped = fitting_table(None, rows, console.width, columns, (*widest, *DROP_ORDER))
-    console.print(table)
-    if dropped:
-        err_console.print(f"[dim]left out at {console.width} columns: {escape(', '.join(dropped))} (--csv has every "
-                          "column)[/]", soft_wrap=True)
+    # too narrow for the names whole: they fold in their column while it keeps room for a few
+    # letters a line (said so); narrower still, one line per run instead of a name a letter a line
+    longest = max((cell_len(s.run) for s in statuses), default=0)
+    room = console.width - (table_width(table) - longest)
+    if room >= min(longest, NAME_ROOM):
+        console.print(table)
+        if dropped:
+            err_console.print(f"[dim]left out at {console.width} columns: {escape(', '.join(dropped))} (--csv has every "
+                              "column)[/]", soft_wrap=True)
+        if room < longest:
+            err_console.print(f"[dim]run names wrap to fit {console.width} columns[/]", soft_wrap=True)
+    else:
+        for row in rows:
+            console.print(f"{row['#']} {row['run']} {row['state']}", soft_wrap=True)
+        err_console.print(f"[dim]at {console.width} columns no table fits: one line per run, #, run and state "
+                          "(--csv has every column)[/]", soft_wrap=True)
     for s in statuses:
         if s.note and s.state in (FAILED, RUNNING):
             log = f" (log {s.log})" if s.log else ""
