@@ -3,10 +3,12 @@ may replace, a read-only run dir, and tables that keep every number whole at 80 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -39,7 +41,8 @@ def run(tmp_path_factory) -> Path:
 
 
 def _snapshot(run_dir: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    """Every file under ``run_dir`` (features/ included) by relative path, with its bytes."""
+    return {str(p.relative_to(run_dir)): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
 
 
 @pytest.mark.parametrize("name", ["checkpoint_final.pth", "recipe.yaml", "report.txt"])
@@ -147,3 +150,41 @@ def test_tables_at_80_columns_cut_no_number_or_header(run, tmp_path, task):
     left_out = [c for c in (report.get("columns") or ["detail"]) if c not in kept and c != "measure"]
     if left_out and task != "classes":
         assert f"left out at 80 columns: {', '.join(reversed(left_out))}" in narrow.stderr, narrow.stderr
+
+
+@contextlib.contextmanager
+def read_only(folder: Path):
+    """``folder`` and all it holds made unwritable for the block: immutable (chattr +i, which
+    binds root too, as a read-only mount does) where possible, else chmod a-w for a user."""
+    flag = subprocess.run(["chattr", "-R", "+i", str(folder)], capture_output=True) if shutil.which("chattr") else None
+    if flag is None or flag.returncode != 0:
+        if os.geteuid() == 0:
+            pytest.skip("root writes into a chmod a-w folder, and chattr +i is not available here")
+        subprocess.run(["chmod", "-R", "a-w", str(folder)], check=True)
+    try:
+        yield folder
+    finally:
+        if flag is not None and flag.returncode == 0:
+            subprocess.run(["chattr", "-R", "-i", str(folder)], check=True)
+        subprocess.run(["chmod", "-R", "u+w", str(folder)], check=True)
+
+
+def test_read_only_run_dir(run, tmp_path):
+    """A read-only run dir (a read-only mount, another user's run) failed at its run.lock even
+    with --out elsewhere. With --out outside it the probe writes nothing into it (no lock, no
+    metrics_eval.csv row, features cached in cltt's cache folder); without, one line says what
+    to do."""
+    copy = shutil.copytree(run, tmp_path / "ro")
+    with read_only(copy):
+        before = _snapshot(copy)
+        line = one_error_line(run_cli("probe", copy))
+        assert (f"{copy} is read-only, and cltt probe writes its report there; pass --out FILE.json outside it "
+                "(features are then cached in ") in line and f"or probe a writable copy (cp -r {copy} COPY)" in line
+        out = tmp_path / "report.json"
+        result = run_cli("probe", copy, "-o", out)
+        assert result.exit_code == 0, result.output
+        assert f"metrics_eval.csv not updated: {copy} is read-only" in " ".join(result.stderr.split())
+        assert "scores" in json.loads(out.read_text())
+        assert _snapshot(copy) == before
+        cached = Path(os.environ["CLTT_CACHE"]) / "probe-features"  # this session's, set by conftest
+        assert any(cached.glob("ro-*/trained-*.npz")), list(cached.rglob("*"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import time
 from pathlib import Path
 
@@ -79,16 +81,37 @@ def command(args: tuple[str, ...], checkpoint: Path | None, out: Path | None, fo
     are cached in RUN_DIR/features/ and reused while checkpoint and frames are unchanged.
 
     The default report is the probe's own and each probe replaces it; --out FILE.json is refused
-    when FILE exists unless --force, and a link, FIFO or device is never replaced.
+    when FILE exists unless --force, and a link, FIFO or device is never replaced. A read-only
+    run dir is probed with --out outside it: nothing is written into it (features are cached in
+    cltt's cache folder, ~/.cache/cltt/probe-features/, and metrics_eval.csv gets no row).
     """
     recipe, path, state = _resolve(args, checkpoint)
     if show:
         show_recipe(recipe)
         return
     out = _report_path(recipe, path, out, force)
-    # the features cache, the report and metrics_eval.csv are written into the run dir: one writer at a time
-    with writing_run_dir(path.parent, "wait for it to finish, or probe a copy of the run dir (cp -r)"):
-        _probe(recipe, path, state, out)
+    run_dir = path.parent
+    if os.access(run_dir, os.W_OK):
+        # the features cache, the report and metrics_eval.csv are written into the run dir: one writer at a time
+        with writing_run_dir(run_dir, "wait for it to finish, or probe a copy of the run dir (cp -r)"):
+            _probe(recipe, path, state, out)
+        return
+    if out.resolve().parent == run_dir.resolve():
+        raise CLTTError(f"{run_dir} is read-only, and cltt probe writes its report there; pass --out FILE.json "
+                        f"outside it (features are then cached in {_outside_cache(recipe, run_dir).parent}), or "
+                        f"probe a writable copy (cp -r {run_dir} COPY)")
+    # nothing is written into a read-only run dir (no lock, cache or metrics_eval.csv row), so no writer is disturbed
+    _probe(recipe, path, state, out, cache_dir=_outside_cache(recipe, run_dir))
+
+
+def _outside_cache(recipe, run_dir: Path) -> Path:
+    """Where the features of a read-only run dir are cached: cltt's cache folder (data.cache_dir,
+    else $CLTT_CACHE, else ~/.cache/cltt), probe-features/<a hash of the run dir's path>."""
+    from cltt.data.manifest import default_cache_dir
+
+    root = Path(recipe.data.cache_dir) if recipe.data.cache_dir else default_cache_dir()
+    digest = hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:16]
+    return root / "probe-features" / f"{run_dir.resolve().name}-{digest}"
 
 
 def _report_path(recipe, path: Path, out: Path | None, force: bool) -> Path:
@@ -126,8 +149,9 @@ def _same_file(a: Path, b: Path) -> bool:
     return a.resolve() == b.resolve()
 
 
-def _probe(recipe, path: Path, state: dict, out: Path) -> None:
-    """Encode, probe, write the report ``out`` (and a metrics_eval.csv row), print the table."""
+def _probe(recipe, path: Path, state: dict, out: Path, cache_dir: Path | None = None) -> None:
+    """Encode, probe, write the report ``out`` (and a metrics_eval.csv row), print the table.
+    ``cache_dir``: a features cache outside a read-only run dir, which then gets no row."""
     from cltt.eval.metrics_eval import EVAL_FILE, append_eval_row, append_eval_values
     from cltt.eval.report import TaskReport, check_writable, save_report
     from cltt.eval.tasks import probe_task
@@ -146,24 +170,22 @@ def _probe(recipe, path: Path, state: dict, out: Path) -> None:
                 task = progress.add_task("encode", total=total, rate=0.0)
             progress.update(task, completed=done, total=total, rate=done / max(time.perf_counter() - started, 1e-9))
 
-        report = probe_task(recipe, path, state, on_progress=on_progress)
+        report = probe_task(recipe, path, state, cache_dir=cache_dir, on_progress=on_progress)
     run_dir = path.parent
+    # why metrics_eval.csv gets no row (None: it does)
+    skip = f"{run_dir} is read-only" if cache_dir is not None else _skip_eval(recipe, state, path)
     if isinstance(report, TaskReport):  # a table of its own columns; a ProbeReport (classes) is shown below
         if report.eval_values and report.epoch is not None:  # a task's own metrics_eval.csv columns (label_free)
-            differs = _measure_changes(recipe, state, path)
-            if differs:
-                report.notes.append(f"{EVAL_FILE} not updated: this probe differs from the run's own in "
-                                    f"{', '.join(differs[:3])}, and the file keeps one setting across epochs")
+            if skip:
+                report.notes.append(f"{EVAL_FILE} not updated: {skip}")
             else:
                 append_eval_values(run_dir, report.epoch, report.eval_values)
                 report.notes.append(f"{len(report.eval_values)} columns of epoch {report.epoch} written to "
                                     f"{run_dir / EVAL_FILE}")
         _finish_task(report, json_path, time.perf_counter() - started)
         return
-    differs = _measure_changes(recipe, state, path)
-    if report.eval_row is not None and differs:
-        report.notes.append(f"{EVAL_FILE} not updated: this probe differs from the run's own in {', '.join(differs[:3])}, "
-                            "and the file keeps one setting across epochs")
+    if report.eval_row is not None and skip:
+        report.notes.append(f"{EVAL_FILE} not updated: {skip}")
         report.eval_row = None
     save_report(report, json_path)
     if report.eval_row is not None:
@@ -229,6 +251,15 @@ def _latest_that_loads(run_dir: Path, none_message: str) -> tuple[Path, dict]:
     for note in notes:
         err_console.print(f"[dim]note:[/] {escape(note)}", soft_wrap=True)
     return path, state
+
+
+def _skip_eval(recipe, state: dict, path: Path) -> str | None:
+    """Why this probe's figures may not go into the run's metrics_eval.csv, or None."""
+    differs = _measure_changes(recipe, state, path)
+    if not differs:
+        return None
+    return (f"this probe differs from the run's own in {', '.join(differs[:3])}, and the file keeps one setting "
+            "across epochs")
 
 
 def _measure_changes(recipe, state: dict, path: Path) -> list[str]:
