@@ -7,6 +7,7 @@ import numpy as np
 
 from cltt.eval.bootstrap import bootstrap_accuracies, clip_interval
 from cltt.eval.linear import select_ridge
+from cltt.eval.probe import small_sample_warnings
 from cltt.eval.retrieval import retrieval_scores
 
 
@@ -100,3 +101,12 @@ def test_retrieval_recall_and_average_precision_by_hand():
     np.testing.assert_allclose(scores["recall@1"], [1.0, 0.0])
     np.testing.assert_allclose(scores["recall@5"], [1.0, 1.0])
     np.testing.assert_allclose(scores["mAP"], [(1 + 2 / 3) / 2, (1 / 2 + 2 / 4) / 2])
+
+
+def test_the_few_test_units_warning_counts_empty_classes_in_words():
+    """One class without a test clip is '1 class has none' ('1 classes have none' before); two are 'classes'."""
+    splits = np.array(["train", "train", "train", "test", "test"])
+    one = small_sample_warnings(np.array([0, 1, 2, 0, 1]), splits, ["a", "b", "c"], [])
+    assert "and 1 class has none (under 5" in one[0], one
+    two = small_sample_warnings(np.array([0, 1, 2, 0, 0]), splits, ["a", "b", "c"], [])
+    assert "and 2 classes have none (under 5" in two[0], two

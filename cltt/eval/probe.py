@@ -228,7 +228,8 @@ def small_sample_warnings(targets: np.ndarray, splits: np.ndarray, classes: list
         per_class = np.bincount(targets[test], minlength=len(classes))
         fewest = int(per_class.min())
         if fewest < FEW_CLIPS_PER_CLASS:
-            short = f"{int((per_class == 0).sum())} classes have none" if fewest == 0 else \
+            empty = int((per_class == 0).sum())
+            short = (f"{empty} classes have none" if empty > 1 else "1 class has none") if fewest == 0 else \
                 f"the fewest, {classes[int(per_class.argmin())]}, has {fewest}"
             notes.append(f"warning: the test split has {test_units} {unit} for {len(per_class)} classes and {short} "
                          f"(under {FEW_CLIPS_PER_CLASS} a class): the test figures are coarse; read their 95% intervals, "
