@@ -232,7 +232,7 @@ def test_clock_times_parse():
     assert parse_clock("75.5") == 75.5
     assert parse_clock("08:12") == 492
     assert parse_clock("1:02:03.5") == 3723.5
-    for bad in ("1:75", "-3", "ab", "1:2:3:4"):
+    for bad in ("1:75", "-3", "ab", "1:2:3:4", "1_0", "0:1_0"):  # float() reads 1_0 as 10
         with pytest.raises(ValueError):
             parse_clock(bad)
 

@@ -156,8 +156,11 @@ def clip_span(seconds: np.ndarray) -> tuple[float, float]:
 
 
 def parse_clock(text: str) -> float:
-    """Seconds from ``"75.5"``, ``"1:15.5"`` (m:ss) or ``"0:01:15.5"`` (h:mm:ss); ValueError otherwise."""
+    """Seconds from ``"75.5"``, ``"1:15.5"`` (m:ss) or ``"0:01:15.5"`` (h:mm:ss); ValueError otherwise
+    (also for digits grouped with ``_``, which Python's float reads: ``"1_0"`` is not 10 s)."""
     text = text.strip()
+    if "_" in text:
+        raise ValueError(f"{text!r} is not a time")
     match = _CLOCK.match(text)
     if match:
         hours, minutes, seconds = match.groups()

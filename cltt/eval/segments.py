@@ -90,8 +90,6 @@ def _segment_time(path: Path, line: int, text: str) -> float:
         raise CLTTError(f"{where}: time {text!r} is negative; times are seconds from the start of the video "
                         "(0 or more), as seconds, m:ss or h:mm:ss")
     try:
-        if "_" in text:
-            raise ValueError(text)
         return parse_clock(text)
     except ValueError:
         raise CLTTError(f"{where}: time {text!r} is not seconds, m:ss or h:mm:ss (such as 75.5, 1:15.5 or "
