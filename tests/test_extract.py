@@ -405,3 +405,28 @@ def test_fps_above_the_source_rate_is_said_in_one_note(tmp_path):
     slower = invoke_in_process(main, ["extract", tmp_path / "src", "--out", tmp_path / "slow", "--fps", "10"],
                                cwd=tmp_path)
     assert slower.exit_code == 0 and "--fps" not in slower.stderr, slower.output
+
+
+def test_what_a_finished_clip_assumed_is_printed(tmp_path, monkeypatch):
+    """The per-clip note of a finished extraction (a source rate taken as 30 fps) reached
+    ClipResult.message, but cltt extract printed only failed clips' messages."""
+    from cltt.cli import main
+    from tests.conftest import invoke_in_process
+
+    real = cv2.VideoCapture
+
+    class NoFps:  # as in test_unknown_source_fps_is_taken_as_30
+        def __init__(self, *args):
+            self.capture = real(*args)
+
+        def get(self, prop):
+            return 0.0 if prop == cv2.CAP_PROP_FPS else self.capture.get(prop)
+
+        def __getattr__(self, name):
+            return getattr(self.capture, name)
+
+    write_video(tmp_path / "src" / "a.avi", frames=6)
+    monkeypatch.setattr(cv2, "VideoCapture", NoFps)
+    result = invoke_in_process(main, ["extract", tmp_path / "src", "--out", tmp_path / "out", "-j", "1"], cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "note: a: " in result.output and "assumed 30" in result.output, result.output

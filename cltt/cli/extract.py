@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -144,6 +145,8 @@ def command(args: tuple[str, ...], out: Path | None, synthetic: str | None, show
         def on_clip(result: ClipResult) -> None:
             if result.status == "failed":
                 progress.console.print(f"[red]failed[/] {result.source}: {result.message}", soft_wrap=True)
+            elif result.message:  # what a finished clip's extraction assumed (a source rate, frame times)
+                progress.console.print(f"[dim]note:[/] {escape(result.clip)}: {escape(result.message)}", soft_wrap=True)
             progress.advance(task)
 
         report = extraction.run(on_frames=on_frames, on_clip=on_clip)
