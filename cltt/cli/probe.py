@@ -10,7 +10,6 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
@@ -366,7 +365,9 @@ def fitting_words_table(title: str, columns, rows: list[tuple[bool, list[str]]],
 def _print_whole(table: Table, dropped: list[str], report_path: Path) -> None:
     """Print ``table`` uncut (wider than the console when its words need it) and say which
     columns were left out to fit it."""
-    need = Measurement.get(console, console.options.update_width(1 << 16), table).minimum
+    from cltt.cli.runs import table_width
+
+    need = table_width(table)  # fitting_words_table fixed the widths of a table that had to narrow
     if need > console.width:  # rich would cut words to the console's width: render at the table's own
         Console(file=console.file, width=need, highlight=False, force_terminal=console.is_terminal,
                 color_system=console.color_system).print(table)
