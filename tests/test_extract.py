@@ -89,19 +89,23 @@ def test_progress_reports_every_written_frame(video, tmp_path):
     assert len(calls) > 1  # during the clip, not once at the end
 
 
-def test_unknown_source_fps_is_taken_as_30(tmp_path, monkeypatch):
+class NoFps:
+    """cv2.VideoCapture whose container gives no frame rate (a wrapper: subclassing
+    cv2.VideoCapture corrupts memory in OpenCV 5.0); monkeypatched in for cv2.VideoCapture."""
+
     real = cv2.VideoCapture
 
-    class NoFps:  # a wrapper: subclassing cv2.VideoCapture corrupts memory in OpenCV 5.0
-        def __init__(self, *args):
-            self.capture = real(*args)
+    def __init__(self, *args):
+        self.capture = NoFps.real(*args)
 
-        def get(self, prop):
-            return 0.0 if prop == cv2.CAP_PROP_FPS else self.capture.get(prop)
+    def get(self, prop):
+        return 0.0 if prop == cv2.CAP_PROP_FPS else self.capture.get(prop)
 
-        def __getattr__(self, name):
-            return getattr(self.capture, name)
+    def __getattr__(self, name):
+        return getattr(self.capture, name)
 
+
+def test_unknown_source_fps_is_taken_as_30(tmp_path, monkeypatch):
     source = write_video(tmp_path / "clip.avi")
     monkeypatch.setattr(cv2, "VideoCapture", NoFps)
     result = extract_clip(source, tmp_path / "out", "clip", ExtractConfig(fps=10, end=1.0))
@@ -412,18 +416,6 @@ def test_what_a_finished_clip_assumed_is_printed(tmp_path, monkeypatch):
     ClipResult.message, but cltt extract printed only failed clips' messages."""
     from cltt.cli import main
     from tests.conftest import invoke_in_process
-
-    real = cv2.VideoCapture
-
-    class NoFps:  # as in test_unknown_source_fps_is_taken_as_30
-        def __init__(self, *args):
-            self.capture = real(*args)
-
-        def get(self, prop):
-            return 0.0 if prop == cv2.CAP_PROP_FPS else self.capture.get(prop)
-
-        def __getattr__(self, name):
-            return getattr(self.capture, name)
 
     write_video(tmp_path / "src" / "a.avi", frames=6)
     monkeypatch.setattr(cv2, "VideoCapture", NoFps)
