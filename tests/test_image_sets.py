@@ -339,3 +339,10 @@ def test_nothing_held_out_says_where_the_layout_puts_held_out_images(run_dir, tm
     write_image(tmp_path / "sets" / "test" / "cat" / "0.jpg", COLOURS[2], rng)
     with pytest.raises(CLTTError, match="move an image of it to train"):
         prepare_image_set(load_image_set(tmp_path / "sets"), [0.6, 0.2, 0.2], seed=0)
+
+
+def test_a_probe_level_the_task_does_not_use_is_noted(run_dir, tmp_path):
+    """probe.level=clip passed image_set without a word: images have no clips."""
+    result = probe(run_dir, class_folders(tmp_path / "set"), "probe.level=clip", "probe.split_fractions=[0.5,0.2,0.3]")
+    assert result.exit_code == 0, result.output
+    assert "probe.level=clip is not used by probe.task=image_set" in " ".join(result.output.split())

@@ -279,6 +279,16 @@ def test_probe_reports_trained_random_init_and_pixels_with_intervals(run_dir):
     assert report["eval_values"]["lf_rankme"] == report["metrics"]["trained"]["rankme"]
 
 
+def test_a_probe_level_the_task_does_not_use_is_noted(run_dir, tmp_path):
+    """probe.level=clip (a clip method's recipes set it) passed label_free without a word."""
+    from cltt.cli import main
+    from tests.conftest import invoke_in_process
+
+    probed = invoke_in_process(main, ["probe", run_dir, "probe.level=clip", "--out", tmp_path / "lf.json"], cwd=tmp_path)
+    assert probed.exit_code == 0, probed.output
+    assert "probe.level=clip is not used by probe.task=label_free" in " ".join(probed.output.split())
+
+
 def test_neighbour_viewer_draws_queries_and_marks_same_clip_hits(run_dir, tmp_path):
     import cv2
 

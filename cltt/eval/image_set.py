@@ -455,7 +455,7 @@ def probe_image_set(recipe, checkpoint: Path, state: dict | None = None, cache_d
     from cltt.engine.run_files import FEATURES_DIR
     from cltt.eval.features import extract_features
     from cltt.eval.probe import image_sources, score_features, small_sample_warnings
-    from cltt.eval.report import ProbeReport
+    from cltt.eval.report import ProbeReport, unused_level_note
     from cltt.eval.samples import Samples
 
     config = recipe.probe
@@ -483,7 +483,8 @@ def probe_image_set(recipe, checkpoint: Path, state: dict | None = None, cache_d
            else f"splits from the {'folders' if setup.images.layout == 'split folders' else 'split column'}")
     groups = f", {len(setup.unit_names)} groups" if unit == "groups" else ""
     notes = [f"{setup.images.layout} {setup.images.source}: {len(files.paths)} images{groups}, {len(setup.classes)} "
-             f"classes; {how}; intervals resample {unit}", *setup.images.notes]
+             f"classes; {how}; intervals resample {unit}", *setup.images.notes,
+             *unused_level_note(config.level, "image_set", "images")]
     pair_targets, pair_splits = setup.unit_classes()
     notes += small_sample_warnings(pair_targets, pair_splits, setup.classes, scores, unit, counts["test"][unit])
     epoch = state.get("progress", {}).get("epoch")

@@ -75,7 +75,7 @@ from cltt.errors import CLTTError
 from cltt.eval.bootstrap import clip_interval
 from cltt.eval.features import FeatureSource, FrameSet, Progress, checkpoint_identity, extract_features, pixel_source
 from cltt.eval.metrics_eval import append_eval_values, keep_eval_rows_up_to
-from cltt.eval.report import TaskReport
+from cltt.eval.report import TaskReport, unused_level_note
 from cltt.recipe.probes.tasks.label_free import gap_name
 
 RANKME_EPS = 1e-7
@@ -537,6 +537,7 @@ def label_free_report(recipe, checkpoint: Path, epoch: int | None, results: dict
              f"{held.store.num_clips} in {held.store.root} (probe.label_free.held_out={config.held_out:g}, "
              f"probe.split_seed={recipe.probe.split_seed}); figures with 95% intervals over clips"]
     notes += [note] if (note := unreachable_gaps_note(held, config.gaps)) else []
+    notes += unused_level_note(recipe.probe.level, "label_free", "frames")
     if not held.timed:
         untimed = [int(c) for c in held.frames.clip_index if not times_recorded(held.store, int(c))]
         rates = sorted({held.store.clip_times(c).source for c in untimed}) if hasattr(held.store, "clip_times") else []

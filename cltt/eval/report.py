@@ -79,6 +79,15 @@ class TaskReport:
         return {"format": f"cltt-probe-{self.task}/1", **asdict(self)}
 
 
+def unused_level_note(level: str, task: str, what: str) -> list[str]:
+    """The note (a list of at most one) that ``probe.level`` has no effect on ``task``, which
+    scores single frames or images (``what``): a recipe's ``probe.level: clip`` (a clip method's
+    recipe sets it) would otherwise pass without a word."""
+    if level == "frame":
+        return []
+    return [f"probe.level={level} is not used by probe.task={task}, which measures single {what}"]
+
+
 def check_writable(path: Path) -> None:
     """One line, before any work, when a report cannot be written to ``path``."""
     path = Path(path)
