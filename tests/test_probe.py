@@ -13,12 +13,9 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from click.testing import CliRunner
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from cltt.cli import CLTTGroup, main
-from cltt.cli import probe as probe_cli
 from cltt.data.stores import open_store
 from cltt.data.windows import WindowSpec
 from cltt.engine import checkpoint as ckpt
@@ -37,6 +34,7 @@ from cltt.eval.samples import pool_samples
 from cltt.methods import build_method
 from cltt.recipe import load_recipe, recipe_from_dict
 from tests.conftest import write_clip
+from tests.helpers.commands import one_error_line, run_cli
 from tests.helpers.datasets import synthetic
 
 LAB_COLUMNS = "epoch,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc"  # the lab's, first
@@ -62,29 +60,6 @@ def tiny_run(tmp_path_factory) -> Path:
     recipe, run_dir, resume, _ = prepare_training(load_recipe(path), path, False)
     assert Trainer(recipe, run_dir, None, resume).run().status == "finished"
     return run_dir
-
-
-def run_cli(*args, cwd: Path | None = None):
-    """``cltt ARGS`` in this process; the probe command even before cltt.cli registers it."""
-    group = main if main.commands.get("probe") is probe_cli.command else \
-        CLTTGroup(name="cltt", commands={"probe": probe_cli.command})
-    here = os.getcwd()
-    if cwd is not None:
-        os.chdir(cwd)
-    try:
-        result = CliRunner().invoke(group, [str(a) for a in args], env={"COLUMNS": "160"})
-    finally:
-        os.chdir(here)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
-
-
-def one_error_line(result) -> str:
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
-    return lines[0]
 
 
 # --------------------------------------------------------------------------- probes vs independent math

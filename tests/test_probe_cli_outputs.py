@@ -17,8 +17,8 @@ from rich.text import Text
 from cltt.cli import main
 from cltt.cli import probe as probe_cli
 from tests.conftest import invoke_in_process
+from tests.helpers.commands import one_error_line, run_cli
 from tests.helpers.training import tiny_run
-from tests.test_probe import one_error_line, run_cli
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "how-to" / "probe.md"
 

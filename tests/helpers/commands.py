@@ -3,11 +3,15 @@ that a failure a user caused ends in one ``error:`` line with exit status 2, no 
 
 from __future__ import annotations
 
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from cltt.cli import main
+from click.testing import CliRunner
+
+from cltt.cli import CLTTGroup, main
+from cltt.cli import probe as probe_cli
 from tests.conftest import invoke_in_process
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "recipes" / "quickstart.yaml"
@@ -44,3 +48,27 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
     assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
     for fragment in fragments:
         assert fragment in lines[0]
+
+
+def run_cli(*args, cwd: Path | None = None):
+    """``cltt ARGS`` in this process; the probe command even before cltt.cli registers it."""
+    group = main if main.commands.get("probe") is probe_cli.command else \
+        CLTTGroup(name="cltt", commands={"probe": probe_cli.command})
+    here = os.getcwd()
+    if cwd is not None:
+        os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(group, [str(a) for a in args], env={"COLUMNS": "160"})
+    finally:
+        os.chdir(here)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def one_error_line(result) -> str:
+    """The one ``error:`` line of a :func:`run_cli` result on stderr (exit 2)."""
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    return lines[0]
