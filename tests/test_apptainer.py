@@ -144,7 +144,7 @@ def test_preempted_train_exits_75_then_resumes(image):
     script = f"""
         export SLURM_JOB_ID=4242
         apptainer exec cltt.sif cltt train /opt/cltt/recipes/quickstart.yaml {smoke} \\
-            data.root=preempt/objects train.out_dir=preempt/runs train.epochs=1000 >preempt/log 2>&1 &
+            data.root=preempt/objects data.synthetic=rotating-objects train.out_dir=preempt/runs train.epochs=1000 >preempt/log 2>&1 &
         pid=$!
         tries=0
         until grep -q '^epoch 2/' preempt/log || [ "$tries" -ge 600 ]; do sleep 0.2; tries=$((tries + 1)); done
