@@ -93,6 +93,7 @@ SMALL = {"steps": 3, "frames_per_step": 32, "steps_per_epoch": 3, "seeds": [0], 
          "synthetic": ["extract.synthetic.clips=16", "extract.synthetic.max_objects=4", "extract.synthetic.size=32",
                        "data.image_size=32", "probe.bootstrap_rounds=200"]}
 BASELINES = {"random init": "random_init logistic", "pixels": "pixels logistic"}
+OWN_RANDOM_INIT = "random init"  # the table's positives column of a row's own architecture untrained ("mae random init")
 # each built-in set by its generator's name: its data's short name, the probe key that reads its labels,
 # the suffix of its output files and how the table describes it
 SYNTHETIC = {
@@ -118,6 +119,16 @@ def rows(methods: list[str]) -> list[Row]:
 
 def row_name(row: Row) -> str:
     return row[0] if row[1] is None else f"{row[0]} {row[1]}"
+
+
+def own_encoders(study: list[Row], overrides: list[str]) -> set[Row]:
+    """The rows whose probed encoder (the backbone and its readout, not the head) is not the first
+    row's, as mae's ViT is not the tiny_cnn: each gets its own architecture's random-init figure."""
+    def encoder(row: Row) -> tuple:
+        m = load_recipe(QUICKSTART, [*overrides, *METHODS[row[0]]]).model
+        return m.backbone, m.weights, m.timm, m.pool, m.patch_block, m.vivit
+
+    return {row for row in study if encoder(row) != encoder(study[0])} if study else set()
 
 
 def data_overrides(args, seed: int) -> tuple[list[str], str]:
@@ -154,8 +165,11 @@ def budget(row: Row, overrides: list[str], args) -> tuple[list[str], str, int]:
     return keys, line, epochs * per_epoch
 
 
-def run_row(row: Row, seed: int, data: list[str], clips_file: Path, first: bool, args) -> dict[str, Figure]:
-    """Train (or reuse) one row for one seed and probe it -> {figure name: (test accuracy, interval)}."""
+def run_row(row: Row, seed: int, data: list[str], clips_file: Path, first: bool, args,
+            own_random_init: bool = False) -> dict[str, Figure]:
+    """Train (or reuse) one row for one seed and probe it -> {figure name: (test accuracy, interval)}.
+    The first row is probed against random init and pixels; a row with ``own_random_init`` (an
+    encoder other than the first row's) against its own architecture at random init."""
     method, positives = row
     keys = [*COMMON, *data, f"data.clips={clips_file}", *ROW_DATA[positives], *METHODS[method],
             *([f"method.positives={positives}"] if positives else []), *args.overrides]
@@ -170,7 +184,9 @@ def run_row(row: Row, seed: int, data: list[str], clips_file: Path, first: bool,
     if steps != planned:
         print(f"warning: {row_name(row)} ran {steps} steps, not {planned}: its data give fewer than "
               f"{args.size['steps_per_epoch']} batches an epoch, so its budget is smaller; lower --steps-per-epoch")
-    return figures(load_recipe(QUICKSTART, keys), run_dir / run_files.FINAL_CHECKPOINT)
+    # the baselines are a probe setting: the run's name (above) keeps the one it was trained under
+    probe_keys = [*keys, "probe.baselines=[random_init]"] if own_random_init and not first else keys
+    return figures(load_recipe(QUICKSTART, probe_keys), run_dir / run_files.FINAL_CHECKPOINT)
 
 
 def cell(figure: Figure | None) -> str:
@@ -200,6 +216,8 @@ def picture(results: dict[str, dict[int, Figure]], seeds: list[int], path: Path,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    own = {name.partition(" ")[0]: by_seed for name, by_seed in results.items()
+           if name not in BASELINES and name.partition(" ")[2] == OWN_RANDOM_INIT}
     methods = list(dict.fromkeys(name.partition(" ")[0] for name in results if name not in BASELINES))
     kinds = [*POSITIVES, "own"]
     colours = {"augment": "tab:blue", "time": "tab:orange", "both": "tab:green", "own": "tab:purple"}
@@ -221,6 +239,12 @@ def picture(results: dict[str, dict[int, Figure]], seeds: list[int], path: Path,
                 low, high = (interval if interval else (value, value))
                 ax.errorbar(x + dx, 100 * value, yerr=[[100 * (value - low)], [100 * (high - value)]],
                             fmt="o", color=colours[kind], markersize=3, capsize=2, linewidth=1)
+    for m, method in enumerate(methods):  # a row's own architecture untrained: a black bar across its group
+        if method in own and own[method]:
+            mean = 100 * np.mean([value for value, _ in own[method].values()])
+            ax.hlines(mean, m - 0.45, m + 0.45, color="black", linewidth=1.5,
+                      label=None if "own random init" in labelled else f"its own encoder at random init ({method}: {mean:.1f})")
+            labelled.add("own random init")
     for (name, style) in zip(BASELINES, ("--", ":")):
         if name in results:
             mean = 100 * np.mean([results[name][s][0] for s in seeds if s in results[name]])
@@ -267,19 +291,24 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     study = rows(args.methods or args.size["methods"])
-    results: dict[str, dict[int, Figure]] = {row_name(r): {} for r in study} | {name: {} for name in BASELINES}
     try:
+        own = own_encoders(study, [*COMMON, *data_overrides(args, seeds[0])[0], *args.overrides])
+        results: dict[str, dict[int, Figure]] = {name: {} for row in study for name in
+                                                 (row_name(row), *([f"{row[0]} {OWN_RANDOM_INIT}"] if row in own else []))}
+        results |= {name: {} for name in BASELINES}
         for seed in seeds:
             data, data_name = data_overrides(args, seed)
             clips_file = args.out_dir / f"{data_name}_train_clips.txt"
             count = write_train_clips([*COMMON, *data, *args.overrides], clips_file)
             print(f"seed {seed}: training reads the {count} train clips listed in {clips_file}", flush=True)
             for i, row in enumerate(study):
-                found = run_row(row, seed, data, clips_file, i == 0, args)
+                found = run_row(row, seed, data, clips_file, i == 0, args, row in own)
                 results[row_name(row)][seed] = found["trained logistic"]
                 if i == 0:
                     for name, key in BASELINES.items():
                         results[name][seed] = found[key]
+                elif row in own:
+                    results[f"{row[0]} {OWN_RANDOM_INIT}"][seed] = found["random_init logistic"]
     except CLTTError as err:  # one line, exit 2, as cltt's commands
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

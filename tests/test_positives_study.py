@@ -61,23 +61,29 @@ def assert_picture(path: Path) -> None:
 
 def test_small_study_writes_every_row_with_intervals_and_a_picture(tmp_path):
     out = tmp_path / "study"
-    done = study(tmp_path, "--small", "--methods", "simclr", "tc", "--out-dir", str(out))
+    done = study(tmp_path, "--small", "--methods", "simclr", "tc", "mae", "--out-dir", str(out))
     expected = [("simclr", p) for p in ("augment", "time", "both")]
     if "tc" in registered_methods():
         expected.append(("tc", "–"))
     else:
         assert "skipped tc: not a registered method" in done.stdout
-    expected += [("random init", "–"), ("pixels", "–")]
+    # mae's ViT is not the first row's tiny_cnn: it is compared with its own encoder at random init
+    expected += [("mae", "–"), ("mae", "random init"), ("random init", "–"), ("pixels", "–")]
     rows = table_rows((out / "positives.md").read_text())
     assert list(rows) == expected
     assert_one_seed_with_intervals(rows)
     assert_picture(out / "positives.png")
     results = json.loads((out / "results.json").read_text())
     assert all(r["0"]["interval"][0] <= r["0"]["test_acc"] <= r["0"]["interval"][1] for r in results.values())
+    trained = len(expected) - 3
     # every row's budget: the same frames through the encoder a run
     budgets = re.findall(r"= (\d+) frames a step, (\d+) steps: ([\d,]+) frames", done.stdout)
-    assert len(budgets) == len(expected) - 2 and len({b[2] for b in budgets}) == 1
-    assert_trained_on_train_clips(out, "objects_small_s0", len(expected) - 2)
+    assert len(budgets) == trained and len({b[2] for b in budgets}) == 1
+    assert_trained_on_train_clips(out, "objects_small_s0", trained)
+    # the ViT's random init was probed on the ViT: its features file sits in mae's run only
+    mae_run = next((out / "runs").glob("mae_own_s0_*"))
+    assert list((mae_run / "features").glob("random_init-*.npz"))
+    assert not list(next((out / "runs").glob("tc_own_s0_*")).joinpath("features").glob("random_init-*.npz"))
 
 
 @pytest.mark.slow
