@@ -265,6 +265,19 @@ def picture(results: dict[str, dict[int, Figure]], seeds: list[int], path: Path,
     plt.close(fig)
 
 
+def whole_number(least: int):
+    """An argparse type: an int of at least ``least``, else argparse's one usage line (exit 2)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{value} is below {least}")
+        return value
+    return parse
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("overrides", nargs="*", help="recipe key=value overrides for every run (data keys too)")
@@ -273,12 +286,12 @@ def main() -> None:
     parser.add_argument("--synthetic", choices=list(SYNTHETIC), default="rotating-objects",
                         help="the built-in set (playroom: labels per frame, probe.task=frames)")
     parser.add_argument("--methods", nargs="+", help=f"a subset of {', '.join(METHODS)}")
-    parser.add_argument("--seeds", type=int, nargs="+")
-    parser.add_argument("--steps", type=int, help="optimizer steps of every run (default 400, --small 3)")
-    parser.add_argument("--steps-per-epoch", type=int, help="batches an epoch (default 16, --small 3); every row "
+    parser.add_argument("--seeds", type=whole_number(0), nargs="+")
+    parser.add_argument("--steps", type=whole_number(1), help="optimizer steps of every run (default 400, --small 3)")
+    parser.add_argument("--steps-per-epoch", type=whole_number(1), help="batches an epoch (default 16, --small 3); every row "
                         "needs that many, or its budget shrinks (a warning says so)")
     parser.add_argument("--small", action="store_true", help="a smoke test: 16 clips at 32 px, 3 steps, simclr and tc")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=whole_number(1), default=2)
     parser.add_argument("--out-dir", type=Path, default=Path("runs/positives_study"))
     args = parser.parse_args()
     if args.labels and not args.root:
@@ -286,14 +299,18 @@ def main() -> None:
     if args.root and args.synthetic != "rotating-objects":
         parser.error("--synthetic picks a built-in set; with --root the study reads your clips")
     args.size = dict(SMALL if args.small else DEFAULT)
-    if args.steps:
+    if args.steps is not None:
         args.size["steps"] = args.steps
-    if args.steps_per_epoch:
+    if args.steps_per_epoch is not None:
         args.size["steps_per_epoch"] = args.steps_per_epoch
     seeds = args.seeds or args.size["seeds"]
     unknown = [m for m in args.methods or [] if m not in METHODS]
     if unknown:
         parser.error(f"--methods {' '.join(unknown)}: the study knows {', '.join(METHODS)}")
+    for option, given in (("--methods", args.methods or []), ("--seeds", seeds)):
+        twice = sorted({str(v) for v in given if given.count(v) > 1})
+        if twice:
+            parser.error(f"{option} names {', '.join(twice)} more than once; give each once")
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     study = rows(args.methods or args.size["methods"])

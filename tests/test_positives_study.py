@@ -139,3 +139,18 @@ def test_study_reuses_its_runs_and_takes_a_labelled_root_of_ones_own(tmp_path):
     assert [r for r in rows if r[0] == "simclr"] == [("simclr", p) for p in ("augment", "time", "both")]
     assert (out / "objects_small_s0_train_clips.txt").is_file()
     assert all(CELL.match(cells[0]) for cells in rows.values())
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--steps", "0"], "argument --steps: 0 is below 1"),  # was the default 400, silently
+    (["--threads", "0"], "argument --threads: 0 is below 1"),  # was torch's traceback
+    (["--seeds", "1", "1"], "--seeds names 1 more than once"),
+    (["--methods", "tc", "tc"], "--methods names tc more than once"),
+])
+def test_study_refuses_a_bad_option_in_one_line_before_any_work(tmp_path, args, says):
+    done = subprocess.run([sys.executable, str(STUDY), *args, "--out-dir", str(tmp_path / "out")],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("positives_study.py: error: ") and says in last, done.stderr
+    assert not (tmp_path / "out").exists()
