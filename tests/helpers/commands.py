@@ -30,24 +30,26 @@ def cltt(*args, cwd: Path) -> Result:
     return Result(result.exit_code, result.stdout, result.stderr)
 
 
-def one_line_error(result, *fragments: str) -> str:
-    """The one error line of an in-process run (a click result), which holds every fragment."""
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in result.output, result.output
+def the_error_line(exit_code: int, text: str, fragments: tuple[str, ...] = ()) -> str:
+    """Exit status 2 and, in ``text``, one non-blank line: ``error: ...`` holding every fragment,
+    and no traceback. Returns that line."""
+    assert exit_code == 2, (exit_code, text)
+    assert "Traceback" not in text, text
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), text
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     return lines[0]
 
 
+def one_line_error(result, *fragments: str) -> str:
+    """The one error line of an in-process run (a click result), which holds every fragment."""
+    return the_error_line(result.exit_code, result.output, fragments)
+
+
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
     """The same for a ``cltt`` subprocess: exit 2 and one ``error:`` line on stderr holding every fragment."""
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
+    the_error_line(result.returncode, result.stderr, fragments)
 
 
 def run_cli(*args, cwd: Path | None = None):
@@ -67,8 +69,5 @@ def run_cli(*args, cwd: Path | None = None):
 
 
 def one_error_line(result) -> str:
-    """The one ``error:`` line of a :func:`run_cli` result on stderr (exit 2)."""
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
-    return lines[0]
+    """The one ``error:`` line of a :func:`run_cli` result on stderr (exit 2); stdout may hold more."""
+    return the_error_line(result.exit_code, result.stderr)
