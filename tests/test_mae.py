@@ -15,7 +15,7 @@ from lightly.models import utils as lightly_utils
 
 from cltt.cli import main
 from cltt.errors import CLTTError, RecipeError
-from cltt.methods import build_method
+from cltt.methods import build_method, method_class
 from cltt.methods.mae import MaskSeeds, mask_noise
 from cltt.models.backbones import build_backbone
 from cltt.models.masked_vit import VisibleTokens, sincos_position_code
@@ -176,6 +176,65 @@ def test_a_few_steps_on_one_batch_lower_the_reconstruction_error(tmp_path, frame
     assert float(forward.local_units) == 4 * 3 * (16 - 4)
     assert forward.embeddings.shape == (4, 3, 192)
     assert losses[-1] < 0.8 * losses[0], losses
+
+
+# ---------------------------------------------------------------- the later target
+
+
+def _repaint(frames: torch.Tensor, patches_of: list[list[int]], grid: int = 4, size: int = 8) -> torch.Tensor:
+    """``frames [N, 3, S, S]`` with the listed patches of each frame filled with new noise."""
+    out = frames.clone()
+    for n, patches in enumerate(patches_of):
+        for j in patches:
+            row, col = divmod(j, grid)
+            out[n, :, size * row:size * row + size, size * col:size * col + size] = torch.rand(3, size, size)
+    return out
+
+
+def test_the_later_target_scores_the_hidden_positions_of_the_later_frame(tmp_path, frames_root):
+    """target=later: frame 0's visible patches in, frame 1's patches at the hidden positions out."""
+    recipe = load_recipe(method_recipe(tmp_path, frames_root, "mae", variant="later"))
+    later = build_method(recipe)
+    # one frame of each two-frame window goes through the encoder: the study's budget counts one
+    assert later.options.target == "later" and method_class("mae").encoded_frames(recipe) == 1
+    own = build_method(load_recipe(method_recipe(tmp_path, frames_root, "mae")))
+    own.load_state_dict(later.state_dict())
+    torch.manual_seed(0)
+    first, second = torch.rand(3, 3, 32, 32), torch.rand(3, 3, 32, 32)
+    extras = {"mask_seed": torch.tensor([5, 6, 7])}
+    visible, masked = split_patches(mask_noise(extras["mask_seed"], 1, 16), 0.75)
+
+    @torch.no_grad()
+    def loss(frame0, frame1):
+        forward = later.forward_step(torch.stack([frame0, frame1], 1).unsqueeze(1), extras)  # [3, 1, 2, ...]
+        assert forward.embeddings.shape == (3, 1, 192) and float(forward.local_units) == 3 * 12
+        return float(forward.local_total)
+
+    # a still scene: the later target is the frame's own, so the loss is the paper's MAE on frame 0
+    with torch.no_grad():
+        still = own.forward_step(first.unsqueeze(1).unsqueeze(1), extras)  # [3, 1, 1, ...]
+    assert loss(first, first) == pytest.approx(float(still.local_total), rel=1e-6)
+    base = loss(first, second)
+    assert base != pytest.approx(float(still.local_total), rel=1e-3)
+    # the later frame's visible positions are not scored; the first frame's hidden patches are never seen
+    assert loss(first, _repaint(second, visible.tolist())) == pytest.approx(base, rel=1e-6)
+    assert loss(_repaint(first, masked.tolist()), second) == pytest.approx(base, rel=1e-6)
+    assert loss(first, _repaint(second, masked.tolist())) != pytest.approx(base, rel=1e-3)
+
+
+def test_the_later_target_refuses_data_it_cannot_read_in_one_line(tmp_path, frames_root):
+    path = method_recipe(tmp_path, frames_root, "mae", variant="later")
+    cases = [(["data.window_size=3"], "set data.window_size=2 (got 3)"),
+             (["data.two_view_offset=2"], "data.two_view_offset=0 (got 2)"),
+             (["data.augment.enabled=true", "data.augment.consistent=false"], "set data.augment.consistent=true")]
+    for overrides, says in cases:
+        with pytest.raises(CLTTError, match=r"^method.mae.target=later ") as raised:
+            build_method(load_recipe(path, overrides))
+        assert says in str(raised.value) and "\n" not in str(raised.value)
+    with pytest.raises(RecipeError, match=r"method.mae.target' must be one of self, later, got 'future'"):
+        load_recipe(path, ["method.mae.target=future"])
+    one_line_error(invoke_in_process(main, ["train", path, "data.window_size=1"], tmp_path),
+                   "method.mae.target=later reads windows of two frames")
 
 
 # ---------------------------------------------------------------- refusals

@@ -34,6 +34,9 @@ from tests.helpers.training import (
 
 METHODS = registered_methods()
 NAMES = list(METHODS)
+# every method, then each of its variants (a mode whose data flow differs, as mae's later target)
+CASES = [pytest.param(name, None, id=name) for name in NAMES] + [
+    pytest.param(name, variant, id=f"{name}-{variant}") for name in NAMES for variant in METHODS[name].cls.variants]
 
 
 def test_the_registry_holds_every_method_file_and_describes_each():
@@ -48,9 +51,9 @@ def test_the_registry_holds_every_method_file_and_describes_each():
     assert all(entry.description for entry in METHODS.values())
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_method_trains_and_round_trips(tmp_path, frames_root, name):
-    recipe_path = method_recipe(tmp_path, frames_root, name, epochs=1)
+@pytest.mark.parametrize("name, variant", CASES)
+def test_method_trains_and_round_trips(tmp_path, frames_root, name, variant):
+    recipe_path = method_recipe(tmp_path, frames_root, name, variant=variant, epochs=1)
     outcome = train_in_process(recipe_path)
     assert outcome.status == "finished"
     state = ckpt.load_checkpoint(tmp_path / "runs" / "tiny" / run_files.FINAL_CHECKPOINT)
@@ -78,17 +81,17 @@ def test_method_trains_and_round_trips(tmp_path, frames_root, name):
         torch.testing.assert_close(load_encoder(with_head.path)(frames), source.frame_encoder(True)(frames))
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if n != "cltt"])  # test_train covers cltt
-def test_method_resumes_exactly_after_a_preemption_signal(tmp_path, frames_root, preemption_handlers, name):
+@pytest.mark.parametrize("name, variant", [c for c in CASES if c.values[0] != "cltt"])  # test_train covers cltt
+def test_method_resumes_exactly_after_a_preemption_signal(tmp_path, frames_root, preemption_handlers, name, variant):
     straight_dir, broken_dir = tmp_path / "straight", tmp_path / "broken"
     straight_dir.mkdir()
     broken_dir.mkdir()
     straight = Recorder()
-    train_in_process(method_recipe(straight_dir, frames_root, name, epochs=2), reporter=straight)
+    train_in_process(method_recipe(straight_dir, frames_root, name, variant=variant, epochs=2), reporter=straight)
     assert len(straight.losses) >= 4
 
     first = Recorder(signal_at_steps={len(straight.losses) // 2 + 1})  # inside epoch 2
-    outcome = train_in_process(method_recipe(broken_dir, frames_root, name, epochs=2), reporter=first)
+    outcome = train_in_process(method_recipe(broken_dir, frames_root, name, variant=variant, epochs=2), reporter=first)
     assert outcome.status == "preempted" and outcome.exit_code == preemption.REQUEUE_EXIT_CODE
     second = Recorder()
     outcome = resume_in_process(broken_dir / "runs" / "tiny", second)
@@ -128,10 +131,10 @@ WORKER = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if n != "cltt"])  # test_distributed covers cltt
-def test_method_on_two_processes_equals_one_process(tmp_path, frames_root, name):
+@pytest.mark.parametrize("name, variant", [c for c in CASES if c.values[0] != "cltt"])  # test_distributed covers cltt
+def test_method_on_two_processes_equals_one_process(tmp_path, frames_root, name, variant):
     # batch norm statistics are per process by design; without it the two runs must agree exactly
-    recipe_path = method_recipe(tmp_path, frames_root, name, model={"head_batchnorm": False})
+    recipe_path = method_recipe(tmp_path, frames_root, name, variant=variant, model={"head_batchnorm": False})
     recipe = load_recipe(recipe_path)
     dataset = method_class(name).training_dataset(recipe, open_frames(recipe.data), seed=0)
     items = [dataset[(i, 0)] for i in range(GLOBAL_BATCH)]

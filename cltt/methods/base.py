@@ -85,6 +85,9 @@ class Method(nn.Module):
     # The recipe sections of this method's smallest run on tests/conftest.py's 32 px clips
     # (beside tests/test_train.py's tiny recipe): the registry-enumerated engine tests use it.
     example: dict = {}
+    # Named sections on top of ``example`` for a mode whose data flow differs (mae's later
+    # target): the engine tests run each as they run the method itself.
+    variants: dict[str, dict] = {}
 
     def __init__(self, recipe):
         super().__init__()

@@ -19,7 +19,20 @@ sub-batch, and after a resume, so exact resume and two processes equal one hold.
 The loss needs no other sample: it is the engine's *local* part (units = masked patches), and
 :meth:`MAE.loss_terms` is zero. The embeddings the engine sees are the pooled latents of the
 visible patches, for the collapse monitor. ``method.positives`` does not apply (the recipe
-refuses it in one line); a temporal target (frame t+k's patches from frame t's) is not built.
+refuses it in one line).
+
+A temporal target (``method.mae.target: later``): a window holds two frames, ``x_t`` and
+``x_t+k`` (``data.window_size: 2``, ``k = data.frame_step``); the encoder sees ``x_t``'s
+visible patches only and the decoder's prediction at each hidden position is scored against
+``x_t+k``'s patch there::
+
+    latent = ViT(class token, visible patches of x_t)      pred = decoder(latent, visible)
+    L = mean over masked positions j of || pred_j - target(x_t+k)_j ||^2
+
+The visible positions are not scored: for small k they are near-copies of what the encoder
+saw, so only the hidden ones ask where things went. One crop and flip serves both frames
+(``data.augment.consistent: true``), so a position shows the same place at t and t+k; only
+``x_t`` goes through the encoder, so a sample encodes one frame, as with ``self``.
 
 Probes and export read the backbone's own readout of the whole frame: the class token for the
 built-in ViTs (``vit_t8``, ``vit_s16``, ``vit_b16``), and for timm ViTs what ``model.pool``
@@ -74,6 +87,7 @@ class MAE(Method):
     sample_kind = "windows"
     example = {"model": {"backbone": "vit_t8"}, "data": {"augment": {"enabled": False}},
                "method": {"mae": {"decoder_depth": 1, "decoder_dim": 32, "decoder_heads": 2}}}
+    variants = {"later": {"data": {"window_size": 2, "frame_step": 2}, "method": {"mae": {"target": "later"}}}}
 
     @classmethod
     def check_recipe(cls, recipe) -> None:
@@ -82,6 +96,21 @@ class MAE(Method):
         if backbone in BACKBONES and backbone not in VIT_SIZES:  # timm names are checked when built
             raise CLTTError(f"method.name=mae masks the patches of a vision transformer; model.backbone={backbone} is "
                             f"not one (use {', '.join(VIT_SIZES)} or a timm ViT such as timm/vit_tiny_patch16_224)")
+        if recipe.method.mae.target == "later":
+            data = recipe.data
+            if data.window_size != 2 or data.two_view_offset:
+                raise CLTTError(f"method.mae.target=later reads windows of two frames, the encoder's and the target "
+                                f"data.frame_step frames later; set data.window_size=2 (got {data.window_size}) and "
+                                f"data.two_view_offset=0 (got {data.two_view_offset})")
+            if data.augment.enabled and not data.augment.consistent:
+                raise CLTTError("method.mae.target=later compares each hidden position with the same position in the "
+                                "later frame, so both frames need one crop and flip; set data.augment.consistent=true")
+
+    @classmethod
+    def encoded_frames(cls, recipe) -> int:
+        """``later``: the window's first frame only goes through the encoder; the second is a target."""
+        frames = super().encoded_frames(recipe)
+        return frames // 2 if recipe.method.mae.target == "later" else frames
 
     def build_encoder(self, recipe) -> ContrastiveEncoder:
         built, report = backbone_from_model(recipe.model, recipe.data.image_size)
@@ -108,16 +137,21 @@ class MAE(Method):
 
     def forward_step(self, views: torch.Tensor, extras: dict[str, torch.Tensor]) -> Forward:
         """``views [b, V, T, 3, S, S]`` -> pooled visible latents ``[b, V*T, C]`` and the summed
-        masked-patch error over the ``b * V * T`` frames (units: masked patches)."""
-        b, per_sample = views.shape[0], views.shape[1] * views.shape[2]
-        frames = views.flatten(0, 2)
+        masked-patch error over the ``b * V * T`` frames (units: masked patches). With
+        ``target: later`` (T = 2) only frame 0 of each window is encoded (``[b, V, C]``) and
+        frame 1 is its target."""
+        if self.options.target == "later":
+            frames, targets = views[:, :, 0].flatten(0, 1), views[:, :, 1].flatten(0, 1)
+        else:
+            frames = targets = views.flatten(0, 2)
+        b, per_sample = views.shape[0], frames.shape[0] // views.shape[0]
         noise = mask_noise(extras["mask_seed"], per_sample, self.num_patches)
         visible, masked = split_patches(noise, self.options.mask_ratio)
         prefix, patches = self.vit.tokens(frames)
         seen = patches.gather(1, visible.unsqueeze(-1).expand(-1, -1, patches.shape[-1]))
         latent = self.vit.encode(prefix, seen)
         predicted = self.decoder(latent, visible)
-        total, units = masked_patch_loss(predicted, patchify(frames, self.patch_size), masked,
+        total, units = masked_patch_loss(predicted, patchify(targets, self.patch_size), masked,
                                          self.options.norm_pix_loss)
         return Forward(self.vit.pool(latent).view(b, per_sample, -1), total, units)
 

@@ -87,10 +87,20 @@ def assert_same_weights(a: dict, b: dict) -> None:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
 
 
-def method_recipe(tmp_path, frames_root, name: str, model=None, **train):
-    """:func:`write_recipe` for registered method ``name`` at its smallest (its ``example`` sections),
-    with ``model`` and ``train`` values on top."""
-    sections = copy.deepcopy(registered_methods()[name].cls.example)
+def merged(base: dict, top: dict) -> dict:
+    """``base`` with ``top``'s values over it, nested sections merged key by key (a new dict)."""
+    out = copy.deepcopy(base)
+    for key, value in top.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) \
+            else copy.deepcopy(value)
+    return out
+
+
+def method_recipe(tmp_path, frames_root, name: str, model=None, variant: str | None = None, **train):
+    """:func:`write_recipe` for registered method ``name`` at its smallest (its ``example`` sections,
+    and its ``variants[variant]`` over them), with ``model`` and ``train`` values on top."""
+    cls = registered_methods()[name].cls
+    sections = merged(cls.example, cls.variants[variant]) if variant else copy.deepcopy(cls.example)
     sections.setdefault("method", {})["name"] = name
     sections.setdefault("train", {}).update(train)
     sections.setdefault("model", {}).update(model or {})

@@ -8,6 +8,8 @@ from cltt.errors import RecipeError
 from cltt.recipe.checks import check_min
 from cltt.recipe.methods import declare_method
 
+TARGETS = ("self", "later")  # what the hidden patches are compared with (MAEConfig.target)
+
 
 @dataclass
 class MAEConfig:
@@ -16,7 +18,10 @@ class MAEConfig:
     ``mask_ratio`` of each frame's patches are hidden from the encoder (He et al. 2022: 0.75);
     the decoder has ``decoder_depth`` pre-norm transformer blocks of width ``decoder_dim`` with
     ``decoder_heads`` heads; ``norm_pix_loss`` normalises each target patch by its own mean and
-    variance (the paper's better setting).
+    variance (the paper's better setting). ``target`` is what the masked patches are compared
+    with: ``self``, the frame's own patches (the paper), or ``later``, the same positions in the
+    window's second frame (``data.window_size: 2``, ``data.frame_step`` frames later), which the
+    encoder never sees: time, not only the frame, fills the hidden patches.
     """
 
     mask_ratio: float = 0.75  # fraction of each frame's patches hidden from the encoder
@@ -24,11 +29,14 @@ class MAEConfig:
     decoder_dim: int = 128  # the decoder's width, a multiple of 4 (the paper: 512)
     decoder_heads: int = 4  # attention heads of each decoder block
     norm_pix_loss: bool = True  # targets are each patch's pixels normalised by its own mean and variance
+    target: str = "self"  # self: the frame's own hidden patches; later: those of the frame data.frame_step later
 
     def validate(self, at: str) -> None:
         if not 0 < self.mask_ratio < 1:
             raise RecipeError(f"recipe key '{at}.mask_ratio' must be in (0, 1): some patches hidden, some seen; "
                               f"got {self.mask_ratio}")
+        if self.target not in TARGETS:
+            raise RecipeError(f"recipe key '{at}.target' must be one of {', '.join(TARGETS)}, got {self.target!r}")
         for name in ("decoder_depth", "decoder_dim", "decoder_heads"):
             check_min(getattr(self, name), f"{at}.{name}", 1)
         if self.decoder_dim % 4:
