@@ -11,8 +11,10 @@ Rows: ``simclr``, ``byol``, ``vicreg`` and ``moco`` each with ``method.positives
 (two augmentations of one frame), ``time`` (a frame and the one ``data.two_view_offset`` = 2
 frames later, one augmentation draw) and ``both`` (the same two frames, a draw each); then
 ``tc`` (temporal classification of time segments) and ``mae`` (a masked autoencoder, on a ViT),
-and the architecture of the first row untrained (random init) and 16 x 16 pixels; a row on
-another encoder (mae's ViT) also gets its own encoder untrained (``mae random init``). A method
+with its ``time`` row (``method.mae.target=later``: the hidden patches of the frame 2 frames
+later are the target), and the architecture of the first row untrained (random init) and 16 x 16
+pixels; a row on another encoder (mae's ViT) also gets its own encoder untrained (``mae random
+init``). A method
 the registry does not have (yet) is skipped with one line; one that is registered later is
 included on the next run. Every trained row starts from recipes/quickstart.yaml (tiny_cnn, Adam
 1e-3, its augmentation) with its method's settings from its own recipe in recipes/ (``METHODS``
@@ -84,6 +86,10 @@ METHODS: dict[str, list[str]] = {
             "train.optimizer=adamw", "train.weight_decay=0.05"],
 }
 PAIR_METHODS = ("simclr", "byol", "vicreg", "moco")  # the ones that take method.positives
+# a method without positives whose own key puts time in: its "time" row beside its own objective
+# (mae: the hidden patches of the frame TIME_OFFSET frames later, not the frame's own)
+TIME_VARIANTS = {"mae": ["method.mae.target=later", "data.window_size=2", f"data.frame_step={TIME_OFFSET}",
+                         "data.augment.consistent=true"]}
 ROW_DATA = {  # a pair (x_t, x_t+k) or two draws of x_t; tc and mae read single frames
     "augment": ["data.two_view_offset=0"],
     "time": [f"data.two_view_offset={TIME_OFFSET}", "data.augment.consistent=true"],
@@ -120,6 +126,7 @@ def rows(methods: list[str]) -> list[Row]:
             print(f"skipped {method}: not a registered method here (it joins the study once it is)")
             continue
         found += [(method, p) for p in POSITIVES] if method in PAIR_METHODS else [(method, None)]
+        found += [(method, "time")] if method in TIME_VARIANTS else []
     return found
 
 
@@ -129,12 +136,13 @@ def row_name(row: Row) -> str:
 
 def own_encoders(study: list[Row], overrides: list[str]) -> set[Row]:
     """The rows whose probed encoder (the backbone and its readout, not the head) is not the first
-    row's, as mae's ViT is not the tiny_cnn: each gets its own architecture's random-init figure."""
+    row's, as mae's ViT is not the tiny_cnn, the first of each method: its architecture's random-init figure."""
     def encoder(row: Row) -> tuple:
         m = load_recipe(QUICKSTART, [*overrides, *METHODS[row[0]]]).model
         return m.backbone, m.weights, m.timm, m.pool, m.patch_block, m.vivit
 
-    return {row for row in study if encoder(row) != encoder(study[0])} if study else set()
+    other = [row for row in study if encoder(row) != encoder(study[0])] if study else []
+    return {next(row for row in other if row[0] == method) for method in dict.fromkeys(r[0] for r in other)}
 
 
 def data_overrides(args, seed: int) -> tuple[list[str], str]:
@@ -177,8 +185,11 @@ def run_row(row: Row, seed: int, data: list[str], clips_file: Path, first: bool,
     The first row is probed against random init and pixels; a row with ``own_random_init`` (an
     encoder other than the first row's) against its own architecture at random init."""
     method, positives = row
-    keys = [*COMMON, *data, f"data.clips={clips_file}", *ROW_DATA[positives], *METHODS[method],
-            *([f"method.positives={positives}"] if positives else []), *args.overrides]
+    if method in TIME_VARIANTS:  # its own objective (None) or its time variant
+        row_keys = [*ROW_DATA[None], *METHODS[method], *(TIME_VARIANTS[method] if positives else [])]
+    else:
+        row_keys = [*ROW_DATA[positives], *METHODS[method], *([f"method.positives={positives}"] if positives else [])]
+    keys = [*COMMON, *data, f"data.clips={clips_file}", *row_keys, *args.overrides]
     schedule, line, planned = budget(row, keys, args)
     keys = [*keys, *schedule, f"train.seed={seed}",
             f"probe.baselines={'[random_init,pixels]' if first else '[]'}"]
@@ -316,9 +327,12 @@ def main() -> None:
     study = rows(args.methods or args.size["methods"])
     try:
         own = own_encoders(study, [*COMMON, *data_overrides(args, seeds[0])[0], *args.overrides])
-        results: dict[str, dict[int, Figure]] = {name: {} for row in study for name in
-                                                 (row_name(row), *([f"{row[0]} {OWN_RANDOM_INIT}"] if row in own else []))}
-        results |= {name: {} for name in BASELINES}
+        names, own_methods = [], {row[0] for row in own}
+        for i, row in enumerate(study):  # a method's own random init follows its last row
+            names.append(row_name(row))
+            if row[0] in own_methods and (i + 1 == len(study) or study[i + 1][0] != row[0]):
+                names.append(f"{row[0]} {OWN_RANDOM_INIT}")
+        results: dict[str, dict[int, Figure]] = {name: {} for name in [*names, *BASELINES]}
         for seed in seeds:
             data, data_name = data_overrides(args, seed)
             clips_file = args.out_dir / f"{data_name}_train_clips.txt"

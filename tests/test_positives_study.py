@@ -68,7 +68,7 @@ def test_small_study_writes_every_row_with_intervals_and_a_picture(tmp_path):
     else:
         assert "skipped tc: not a registered method" in done.stdout
     # mae's ViT is not the first row's tiny_cnn: it is compared with its own encoder at random init
-    expected += [("mae", "–"), ("mae", "random init"), ("random init", "–"), ("pixels", "–")]
+    expected += [("mae", "–"), ("mae", "time"), ("mae", "random init"), ("random init", "–"), ("pixels", "–")]
     rows = table_rows((out / "positives.md").read_text())
     assert list(rows) == expected
     assert_one_seed_with_intervals(rows)
@@ -80,9 +80,12 @@ def test_small_study_writes_every_row_with_intervals_and_a_picture(tmp_path):
     budgets = re.findall(r"= (\d+) frames a step, (\d+) steps: ([\d,]+) frames", done.stdout)
     assert len(budgets) == trained and len({b[2] for b in budgets}) == 1
     assert_trained_on_train_clips(out, "objects_small_s0", trained)
-    # the ViT's random init was probed on the ViT: its features file sits in mae's run only
-    mae_run = next((out / "runs").glob("mae_own_s0_*"))
-    assert list((mae_run / "features").glob("random_init-*.npz"))
+    # the ViT's random init was probed on the ViT: its features file sits in mae's first run only
+    assert list(next((out / "runs").glob("mae_own_s0_*")).joinpath("features").glob("random_init-*.npz"))
+    assert not list(next((out / "runs").glob("mae_time_s0_*")).joinpath("features").glob("random_init-*.npz"))
+    # mae's time row trains on two-frame windows, the later frame its target
+    later = load_recipe(next((out / "runs").glob("mae_time_s0_*")) / "recipe.yaml")
+    assert (later.method.mae.target, later.data.window_size, later.data.frame_step) == ("later", 2, 2)
     assert not list(next((out / "runs").glob("tc_own_s0_*")).joinpath("features").glob("random_init-*.npz"))
 
 
