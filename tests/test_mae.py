@@ -22,7 +22,7 @@ from cltt.models.masked_vit import VisibleTokens, sincos_position_code
 from cltt.objectives.mae import kept_count, masked_patch_loss, patch_targets, patchify, split_patches
 from cltt.recipe import load_recipe
 from tests.conftest import invoke_in_process
-from tests.helpers.commands import one_line_error
+from tests.helpers.commands import one_line_error, run_cli
 from tests.helpers.training import Recorder, method_recipe, train_in_process
 
 # ---------------------------------------------------------------- patches and masks
@@ -225,16 +225,32 @@ def test_the_later_target_scores_the_hidden_positions_of_the_later_frame(tmp_pat
 def test_the_later_target_refuses_data_it_cannot_read_in_one_line(tmp_path, frames_root):
     path = method_recipe(tmp_path, frames_root, "mae", variant="later")
     cases = [(["data.window_size=3"], "set data.window_size=2 (got 3)"),
-             (["data.two_view_offset=2"], "data.two_view_offset=0 (got 2)"),
+             (["data.two_view_offset=2"], "not two windows; set data.two_view_offset=0 (got 2)"),
              (["data.augment.enabled=true", "data.augment.consistent=false"], "set data.augment.consistent=true")]
     for overrides, says in cases:
+        recipe = load_recipe(path, overrides)
         with pytest.raises(CLTTError, match=r"^method.mae.target=later ") as raised:
-            build_method(load_recipe(path, overrides))
+            method_class("mae").check_training(recipe)
         assert says in str(raised.value) and "\n" not in str(raised.value)
+        build_method(recipe)  # a probe builds it with the windows it reads: only training is refused
     with pytest.raises(RecipeError, match=r"method.mae.target' must be one of self, later, got 'future'"):
         load_recipe(path, ["method.mae.target=future"])
     one_line_error(invoke_in_process(main, ["train", path, "data.window_size=1"], tmp_path),
                    "method.mae.target=later reads windows of two frames")
+
+
+def test_a_later_run_is_probed_at_the_windows_the_probe_reads(tmp_path, frames_root):
+    """Two-frame windows are the later target's training samples, not the probe's: a probe at
+    one-frame windows builds the method and scores it (it refused once, telling the user to
+    change a training key)."""
+    path = method_recipe(tmp_path, frames_root, "mae", variant="later", epochs=1)
+    assert train_in_process(path).status == "finished"
+    labels = tmp_path / "labels.csv"
+    labels.write_text("clip,label,split\nclip0,a,train\nclip1,b,train\nclip2,a,test\n")
+    result = run_cli("probe", tmp_path / "runs" / "tiny", "data.window_size=1", f"probe.labels={labels}",
+                     "probe.probes=[logistic]", "probe.baselines=[]", "-o", tmp_path / "probe.json")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "probe.json").is_file()
 
 
 # ---------------------------------------------------------------- refusals

@@ -128,7 +128,9 @@ class Trainer:
             raise CLTTError(f"train.batch_size={train.batch_size} must be divisible by the {self.info.world_size} processes")
         dist.init_processes(self.info, self.placement.device)
         seed_everything(train.seed)
-        method_class(recipe.method.name).check_recipe(recipe)  # before any data is read
+        chosen = method_class(recipe.method.name)
+        chosen.check_recipe(recipe)  # before any data is read
+        chosen.check_training(recipe)
 
         self.dataset = self._open_dataset()
         self.batches_per_epoch = len(self.dataset) // train.batch_size

@@ -26,6 +26,8 @@ What a method overrides, each optional but the loss:
                                  encoder by default); what probes and export read, through
                                  the protocols of :mod:`cltt.models.representation`
     check_recipe(recipe)         refuse, in one line, data the method cannot run with
+    check_training(recipe)       refuse, in one line, samples it cannot train on (asked by the
+                                 trainer only: a probe may read other windows)
     negatives(recipe)            where an anchor's negatives come from (a batch of one sample is
                                  refused when they all come from other samples, warned about
                                  when only those inside its own sample are left)
@@ -130,6 +132,13 @@ class Method(nn.Module):
                 raise CLTTError(f"train.batch_size=1: method.name={cls.name} contrasts each sample with the other samples "
                                 "of the batch, so a batch of one has no negatives and its loss could only pull embeddings together; "
                                 "use train.batch_size=2 or more")
+
+    @classmethod
+    def check_training(cls, recipe) -> None:
+        """Raise :class:`CLTTError` (one line) when this method cannot *train* on ``recipe``'s samples
+        (their window shape, their augmentation). Only the trainer asks: ``cltt probe`` and
+        ``visualize`` build the method with the windows they read (``data.window_size`` is theirs
+        to change), which need not be the training ones."""
 
     @classmethod
     def negatives(cls, recipe) -> str:
@@ -246,6 +255,13 @@ class InfoNCEMethod(Method):
     global batch a negative, at ``method.temperature`` with ``method.decoupled``."""
 
     shared_keys = ("temperature", "decoupled")
+
+    @classmethod
+    def check_training(cls, recipe) -> None:
+        """Raise :class:`CLTTError` (one line) when this method cannot *train* on ``recipe``'s samples
+        (their window shape, their augmentation). Only the trainer asks: ``cltt probe`` and
+        ``visualize`` build the method with the windows they read (``data.window_size`` is theirs
+        to change), which need not be the training ones."""
 
     @classmethod
     def negatives(cls, recipe) -> str:

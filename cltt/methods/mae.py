@@ -96,15 +96,21 @@ class MAE(Method):
         if backbone in BACKBONES and backbone not in VIT_SIZES:  # timm names are checked when built
             raise CLTTError(f"method.name=mae masks the patches of a vision transformer; model.backbone={backbone} is "
                             f"not one (use {', '.join(VIT_SIZES)} or a timm ViT such as timm/vit_tiny_patch16_224)")
-        if recipe.method.mae.target == "later":
-            data = recipe.data
-            if data.window_size != 2 or data.two_view_offset:
-                raise CLTTError(f"method.mae.target=later reads windows of two frames, the encoder's and the target "
-                                f"data.frame_step frames later; set data.window_size=2 (got {data.window_size}) and "
-                                f"data.two_view_offset=0 (got {data.two_view_offset})")
-            if data.augment.enabled and not data.augment.consistent:
-                raise CLTTError("method.mae.target=later compares each hidden position with the same position in the "
-                                "later frame, so both frames need one crop and flip; set data.augment.consistent=true")
+
+    @classmethod
+    def check_training(cls, recipe) -> None:
+        """``later`` trains on windows of two frames with one crop and flip for both."""
+        if recipe.method.mae.target != "later":
+            return
+        data = recipe.data
+        reads = "method.mae.target=later reads windows of two frames, the encoder's and the target data.frame_step later"
+        if data.window_size != 2:
+            raise CLTTError(f"{reads}; set data.window_size=2 (got {data.window_size})")
+        if data.two_view_offset:
+            raise CLTTError(f"{reads}, not two windows; set data.two_view_offset=0 (got {data.two_view_offset})")
+        if data.augment.enabled and not data.augment.consistent:
+            raise CLTTError("method.mae.target=later compares each hidden position with the same position in the "
+                            "later frame, so both frames need one crop and flip; set data.augment.consistent=true")
 
     @classmethod
     def encoded_frames(cls, recipe) -> int:
