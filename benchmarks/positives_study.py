@@ -5,7 +5,7 @@
     python benchmarks/positives_study.py --methods simclr byol --seeds 0
     python benchmarks/positives_study.py --synthetic playroom  # the harder built-in playroom, per-frame labels
     python benchmarks/positives_study.py --root data/mine --labels data/mine/labels.csv \\
-        data.image_size=64 data.frame_step=2                   # your labelled clips; key=value for every run
+        data.image_size=64                                     # your labelled clips; key=value for every run
 
 Rows: ``simclr``, ``byol``, ``vicreg`` and ``moco`` each with ``method.positives`` ``augment``
 (two augmentations of one frame), ``time`` (a frame and the one ``data.two_view_offset`` = 2
@@ -21,8 +21,8 @@ included on the next run. Every trained row starts from recipes/quickstart.yaml 
 below); tc and mae also take their recipes' augmentation and optimiser (with the quickstart's,
 tc did not beat its random init: docs/results/self-supervised-family.md).
 
-Equal compute: every run puts the same number of frames through its trained encoder, ``--frames-per-step``
-a step for ``--steps`` steps: a sample of a pair method encodes 2 frames, one of ``tc`` or ``mae``
+Equal compute: every run puts the same number of frames through its trained encoder, 128 a
+step (32 with ``--small``) for ``--steps`` steps: a sample of a pair method encodes 2 frames, one of ``tc`` or ``mae``
 1 (``Method.encoded_frames``), so their batches hold half as many or twice as many samples. A
 momentum encoder's extra forward pass (byol, moco) is not counted. The budget is printed per row.
 
@@ -61,6 +61,7 @@ import numpy as np
 import torch
 from recipe_seeds import Figure, digest, figures, spread, train_or_reuse
 
+from cltt.data.build import open_frames
 from cltt.engine import run_files
 from cltt.errors import CLTTError
 from cltt.eval.probe import prepare_probe
@@ -96,9 +97,13 @@ ROW_DATA = {  # a pair (x_t, x_t+k) or two draws of x_t; tc and mae read single 
     "both": [f"data.two_view_offset={TIME_OFFSET}", "data.augment.consistent=false"],
     None: ["data.two_view_offset=0"],
 }
+# what makes one row differ from another: set by the study, refused as an override
+ROW_KEYS = {"method.name", "method.positives", "method.mae.target", "data.window_size", "data.window_stride",
+            "data.frame_step", "data.two_view_offset", "data.augment.consistent", "data.clips"}
 COMMON = ["data.window_size=1", "data.window_stride=1", "probe.probes=[logistic]", "train.warmup_epochs=0.5"]
-# 16 steps an epoch: a full epoch of every row on the default data (128 train clips x 16 frames
-# give tc's and mae's 128-frame batches 16 a pass, the pairs' batches of 64 pairs 28)
+# at most 16 steps an epoch: 128 train clips x 16 frames give tc's and mae's 128-frame batches 16 a
+# pass, the pairs' batches of 64 pairs 28; mae's time row (14 two-frame windows a clip) fills 14, so
+# its epochs are 10 steps (budget(): the largest divisor of the steps that fits)
 DEFAULT = {"steps": 400, "frames_per_step": 128, "steps_per_epoch": 16, "seeds": [0, 1, 2],
            "methods": list(METHODS), "synthetic": ["extract.synthetic.clips=200"]}
 SMALL = {"steps": 3, "frames_per_step": 32, "steps_per_epoch": 3, "seeds": [0], "methods": ["simclr", "tc"],
@@ -134,15 +139,18 @@ def row_name(row: Row) -> str:
     return row[0] if row[1] is None else f"{row[0]} {row[1]}"
 
 
-def own_encoders(study: list[Row], overrides: list[str]) -> set[Row]:
+def own_encoders(study: list[Row], base: list[str], overrides: list[str]) -> set[Row]:
     """The rows whose probed encoder (the backbone and its readout, not the head) is not the first
-    row's, as mae's ViT is not the tiny_cnn, the first of each method: its architecture's random-init figure."""
-    def encoder(row: Row) -> tuple:
-        m = load_recipe(QUICKSTART, [*overrides, *METHODS[row[0]]]).model
-        return m.backbone, m.weights, m.timm, m.pool, m.patch_block, m.vivit
+    row's, as mae's ViT is not the tiny_cnn, one for each other encoder: its architecture's random-init
+    figure. Keys in the runs' order: ``base``, the method's, then the user's ``overrides``."""
+    def encoder(row: Row) -> str:
+        m = load_recipe(QUICKSTART, [*base, *METHODS[row[0]], *overrides]).model
+        return repr((m.backbone, m.weights, m.timm, m.pool, m.patch_block, m.vivit))  # m.timm is a dict
 
-    other = [row for row in study if encoder(row) != encoder(study[0])] if study else []
-    return {next(row for row in other if row[0] == method) for method in dict.fromkeys(r[0] for r in other)}
+    first_with: dict[str, Row] = {}
+    for row in study:
+        first_with.setdefault(encoder(row), row)
+    return set(list(first_with.values())[1:])  # the first row's encoder is the baselines' own
 
 
 def data_overrides(args, seed: int) -> tuple[list[str], str]:
@@ -166,15 +174,22 @@ def write_train_clips(overrides: list[str], path: Path) -> int:
 
 
 def budget(row: Row, overrides: list[str], args) -> tuple[list[str], str, int]:
-    """Batch and schedule keys that give ``row`` ``--frames-per-step`` frames a step for ``--steps``
-    steps, a line saying so, and the steps planned."""
+    """Batch and schedule keys that give ``row`` the study's frames a step for ``--steps`` steps, a
+    line saying so, and the steps planned. An epoch is the largest divisor of the steps that is at
+    most ``--steps-per-epoch`` and the batches the row's samples fill (mae's two-frame windows fill
+    fewer than single frames do), so every row runs the same steps."""
     recipe = load_recipe(QUICKSTART, overrides)
-    per_sample = method_class(row[0]).encoded_frames(recipe)
+    chosen = method_class(row[0])
+    per_sample = chosen.encoded_frames(recipe)
     batch = max(1, args.size["frames_per_step"] // per_sample)
-    per_epoch = args.size["steps_per_epoch"]
-    epochs = max(1, round(args.size["steps"] / per_epoch))
+    available = len(chosen.training_dataset(recipe, open_frames(recipe.data), seed=0)) // batch
+    bound = max(1, min(args.size["steps_per_epoch"], available))
+    steps = args.size["steps"]
+    per_epoch = max(d for d in range(1, bound + 1) if steps % d == 0)
+    epochs = steps // per_epoch
     line = (f"{row_name(row):15} {per_sample} frame(s) a sample x batch {batch} = {per_sample * batch} frames a step, "
-            f"{epochs * per_epoch} steps: {epochs * per_epoch * per_sample * batch:,} frames")
+            f"{epochs * per_epoch} steps: {epochs * per_epoch * per_sample * batch:,} frames "
+            f"({epochs} epochs of {per_epoch})")
     keys = [f"train.batch_size={batch}", f"train.epochs={epochs}", f"train.max_batches_per_epoch={per_epoch}"]
     return keys, line, epochs * per_epoch
 
@@ -242,7 +257,8 @@ def picture(results: dict[str, dict[int, Figure]], seeds: list[int], path: Path,
     fig, ax = plt.subplots(figsize=(max(5.0, 1.6 + 1.3 * len(methods)), 4.8))
     labelled = set()
     for m, method in enumerate(methods):
-        present = [k for k in kinds if (f"{method} {k}" if k != "own" else method) in results]
+        order = kinds if method in PAIR_METHODS else ["own", *POSITIVES]  # its own objective first
+        present = [k for k in order if (f"{method} {k}" if k != "own" else method) in results]
         for j, kind in enumerate(present):
             by_seed = results[f"{method} {kind}" if kind != "own" else method]
             x = m + (j - (len(present) - 1) / 2) * width
@@ -260,19 +276,19 @@ def picture(results: dict[str, dict[int, Figure]], seeds: list[int], path: Path,
         if method in own and own[method]:
             mean = 100 * np.mean([value for value, _ in own[method].values()])
             ax.hlines(mean, m - 0.45, m + 0.45, color="black", linewidth=1.5,
-                      label=None if "own random init" in labelled else f"its own encoder at random init ({method}: {mean:.1f})")
-            labelled.add("own random init")
+                      label=f"{method}'s own encoder at random init ({mean:.1f})")
     for (name, style) in zip(BASELINES, ("--", ":")):
         if name in results:
             mean = 100 * np.mean([results[name][s][0] for s in seeds if s in results[name]])
-            ax.axhline(mean, color="grey", linestyle=style, linewidth=1, label=f"{name} ({mean:.1f})")
+            what = f"{name}, {methods[0]}'s encoder" if name == "random init" and own else name
+            ax.axhline(mean, color="grey", linestyle=style, linewidth=1, label=f"{what} ({mean:.1f})")
     ax.set_xticks(range(len(methods)), methods)
     ax.set_ylabel("logistic test accuracy (%)")
     ax.set_ylim(0, 100)
     ax.set_title(title, fontsize=8, wrap=True)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=3, frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")  # the legend below the axes stays whole
     plt.close(fig)
 
 
@@ -318,6 +334,10 @@ def main() -> None:
     unknown = [m for m in args.methods or [] if m not in METHODS]
     if unknown:
         parser.error(f"--methods {' '.join(unknown)}: the study knows {', '.join(METHODS)}")
+    for override in args.overrides:
+        if override.partition("=")[0] in ROW_KEYS:
+            parser.error(f"{override.partition('=')[0]} is set per row by the study (a row's positives, windows "
+                         f"and method); remove {override}")
     for option, given in (("--methods", args.methods or []), ("--seeds", seeds)):
         twice = sorted({str(v) for v in given if given.count(v) > 1})
         if twice:
@@ -326,7 +346,7 @@ def main() -> None:
     started = time.perf_counter()
     study = rows(args.methods or args.size["methods"])
     try:
-        own = own_encoders(study, [*COMMON, *data_overrides(args, seeds[0])[0], *args.overrides])
+        own = own_encoders(study, [*COMMON, *data_overrides(args, seeds[0])[0]], args.overrides)
         names, own_methods = [], {row[0] for row in own}
         for i, row in enumerate(study):  # a method's own random init follows its last row
             names.append(row_name(row))

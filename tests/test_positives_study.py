@@ -149,6 +149,8 @@ def test_study_reuses_its_runs_and_takes_a_labelled_root_of_ones_own(tmp_path):
     (["--threads", "0"], "argument --threads: 0 is below 1"),  # was torch's traceback
     (["--seeds", "1", "1"], "--seeds names 1 more than once"),
     (["--methods", "tc", "tc"], "--methods names tc more than once"),
+    # the study sets a row's windows: an override changed mae's time gap and no other row's
+    (["data.frame_step=4"], "data.frame_step is set per row by the study"),
 ])
 def test_study_refuses_a_bad_option_in_one_line_before_any_work(tmp_path, args, says):
     done = subprocess.run([sys.executable, str(STUDY), *args, "--out-dir", str(tmp_path / "out")],
@@ -157,3 +159,14 @@ def test_study_refuses_a_bad_option_in_one_line_before_any_work(tmp_path, args, 
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("positives_study.py: error: ") and says in last, done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_every_row_runs_the_same_steps_when_its_samples_fill_fewer_batches(tmp_path):
+    """mae's time row reads two-frame windows (14 of a 16-frame clip), so its samples fill fewer
+    batches than single frames do: its epochs shrink to a divisor of the steps (here 2 of 2, not
+    1 of 4 cut to 3), so it runs the steps every other row runs."""
+    done = study(tmp_path, "--small", "--methods", "mae", "--steps", "4", "--steps-per-epoch", "4",
+                 "--out-dir", str(tmp_path / "out"))
+    lines = dict(re.findall(r"seed 0 (mae(?: time)?)\s+.*?(4 steps: 128 frames \(\d epochs of \d\))", done.stdout))
+    assert lines == {"mae": "4 steps: 128 frames (1 epochs of 4)", "mae time": "4 steps: 128 frames (2 epochs of 2)"}
+    assert "warning" not in done.stdout
