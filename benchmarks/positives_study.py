@@ -14,17 +14,17 @@ frames later, one augmentation draw) and ``both`` (the same two frames, a draw e
 with its ``time`` row (``method.mae.target=later``: the hidden patches of the frame 2 frames
 later are the target), and the architecture of the first row untrained (random init) and 16 x 16
 pixels; a row on another encoder (mae's ViT) also gets its own encoder untrained (``mae random
-init``). A method
-the registry does not have (yet) is skipped with one line; one that is registered later is
-included on the next run. Every trained row starts from recipes/quickstart.yaml (tiny_cnn, Adam
+init``). A method the registry does not have (yet) is skipped with one line; one that is
+registered later is included on the next run. Every trained row starts from recipes/quickstart.yaml (tiny_cnn, Adam
 1e-3, its augmentation) with its method's settings from its own recipe in recipes/ (``METHODS``
 below); tc and mae also take their recipes' augmentation and optimiser (with the quickstart's,
 tc did not beat its random init: docs/results/self-supervised-family.md).
 
 Equal compute: every run puts the same number of frames through its trained encoder, 128 a
-step (32 with ``--small``) for ``--steps`` steps: a sample of a pair method encodes 2 frames, one of ``tc`` or ``mae``
-1 (``Method.encoded_frames``), so their batches hold half as many or twice as many samples. A
-momentum encoder's extra forward pass (byol, moco) is not counted. The budget is printed per row.
+step (32 with ``--small``) for ``--steps`` steps: a sample of a pair method encodes 2 frames,
+one of ``tc`` or ``mae`` 1 (``Method.encoded_frames``; mae's time row encodes the first frame of
+its two), so their batches hold half as many or twice as many samples. A momentum encoder's
+extra forward pass (byol, moco) is not counted. The budget is printed per row.
 
 Data: each seed s writes its own rotating objects (``extract.synthetic.seed=s``: 8 objects x 25
 clips of 16 frames at 48 px, with train/val/test clips) and trains with ``train.seed=s``. With
@@ -315,8 +315,8 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", help=f"a subset of {', '.join(METHODS)}")
     parser.add_argument("--seeds", type=whole_number(0), nargs="+")
     parser.add_argument("--steps", type=whole_number(1), help="optimizer steps of every run (default 400, --small 3)")
-    parser.add_argument("--steps-per-epoch", type=whole_number(1), help="batches an epoch (default 16, --small 3); every row "
-                        "needs that many, or its budget shrinks (a warning says so)")
+    parser.add_argument("--steps-per-epoch", type=whole_number(1), help="at most this many batches an epoch (default 16, "
+                        "--small 3); a row whose samples fill fewer takes the largest divisor of --steps they fill")
     parser.add_argument("--small", action="store_true", help="a smoke test: 16 clips at 32 px, 3 steps, simclr and tc")
     parser.add_argument("--threads", type=whole_number(1), default=2)
     parser.add_argument("--out-dir", type=Path, default=Path("runs/positives_study"))
