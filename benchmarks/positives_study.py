@@ -59,7 +59,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from recipe_seeds import Figure, digest, figures, spread, train_or_reuse
+from recipe_seeds import Figure, digest, figures, spread, train_or_reuse, writing
 
 from cltt.data.build import open_frames
 from cltt.engine import run_files
@@ -218,7 +218,8 @@ def run_row(row: Row, seed: int, data: list[str], clips_file: Path, first: bool,
               f"{args.size['steps_per_epoch']} batches an epoch, so its budget is smaller; lower --steps-per-epoch")
     # the baselines are a probe setting: the run's name (above) keeps the one it was trained under
     probe_keys = [*keys, "probe.baselines=[random_init]"] if own_random_init and not first else keys
-    return figures(load_recipe(QUICKSTART, probe_keys), run_dir / run_files.FINAL_CHECKPOINT)
+    with writing(run_dir):  # features are cached in the run dir
+        return figures(load_recipe(QUICKSTART, probe_keys), run_dir / run_files.FINAL_CHECKPOINT)
 
 
 def cell(figure: Figure | None) -> str:

@@ -42,8 +42,10 @@ import numpy as np
 import torch
 
 from cltt.data.build import open_frames
+from cltt.engine import run_dir as run_dirs
 from cltt.engine import run_files
 from cltt.engine.run_dir import prepare_training
+from cltt.engine.run_lock import hold_run_dir
 from cltt.engine.trainer import Trainer
 from cltt.eval.report import ProbeReport
 from cltt.eval.tasks import probe_task
@@ -91,15 +93,24 @@ def run_name(recipe_path: Path, seed: int, threads: int, overrides: list[str]) -
     return f"{recipe_path.stem}_s{seed}_t{threads}{digest(overrides)}"
 
 
+def writing(run_dir: Path):
+    """The run dir's one-writer lock, as ``cltt train`` and ``cltt probe`` hold it: two benchmarks
+    (or a benchmark and a cltt command) on one out dir would otherwise train or probe one run side
+    by side. A second writer is refused in one line naming the holder."""
+    return hold_run_dir(run_dir, "wait for it to finish, or give this benchmark another --out-dir")
+
+
 def train_or_reuse(recipe_path: Path, overrides: list[str]) -> tuple[Path, float | None, int]:
     """Train ``recipe_path`` under ``overrides`` (which name the run and set ``train.resume=auto``)
     -> (run dir, training seconds or None for a finished run reused, optimizer steps of the run).
     A run stopped part-way resumes from its last checkpoint."""
     started = time.perf_counter()
-    recipe, run_dir, resume, _ = prepare_training(load_recipe(recipe_path, overrides), recipe_path, False)
-    reused = (run_dir / run_files.FINAL_CHECKPOINT).is_file()
-    trainer = Trainer(recipe, run_dir, None, resume)
-    trainer.run()
+    recipe = load_recipe(recipe_path, overrides)
+    with writing(Path(recipe.train.out_dir) / run_dirs.run_name(recipe, recipe_path)):
+        recipe, run_dir, resume, _ = prepare_training(recipe, recipe_path, False)
+        reused = (run_dir / run_files.FINAL_CHECKPOINT).is_file()
+        trainer = Trainer(recipe, run_dir, None, resume)
+        trainer.run()
     return run_dir, None if reused else time.perf_counter() - started, trainer.total_steps
 
 
@@ -113,7 +124,8 @@ def run(recipe_path: Path, seed: int, threads: int, out_dir: Path, overrides: li
     run_dir, seconds, _ = train_or_reuse(recipe_path, common)
     probe_recipe = load_recipe(recipe_path, [*common, *probe_overrides])
     open_frames(probe_recipe.data, synthetic=probe_recipe.extract.synthetic)  # built-in probe data, once
-    return figures(probe_recipe, run_dir / run_files.FINAL_CHECKPOINT), seconds
+    with writing(run_dir):  # features are cached in the run dir
+        return figures(probe_recipe, run_dir / run_files.FINAL_CHECKPOINT), seconds
 
 
 def shown(figure: Figure | None, percent: bool) -> str:

@@ -50,3 +50,18 @@ def test_figures_of_the_label_free_task_are_every_measure_with_its_interval(reci
     assert not any(name.endswith(("_low", "_high")) for name in found)
     value, (low, high) = found["trained alignment"]
     assert low <= high and value is not None
+
+
+def test_a_run_another_writer_holds_is_refused_not_trained_beside_it(recipe_seeds, tmp_path):
+    """Two benchmarks on one out dir trained the same run side by side (two positives studies
+    did, unseen, until each took the run dir's one-writer lock as cltt train does)."""
+    from cltt.engine.run_lock import hold_run_dir
+    from cltt.errors import CLTTError
+    from tests.helpers.training import write_recipe
+
+    recipe_path = write_recipe(tmp_path, tmp_path / "frames", train={"epochs": 1})
+    run_dir = tmp_path / "runs" / "held"
+    with hold_run_dir(run_dir, "another writer"):
+        with pytest.raises(CLTTError, match=r"wait for it to finish, or give this benchmark another --out-dir"):
+            recipe_seeds.train_or_reuse(recipe_path, ["train.name=held"])
+    assert not (run_dir / run_files.FINAL_CHECKPOINT).exists()
