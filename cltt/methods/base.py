@@ -257,13 +257,6 @@ class InfoNCEMethod(Method):
     shared_keys = ("temperature", "decoupled")
 
     @classmethod
-    def check_training(cls, recipe) -> None:
-        """Raise :class:`CLTTError` (one line) when this method cannot *train* on ``recipe``'s samples
-        (their window shape, their augmentation). Only the trainer asks: ``cltt probe`` and
-        ``visualize`` build the method with the windows they read (``data.window_size`` is theirs
-        to change), which need not be the training ones."""
-
-    @classmethod
     def negatives(cls, recipe) -> str:
         return "batch"
 
