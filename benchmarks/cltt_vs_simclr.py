@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from recipe_seeds import train_or_reuse
+from recipe_seeds import train_or_reuse, writing
 
 from cltt.engine import run_files
 from cltt.eval.probe import probe_checkpoint
@@ -69,7 +69,8 @@ def run_row(row: str, seed: int, steps: int, out_dir: Path, overrides: list[str]
             "probe.probes=[logistic]", f"probe.baselines={'[random_init,pixels]' if row == 'cltt' else '[]'}",
             *ROWS[row], *overrides]
     run_dir, seconds, _ = train_or_reuse(QUICKSTART, keys)
-    report = probe_checkpoint(load_recipe(QUICKSTART, keys), run_dir / run_files.FINAL_CHECKPOINT)
+    with writing(run_dir):  # features are cached in the run dir
+        report = probe_checkpoint(load_recipe(QUICKSTART, keys), run_dir / run_files.FINAL_CHECKPOINT)
     return {score.features: (score.test, score.intervals.get("test")) for score in report.scores}, seconds
 
 

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from recipe_seeds import Figure, digest, figures, train_or_reuse
+from recipe_seeds import Figure, digest, figures, train_or_reuse, writing
 
 from cltt.engine import run_files
 from cltt.errors import CLTTError
@@ -131,10 +131,11 @@ def measure_seed(seed: int, args) -> tuple[dict[str, dict[str, Figure]], float |
                                                       f"train.name={name}", "train.resume=auto"])
     checkpoint = run_dir / run_files.FINAL_CHECKPOINT
     probe_keys = [*PROBE, *keys]  # the run's keys last: an override of a probe key wins
-    logistic = figures(load_recipe(QUICKSTART, probe_keys), checkpoint)
-    recipe = load_recipe(QUICKSTART, [*PROBE, *LABEL_FREE, *args.size["label_free"], *keys])
-    report = probe_task(recipe, checkpoint)
-    save_report(report, run_dir / "probe_label_free.json")
+    with writing(run_dir):  # features and the report are written in the run dir
+        logistic = figures(load_recipe(QUICKSTART, probe_keys), checkpoint)
+        recipe = load_recipe(QUICKSTART, [*PROBE, *LABEL_FREE, *args.size["label_free"], *keys])
+        report = probe_task(recipe, checkpoint)
+        save_report(report, run_dir / "probe_label_free.json")
     found = label_free_figures(report)
     for source in SOURCES:
         found.setdefault(source, {})[ACCURACY] = logistic.get(f"{source} logistic", (None, None))
