@@ -110,3 +110,8 @@ def test_the_few_test_units_warning_counts_empty_classes_in_words():
     assert "and 1 class has none (under 5" in one[0], one
     two = small_sample_warnings(np.array([0, 1, 2, 0, 0]), splits, ["a", "b", "c"], [])
     assert "and 2 classes have none (under 5" in two[0], two
+    # one test unit is "1 clip" ("1 clips" before), whatever the unit
+    single = np.array(["train", "train", "train", "train", "test"])
+    for unit, word in (("clips", "clip"), ("images", "image"), ("groups", "group")):
+        notes = small_sample_warnings(np.array([0, 1, 2, 0, 1]), single, ["a", "b", "c"], [], unit=unit)
+        assert f"the test split has 1 {word} for 3 classes" in notes[0], notes

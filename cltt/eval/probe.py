@@ -231,7 +231,8 @@ def small_sample_warnings(targets: np.ndarray, splits: np.ndarray, classes: list
             empty = int((per_class == 0).sum())
             short = (f"{empty} classes have none" if empty > 1 else "1 class has none") if fewest == 0 else \
                 f"the fewest, {classes[int(per_class.argmin())]}, has {fewest}"
-            notes.append(f"warning: the test split has {test_units} {unit} for {len(per_class)} classes and {short} "
+            held = unit.removesuffix("s") if test_units == 1 else unit  # "1 clip", not "1 clips"
+            notes.append(f"warning: the test split has {test_units} {held} for {len(per_class)} classes and {short} "
                          f"(under {FEW_CLIPS_PER_CLASS} a class): the test figures are coarse; read their 95% intervals, "
                          f"and hold out more {unit} to narrow them")
     wide = [(s, s.intervals["test"]) for s in scores if s.intervals.get("test") and
