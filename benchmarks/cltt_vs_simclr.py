@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from recipe_seeds import train_or_reuse, writing
+from recipe_seeds import train_or_reuse, whole_number, writing
 
 from cltt.engine import run_files
 from cltt.eval.probe import probe_checkpoint
@@ -77,8 +77,8 @@ def run_row(row: str, seed: int, steps: int, out_dir: Path, overrides: list[str]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("overrides", nargs="*", help="recipe key=value overrides for every run")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=400, help="optimizer steps of every trained run")
+    parser.add_argument("--seeds", type=whole_number(0), nargs="+", default=[0, 1, 2])
+    parser.add_argument("--steps", type=whole_number(1), default=400, help="optimizer steps of every trained run")
     parser.add_argument("--out-dir", type=Path, default=Path("runs/cltt_vs_simclr"))
     args = parser.parse_args()
     results: dict[str, dict[int, tuple[float, list[float]]]] = {row: {} for row in (*ROWS, *BASELINES)}

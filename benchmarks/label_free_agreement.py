@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from recipe_seeds import Figure, digest, figures, train_or_reuse, writing
+from recipe_seeds import Figure, digest, figures, train_or_reuse, whole_number, writing
 
 from cltt.engine import run_files
 from cltt.errors import CLTTError
@@ -222,8 +222,8 @@ def summary(results: dict[int, dict], seeds: list[int]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("overrides", nargs="*", help="recipe key=value overrides for every run")
-    parser.add_argument("--seeds", type=int, nargs="+", help="training and data seeds (default 0 1 2, --small 0)")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--seeds", type=whole_number(0), nargs="+", help="training and data seeds (default 0 1 2, --small 0)")
+    parser.add_argument("--threads", type=whole_number(1), default=2, help="torch threads (default 2)")
     parser.add_argument("--small", action="store_true", help="a smoke test: 16 clips at 32 px, 3 steps, 1 seed")
     parser.add_argument("--out-dir", type=Path, default=Path("runs/label_free_agreement"))
     args = parser.parse_args()

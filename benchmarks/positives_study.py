@@ -59,7 +59,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from recipe_seeds import Figure, digest, figures, spread, train_or_reuse, writing
+from recipe_seeds import Figure, digest, figures, spread, train_or_reuse, whole_number, writing
 
 from cltt.data.build import open_frames
 from cltt.engine import run_files
@@ -291,19 +291,6 @@ def picture(results: dict[str, dict[int, Figure]], seeds: list[int], path: Path,
     fig.tight_layout()
     fig.savefig(path, dpi=120, bbox_inches="tight")  # the legend below the axes stays whole
     plt.close(fig)
-
-
-def whole_number(least: int):
-    """An argparse type: an int of at least ``least``, else argparse's one usage line (exit 2)."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < least:
-            raise argparse.ArgumentTypeError(f"{value} is below {least}")
-        return value
-    return parse
 
 
 def main() -> None:

@@ -149,12 +149,25 @@ def spread(values: list[float], percent: bool) -> str:
     return f"{v.mean():.{digits}f} +- {sd}"
 
 
+def whole_number(least: int):
+    """An argparse type: an int of at least ``least``, else argparse's one usage line (exit 2)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{value} is below {least}")
+        return value
+    return parse
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("recipe", type=Path)
     parser.add_argument("overrides", nargs="*", help="recipe key=value overrides for every run's training")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--threads", type=int, nargs="+", default=[2])
+    parser.add_argument("--seeds", type=whole_number(0), nargs="+", default=[0, 1, 2])
+    parser.add_argument("--threads", type=whole_number(1), nargs="+", default=[2])
     parser.add_argument("--probe", action="append", default=[], metavar="KEY=VALUE",
                         help="override for the probe only (probe.*, data.root, extract.synthetic.*); repeatable")
     parser.add_argument("--out-dir", type=Path, default=Path("runs/recipe_seeds"))
