@@ -44,7 +44,7 @@ from cltt.engine import run_files
 from cltt.eval.probe import probe_checkpoint
 from cltt.recipe import load_recipe
 
-QUICKSTART = Path("recipes/quickstart.yaml")
+QUICKSTART = Path(__file__).resolve().parent.parent / "recipes" / "quickstart.yaml"  # from any folder
 STEPS_PER_EPOCH = 20  # max_batches_per_epoch: every row's epochs are the same length
 CROP_ONLY = ["data.augment.flip_p=0", "data.augment.jitter_p=0", "data.augment.grayscale_p=0", "data.augment.blur_p=0"]
 ROWS = {

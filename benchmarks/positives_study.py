@@ -293,6 +293,15 @@ def picture(results: dict[str, dict[int, Figure]], seeds: list[int], path: Path,
     plt.close(fig)
 
 
+def unwritable(err: OSError, out_dir: Path) -> None:
+    """One line and exit 2 for a file the study cannot write (a full disk, a read-only out dir):
+    every run finished before it stays, and a rerun reuses them."""
+    where = err.filename or out_dir
+    print(f"error: cannot write {where} ({err.strerror or err}); free space or make {out_dir} writable and rerun, "
+          "which reuses every finished run", file=sys.stderr)
+    sys.exit(2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("overrides", nargs="*", help="recipe key=value overrides for every run (data keys too)")
@@ -357,6 +366,8 @@ def main() -> None:
     except CLTTError as err:  # one line, exit 2, as cltt's commands
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except OSError as err:  # a full disk or an unwritable out dir, while writing data, runs or features
+        unwritable(err, args.out_dir)
     _, _, suffix, described = SYNTHETIC[args.synthetic]
     what = f"{args.root}" if args.root else described
     header = (f"Logistic test accuracy (%) [95% interval over test clips], seeds {seeds}, {what}; "
@@ -364,14 +375,17 @@ def main() -> None:
               f"{time.perf_counter() - started:.0f} s in all on {args.threads} thread(s)")
     text = table(results, seeds, header)
     print("\n" + text)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
     table_file, picture_file = args.out_dir / f"positives{suffix}.md", args.out_dir / f"positives{suffix}.png"
-    table_file.write_text(text)
-    picture(results, seeds, picture_file,
-            f"{what}\nseeds {seeds}, {args.size['steps']} steps x {args.size['frames_per_step']} frames a run")
-    (args.out_dir / f"results{suffix}.json").write_text(json.dumps(
-        {name: {str(s): {"test_acc": v, "interval": i} for s, (v, i) in by_seed.items()}
-         for name, by_seed in results.items()}, indent=2))
+    try:  # a full disk or a read-only out dir: one line, as cltt's commands (every run is kept; a rerun only probes)
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+        table_file.write_text(text)
+        picture(results, seeds, picture_file,
+                f"{what}\nseeds {seeds}, {args.size['steps']} steps x {args.size['frames_per_step']} frames a run")
+        (args.out_dir / f"results{suffix}.json").write_text(json.dumps(
+            {name: {str(s): {"test_acc": v, "interval": i} for s, (v, i) in by_seed.items()}
+             for name, by_seed in results.items()}, indent=2))
+    except OSError as err:
+        unwritable(err, args.out_dir)
     print(f"wrote {table_file}, {picture_file} and results{suffix}.json")
 
 

@@ -170,3 +170,14 @@ def test_every_row_runs_the_same_steps_when_its_samples_fill_fewer_batches(tmp_p
     lines = dict(re.findall(r"seed 0 (mae(?: time)?)\s+.*?(4 steps: 128 frames \(\d epochs of \d\))", done.stdout))
     assert lines == {"mae": "4 steps: 128 frames (1 epochs of 4)", "mae time": "4 steps: 128 frames (2 epochs of 2)"}
     assert "warning" not in done.stdout
+
+
+def test_a_table_it_cannot_write_is_one_line_and_the_runs_stay(tmp_path):
+    """A full disk or an unwritable out dir at the end was a traceback; the finished runs stay for a rerun."""
+    out = tmp_path / "out"
+    (out / "positives.md").mkdir(parents=True)  # where the table goes: writing it fails as on a full disk
+    done = subprocess.run([sys.executable, str(STUDY), "--small", "--methods", "simclr", "--out-dir", str(out)],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1].startswith(f"error: cannot write {out / 'positives.md'} (")
+    assert len(list((out / "runs").glob("simclr_*/checkpoint_final.pth"))) == 3
